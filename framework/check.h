@@ -1,0 +1,21 @@
+#pragma once
+// The one check helper of tapegrad: TG_CHECK(cond, "op", parts...) throws std::invalid_argument
+// with the message "[op] parts..." when cond is false. Parts are streamed, so shapes print as [2, 3].
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace tg::detail {
+template <class... Parts>
+[[noreturn]] void fail_invalid(const char* op, const Parts&... parts) {
+  std::ostringstream os;
+  os << '[' << op << "] ";
+  (os << ... << parts);
+  throw std::invalid_argument(os.str());
+}
+}  // namespace tg::detail
+
+#define TG_CHECK(cond, op, ...)                          \
+  do {                                                   \
+    if (!(cond)) ::tg::detail::fail_invalid(op, __VA_ARGS__); \
+  } while (0)

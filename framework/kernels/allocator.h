@@ -1,0 +1,22 @@
+#pragma once
+// Caching allocator for tensor storage: 64-byte aligned blocks, freed blocks kept in per-size free
+// lists and handed out again, so a training loop that allocates the same shapes every step stops
+// calling malloc after the first step. Thread-safe.
+#include <cstddef>
+#include <cstdint>
+
+namespace tg::kernels {
+
+void* allocate(size_t bytes);
+void release(void* ptr, size_t bytes);
+
+struct AllocatorStats {
+  int64_t bytes_in_use = 0;      // handed out and not yet released
+  int64_t bytes_cached = 0;      // released, kept for reuse
+  int64_t peak_bytes_in_use = 0;
+};
+AllocatorStats allocator_stats();
+void reset_peak_bytes();
+void empty_cache();              // returns every cached block to the system
+
+}  // namespace tg::kernels

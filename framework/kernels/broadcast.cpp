@@ -1,0 +1,81 @@
+#include "framework/kernels/broadcast.h"
+
+#include "framework/check.h"
+
+namespace tg::kernels {
+
+std::vector<int64_t> broadcast_strides(const Shape& in, const Shape& out) {
+  std::vector<int64_t> st(out.size(), 0);
+  Shape in_st = strides_of(in);
+  size_t off = out.size() - in.size();
+  for (size_t i = 0; i < in.size(); ++i) st[i + off] = in[i] == 1 ? 0 : in_st[i];
+  return st;
+}
+
+Tensor expand(const Tensor& t, const Shape& shape) {
+  if (t.shape() == shape) return t;
+  Shape os = broadcast_shapes("expand", t.shape(), shape);
+  TG_CHECK(os == shape, "expand", "cannot expand ", to_string(t.shape()), " to ", to_string(shape));
+  Tensor out(shape, t.dtype());
+  auto run = [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    broadcast_binary(t.data<T>(), t.shape(), t.data<T>(), Shape{}, out.data<T>(), shape, [](T x, T) { return x; });
+  };
+  switch (t.dtype()) {
+    case DType::Float32: run(TypeTag<float>{}); break;
+    case DType::Float64: run(TypeTag<double>{}); break;
+    case DType::Int64: run(TypeTag<int64_t>{}); break;
+    case DType::Bool: run(TypeTag<bool>{}); break;
+  }
+  return out;
+}
+
+Tensor sum_to(const Tensor& g, const Shape& target) {
+  if (g.shape() == target) return g;
+  const Shape& gs = g.shape();
+  TG_CHECK(gs.size() >= target.size(), "sum_to", "cannot reduce ", to_string(gs), " to ", to_string(target));
+  size_t off = gs.size() - target.size();
+  // Split g's dims into kept dims (target size == g size) and reduced dims (leading or size-1 in target).
+  Shape kept_sizes, kept_strides, red_sizes, red_strides;
+  Shape gst = strides_of(gs);
+  for (size_t d = 0; d < gs.size(); ++d) {
+    bool reduced = d < off || (target[d - off] == 1 && gs[d] != 1);
+    TG_CHECK(reduced || d < off || target[d - off] == gs[d], "sum_to", "cannot reduce ", to_string(gs), " to ",
+             to_string(target));
+    (reduced ? red_sizes : kept_sizes).push_back(gs[d]);
+    (reduced ? red_strides : kept_strides).push_back(gst[d]);
+  }
+  Tensor out = Tensor::zeros(target, g.dtype());
+  int64_t n_out = numel(target), n_red = numel(red_sizes);
+  dispatch_floating(g.dtype(), "sum_to", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T* src = g.data<T>();
+    T* dst = out.data<T>();
+    parallel_for(n_out, grain_for(n_red, 8192), [&](int64_t o0, int64_t o1) {
+      std::vector<int64_t> idx(red_sizes.size());
+      for (int64_t o = o0; o < o1; ++o) {
+        int64_t base = 0, rem = o;
+        for (size_t d = kept_sizes.size(); d-- > 0;) {
+          base += (rem % kept_sizes[d]) * kept_strides[d];
+          rem /= kept_sizes[d];
+        }
+        std::fill(idx.begin(), idx.end(), 0);
+        T acc = T(0);
+        int64_t pos = base;
+        for (int64_t r = 0; r < n_red; ++r) {
+          acc += src[pos];
+          for (size_t d = red_sizes.size(); d-- > 0;) {   // odometer over the reduced dims
+            pos += red_strides[d];
+            if (++idx[d] < red_sizes[d]) break;
+            pos -= red_strides[d] * red_sizes[d];
+            idx[d] = 0;
+          }
+        }
+        dst[o] = acc;
+      }
+    });
+  });
+  return out;
+}
+
+}  // namespace tg::kernels

@@ -1,0 +1,88 @@
+#include "framework/kernels/gemm.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+
+#include "framework/kernels/parallel.h"
+#include "framework/runtime.h"
+
+namespace tg::kernels {
+namespace {
+
+// Below this many multiply-adds a GEMM runs as one call: splitting would cost more than it gains.
+constexpr int64_t kSplitWork = int64_t{1} << 20;
+
+}  // namespace
+
+template <class T>
+void gemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+                 const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == T(0) ? T(0) : beta * C[i * ldc + j];
+    return;
+  }
+  auto ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
+  if constexpr (std::is_same_v<T, float>)
+    cblas_sgemm(CblasRowMajor, ta, tb, static_cast<blasint>(M), static_cast<blasint>(N), static_cast<blasint>(K),
+                alpha, A, static_cast<blasint>(lda), B, static_cast<blasint>(ldb), beta, C,
+                static_cast<blasint>(ldc));
+  else
+    cblas_dgemm(CblasRowMajor, ta, tb, static_cast<blasint>(M), static_cast<blasint>(N), static_cast<blasint>(K),
+                alpha, A, static_cast<blasint>(lda), B, static_cast<blasint>(ldb), beta, C,
+                static_cast<blasint>(ldc));
+}
+
+template <class T>
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+          const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  init_blas();
+  if (M * N * K < kSplitWork || M < 64) {
+    gemm_serial(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  // Row blocks: a multiple of 32 rows, at most 8 blocks; depends on the shape only.
+  int64_t block = std::max<int64_t>(32, ((M + 7) / 8 + 31) / 32 * 32);
+  int64_t nblocks = (M + block - 1) / block;
+  parallel_for(nblocks, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      int64_t m0 = b * block, m = std::min(block, M - m0);
+      const T* a = trans_a ? A + m0 : A + m0 * lda;
+      gemm_serial(trans_a, trans_b, m, N, K, alpha, a, lda, B, ldb, beta, C + m0 * ldc, ldc);
+    }
+  });
+}
+
+template <class T>
+void gemm_batched(int64_t batch, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+                  int64_t lda, int64_t stride_a, const T* B, int64_t ldb, int64_t stride_b, T beta, T* C,
+                  int64_t ldc, int64_t stride_c) {
+  init_blas();
+  if (batch == 1) {
+    gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  int64_t grain = grain_for(M * N * std::max<int64_t>(K, 1), int64_t{1} << 18);
+  parallel_for(batch, grain, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i)
+      gemm_serial(trans_a, trans_b, M, N, K, alpha, A + i * stride_a, lda, B + i * stride_b, ldb, beta,
+                  C + i * stride_c, ldc);
+  });
+}
+
+template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
+                        float, float*, int64_t);
+template void gemm_serial<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*,
+                               int64_t, float, float*, int64_t);
+template void gemm_batched<float>(int64_t, bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, int64_t,
+                                const float*, int64_t, int64_t, float, float*, int64_t, int64_t);
+template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t, const double*, int64_t,
+                        double, double*, int64_t);
+template void gemm_serial<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t, const double*,
+                               int64_t, double, double*, int64_t);
+template void gemm_batched<double>(int64_t, bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t, int64_t,
+                                const double*, int64_t, int64_t, double, double*, int64_t, int64_t);
+
+}  // namespace tg::kernels

@@ -1,0 +1,25 @@
+#pragma once
+// GEMM through OpenBLAS cblas_sgemm/cblas_dgemm, row-major:
+//   C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C,  op(X) = X or X^T.
+// Large products are split into row blocks whose sizes depend only on (M, N, K), and run as
+// separate single-threaded BLAS calls in parallel TBB tasks: the same bits for any thread count.
+#include <cstdint>
+
+namespace tg::kernels {
+
+template <class T>
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+          const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
+
+// `batch` independent GEMMs; operand i starts at X + i * stride_x (a stride of 0 broadcasts).
+template <class T>
+void gemm_batched(int64_t batch, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+                  int64_t lda, int64_t stride_a, const T* B, int64_t ldb, int64_t stride_b, T beta, T* C,
+                  int64_t ldc, int64_t stride_c);
+
+// One single-threaded BLAS call, for use inside a task that is already parallel.
+template <class T>
+void gemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+                 const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
+
+}  // namespace tg::kernels

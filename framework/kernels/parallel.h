@@ -1,0 +1,54 @@
+#pragma once
+// Deterministic parallel loops. The split of [0, n) into chunks depends only on n and the grain,
+// never on the thread count, so any reduction combined chunk by chunk in index order gives the same
+// bits with 1 or 64 threads. This header (with kernels/*.cpp) is the only place that uses tbb::.
+#include <cstdint>
+#include <vector>
+
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+#include <tbb/partitioner.h>
+
+namespace tg::kernels {
+
+// Runs f(begin, end) over chunks of [0, n) of at most `grain` items, in parallel.
+template <class F> void parallel_for(int64_t n, int64_t grain, F&& f) {
+  if (n <= 0) return;
+  if (grain < 1) grain = 1;
+  if (n <= grain) {
+    f(int64_t{0}, n);
+    return;
+  }
+  tbb::parallel_for(
+      tbb::blocked_range<int64_t>(0, n, grain),
+      [&f](const tbb::blocked_range<int64_t>& r) { f(r.begin(), r.end()); }, tbb::simple_partitioner());
+}
+
+// Grain that gives roughly `work_per_chunk` scalar operations per chunk when each item costs
+// `cost_per_item`.
+inline int64_t grain_for(int64_t cost_per_item, int64_t work_per_chunk = 32768) {
+  if (cost_per_item < 1) cost_per_item = 1;
+  int64_t g = work_per_chunk / cost_per_item;
+  return g < 1 ? 1 : g;
+}
+
+// Deterministic sum of f(i) over [0, n): fixed chunks of `chunk` items summed sequentially, chunk
+// partials added in index order. Acc is the accumulator type (double for float inputs).
+template <class Acc, class F> Acc deterministic_sum(int64_t n, int64_t chunk, F&& f) {
+  if (n <= 0) return Acc(0);
+  int64_t nchunks = (n + chunk - 1) / chunk;
+  std::vector<Acc> partial(static_cast<size_t>(nchunks), Acc(0));
+  parallel_for(nchunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      Acc acc(0);
+      int64_t end = (c + 1) * chunk < n ? (c + 1) * chunk : n;
+      for (int64_t i = c * chunk; i < end; ++i) acc += f(i);
+      partial[static_cast<size_t>(c)] = acc;
+    }
+  });
+  Acc total(0);
+  for (Acc p : partial) total += p;
+  return total;
+}
+
+}  // namespace tg::kernels

@@ -1,0 +1,160 @@
+#include "framework/tape.h"
+
+#include <stdexcept>
+#include <unordered_map>
+
+#include "framework/kernels/basic.h"
+
+namespace tg {
+namespace {
+
+thread_local bool g_grad_enabled = true;
+
+// Adds g into slot: takes g when the slot is empty; adds in place when the slot's storage has no
+// other user; otherwise makes a new tensor (a slot may alias a tensor that is still in use).
+void accumulate(Tensor& slot, Tensor g) {
+  if (!slot.defined()) {
+    slot = std::move(g);
+  } else if (slot.storage_use_count() == 1) {
+    kernels::add_into(slot, g);
+  } else {
+    slot = kernels::add(slot, g);
+  }
+}
+
+// Reverse topological order of the interior nodes reachable from root (root first). Owning
+// pointers: freeing a node's edges during backward must not destroy nodes still to be visited.
+std::vector<std::shared_ptr<Node>> reverse_topological(const std::shared_ptr<Node>& root) {
+  std::vector<std::shared_ptr<Node>> order;
+  std::unordered_map<Node*, bool> visited;
+  std::vector<std::pair<std::shared_ptr<Node>, size_t>> stack{{root, 0}};
+  visited[root.get()] = true;
+  while (!stack.empty()) {
+    auto& [node, next] = stack.back();
+    if (next < node->inputs.size()) {
+      const std::shared_ptr<Node>& child = node->inputs[next++];
+      if (child && !child->is_leaf && !visited[child.get()]) {
+        visited[child.get()] = true;
+        stack.push_back({child, 0});
+      }
+    } else {
+      order.push_back(node);
+      stack.pop_back();
+    }
+  }
+  return {order.rbegin(), order.rend()};
+}
+
+void run_backward(const std::shared_ptr<Node>& root, Tensor grad_output, bool retain_graph) {
+  if (!root->requires_grad)
+    throw std::logic_error("[backward] the tensor does not require grad and has no grad_fn");
+  if (root->freed)
+    throw std::logic_error(std::string("[backward] the graph of '") + root->op +
+                           "' was freed by a previous backward; pass retain_graph=true to the first "
+                           "backward to go through it twice");
+  if (root->is_leaf) {
+    accumulate(root->grad, grad_output.storage_use_count() == 1 ? grad_output : grad_output.clone());
+    return;
+  }
+  std::unordered_map<Node*, Tensor> pending;
+  pending[root.get()] = std::move(grad_output);
+  for (const std::shared_ptr<Node>& owner : reverse_topological(root)) {
+    Node* node = owner.get();
+    auto it = pending.find(node);
+    if (it == pending.end()) continue;
+    Tensor g = std::move(it->second);
+    pending.erase(it);
+    if (node->freed)
+      throw std::logic_error(std::string("[backward] the graph through '") + node->op +
+                             "' was freed by a previous backward; pass retain_graph=true to the first "
+                             "backward to go through it twice");
+    Grads grads(node->inputs);
+    node->backward(g, grads);
+    g = Tensor();
+    for (size_t i = 0; i < node->inputs.size(); ++i) {
+      Tensor gi = grads.take(i);
+      Node* in = node->inputs[i].get();
+      if (!gi.defined() || !in) continue;
+      if (in->is_leaf) {
+        // A leaf keeps its grad across steps and users scale it in place: never alias a shared tensor.
+        accumulate(in->grad, gi.storage_use_count() == 1 ? std::move(gi) : gi.clone());
+      } else {
+        accumulate(pending[in], std::move(gi));
+      }
+    }
+    if (!retain_graph) {
+      node->backward = nullptr;
+      node->inputs.clear();
+      node->freed = true;
+    }
+  }
+}
+
+}  // namespace
+
+Grads::Grads(const std::vector<std::shared_ptr<Node>>& inputs) : inputs_(inputs), slots_(inputs.size()) {}
+
+bool Grads::wants(size_t i) const { return i < inputs_.size() && inputs_[i] != nullptr; }
+
+void Grads::add(size_t i, Tensor grad) {
+  if (!wants(i)) return;
+  const Tensor& v = inputs_[i]->value;
+  if (grad.shape() != v.shape() || grad.dtype() != v.dtype())
+    throw std::logic_error("[backward] gradient for input " + std::to_string(i) + " has " + describe(grad) +
+                           ", expected " + describe(v));
+  accumulate(slots_[i], std::move(grad));
+}
+
+Tensor Grads::take(size_t i) { return std::move(slots_[i]); }
+
+Var::Var(Tensor value, bool requires_grad) : node_(std::make_shared<Node>()) {
+  node_->value = std::move(value);
+  requires_grad_(requires_grad);
+}
+
+Var& Var::requires_grad_(bool on) {
+  if (!node_->is_leaf) throw std::logic_error("[requires_grad_] only leaves can change requires_grad");
+  if (on && !is_floating(node_->value.dtype()))
+    throw std::invalid_argument("[requires_grad_] only float tensors can require grad; got " +
+                                describe(node_->value));
+  node_->requires_grad = on;
+  return *this;
+}
+
+Var Var::detach() const { return Var(node_->value, false); }
+
+void Var::backward(bool retain_graph) const {
+  if (numel() != 1)
+    throw std::logic_error("[backward] grad can be implicitly created only for one-element outputs; got shape " +
+                           to_string(shape()));
+  backward(Tensor::ones(shape(), dtype()), retain_graph);
+}
+
+void Var::backward(const Tensor& grad_output, bool retain_graph) const {
+  if (grad_output.shape() != shape() || grad_output.dtype() != dtype())
+    throw std::invalid_argument("[backward] grad_output must match the output; got grad_output=" +
+                                describe(grad_output) + ", output=" + describe(value()));
+  run_backward(node_, grad_output, retain_graph);
+}
+
+Var record(const char* op, Tensor result, const std::vector<Var>& inputs, BackwardFn fn) {
+  bool any = false;
+  if (g_grad_enabled)
+    for (const Var& v : inputs) any = any || v.requires_grad();
+  if (!any) return Var(std::move(result));
+  Var out(std::move(result));
+  Node& n = *out.node();
+  n.requires_grad = true;
+  n.is_leaf = false;
+  n.op = op;
+  n.inputs.reserve(inputs.size());
+  for (const Var& v : inputs) n.inputs.push_back(v.requires_grad() ? v.node() : nullptr);
+  n.backward = std::move(fn);
+  return out;
+}
+
+bool grad_enabled() { return g_grad_enabled; }
+NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false; }
+NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
+
+}  // namespace tg

@@ -1,0 +1,117 @@
+#pragma once
+// Tensor: a dense, contiguous, row-major n-d array of float32, float64, int64 or bool, whose storage
+// is shared between views (reshape, detach, slices along dim 0). Values only: autograd lives in Var
+// (framework/tape.h). Copy is shallow (shares storage); clone() copies.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "framework/dtype.h"
+#include "framework/random.h"
+#include "framework/shape.h"
+
+namespace tg {
+
+// Raw, 64-byte aligned, reusable memory block (see kernels/allocator.h).
+class Storage {
+ public:
+  explicit Storage(size_t bytes);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+  void* data() const { return ptr_; }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* ptr_;
+  size_t bytes_;
+};
+
+class Tensor {
+ public:
+  Tensor() = default;   // undefined tensor
+  Tensor(Shape shape, DType dtype);   // uninitialised contents
+
+  // ---- creation ----
+  static Tensor empty(Shape shape, DType dtype = DType::Float32);
+  static Tensor zeros(Shape shape, DType dtype = DType::Float32);
+  static Tensor ones(Shape shape, DType dtype = DType::Float32);
+  static Tensor full(Shape shape, double value, DType dtype = DType::Float32);
+  static Tensor scalar(double value, DType dtype = DType::Float32);                 // 0-d
+  static Tensor arange(int64_t end, DType dtype = DType::Int64);                    // 0..end-1
+  static Tensor arange(double start, double end, double step, DType dtype);
+  // From a flat vector (converted to dtype); throws if the vector size is not numel(shape).
+  static Tensor from_vector(const std::vector<double>& values, Shape shape, DType dtype = DType::Float64);
+  static Tensor from_vector(const std::vector<float>& values, Shape shape);
+  static Tensor from_vector(const std::vector<int64_t>& values, Shape shape);
+  static Tensor from_bools(const std::vector<bool>& values, Shape shape);
+  // Seeded random: U[lo, hi) and N(mean, std^2), element i drawn from block (offset + i) of gen.
+  static Tensor uniform(Shape shape, double lo, double hi, Generator& gen, DType dtype = DType::Float32);
+  static Tensor normal(Shape shape, double mean, double std, Generator& gen, DType dtype = DType::Float32);
+
+  // ---- properties ----
+  bool defined() const { return storage_ != nullptr; }
+  DType dtype() const { return dtype_; }
+  const Shape& shape() const { return shape_; }
+  int64_t dim() const { return static_cast<int64_t>(shape_.size()); }
+  int64_t numel() const { return numel_; }
+  int64_t size(int64_t d) const;   // negative d counts from the end
+  size_t nbytes() const { return static_cast<size_t>(numel_) * element_size(dtype_); }
+
+  // ---- raw data (contiguous); data<T>() checks that T matches dtype() ----
+  template <class T> T* data();
+  template <class T> const T* data() const;
+  void* raw() { return static_cast<char*>(storage_->data()) + offset_bytes_; }
+  const void* raw() const { return static_cast<const char*>(storage_->data()) + offset_bytes_; }
+  bool shares_storage(const Tensor& other) const { return storage_ == other.storage_; }
+  // How many tensors share this storage (1: this tensor is its only user and may be changed in place).
+  long storage_use_count() const { return storage_.use_count(); }
+
+  // ---- element access for tests and small loops (converts to/from double) ----
+  double item() const;                                   // a one-element tensor
+  double at(const std::vector<int64_t>& index) const;    // full index, negative entries allowed
+  void set(const std::vector<int64_t>& index, double value);
+  double flat(int64_t i) const;                          // i-th element in row-major order
+  void set_flat(int64_t i, double value);
+  std::vector<double> to_vector() const;
+
+  // ---- conversions and views ----
+  Tensor to(DType dtype) const;                 // a copy unless dtype is already dtype()
+  Tensor clone() const;
+  Tensor reshape(Shape shape) const;            // a view; one entry may be -1
+  Tensor rows(int64_t begin, int64_t end) const;   // view of dim-0 slice [begin, end)
+
+  // ---- in place ----
+  Tensor& fill_(double value);
+  Tensor& zero_();
+  Tensor& copy_(const Tensor& src);             // same shape; converts dtype
+
+  // Bitwise equality of shape, dtype and contents (for determinism tests).
+  bool bit_equal(const Tensor& other) const;
+
+ private:
+  std::shared_ptr<Storage> storage_;
+  size_t offset_bytes_ = 0;
+  Shape shape_;
+  int64_t numel_ = 0;
+  DType dtype_ = DType::Float32;
+};
+
+std::string describe(const Tensor& t);   // "float32[2, 3]"
+
+template <class T> T* Tensor::data() {
+  if (dtype_ != dtype_of<T>())
+    throw std::invalid_argument("[Tensor::data] requested " + to_string(dtype_of<T>()) + " from a " +
+                                to_string(dtype_) + " tensor");
+  return static_cast<T*>(raw());
+}
+template <class T> const T* Tensor::data() const {
+  if (dtype_ != dtype_of<T>())
+    throw std::invalid_argument("[Tensor::data] requested " + to_string(dtype_of<T>()) + " from a " +
+                                to_string(dtype_) + " tensor");
+  return static_cast<const T*>(raw());
+}
+
+}  // namespace tg

@@ -1,0 +1,35 @@
+#pragma once
+// Helpers shared by the tests: seeded random inputs and a gradcheck assertion that prints the report.
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include "framework/gradcheck.h"
+#include "framework/tape.h"
+
+namespace tg::test {
+
+// A float64 leaf with values uniform in [lo, hi), seeded.
+Var rand_var(const Shape& shape, uint64_t seed, double lo = -1.0, double hi = 1.0, bool requires_grad = true,
+             DType dtype = DType::Float64);
+Tensor rand_tensor(const Shape& shape, uint64_t seed, double lo = -1.0, double hi = 1.0,
+                   DType dtype = DType::Float64);
+
+// Max |a - b| over elements (same shape required).
+double max_abs_diff(const Tensor& a, const Tensor& b);
+
+// Directory holding golden .h5 files: $TAPEGRAD_GOLDEN_DIR, else the project's tests/golden.
+std::string golden_dir();
+
+}  // namespace tg::test
+
+// Runs tg::gradcheck and fails the test with its full report when it does not pass.
+// Usage: REQUIRE_GRADCHECK(fn, {a, b}) or REQUIRE_GRADCHECK(fn, {a, b}, options).
+#define REQUIRE_GRADCHECK(...)                                              \
+  do {                                                                      \
+    auto tg_gc_result_ = ::tg::gradcheck(__VA_ARGS__);                      \
+    INFO(tg_gc_result_.message);                                            \
+    REQUIRE(tg_gc_result_.ok);                                              \
+    REQUIRE(tg_gc_result_.checked > 0);                                     \
+  } while (0)
