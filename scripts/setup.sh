@@ -12,6 +12,7 @@ packages=(
   libboost-program-options-dev
   libhdf5-dev hdf5-tools   # checkpoints; h5dump to inspect them
   catch2                   # Catch2 v2 test framework
+  nlohmann-json3-dev       # JSON: golden-case configs and checkpoint model configs
 )
 
 missing=()

@@ -1,0 +1,83 @@
+#pragma once
+// Module: the base of every layer (torch.nn.Module). Parameters, buffers and submodules are
+// registered by name; dotted names ("self_attn.in_proj_weight", "layers.0.linear1.weight") equal
+// PyTorch's state_dict keys, in registration order. Modules are non-copyable; layers hold their
+// parameters as public Var members that share the registered nodes.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "framework/tape.h"
+
+namespace tg {
+
+using StateDict = std::vector<std::pair<std::string, Tensor>>;   // ordered like PyTorch's
+
+class Module {
+ public:
+  Module() = default;
+  virtual ~Module() = default;
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+
+  // Registers a parameter (a leaf Var holding `init`) and returns a handle sharing its node.
+  // Throws std::invalid_argument for a name containing '.', an empty name, or a duplicate.
+  Var register_parameter(std::string name, Tensor init, bool requires_grad = true);
+  // Registers a buffer (state that is saved but not trained, e.g. a fixed mask) as a Var that never
+  // requires grad, and returns a handle sharing its node (so to() and load_state_dict reach it).
+  Var register_buffer(std::string name, Tensor init);
+  template <class M> std::shared_ptr<M> register_module(std::string name, std::shared_ptr<M> module) {
+    add_module(std::move(name), module);
+    return module;
+  }
+
+  std::vector<std::pair<std::string, Var>> named_parameters() const;   // dotted, recursive, in order
+  std::vector<Var> parameters() const;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_children() const;
+  int64_t parameter_count() const;                                      // total elements
+
+  // Parameters and buffers of this module, then of each submodule, PyTorch's order.
+  StateDict state_dict() const;
+  // Copies values in place (handles held by layers and optimizers stay valid). strict: missing and
+  // unexpected keys throw; a shape or dtype mismatch always throws. The message lists every
+  // missing, unexpected and mis-shaped key.
+  void load_state_dict(const StateDict& state, bool strict = true);
+
+  void train(bool on = true);          // this module and every submodule
+  void eval() { train(false); }
+  bool is_training() const { return training_; }
+  void zero_grad();                     // sets every parameter's grad to none
+  void to(DType dtype);                 // converts every parameter and buffer in place
+
+  // Dotted path of this module inside the root it was registered in ("" for a root), used in errors.
+  const std::string& path() const { return path_; }
+
+ private:
+  void add_module(std::string name, std::shared_ptr<Module> module);
+  void set_path(const std::string& path);
+  void collect(const std::string& prefix, StateDict* state, std::vector<std::pair<std::string, Var>>* params) const;
+
+  bool training_ = true;
+  std::string path_;
+  std::vector<std::pair<std::string, Var>> parameters_;
+  std::vector<std::pair<std::string, Var>> buffers_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+};
+
+// An ordered list of submodules named "0", "1", ... (torch.nn.ModuleList).
+class ModuleList : public Module {
+ public:
+  template <class M> std::shared_ptr<M> push_back(std::shared_ptr<M> module) {
+    items_.push_back(module);
+    return register_module(std::to_string(items_.size() - 1), std::move(module));
+  }
+  size_t size() const { return items_.size(); }
+  const std::shared_ptr<Module>& operator[](size_t i) const { return items_.at(i); }
+
+ private:
+  std::vector<std::shared_ptr<Module>> items_;
+};
+
+}  // namespace tg

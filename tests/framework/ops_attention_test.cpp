@@ -1,0 +1,218 @@
+// Fused attention: forward against a naive loop reference, float64 gradchecks (q, k, v, mask,
+// dropout replayed from the seed), fully masked rows, determinism across thread counts, errors.
+#include <cmath>
+#include <limits>
+
+#include "framework/ops/attention.h"
+#include "framework/runtime.h"
+#include "support/test_support.h"
+
+using namespace tg;
+using namespace tg::test;
+using Catch::Matchers::Contains;
+
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// Reference for q/k/v given as [N, H, T, D] tensors and a full [N, H, L, S] additive mask (or none).
+Tensor naive_sdpa(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask, bool causal) {
+  int64_t N = q.size(0), H = q.size(1), L = q.size(2), D = q.size(3), S = k.size(2);
+  Tensor out = Tensor::zeros({N, H, L, D}, DType::Float64);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t i = 0; i < L; ++i) {
+        std::vector<double> s(static_cast<size_t>(S));
+        double mx = -kInf;
+        for (int64_t j = 0; j < S; ++j) {
+          double acc = 0;
+          for (int64_t c = 0; c < D; ++c) acc += q.at({n, h, i, c}) / std::sqrt(double(D)) * k.at({n, h, j, c});
+          if (mask) acc += mask->at({n, h, i, j});
+          if (causal && j > i) acc = -kInf;
+          s[size_t(j)] = acc;
+          mx = std::max(mx, acc);
+        }
+        if (mx == -kInf) continue;   // fully masked: zero row
+        double sum = 0;
+        for (auto& x : s) sum += (x = std::exp(x - mx));
+        for (int64_t c = 0; c < D; ++c) {
+          double acc = 0;
+          for (int64_t j = 0; j < S; ++j) acc += s[size_t(j)] / sum * v.at({n, h, j, c});
+          out.set({n, h, i, c}, acc);
+        }
+      }
+  return out;
+}
+
+// [T, N, E] (or [N, T, E]) -> [N, H, T, D]
+Tensor to_heads(const Tensor& x, int64_t H, bool batch_first) {
+  int64_t T = x.size(batch_first ? 1 : 0), N = x.size(batch_first ? 0 : 1), E = x.size(2), D = E / H;
+  Tensor out({N, H, T, D}, DType::Float64);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t c = 0; c < D; ++c)
+          out.set({n, h, t, c}, batch_first ? x.at({n, t, h * D + c}) : x.at({t, n, h * D + c}));
+  return out;
+}
+
+Tensor full_mask(const Tensor& m, int64_t N, int64_t H, int64_t L, int64_t S) {
+  Tensor out({N, H, L, S}, DType::Float64);
+  Shape ms = m.shape();
+  while (ms.size() < 4) ms.insert(ms.begin(), 1);
+  Tensor m4 = m.reshape(ms);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t i = 0; i < L; ++i)
+        for (int64_t j = 0; j < S; ++j)
+          out.set({n, h, i, j}, m4.at({ms[0] == 1 ? 0 : n, ms[1] == 1 ? 0 : h, ms[2] == 1 ? 0 : i, j}));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("fused_attention: forward equals the naive reference (seq-first, batch-first, masks, causal)", "[ops][attention]") {
+  const int64_t N = 2, H = 3, L = 5, S = 7, E = 12;
+  for (bool bf : {false, true}) {
+    Shape qs = bf ? Shape{N, L, E} : Shape{L, N, E}, ks = bf ? Shape{N, S, E} : Shape{S, N, E};
+    Var q = rand_var(qs, 1), k = rand_var(ks, 2), v = rand_var(ks, 3);
+    Tensor m = rand_tensor({N, 1, L, S}, 4, -2, 2);
+    m.set({0, 0, 1, 3}, -kInf);
+    for (int variant = 0; variant < 3; ++variant) {
+      AttentionArgs a{.num_heads = H, .batch_first = bf};
+      if (variant == 1) a.attn_mask = Var(m);
+      if (variant == 2) a.is_causal = true;
+      Tensor got = fused_attention(q, k, v, a).value();
+      Tensor fm = full_mask(m, N, H, L, S);
+      Tensor ref = naive_sdpa(to_heads(q.value(), H, bf), to_heads(k.value(), H, bf), to_heads(v.value(), H, bf),
+                              variant == 1 ? &fm : nullptr, variant == 2);
+      REQUIRE(max_abs_diff(to_heads(got, H, bf), ref) < 1e-13);
+    }
+  }
+}
+
+TEST_CASE("fused_attention_packed and scaled_dot_product_attention: equal the separate form", "[ops][attention]") {
+  const int64_t N = 2, H = 2, L = 4, E = 6;
+  Var qkv = rand_var({N, L, 3 * E}, 5);
+  Tensor x = qkv.value();
+  Tensor q({N, L, E}, DType::Float64), k({N, L, E}, DType::Float64), v({N, L, E}, DType::Float64);
+  for (int64_t i = 0; i < N * L; ++i)
+    for (int64_t c = 0; c < E; ++c) {
+      q.set_flat(i * E + c, x.flat(i * 3 * E + c));
+      k.set_flat(i * E + c, x.flat(i * 3 * E + E + c));
+      v.set_flat(i * E + c, x.flat(i * 3 * E + 2 * E + c));
+    }
+  AttentionArgs a{.num_heads = H, .batch_first = true, .is_causal = true};
+  Tensor packed = fused_attention_packed(qkv, a).value();
+  Tensor sep = fused_attention(Var(q), Var(k), Var(v), a).value();
+  REQUIRE(packed.bit_equal(sep));
+  Tensor sd = scaled_dot_product_attention(Var(to_heads(q, H, true)), Var(to_heads(k, H, true)),
+                                           Var(to_heads(v, H, true)), Var(), 0.0, true).value();
+  REQUIRE(max_abs_diff(sd, to_heads(sep, H, true)) < 1e-15);
+}
+
+TEST_CASE("fused_attention: grad matches finite differences (q, k, v, float mask)", "[ops][attention][grad]") {
+  const int64_t N = 2, H = 2, L = 3, S = 4, E = 6;
+  Var q = rand_var({L, N, E}, 10), k = rand_var({S, N, E}, 11), v = rand_var({S, N, E}, 12);
+  Var m2 = rand_var({L, S}, 13), m4 = rand_var({N, H, L, S}, 14), m3 = rand_var({N, 1, S}, 15);
+  for (bool causal : {false, true}) {
+    REQUIRE_GRADCHECK([&](const std::vector<Var>& x) {
+      return fused_attention(x[0], x[1], x[2], {.num_heads = H, .attn_mask = x[3], .is_causal = causal});
+    }, {q, k, v, m2});
+  }
+  REQUIRE_GRADCHECK([&](const std::vector<Var>& x) {
+    return fused_attention(x[0], x[1], x[2], {.num_heads = H, .attn_mask = x[3]});
+  }, {q, k, v, m4});
+  REQUIRE_GRADCHECK([&](const std::vector<Var>& x) {
+    return fused_attention(x[0], x[1], x[2], {.num_heads = H, .attn_mask = x[3]});
+  }, {q, k, v, m3});
+}
+
+TEST_CASE("fused_attention_packed: grad matches finite differences (self-attention, causal, batch-first)", "[ops][attention][grad]") {
+  Var qkv = rand_var({2, 5, 12}, 20);
+  REQUIRE_GRADCHECK([](const std::vector<Var>& x) {
+    return fused_attention_packed(x[0], {.num_heads = 2, .batch_first = true, .is_causal = true});
+  }, {qkv});
+  REQUIRE_GRADCHECK([](const std::vector<Var>& x) { return fused_attention_packed(x[0], {.num_heads = 4}); }, {qkv});
+}
+
+TEST_CASE("scaled_dot_product_attention: grad matches finite differences, dropout replayed from the seed", "[ops][attention][grad]") {
+  Var q = rand_var({2, 2, 3, 4}, 30), k = rand_var({2, 2, 5, 4}, 31), v = rand_var({2, 2, 5, 4}, 32);
+  REQUIRE_GRADCHECK([](const std::vector<Var>& x) { return scaled_dot_product_attention(x[0], x[1], x[2]); }, {q, k, v});
+  REQUIRE_GRADCHECK([](const std::vector<Var>& x) {
+    Generator gen(77);   // the same mask on every call
+    return scaled_dot_product_attention(x[0], x[1], x[2], Var(), 0.4, false, &gen);
+  }, {q, k, v});
+}
+
+TEST_CASE("fused_attention: dropout keeps about 1-p of the weights and differs from no dropout", "[ops][attention]") {
+  Var q = rand_var({64, 4, 16}, 40, -1, 1, false), k = rand_var({64, 4, 16}, 41, -1, 1, false);
+  Var v(Tensor::ones({64, 4, 16}, DType::Float64));
+  Generator gen(5);
+  // With v = 1, each output element is the sum of the kept, rescaled probabilities of its row:
+  // on average 1, exactly 1 without dropout.
+  Tensor out = fused_attention(q, k, v, {.num_heads = 2, .dropout_p = 0.25, .generator = &gen}).value();
+  double mean = 0;
+  for (double x : out.to_vector()) mean += x / double(out.numel());
+  REQUIRE(std::abs(mean - 1.0) < 0.02);
+  Tensor plain = fused_attention(q, k, v, {.num_heads = 2}).value();
+  REQUIRE(max_abs_diff(plain, Tensor::ones(plain.shape(), DType::Float64)) < 1e-12);
+  REQUIRE(max_abs_diff(out, plain) > 0.1);
+  Generator again(5);
+  REQUIRE(fused_attention(q, k, v, {.num_heads = 2, .dropout_p = 0.25, .generator = &again}).value().bit_equal(out));
+}
+
+TEST_CASE("fused_attention: fully masked rows give zero output and finite zero gradients", "[ops][attention][grad]") {
+  const int64_t N = 2, H = 2, L = 3, S = 4, E = 4;
+  Var q = rand_var({L, N, E}, 50), k = rand_var({S, N, E}, 51), v = rand_var({S, N, E}, 52);
+  Tensor m = Tensor::zeros({N, 1, 1, S}, DType::Float64);
+  for (int64_t j = 0; j < S; ++j) m.set({1, 0, 0, j}, -kInf);   // batch 1: every key is padding
+  Var out = fused_attention(q, k, v, {.num_heads = H, .attn_mask = Var(m)});
+  for (int64_t i = 0; i < L; ++i)
+    for (int64_t c = 0; c < E; ++c) REQUIRE(out.value().at({i, 1, c}) == 0.0);
+  out.backward(Tensor::ones(out.shape(), DType::Float64));
+  for (const Var& x : {q, k, v})
+    for (double g : x.grad().to_vector()) REQUIRE(std::isfinite(g));
+  for (int64_t i = 0; i < L; ++i) REQUIRE(q.grad().at({i, 1, 0}) == 0.0);
+  REQUIRE_GRADCHECK([&](const std::vector<Var>& x) {
+    return fused_attention(x[0], x[1], x[2], {.num_heads = H, .attn_mask = Var(m)});
+  }, {q, k, v});
+}
+
+TEST_CASE("fused_attention: determinism across thread counts (forward and backward bits)", "[ops][attention][determinism]") {
+  Var q = rand_var({70, 3, 32}, 60), k = rand_var({90, 3, 32}, 61), v = rand_var({90, 3, 32}, 62);
+  Var m = rand_var({70, 90}, 63);
+  auto run = [&](int threads) {
+    set_num_threads(threads);
+    std::vector<Var> xs{Var(q.value(), true), Var(k.value(), true), Var(v.value(), true), Var(m.value(), true)};
+    Generator gen(9);
+    Var y = fused_attention(xs[0], xs[1], xs[2], {.num_heads = 4, .attn_mask = xs[3], .dropout_p = 0.1, .generator = &gen});
+    y.backward(rand_tensor(y.shape(), 64));
+    std::vector<Tensor> r{y.value()};
+    for (auto& x : xs) r.push_back(x.grad());
+    return r;
+  };
+  auto one = run(1), two = run(2);
+  set_num_threads(2);
+  for (size_t i = 0; i < one.size(); ++i) REQUIRE(one[i].bit_equal(two[i]));
+}
+
+TEST_CASE("fused_attention: bad input throws naming the arguments and shapes", "[ops][attention][errors]") {
+  Var q = rand_var({3, 2, 6}, 1), k = rand_var({4, 2, 6}, 2), v = rand_var({4, 2, 6}, 3);
+  REQUIRE_THROWS_WITH(fused_attention(q, k, rand_var({5, 2, 6}, 4), {.num_heads = 2}),
+                      Contains("[fused_attention] key and value must be (S, N, E) matching query (L, N, E); got query=[3, 2, 6], key=[4, 2, 6], value=[5, 2, 6]"));
+  REQUIRE_THROWS_WITH(fused_attention(q, k, v, {.num_heads = 4}),
+                      Contains("[fused_attention] embed dim 6 is not divisible by num_heads=4"));
+  REQUIRE_THROWS_WITH(fused_attention(q, k, v, {.num_heads = 2, .attn_mask = rand_var({4, 3}, 5)}),
+                      Contains("[fused_attention] attn_mask must be a float mask broadcastable to (N, H, L, S)=[2, 2, 3, 4]; got attn_mask=float64[4, 3]"));
+  REQUIRE_THROWS_WITH(fused_attention(q, k, v, {.num_heads = 2, .dropout_p = 0.5}),
+                      Contains("[fused_attention] dropout_p=0.5 needs a Generator"));
+  REQUIRE_THROWS_WITH(fused_attention(q, k, v, {.num_heads = 2, .dropout_p = 1.0}),
+                      Contains("[fused_attention] dropout_p must be in [0, 1); got dropout_p=1"));
+  REQUIRE_THROWS_WITH(fused_attention_packed(rand_var({3, 2, 7}, 6), {.num_heads = 1}),
+                      Contains("[fused_attention_packed] qkv must be a float (T, N, 3E) tensor; got qkv=float64[3, 2, 7]"));
+  REQUIRE_THROWS_WITH(scaled_dot_product_attention(q, k, v),
+                      Contains("[scaled_dot_product_attention] query, key and value must be (N, H, T, D); got query=[3, 2, 6]"));
+  REQUIRE_THROWS_WITH(fused_attention(q, rand_var({4, 2, 6}, 7, -1, 1, true, DType::Float32), v, {.num_heads = 2}),
+                      Contains("[fused_attention] query, key and value must share one float dtype"));
+}
