@@ -1,0 +1,75 @@
+#include "examples/tiny_lm/model.h"
+
+#include "framework/check.h"
+#include "framework/ops/elementwise.h"
+#include "framework/ops/loss.h"
+#include "framework/ops/shape.h"
+
+namespace tg::tiny_lm {
+
+void TinyLMConfig::validate() const {
+  const char* op = "TinyLM";
+  TG_CHECK(vocab_size > 0, op, "vocab_size must be positive; got vocab_size=", vocab_size);
+  TG_CHECK(block_size > 0, op, "block_size must be positive; got block_size=", block_size);
+  TG_CHECK(n_layer > 0, op, "n_layer must be positive; got n_layer=", n_layer);
+  TG_CHECK(n_head > 0 && n_embd > 0 && n_embd % n_head == 0, op, "n_embd must be a positive multiple of n_head; got n_embd=",
+           n_embd, ", n_head=", n_head);
+  TG_CHECK(dropout >= 0.0 && dropout < 1.0, op, "dropout must be in [0, 1); got dropout=", dropout);
+}
+
+TinyLM::TinyLM(TinyLMConfig c, Generator& gen, DType dtype) : config_((c.validate(), c)) {
+  tok_emb = register_module("tok_emb", std::make_shared<Embedding>(
+      EmbeddingOptions{.num_embeddings = c.vocab_size, .embedding_dim = c.n_embd}, gen, dtype));
+  pos_emb = register_module("pos_emb", std::make_shared<Embedding>(
+      EmbeddingOptions{.num_embeddings = c.block_size, .embedding_dim = c.n_embd}, gen, dtype));
+  layers = register_module("layers", std::make_shared<ModuleList>());
+  for (int64_t i = 0; i < c.n_layer; ++i)
+    layers->push_back(std::make_shared<TransformerEncoderLayer>(
+        TransformerEncoderLayerOptions{.d_model = c.n_embd, .nhead = c.n_head, .dim_feedforward = c.ff(),
+                                       .dropout = c.dropout, .activation = c.activation,
+                                       .layer_norm_eps = c.layer_norm_eps, .batch_first = true,
+                                       .norm_first = c.norm_first},
+        gen, dtype));
+  ln_f = register_module("ln_f", std::make_shared<LayerNorm>(
+      LayerNormOptions{.normalized_shape = {c.n_embd}, .eps = c.layer_norm_eps}, dtype));
+  head = register_module("head", std::make_shared<Linear>(
+      LinearOptions{.in_features = c.n_embd, .out_features = c.vocab_size, .bias = c.head_bias}, gen, dtype));
+}
+
+void TinyLM::init_weights(Generator& gen) {
+  const DType dt = tok_emb->weight.dtype();
+  auto normal = [&](Var& w) { w.value().copy_(Tensor::normal(w.shape(), 0.0, 0.02, gen, dt)); };
+  normal(tok_emb->weight);
+  normal(pos_emb->weight);
+  for (size_t i = 0; i < layers->size(); ++i) {
+    auto layer = std::static_pointer_cast<TransformerEncoderLayer>((*layers)[i]);
+    for (Linear* l : {layer->self_attn->out_proj.get(), layer->linear1.get(), layer->linear2.get()}) {
+      normal(l->weight);
+      if (l->bias.defined()) l->bias.value().zero_();
+    }
+  }
+  normal(head->weight);
+  if (head->bias.defined()) head->bias.value().zero_();
+}
+
+Var TinyLM::forward(const Tensor& tokens) {
+  TG_CHECK(tokens.dim() == 2 && tokens.dtype() == DType::Int64, "TinyLM", "tokens must be int64 (B, T); got tokens=",
+           describe(tokens));
+  const int64_t T = tokens.size(1);
+  TG_CHECK(T <= config_.block_size, "TinyLM", "sequence length ", T, " exceeds block_size=", config_.block_size);
+  Var x = tok_emb->forward(tokens) + pos_emb->forward(Tensor::arange(T));   // (B, T, C) + (T, C)
+  for (size_t i = 0; i < layers->size(); ++i)
+    x = std::static_pointer_cast<TransformerEncoderLayer>((*layers)[i])->forward(x, Var(), Var(), /*is_causal=*/true);
+  x = ln_f->forward(x);
+  return head->forward(x);
+}
+
+Var TinyLM::loss(const Tensor& tokens, const Tensor& targets) {
+  TG_CHECK(targets.shape() == tokens.shape(), "TinyLM", "targets must have the tokens' shape; got tokens=",
+           to_string(tokens.shape()), ", targets=", to_string(targets.shape()));
+  Var logits = forward(tokens);
+  const int64_t n = tokens.numel();
+  return cross_entropy(reshape(logits, {n, config_.vocab_size}), targets.reshape({n}));
+}
+
+}  // namespace tg::tiny_lm

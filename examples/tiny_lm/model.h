@@ -1,0 +1,60 @@
+#pragma once
+// The tiny language model: a character-level, decoder-only transformer.
+//   x = tok_emb(tokens) + pos_emb(arange(T))          (B, T, n_embd), no sqrt(n_embd) scaling
+//   n_layer x TransformerEncoderLayer(norm_first, gelu, batch_first) under a causal mask
+//   logits = head(ln_f(x))                             (B, T, vocab_size)
+// Parameter names: tok_emb.weight, pos_emb.weight, layers.<i>.*, ln_f.*, head.* (PyTorch's keys for
+// the same nn.Module tree).
+#include <cstdint>
+#include <memory>
+
+#include "layers/embedding.h"
+#include "layers/layer_norm.h"
+#include "layers/linear.h"
+#include "layers/module.h"
+#include "layers/transformer_encoder_layer.h"
+
+namespace tg::tiny_lm {
+
+struct TinyLMConfig {
+  int64_t vocab_size;
+  int64_t block_size = 64;             // longest context (rows of pos_emb)
+  int64_t n_layer = 4;
+  int64_t n_head = 4;
+  int64_t n_embd = 128;
+  int64_t dim_feedforward = 0;         // 0: 4 * n_embd
+  double dropout = 0.0;
+  Activation activation = Activation::gelu;
+  double layer_norm_eps = 1e-5;
+  bool norm_first = true;
+  bool head_bias = true;
+  void validate() const;               // throws std::invalid_argument naming the field
+  int64_t ff() const { return dim_feedforward > 0 ? dim_feedforward : 4 * n_embd; }
+};
+
+class TinyLM : public Module {
+ public:
+  // Parameters drawn from gen with PyTorch's default initialisers; dropout masks also come from gen.
+  explicit TinyLM(TinyLMConfig config, Generator& gen = default_generator(), DType dtype = DType::Float32);
+
+  // nanoGPT's initialisation: every Linear weight (out_proj, linear1/2, head) and both embeddings
+  // ~ N(0, 0.02), Linear biases 0; in_proj keeps its xavier init, norms weight 1 / bias 0.
+  void init_weights(Generator& gen);
+
+  // tokens (B, T) int64 with T <= block_size -> logits (B, T, vocab_size).
+  Var forward(const Tensor& tokens);
+  // Mean cross-entropy of the next-token logits against targets (B, T) int64.
+  Var loss(const Tensor& tokens, const Tensor& targets);
+
+  const TinyLMConfig& config() const { return config_; }
+
+  std::shared_ptr<Embedding> tok_emb, pos_emb;
+  std::shared_ptr<ModuleList> layers;
+  std::shared_ptr<LayerNorm> ln_f;
+  std::shared_ptr<Linear> head;
+
+ private:
+  TinyLMConfig config_;
+};
+
+}  // namespace tg::tiny_lm

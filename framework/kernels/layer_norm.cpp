@@ -1,0 +1,166 @@
+#include "framework/kernels/layer_norm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "framework/kernels/parallel.h"
+#include "framework/kernels/softmax.h"
+
+namespace tg::kernels {
+namespace {
+
+// Fixed split of rows into chunks for sums over rows: at most 64 chunks of at least ~32k elements,
+// a function of (rows, n) only.
+struct RowChunks {
+  int64_t size = 1, count = 0;
+};
+RowChunks row_chunks(int64_t rows, int64_t n) {
+  RowChunks c;
+  c.size = std::max(grain_for(n, 32768), (rows + 63) / 64);
+  c.count = (rows + c.size - 1) / c.size;
+  return c;
+}
+
+// Adds the chunk partials part [count, n] in chunk order and writes them to out [n].
+template <class T> void combine_partials(const std::vector<double>& part, int64_t count, int64_t n, T* out) {
+  std::vector<double> acc(part.begin(), part.begin() + std::min<int64_t>(count, 1) * n);
+  acc.resize(static_cast<size_t>(n), 0.0);
+  for (int64_t c = 1; c < count; ++c) {
+    const double* p = part.data() + c * n;
+    for (int64_t j = 0; j < n; ++j) acc[static_cast<size_t>(j)] += p[j];
+  }
+  for (int64_t j = 0; j < n; ++j) out[j] = static_cast<T>(acc[static_cast<size_t>(j)]);
+}
+
+// Sum of (x[i] - mu)^2 in double, fixed order.
+template <class T> double centered_square_sum(const T* x, double mu, int64_t n) {
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    double d0 = x[i] - mu, d1 = x[i + 1] - mu, d2 = x[i + 2] - mu, d3 = x[i + 3] - mu;
+    s0 += d0 * d0;
+    s1 += d1 * d1;
+    s2 += d2 * d2;
+    s3 += d3 * d3;
+  }
+  for (; i < n; ++i) s0 += (x[i] - mu) * (x[i] - mu);
+  return (s0 + s1) + (s2 + s3);
+}
+
+// One row: y = (x * scale + shift) * w + b with scale = rstd, shift = -mean * rstd (PyTorch's form).
+template <class T, bool HasW, bool HasB>
+void forward_row(const T* x, const T* w, const T* b, T* y, int64_t n, double eps, T& mean, T& rstd) {
+  double mu = n > 0 ? row_sum(x, n) / static_cast<double>(n) : 0.0;
+  double var = n > 0 ? centered_square_sum(x, mu, n) / static_cast<double>(n) : 0.0;
+  double rs = 1.0 / std::sqrt(var + eps);
+  mean = static_cast<T>(mu);
+  rstd = static_cast<T>(rs);
+  T scale = static_cast<T>(rs), shift = static_cast<T>(-rs * mu);
+  for (int64_t j = 0; j < n; ++j) {
+    T v = x[j] * scale + shift;
+    if constexpr (HasW) v *= w[j];
+    if constexpr (HasB) v += b[j];
+    y[j] = v;
+  }
+}
+
+template <class T, bool HasW, bool HasB>
+void forward_rows(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, int64_t rows, int64_t n, double eps) {
+  parallel_for(rows, grain_for(n * 8), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      forward_row<T, HasW, HasB>(x + r * n, w, b, y + r * n, n, eps, mean[r], rstd[r]);
+  });
+}
+
+// gx for one row (see layer_norm_backward): two passes, the first for the two row sums.
+template <class T, bool HasW> void backward_row_gx(const T* gy, const T* x, T mu, T rs, const T* w, T* gx, int64_t n) {
+  auto g_at = [&](int64_t j) {
+    if constexpr (HasW) return gy[j] * w[j];
+    else return gy[j];
+  };
+  double s1[4] = {0, 0, 0, 0}, s2[4] = {0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4)
+    for (int k = 0; k < 4; ++k) {
+      double g = g_at(i + k);
+      s1[k] += g;
+      s2[k] += g * ((x[i + k] - mu) * rs);
+    }
+  for (; i < n; ++i) {
+    double g = g_at(i);
+    s1[0] += g;
+    s2[0] += g * ((x[i] - mu) * rs);
+  }
+  double inv_n = 1.0 / static_cast<double>(n);
+  T mean_g = static_cast<T>(((s1[0] + s1[1]) + (s1[2] + s1[3])) * inv_n);
+  T mean_gxhat = static_cast<T>(((s2[0] + s2[1]) + (s2[2] + s2[3])) * inv_n);
+  for (int64_t j = 0; j < n; ++j) gx[j] = rs * (g_at(j) - mean_g - (x[j] - mu) * rs * mean_gxhat);
+}
+
+}  // namespace
+
+template <class T>
+void layer_norm_forward(const T* x, const T* weight, const T* bias, T* y, T* mean, T* rstd, int64_t rows, int64_t n,
+                        double eps) {
+  if (weight && bias)
+    forward_rows<T, true, true>(x, weight, bias, y, mean, rstd, rows, n, eps);
+  else if (weight)
+    forward_rows<T, true, false>(x, weight, bias, y, mean, rstd, rows, n, eps);
+  else if (bias)
+    forward_rows<T, false, true>(x, weight, bias, y, mean, rstd, rows, n, eps);
+  else
+    forward_rows<T, false, false>(x, weight, bias, y, mean, rstd, rows, n, eps);
+}
+
+template <class T>
+void layer_norm_backward(const T* gy, const T* x, const T* mean, const T* rstd, const T* weight, T* gx, T* grad_weight,
+                         T* grad_bias, int64_t rows, int64_t n) {
+  RowChunks ch = row_chunks(rows, n);
+  std::vector<double> pw(grad_weight ? static_cast<size_t>(ch.count * n) : 0, 0.0);
+  std::vector<double> pb(grad_bias ? static_cast<size_t>(ch.count * n) : 0, 0.0);
+  parallel_for(ch.count, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      double* aw = grad_weight ? pw.data() + c * n : nullptr;
+      double* ab = grad_bias ? pb.data() + c * n : nullptr;
+      for (int64_t r = c * ch.size; r < std::min(rows, (c + 1) * ch.size); ++r) {
+        const T *g = gy + r * n, *xr = x + r * n;
+        T mu = mean[r], rs = rstd[r];
+        if (gx && weight) backward_row_gx<T, true>(g, xr, mu, rs, weight, gx + r * n, n);
+        if (gx && !weight) backward_row_gx<T, false>(g, xr, mu, rs, weight, gx + r * n, n);
+        if (aw)
+          for (int64_t j = 0; j < n; ++j) aw[j] += static_cast<double>(g[j]) * ((xr[j] - mu) * rs);
+        if (ab)
+          for (int64_t j = 0; j < n; ++j) ab[j] += static_cast<double>(g[j]);
+      }
+    }
+  });
+  if (grad_weight) combine_partials(pw, ch.count, n, grad_weight);
+  if (grad_bias) combine_partials(pb, ch.count, n, grad_bias);
+}
+
+template <class T> void column_sums(const T* x, int64_t rows, int64_t cols, T* out) {
+  RowChunks ch = row_chunks(rows, cols);
+  std::vector<double> part(static_cast<size_t>(ch.count * cols), 0.0);
+  parallel_for(ch.count, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      double* acc = part.data() + c * cols;
+      for (int64_t r = c * ch.size; r < std::min(rows, (c + 1) * ch.size); ++r)
+        for (int64_t j = 0; j < cols; ++j) acc[j] += static_cast<double>(x[r * cols + j]);
+    }
+  });
+  combine_partials(part, ch.count, cols, out);
+}
+
+template void layer_norm_forward<float>(const float*, const float*, const float*, float*, float*, float*, int64_t,
+                                        int64_t, double);
+template void layer_norm_forward<double>(const double*, const double*, const double*, double*, double*, double*,
+                                         int64_t, int64_t, double);
+template void layer_norm_backward<float>(const float*, const float*, const float*, const float*, const float*, float*,
+                                         float*, float*, int64_t, int64_t);
+template void layer_norm_backward<double>(const double*, const double*, const double*, const double*, const double*,
+                                          double*, double*, double*, int64_t, int64_t);
+template void column_sums<float>(const float*, int64_t, int64_t, float*);
+template void column_sums<double>(const double*, int64_t, int64_t, double*);
+
+}  // namespace tg::kernels

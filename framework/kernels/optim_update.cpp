@@ -1,0 +1,147 @@
+#include "framework/kernels/optim_update.h"
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "framework/kernels/parallel.h"
+
+namespace tg::kernels {
+namespace {
+
+// Elements per parallel chunk: an update costs ~10-20 flops per element.
+constexpr int64_t kUpdateGrain = 8192;
+// Elements summed sequentially per chunk of a norm (fixed, so the sum order depends only on numel).
+constexpr int64_t kNormChunk = 4096;
+
+template <class T> T nan_max(T a, T b) {   // torch.maximum: NaN propagates
+  if (std::isnan(a) || std::isnan(b)) return std::numeric_limits<T>::quiet_NaN();
+  return a < b ? b : a;
+}
+
+// Max (or min, with `take_max` false) of |x| over fixed chunks, combined in order; NaN wins.
+template <class T> double abs_extreme(const T* x, int64_t n, bool take_max) {
+  const double init = take_max ? 0.0 : std::numeric_limits<double>::infinity();
+  int64_t nchunks = (n + kNormChunk - 1) / kNormChunk;
+  std::vector<double> partial(static_cast<size_t>(nchunks), init);
+  parallel_for(nchunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      double acc = init;
+      int64_t end = std::min(n, (c + 1) * kNormChunk);
+      for (int64_t i = c * kNormChunk; i < end; ++i) {
+        double a = std::abs(static_cast<double>(x[i]));
+        if (std::isnan(a) || std::isnan(acc)) acc = std::numeric_limits<double>::quiet_NaN();
+        else acc = take_max ? std::max(acc, a) : std::min(acc, a);
+      }
+      partial[static_cast<size_t>(c)] = acc;
+    }
+  });
+  double total = init;
+  for (double p : partial) {
+    if (std::isnan(p) || std::isnan(total)) total = std::numeric_limits<double>::quiet_NaN();
+    else total = take_max ? std::max(total, p) : std::min(total, p);
+  }
+  return total;
+}
+
+template <class T> double norm_of(const T* x, int64_t n, double p) {
+  if (std::isinf(p)) return abs_extreme(x, n, p > 0);
+  if (p == 0.0) {
+    return deterministic_sum<double>(n, kNormChunk, [&](int64_t i) { return x[i] != T(0) ? 1.0 : 0.0; });
+  }
+  if (p == 1.0)
+    return deterministic_sum<double>(n, kNormChunk, [&](int64_t i) { return std::abs(static_cast<double>(x[i])); });
+  if (p == 2.0) {
+    return std::sqrt(deterministic_sum<double>(n, kNormChunk, [&](int64_t i) {
+      double v = static_cast<double>(x[i]);
+      return v * v;
+    }));
+  }
+  double s = deterministic_sum<double>(
+      n, kNormChunk, [&](int64_t i) { return std::pow(std::abs(static_cast<double>(x[i])), p); });
+  return std::pow(s, 1.0 / p);
+}
+
+}  // namespace
+
+void sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buffer, const SGDStep& h) {
+  dispatch_floating(param.dtype(), "sgd_update", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    T* p = param.data<T>();
+    const T* g = grad.data<T>();
+    T* buf = h.momentum != 0 ? momentum_buffer.data<T>() : nullptr;
+    const T wd = static_cast<T>(h.weight_decay), mom = static_cast<T>(h.momentum);
+    const T one_minus_dampening = static_cast<T>(1.0 - h.dampening), neg_lr = static_cast<T>(-h.lr);
+    parallel_for(param.numel(), kUpdateGrain, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        T d = h.maximize ? -g[i] : g[i];
+        if (h.weight_decay != 0) d = d + wd * p[i];
+        if (buf) {
+          buf[i] = h.first ? d : buf[i] * mom + one_minus_dampening * d;
+          d = h.nesterov ? d + mom * buf[i] : buf[i];
+        }
+        p[i] = p[i] + neg_lr * d;
+      }
+    });
+  });
+}
+
+void adam_update(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, Tensor& max_exp_avg_sq,
+                 const AdamStep& h) {
+  // Python-side scalars of the single-tensor implementation, in double.
+  const double step = static_cast<double>(h.step);
+  const double bias_correction1 = 1 - std::pow(h.beta1, step);
+  const double bias_correction2 = 1 - std::pow(h.beta2, step);
+  const double step_size = h.lr / bias_correction1;
+  const double bias_correction2_sqrt = std::sqrt(bias_correction2);
+  dispatch_floating(param.dtype(), "adam_update", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    T* p = param.data<T>();
+    const T* g = grad.data<T>();
+    T* m = exp_avg.data<T>();
+    T* v = exp_avg_sq.data<T>();
+    T* vmax = h.amsgrad ? max_exp_avg_sq.data<T>() : nullptr;
+    const T decay = static_cast<T>(1 - h.lr * h.weight_decay), wd = static_cast<T>(h.weight_decay);
+    const T beta1 = static_cast<T>(h.beta1), one_minus_beta1 = static_cast<T>(1 - h.beta1);
+    const T beta2 = static_cast<T>(h.beta2), one_minus_beta2 = static_cast<T>(1 - h.beta2);
+    const T bc2_sqrt = static_cast<T>(bias_correction2_sqrt), eps = static_cast<T>(h.eps);
+    const T neg_step_size = static_cast<T>(-step_size);
+    parallel_for(param.numel(), kUpdateGrain, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        T gi = h.maximize ? -g[i] : g[i];
+        if (h.decoupled_weight_decay) p[i] = p[i] * decay;
+        else if (h.weight_decay != 0) gi = gi + wd * p[i];
+        m[i] = m[i] * beta1 + one_minus_beta1 * gi;
+        v[i] = v[i] * beta2 + one_minus_beta2 * gi * gi;
+        T vi = v[i];
+        if (vmax) vi = vmax[i] = nan_max(vmax[i], v[i]);
+        T denom = std::sqrt(vi) / bc2_sqrt + eps;
+        p[i] = p[i] + neg_step_size * m[i] / denom;
+      }
+    });
+  });
+}
+
+double vector_norm(const Tensor& t, double p) {
+  return dispatch_floating(t.dtype(), "vector_norm", [&](auto tag) -> double {
+    using T = typename decltype(tag)::type;
+    return norm_of(t.data<T>(), t.numel(), p);
+  });
+}
+
+void clamp_into(Tensor& dst, double lo, double hi) {
+  dispatch_floating(dst.dtype(), "clamp_into", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    T* d = dst.data<T>();
+    const T tlo = static_cast<T>(lo), thi = static_cast<T>(hi);
+    parallel_for(dst.numel(), 16384, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        if (std::isnan(d[i])) continue;
+        T x = d[i] < tlo ? tlo : d[i];
+        d[i] = x > thi ? thi : x;
+      }
+    });
+  });
+}
+
+}  // namespace tg::kernels

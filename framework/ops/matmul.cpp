@@ -1,0 +1,277 @@
+#include "framework/ops/matmul.h"
+
+#include <algorithm>
+#include <memory>
+#include <string>
+
+#include "framework/check.h"
+#include "framework/kernels/broadcast.h"
+#include "framework/kernels/gemm.h"
+#include "framework/kernels/layer_norm.h"
+#include "framework/kernels/parallel.h"
+
+namespace tg {
+namespace {
+
+// How a matmul maps onto GEMMs: out[i] = A[a_idx[i]] @ B[b_idx[i]] for each of the `batch` matrices of
+// the output, with A [na, M, K] and B [nb, K, N] (1-D operands promoted to [1, K] and [K, 1]).
+struct MatmulPlan {
+  int64_t M = 1, N = 1, K = 1;
+  int64_t batch = 1, na = 1, nb = 1;
+  std::vector<int64_t> a_idx, b_idx;
+  bool fold = false;   // b is one matrix and a has the whole batch: fold a's batch into M (one GEMM)
+  Shape out_shape;
+};
+
+// Broadcast of the batch dims, with matmul's own message naming the full operand shapes.
+Shape broadcast_batch(const Shape& ab, const Shape& bb, const Shape& as, const Shape& bs) {
+  size_t rank = std::max(ab.size(), bb.size());
+  Shape out(rank, 1);
+  for (size_t i = 0; i < rank; ++i) {
+    int64_t x = i < rank - ab.size() ? 1 : ab[i - (rank - ab.size())];
+    int64_t y = i < rank - bb.size() ? 1 : bb[i - (rank - bb.size())];
+    TG_CHECK(x == y || x == 1 || y == 1, "matmul", "batch dims cannot be broadcast; got a=", to_string(as),
+             ", b=", to_string(bs));
+    out[i] = x == 1 ? y : x;
+  }
+  return out;
+}
+
+MatmulPlan plan_matmul(const Shape& as, const Shape& bs) {
+  TG_CHECK(!as.empty() && !bs.empty(), "matmul", "both operands must have at least 1 dim; got a=", to_string(as),
+           ", b=", to_string(bs));
+  Shape a2 = as.size() == 1 ? Shape{1, as[0]} : as;   // [*A, M, K]
+  Shape b2 = bs.size() == 1 ? Shape{bs[0], 1} : bs;   // [*B, K, N]
+  TG_CHECK(a2.back() == b2[b2.size() - 2], "matmul", "inner dims differ; got a=", to_string(as), ", b=",
+           to_string(bs));
+  MatmulPlan p;
+  p.M = a2[a2.size() - 2];
+  p.K = a2.back();
+  p.N = b2.back();
+  Shape ab(a2.begin(), a2.end() - 2), bb(b2.begin(), b2.end() - 2);
+  Shape batch = broadcast_batch(ab, bb, as, bs);
+  p.batch = numel(batch);
+  p.na = numel(ab);
+  p.nb = numel(bb);
+  std::vector<int64_t> sa = kernels::broadcast_strides(ab, batch), sb = kernels::broadcast_strides(bb, batch);
+  p.a_idx.resize(static_cast<size_t>(p.batch));
+  p.b_idx.resize(static_cast<size_t>(p.batch));
+  for (int64_t i = 0; i < p.batch; ++i) {
+    int64_t rem = i, ia = 0, ib = 0;
+    for (size_t d = batch.size(); d-- > 0;) {
+      int64_t k = rem % batch[d];
+      rem /= batch[d];
+      ia += k * sa[d];
+      ib += k * sb[d];
+    }
+    p.a_idx[static_cast<size_t>(i)] = ia;
+    p.b_idx[static_cast<size_t>(i)] = ib;
+  }
+  p.fold = p.nb == 1 && p.na == p.batch;
+  p.out_shape = batch;
+  if (as.size() > 1) p.out_shape.push_back(p.M);
+  if (bs.size() > 1) p.out_shape.push_back(p.N);
+  return p;
+}
+
+// One operand of a batched product: matrix i is data + idx[i] * stride (idx nullptr: i itself).
+template <class T> struct Operand {
+  const T* data;
+  int64_t ld, stride;
+  const std::vector<int64_t>* idx;
+  bool trans;
+  const T* at(int64_t i) const { return data + (idx ? (*idx)[static_cast<size_t>(i)] : i) * stride; }
+};
+
+// 1 when idx[i] == i for all i, 0 when idx[i] == 0 for all i, -1 otherwise (nullptr counts as identity).
+int uniform_step(const std::vector<int64_t>* idx) {
+  if (!idx) return 1;
+  bool zero = true, ident = true;
+  for (size_t i = 0; i < idx->size(); ++i) {
+    zero = zero && (*idx)[i] == 0;
+    ident = ident && (*idx)[i] == static_cast<int64_t>(i);
+  }
+  return ident ? 1 : zero ? 0 : -1;
+}
+
+// out[i] = op(A_i) @ op(B_i) for the n products i, out[i] at C + i * stride_c ([M, N], row stride ldc).
+template <class T>
+void gemm_each(int64_t n, int64_t M, int64_t N, int64_t K, const Operand<T>& A, const Operand<T>& B, T* C, int64_t ldc,
+               int64_t stride_c) {
+  int ua = uniform_step(A.idx), ub = uniform_step(B.idx);
+  if (ua >= 0 && ub >= 0) {
+    kernels::gemm_batched<T>(n, A.trans, B.trans, M, N, K, T(1), A.data, A.ld, A.stride * ua, B.data, B.ld,
+                             B.stride * ub, T(0), C, ldc, stride_c);
+    return;
+  }
+  kernels::parallel_for(n, kernels::grain_for(M * N * std::max<int64_t>(K, 1), int64_t{1} << 18),
+                        [&](int64_t i0, int64_t i1) {
+                          for (int64_t i = i0; i < i1; ++i)
+                            kernels::gemm_serial<T>(A.trans, B.trans, M, N, K, T(1), A.at(i), A.ld, B.at(i), B.ld,
+                                                    T(0), C + i * stride_c, ldc);
+                        });
+}
+
+// out[t] = sum over the products i with target[i] == t, in increasing i, of op(A_i) @ op(B_i), for the
+// `ntargets` outputs t (an output with no product is zero). The gradient of a broadcast batch dim.
+template <class T>
+void gemm_grouped(const std::vector<int64_t>& target, int64_t ntargets, int64_t M, int64_t N, int64_t K,
+                  const Operand<T>& A, const Operand<T>& B, T* C, int64_t ldc, int64_t stride_c) {
+  std::vector<std::vector<int64_t>> members(static_cast<size_t>(ntargets));
+  for (size_t i = 0; i < target.size(); ++i) members[static_cast<size_t>(target[i])].push_back(static_cast<int64_t>(i));
+  auto run_target = [&](int64_t t, bool serial) {
+    T* c = C + t * stride_c;
+    const std::vector<int64_t>& list = members[static_cast<size_t>(t)];
+    if (list.empty())
+      for (int64_t r = 0; r < M; ++r) std::fill(c + r * ldc, c + r * ldc + N, T(0));
+    for (size_t k = 0; k < list.size(); ++k) {
+      int64_t i = list[k];
+      T beta = k == 0 ? T(0) : T(1);
+      if (serial)
+        kernels::gemm_serial<T>(A.trans, B.trans, M, N, K, T(1), A.at(i), A.ld, B.at(i), B.ld, beta, c, ldc);
+      else
+        kernels::gemm<T>(A.trans, B.trans, M, N, K, T(1), A.at(i), A.ld, B.at(i), B.ld, beta, c, ldc);
+    }
+  };
+  if (ntargets == 1) {
+    run_target(0, false);   // one output: let each GEMM split its rows instead
+    return;
+  }
+  int64_t per = (static_cast<int64_t>(target.size()) + ntargets - 1) / std::max<int64_t>(ntargets, 1);
+  kernels::parallel_for(ntargets, kernels::grain_for(M * N * std::max<int64_t>(K, 1) * per, int64_t{1} << 18),
+                        [&](int64_t t0, int64_t t1) {
+                          for (int64_t t = t0; t < t1; ++t) run_target(t, true);
+                        });
+}
+
+template <class T> void matmul_forward(const MatmulPlan& p, const T* a, const T* b, T* y) {
+  if (p.fold) {   // [batch * M, K] @ [K, N]
+    kernels::gemm<T>(false, false, p.batch * p.M, p.N, p.K, T(1), a, p.K, b, p.N, T(0), y, p.N);
+    return;
+  }
+  Operand<T> A{a, p.K, p.M * p.K, &p.a_idx, false}, B{b, p.N, p.K * p.N, &p.b_idx, false};
+  gemm_each(p.batch, p.M, p.N, p.K, A, B, y, p.N, p.M * p.N);
+}
+
+// dA[a_idx[i]] += gy_i @ B_i^T  ([M, N] @ [N, K]).
+template <class T> void matmul_grad_a(const MatmulPlan& p, const T* gy, const T* b, T* da) {
+  if (p.fold) {   // [batch * M, N] @ [K, N]^T
+    kernels::gemm<T>(false, true, p.batch * p.M, p.K, p.N, T(1), gy, p.N, b, p.N, T(0), da, p.K);
+    return;
+  }
+  Operand<T> G{gy, p.N, p.M * p.N, nullptr, false}, B{b, p.N, p.K * p.N, &p.b_idx, true};
+  if (p.na == p.batch)
+    gemm_each(p.batch, p.M, p.K, p.N, G, B, da, p.K, p.M * p.K);
+  else
+    gemm_grouped(p.a_idx, p.na, p.M, p.K, p.N, G, B, da, p.K, p.M * p.K);
+}
+
+// dB[b_idx[i]] += A_i^T @ gy_i  ([K, M] @ [M, N]).
+template <class T> void matmul_grad_b(const MatmulPlan& p, const T* a, const T* gy, T* db) {
+  if (p.fold) {   // [batch * M, K]^T @ [batch * M, N]: the batch sum happens inside one GEMM
+    kernels::gemm<T>(true, false, p.K, p.N, p.batch * p.M, T(1), a, p.K, gy, p.N, T(0), db, p.N);
+    return;
+  }
+  Operand<T> A{a, p.K, p.M * p.K, &p.a_idx, true}, G{gy, p.N, p.M * p.N, nullptr, false};
+  if (p.nb == p.batch)
+    gemm_each(p.batch, p.K, p.N, p.M, A, G, db, p.N, p.K * p.N);
+  else
+    gemm_grouped(p.b_idx, p.nb, p.K, p.N, p.M, A, G, db, p.N, p.K * p.N);
+}
+
+void check_operands(const char* op, const char* na, const Var& a, const char* nb, const Var& b) {
+  TG_CHECK(a.defined() && b.defined(), op, "undefined operand");
+  TG_CHECK(is_floating(a.dtype()), op, "expected float tensors; got ", na, "=", describe(a.value()));
+  TG_CHECK(a.dtype() == b.dtype(), op, "dtypes differ; got ", na, "=", describe(a.value()), ", ", nb, "=",
+           describe(b.value()));
+}
+
+std::string linear_shapes(const Var& x, const Var& weight, const Var& bias) {
+  std::string s = "x=" + to_string(x.shape()) + ", weight=" + to_string(weight.shape());
+  return bias.defined() ? s + ", bias=" + to_string(bias.shape()) : s;
+}
+
+void check_linear(const Var& x, const Var& weight, const Var& bias) {
+  check_operands("linear", "x", x, "weight", weight);
+  if (bias.defined()) check_operands("linear", "x", x, "bias", bias);
+  TG_CHECK(x.dim() >= 1, "linear", "x must have at least 1 dim; got ", linear_shapes(x, weight, bias));
+  TG_CHECK(weight.dim() == 2, "linear", "weight must be 2-D [out_features, in_features]; got ",
+           linear_shapes(x, weight, bias));
+  TG_CHECK(x.size(-1) == weight.size(1), "linear", "in_features differ; got ", linear_shapes(x, weight, bias));
+  TG_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == weight.size(0)), "linear",
+           "bias must have shape [out_features]; got ", linear_shapes(x, weight, bias));
+}
+
+}  // namespace
+
+Var matmul(const Var& a, const Var& b) {
+  check_operands("matmul", "a", a, "b", b);
+  auto plan = std::make_shared<const MatmulPlan>(plan_matmul(a.shape(), b.shape()));
+  Tensor y(plan->out_shape, a.dtype());
+  dispatch_floating(a.dtype(), "matmul", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    matmul_forward<T>(*plan, a.value().data<T>(), b.value().data<T>(), y.data<T>());
+  });
+  return record("matmul", y, {a, b}, [plan, av = a.value(), bv = b.value()](const Tensor& gy, Grads& g) {
+    dispatch_floating(gy.dtype(), "matmul", [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      if (g.wants(0)) {
+        Tensor da(av.shape(), av.dtype());
+        matmul_grad_a<T>(*plan, gy.data<T>(), bv.data<T>(), da.data<T>());
+        g.add(0, da);
+      }
+      if (g.wants(1)) {
+        Tensor db(bv.shape(), bv.dtype());
+        matmul_grad_b<T>(*plan, av.data<T>(), gy.data<T>(), db.data<T>());
+        g.add(1, db);
+      }
+    });
+  });
+}
+
+Var linear(const Var& x, const Var& weight, const Var& bias) {
+  check_linear(x, weight, bias);
+  // x [*, in] -> rows [R, in]; y [R, out] -> [*, out]
+  int64_t in = weight.size(1), out = weight.size(0), rows = numel(Shape(x.shape().begin(), x.shape().end() - 1));
+  Shape ys = x.shape();
+  ys.back() = out;
+  Tensor y(ys, x.dtype());
+  dispatch_floating(x.dtype(), "linear", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    T* py = y.data<T>();
+    if (bias.defined()) {   // y = bias, then y += x @ W^T in the GEMM (beta = 1)
+      const T* pb = bias.value().data<T>();
+      kernels::parallel_for(rows, kernels::grain_for(out, 16384), [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) std::copy(pb, pb + out, py + r * out);
+      });
+    }
+    kernels::gemm<T>(false, true, rows, out, in, T(1), x.value().data<T>(), in, weight.value().data<T>(), in,
+                     bias.defined() ? T(1) : T(0), py, out);
+  });
+  return record("linear", y, {x, weight, bias},
+                [xv = x.value(), wv = weight.value(), rows, in, out](const Tensor& gy, Grads& g) {
+                  dispatch_floating(gy.dtype(), "linear", [&](auto tag) {
+                    using T = typename decltype(tag)::type;
+                    const T* pg = gy.data<T>();
+                    if (g.wants(0)) {   // dx [rows, in] = gy [rows, out] @ W [out, in]
+                      Tensor dx(xv.shape(), xv.dtype());
+                      kernels::gemm<T>(false, false, rows, in, out, T(1), pg, out, wv.data<T>(), in, T(0),
+                                       dx.data<T>(), in);
+                      g.add(0, dx);
+                    }
+                    if (g.wants(1)) {   // dW [out, in] = gy^T [out, rows] @ x [rows, in]
+                      Tensor dw(wv.shape(), wv.dtype());
+                      kernels::gemm<T>(true, false, out, in, rows, T(1), pg, out, xv.data<T>(), in, T(0),
+                                       dw.data<T>(), in);
+                      g.add(1, dw);
+                    }
+                    if (g.wants(2)) {   // db [out] = column sums of gy [rows, out]
+                      Tensor db({out}, gy.dtype());
+                      kernels::column_sums<T>(pg, rows, out, db.data<T>());
+                      g.add(2, db);
+                    }
+                  });
+                });
+}
+
+}  // namespace tg

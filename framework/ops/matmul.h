@@ -1,0 +1,34 @@
+#pragma once
+// Matrix products: matmul (torch.matmul) and linear (torch.nn.functional.linear). float32 or float64
+// operands of one dtype. All products run through kernels::gemm / gemm_batched / gemm_serial with
+// transpose flags (no transposed copies); results are the same bits for any thread count.
+#include "framework/tape.h"
+
+namespace tg {
+
+// torch.matmul(a, b):
+//   [K]        @ [K]          -> []                 (dot product)
+//   [M, K]     @ [K, N]       -> [M, N]
+//   [K]        @ [*B, K, N]   -> [*B, N]            (a is treated as [1, K]; that dim is removed)
+//   [*A, M, K] @ [K]          -> [*A, M]            (b is treated as [K, 1]; that dim is removed)
+//   [*A, M, K] @ [*B, K, N]   -> [broadcast(A, B), M, N]   e.g. [2, 1, 3, 4] @ [5, 4, 6] -> [2, 5, 3, 6]
+// Gradients of broadcast batch dims are summed in a fixed order (deterministic).
+// Throws std::invalid_argument:
+//   "[matmul] inner dims differ; got a=[4, 3], b=[5, 2]"
+//   "[matmul] batch dims cannot be broadcast; got a=[2, 3, 4], b=[5, 4, 6]"
+//   "[matmul] both operands must have at least 1 dim; got a=[], b=[3]"
+//   "[matmul] dtypes differ; ..." and "[matmul] expected float tensors; ..."
+Var matmul(const Var& a, const Var& b);
+
+// torch.nn.functional.linear(x, weight, bias): y = x @ weight^T + bias.
+//   x [*, in_features], weight [out_features, in_features], bias [out_features] or undefined (Var())
+//   -> [*, out_features]
+// One GEMM over the flattened rows of x; backward: dx = gy @ weight, dweight = gy^T @ x (one GEMM each),
+// dbias = column sums of gy (deterministic).
+// Throws std::invalid_argument naming x, weight and bias shapes, e.g.
+//   "[linear] in_features differ; got x=[4, 3], weight=[5, 2]"
+//   "[linear] bias must have shape [out_features]; got x=[4, 2], weight=[5, 2], bias=[3]"
+//   "[linear] weight must be 2-D; ..." and "[linear] x must have at least 1 dim; ..."
+Var linear(const Var& x, const Var& weight, const Var& bias = Var());
+
+}  // namespace tg

@@ -1,0 +1,40 @@
+#include "layers/activation.h"
+
+#include <stdexcept>
+#include <string>
+
+#include "framework/check.h"
+
+namespace tg {
+namespace {
+
+// "[ReLU]" for a root module, "[ReLU layers.0.activation]" inside a model; checks the input first.
+std::string checked_op(const char* type, const Module& m, const Var& input) {
+  std::string op = m.path().empty() ? std::string(type) : std::string(type) + " " + m.path();
+  TG_CHECK(input.defined(), op.c_str(), "input is undefined");
+  TG_CHECK(is_floating(input.dtype()), op.c_str(), "input must be float32 or float64; got input=",
+           describe(input.value()));
+  return op;
+}
+
+}  // namespace
+
+Var ReLU::forward(const Var& input) const {
+  const std::string op = checked_op("ReLU", *this, input);
+  try {
+    return relu(input);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument("[" + op + "] " + e.what());
+  }
+}
+
+Var GELU::forward(const Var& input) const {
+  const std::string op = checked_op("GELU", *this, input);
+  try {
+    return gelu(input, approximate_);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument("[" + op + "] " + e.what());
+  }
+}
+
+}  // namespace tg

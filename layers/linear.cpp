@@ -1,0 +1,56 @@
+#include "layers/linear.h"
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "framework/check.h"
+#include "framework/ops/matmul.h"
+#include "layers/init.h"
+
+namespace tg {
+namespace {
+
+// Error prefix: "Linear" for a root module, "Linear layers.0.linear1" inside a model.
+std::string error_op(const Module& m) { return m.path().empty() ? std::string("Linear") : "Linear " + m.path(); }
+
+}  // namespace
+
+void LinearOptions::validate() const {
+  TG_CHECK(in_features > 0, "Linear", "in_features must be positive; got in_features=", in_features);
+  TG_CHECK(out_features > 0, "Linear", "out_features must be positive; got out_features=", out_features);
+}
+
+Linear::Linear(LinearOptions options, Generator& gen, DType dtype) : options_(options) {
+  options_.validate();
+  TG_CHECK(is_floating(dtype), "Linear", "dtype must be float32 or float64; got dtype=", to_string(dtype));
+  weight = register_parameter("weight", Tensor::zeros({options_.out_features, options_.in_features}, dtype));
+  if (options_.bias) bias = register_parameter("bias", Tensor::zeros({options_.out_features}, dtype));
+  reset_parameters(gen);
+}
+
+void Linear::reset_parameters(Generator& gen) {
+  // PyTorch: kaiming_uniform_(weight, a=sqrt(5)); then bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+  DType dtype = weight.dtype();
+  weight.value().copy_(init::kaiming_uniform(weight.shape(), std::sqrt(5.0), gen, dtype));
+  if (bias.defined()) {
+    double bound = 1.0 / std::sqrt(static_cast<double>(init::fans(weight.shape()).first));
+    bias.value().copy_(init::uniform(bias.shape(), -bound, bound, gen, dtype));
+  }
+}
+
+Var Linear::forward(const Var& input) const {
+  const std::string op = error_op(*this);
+  TG_CHECK(input.defined(), op.c_str(), "input is undefined");
+  TG_CHECK(input.dim() >= 1 && input.size(-1) == options_.in_features, op.c_str(),
+           "input feature size must be in_features=", options_.in_features, "; got input=", to_string(input.shape()));
+  TG_CHECK(input.dtype() == weight.dtype(), op.c_str(), "input dtype must equal the weight's (",
+           to_string(weight.dtype()), "); got input=", describe(input.value()));
+  try {
+    return linear(input, weight, bias);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument("[" + op + "] " + e.what());
+  }
+}
+
+}  // namespace tg

@@ -1,0 +1,83 @@
+#pragma once
+// TransformerEncoderLayer and TransformerEncoder (torch.nn.TransformerEncoderLayer / Encoder,
+// PyTorch 1.13 slow path; ../shared/spec/mha.md §10), built on MultiheadAttention.
+//
+//   post-norm (norm_first = false):  x = norm1(x + SA(x));  x = norm2(x + FF(x))
+//   pre-norm  (norm_first = true):   x = x + SA(norm1(x));  x = x + FF(norm2(x))
+//   SA(x) = dropout1(self_attn(x, x, x, src_mask, src_key_padding_mask, need_weights = false))
+//   FF(x) = dropout2(linear2(dropout(activation(linear1(x)))))
+// Submodules and state_dict keys: self_attn.*, linear1.*, linear2.*, norm1.*, norm2.* (dropouts have
+// no parameters). One `dropout` probability is used by the attention and the three Dropouts.
+// Masks have MultiheadAttention's semantics (bool true = blocked, float added, merged by addition,
+// is_causal builds the causal mask when src_mask is absent, fully masked rows give zeros, not NaN).
+#include <memory>
+#include <string>
+
+#include "layers/activation.h"
+#include "layers/dropout.h"
+#include "layers/layer_norm.h"
+#include "layers/linear.h"
+#include "layers/module.h"
+#include "layers/multihead_attention.h"
+
+namespace tg {
+
+enum class Activation { relu, gelu };   // gelu is the exact erf form, as PyTorch's "gelu"
+// "relu" or "gelu"; anything else throws "[TransformerEncoderLayer] activation should be relu/gelu, not tanh".
+Activation parse_activation(const std::string& name);
+
+struct TransformerEncoderLayerOptions {
+  int64_t d_model;
+  int64_t nhead;
+  int64_t dim_feedforward = 2048;
+  double dropout = 0.1;
+  Activation activation = Activation::relu;
+  double layer_norm_eps = 1e-5;
+  bool batch_first = false;
+  bool norm_first = false;
+  bool bias = true;   // linear1, linear2, self_attn and the norms' bias (PyTorch 2.x's `bias`)
+  void validate() const;   // throws std::invalid_argument naming the field
+};
+
+class TransformerEncoderLayer : public Module {
+ public:
+  explicit TransformerEncoderLayer(TransformerEncoderLayerOptions options, Generator& gen = default_generator(),
+                                   DType dtype = DType::Float32);
+
+  // src (S, N, E), (N, S, E) with batch_first, or unbatched (S, E). src_mask (S, S) or
+  // (N*nhead, S, S) (and the extra shapes MultiheadAttention accepts), bool or float;
+  // src_key_padding_mask (N, S) bool or float. Returns src's shape.
+  Var forward(const Var& src, const Var& src_mask = Var(), const Var& src_key_padding_mask = Var(),
+              bool is_causal = false);
+
+  const TransformerEncoderLayerOptions& options() const { return options_; }
+
+  std::shared_ptr<MultiheadAttention> self_attn;
+  std::shared_ptr<Linear> linear1;
+  std::shared_ptr<Dropout> dropout;
+  std::shared_ptr<Linear> linear2;
+  std::shared_ptr<LayerNorm> norm1, norm2;
+  std::shared_ptr<Dropout> dropout1, dropout2;
+
+ private:
+  Var self_attention_block(const Var& x, const Var& mask, const Var& kpm, bool is_causal);
+  Var feed_forward_block(const Var& x);
+
+  TransformerEncoderLayerOptions options_;
+};
+
+// num_layers encoder layers that start from identical weights (PyTorch deep-copies the layer it is
+// given), keys "layers.<i>.*", and an optional final LayerNorm ("norm.*").
+class TransformerEncoder : public Module {
+ public:
+  TransformerEncoder(TransformerEncoderLayerOptions layer, int64_t num_layers, bool final_norm = false,
+                     Generator& gen = default_generator(), DType dtype = DType::Float32);
+
+  // Runs every layer with the same masks, then the final norm if any.
+  Var forward(const Var& src, const Var& mask = Var(), const Var& src_key_padding_mask = Var(), bool is_causal = false);
+
+  std::shared_ptr<ModuleList> layers;
+  std::shared_ptr<LayerNorm> norm;   // null without a final norm
+};
+
+}  // namespace tg
