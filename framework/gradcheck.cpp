@@ -1,6 +1,7 @@
 #include "framework/gradcheck.h"
 
 #include <cmath>
+#include <functional>
 #include <sstream>
 #include <stdexcept>
 
@@ -37,10 +38,23 @@ std::vector<Var> fresh_inputs(const std::vector<Var>& inputs) {
 }  // namespace
 
 GradcheckResult gradcheck(const GradcheckFn& fn, const std::vector<Var>& inputs, const GradcheckOptions& o) {
+  return gradcheck(fn, inputs, {}, o);
+}
+
+GradcheckResult gradcheck(const GradcheckFn& fn, const std::vector<Var>& inputs, const std::vector<Var>& params,
+                          const GradcheckOptions& o) {
   for (size_t i = 0; i < inputs.size(); ++i)
     TG_CHECK(!inputs[i].requires_grad() || inputs[i].dtype() == DType::Float64, "gradcheck", "input ", i,
              " requires grad but is ", describe(inputs[i].value()), "; gradcheck needs float64");
-  // Analytic pass: backward of sum(y * u) with a seeded random u.
+  for (size_t i = 0; i < params.size(); ++i)
+    TG_CHECK(params[i].requires_grad() && params[i].is_leaf() && params[i].dtype() == DType::Float64, "gradcheck",
+             "param ", i, " must be a float64 leaf that requires grad; got ", describe(params[i].value()));
+  // Analytic pass: backward of sum(y * u) with a seeded random u; params' own grads are set aside.
+  std::vector<Tensor> saved_grads;
+  for (const Var& p : params) {
+    saved_grads.push_back(p.grad());
+    Var(p).zero_grad();
+  }
   std::vector<Var> xs = fresh_inputs(inputs);
   Var y = fn(xs);
   TG_CHECK(y.requires_grad(), "gradcheck", "fn's output does not require grad; got ", describe(y.value()));
@@ -48,20 +62,40 @@ GradcheckResult gradcheck(const GradcheckFn& fn, const std::vector<Var>& inputs,
   Generator gen(o.seed);
   Tensor u = Tensor::uniform(y.shape(), -1.0, 1.0, gen, DType::Float64);
   y.backward(u);
+  y = Var();
+
+  // Every checked tensor: its analytic gradient and how to perturb element e of it.
+  struct Target {
+    std::string label;
+    Tensor analytic;
+    std::function<double*(std::vector<Var>&)> data;   // where element 0 lives for one evaluation
+  };
+  std::vector<Target> targets;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].requires_grad()) continue;
+    targets.push_back({"input " + std::to_string(i) + " " + describe(inputs[i].value()),
+                       xs[i].grad().defined() ? xs[i].grad() : Tensor::zeros(inputs[i].shape(), DType::Float64),
+                       [i](std::vector<Var>& probe) { return probe[i].value().data<double>(); }});
+  }
+  for (size_t i = 0; i < params.size(); ++i) {
+    Var p = params[i];
+    targets.push_back({"param " + std::to_string(inputs.size() + i) + " " + describe(p.value()),
+                       p.grad().defined() ? p.grad() : Tensor::zeros(p.shape(), DType::Float64),
+                       [p](std::vector<Var>&) mutable { return p.value().data<double>(); }});
+    Var(p).set_grad(saved_grads[i]);
+  }
 
   GradcheckResult r;
   std::ostringstream failures;
   failures.precision(12);
   int64_t n_fail = 0;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    if (!inputs[i].requires_grad()) continue;
-    Tensor analytic = xs[i].grad().defined() ? xs[i].grad() : Tensor::zeros(inputs[i].shape(), DType::Float64);
-    int64_t n = inputs[i].numel();
+  for (const Target& t : targets) {
+    int64_t n = t.analytic.numel();
     int64_t step = (o.max_elements > 0 && n > o.max_elements) ? (n + o.max_elements - 1) / o.max_elements : 1;
     for (int64_t e = 0; e < n; e += step) {
       std::vector<Var> probe = fresh_inputs(inputs);
-      double* p = probe[i].value().data<double>();
-      double orig = p[e];
+      double* p = t.data(probe);
+      const double orig = p[e];
       double fp, fm;
       {
         NoGradGuard no_grad;
@@ -69,9 +103,10 @@ GradcheckResult gradcheck(const GradcheckFn& fn, const std::vector<Var>& inputs,
         fp = dot(fn(probe).value(), u);
         p[e] = orig - o.eps;
         fm = dot(fn(probe).value(), u);
+        p[e] = orig;
       }
       double numeric = (fp - fm) / (2.0 * o.eps);
-      double a = analytic.data<double>()[e];
+      double a = t.analytic.data<double>()[e];
       double err = std::abs(a - numeric);
       double rel = std::abs(numeric) > o.atol ? err / std::abs(numeric) : 0.0;
       r.max_abs_error = std::max(r.max_abs_error, err);
@@ -79,9 +114,8 @@ GradcheckResult gradcheck(const GradcheckFn& fn, const std::vector<Var>& inputs,
       ++r.checked;
       bool bad = !(err <= o.atol + o.rtol * std::abs(numeric));   // also catches NaN
       if (bad && n_fail++ < 5)
-        failures << "  input " << i << " " << describe(inputs[i].value()) << " element "
-                 << index_string(inputs[i].shape(), e) << ": analytic " << a << ", numeric " << numeric
-                 << ", abs error " << err << ", rel error " << rel << "\n";
+        failures << "  " << t.label << " element " << index_string(t.analytic.shape(), e) << ": analytic " << a
+                 << ", numeric " << numeric << ", abs error " << err << ", rel error " << rel << "\n";
     }
   }
   if (n_fail > 0) {

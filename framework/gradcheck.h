@@ -41,4 +41,11 @@ using GradcheckFn = std::function<Var(const std::vector<Var>&)>;
 // output that does not require grad.
 GradcheckResult gradcheck(const GradcheckFn& fn, const std::vector<Var>& inputs, const GradcheckOptions& options = {});
 
+// Also checks `params`: leaves that fn uses directly (a model's parameters, e.g. model.parameters())
+// rather than through its argument. Their values are perturbed in place and restored exactly; their
+// .grad() is left as it was before the call. In the report, param i is numbered after the inputs.
+//   tg::gradcheck([&](const std::vector<tg::Var>& x) { return model.forward(x[0]); }, {x}, model.parameters());
+GradcheckResult gradcheck(const GradcheckFn& fn, const std::vector<Var>& inputs, const std::vector<Var>& params,
+                          const GradcheckOptions& options = {});
+
 }  // namespace tg
