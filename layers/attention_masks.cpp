@@ -67,6 +67,28 @@ Tensor causal_mask(int64_t L, int64_t S, DType dtype) {
   return m;
 }
 
+bool is_causal_pattern(const Tensor& m) {
+  if (m.dim() != 2) return false;
+  const int64_t L = m.size(0), S = m.size(1);
+  if (m.dtype() == DType::Bool) {
+    const bool* p = m.data<bool>();
+    for (int64_t i = 0; i < L; ++i)
+      for (int64_t j = 0; j < S; ++j)
+        if (p[i * S + j] != (j > i)) return false;
+    return true;
+  }
+  if (!is_floating(m.dtype())) return false;
+  return dispatch_floating(m.dtype(), "is_causal_pattern", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T* p = m.data<T>();
+    const T neg_inf = -std::numeric_limits<T>::infinity();
+    for (int64_t i = 0; i < L; ++i)
+      for (int64_t j = 0; j < S; ++j)
+        if (p[i * S + j] != (j > i ? neg_inf : T(0))) return false;
+    return true;
+  });
+}
+
 MhaShapes check_mha_inputs(const std::string& op, const MultiheadAttentionOptions& o, DType param_dtype,
                            const Var& query, const Var& key, const Var& value, const Var& kpm, const Var& am) {
   const char* n = op.c_str();

@@ -29,6 +29,10 @@ MhaShapes check_mha_inputs(const std::string& op, const MultiheadAttentionOption
 Var build_attention_mask(const std::string& op, const MhaShapes& s, int64_t num_heads, DType dtype,
                          const Var& attn_mask, const Var& key_padding_mask, bool causal, int64_t extra_cols);
 
+// True when m is a 2-D causal mask: bool with true exactly where j > i, or float with -inf exactly
+// where j > i and 0 elsewhere. Lets the attention kernel skip the hidden blocks instead of adding -inf.
+bool is_causal_pattern(const Tensor& m);
+
 // A (L, S) float tensor with -inf above the diagonal (key j > query i) and 0 elsewhere.
 Tensor causal_mask(int64_t L, int64_t S, DType dtype);
 

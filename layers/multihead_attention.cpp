@@ -112,10 +112,18 @@ MultiheadAttentionOutput MultiheadAttention::forward(const Var& query, const Var
 
   const bool extra = o.add_bias_kv || o.add_zero_attn;
   const bool train_dropout = is_training() && o.dropout > 0;
-  // Causal: the fused kernel's own flag (skipping hidden blocks) unless the mask must be explicit.
-  const bool causal_flag = is_causal && !attn_mask.defined() && !need_weights && !extra;
-  Var mask = build_attention_mask(op, s, H, query.dtype(), attn_mask, key_padding_mask,
-                                  is_causal && !attn_mask.defined() && !causal_flag, extra ? int64_t(o.add_bias_kv) + int64_t(o.add_zero_attn) : 0);
+  // Causal attention runs on the fused kernel's own flag (which skips fully hidden blocks) when the
+  // mask need not be explicit: is_causal without a mask, or a constant 2-D mask that is exactly causal.
+  const bool fused_ok = !need_weights && !extra;
+  Var am = attn_mask;
+  bool causal_flag = fused_ok && is_causal && !am.defined();
+  if (fused_ok && am.defined() && !am.requires_grad() && am.dim() == 2 && is_causal_pattern(am.value())) {
+    causal_flag = true;
+    am = Var();
+  }
+  const bool explicit_causal = is_causal && !attn_mask.defined() && !causal_flag;
+  Var mask = build_attention_mask(op, s, H, query.dtype(), am, key_padding_mask, explicit_causal,
+                                  int64_t(o.add_bias_kv) + int64_t(o.add_zero_attn));
 
   AttentionArgs args{.num_heads = H, .batch_first = bf, .attn_mask = mask, .is_causal = causal_flag,
                      .dropout_p = train_dropout ? o.dropout : 0.0, .generator = gen_};

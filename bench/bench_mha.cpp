@@ -1,0 +1,80 @@
+// MultiheadAttention forward (no grad) and forward+backward (training mode, dropout 0,
+// need_weights=false) at the four shapes of ../shared/bench/peers/libtorch_mha.cpp, with the same
+// names and output line format, so the two programs can be compared side by side.
+//   bench_mha [--threads N] [--iters K]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "framework/runtime.h"
+#include "layers/attention_masks.h"
+#include "layers/multihead_attention.h"
+
+namespace {
+
+struct Shape {
+  const char* name;
+  int64_t B, T, E, H;
+  bool causal;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int threads = 2, iters = 20;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--iters")) iters = std::atoi(argv[i + 1]);
+    else {
+      std::fprintf(stderr, "usage: bench_mha [--threads N] [--iters K]\n");
+      return 2;
+    }
+  }
+  tg::set_num_threads(threads);
+  std::printf("%s\n", tg::runtime_info().c_str());
+  std::vector<Shape> shapes = {
+      {"gpt-cpu  B12 T64 E128 H4 causal", 12, 64, 128, 4, true},
+      {"mid      B8 T256 E384 H6 causal", 8, 256, 384, 6, true},
+      {"seed     B2 T10 E512 H8", 2, 10, 512, 8, false},
+      {"long     B2 T1024 E256 H4 causal", 2, 1024, 256, 4, true},
+  };
+  tg::Generator gen(0);
+  for (const Shape& s : shapes) {
+    tg::MultiheadAttention mha({.embed_dim = s.E, .num_heads = s.H}, gen);
+    tg::Var x(tg::Tensor::normal({s.T, s.B, s.E}, 0, 1, gen), true);   // sequence-first, as the peer
+    tg::Var mask = s.causal ? tg::Var(tg::causal_mask(s.T, s.T, tg::DType::Float32)) : tg::Var();
+    tg::Tensor gy = tg::Tensor::normal({s.T, s.B, s.E}, 0, 1, gen);
+    std::vector<double> fwd, fb;
+    for (int i = 0; i < iters + 3; ++i) {
+      {
+        tg::NoGradGuard no_grad;
+        auto t0 = std::chrono::steady_clock::now();
+        tg::Var out = mha.forward(x, x, x, {}, false, mask).attn_output;
+        if (i >= 3) fwd.push_back(ms_since(t0));
+      }
+      auto t0 = std::chrono::steady_clock::now();
+      tg::Var out = mha.forward(x, x, x, {}, false, mask).attn_output;
+      out.backward(gy);
+      if (i >= 3) fb.push_back(ms_since(t0));
+      mha.zero_grad();
+      x.zero_grad();
+    }
+    double f = 8.0 * s.B * s.T * s.E * s.E + 4.0 * s.B * s.T * s.T * s.E;
+    double mf = median(fwd), mfb = median(fb);
+    std::printf("%-34s fwd %8.3f ms (%6.1f GFLOP/s)  fwd+bwd %8.3f ms (%6.1f GFLOP/s)\n", s.name, mf, f / mf / 1e6, mfb,
+                3 * f / mfb / 1e6);
+  }
+}
