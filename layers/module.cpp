@@ -58,9 +58,25 @@ void Module::collect(const std::string& prefix, StateDict* state,
   for (const auto& [n, m] : children_) m->collect(prefix + n + ".", state, params);
 }
 
+void Module::set_parameter(const std::string& name, const Var& value) {
+  for (auto& [n, v] : parameters_) {
+    if (n != name) continue;
+    TG_CHECK(value.defined() && value.shape() == v.shape() && value.dtype() == v.dtype(), "set_parameter",
+             "'", name, "' is ", describe(v.value()), "; got ", value.defined() ? describe(value.value()) : "undefined");
+    v = value;
+    return;
+  }
+  detail::fail_invalid("set_parameter", "no parameter named '", name, "'");
+}
+
 std::vector<std::pair<std::string, Var>> Module::named_parameters() const {
-  std::vector<std::pair<std::string, Var>> out;
-  collect("", nullptr, &out);
+  std::vector<std::pair<std::string, Var>> all, out;
+  collect("", nullptr, &all);
+  for (auto& entry : all) {
+    bool seen = false;
+    for (const auto& kept : out) seen = seen || kept.second.same(entry.second);
+    if (!seen) out.push_back(std::move(entry));
+  }
   return out;
 }
 

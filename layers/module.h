@@ -33,7 +33,13 @@ class Module {
     return module;
   }
 
-  std::vector<std::pair<std::string, Var>> named_parameters() const;   // dotted, recursive, in order
+  // Replaces a registered parameter by another Var of the same shape and dtype (PyTorch's
+  // `module.weight = other.weight`, e.g. weight tying). Throws for an unknown name or a mismatch.
+  void set_parameter(const std::string& name, const Var& value);
+
+  // Dotted, recursive, in registration order; a parameter shared under two names (tied weights)
+  // appears once, under its first name, as in PyTorch. state_dict() keeps both names.
+  std::vector<std::pair<std::string, Var>> named_parameters() const;
   std::vector<Var> parameters() const;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_children() const;
   int64_t parameter_count() const;                                      // total elements

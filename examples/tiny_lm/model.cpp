@@ -34,6 +34,10 @@ TinyLM::TinyLM(TinyLMConfig c, Generator& gen, DType dtype) : config_((c.validat
       LayerNormOptions{.normalized_shape = {c.n_embd}, .eps = c.layer_norm_eps}, dtype));
   head = register_module("head", std::make_shared<Linear>(
       LinearOptions{.in_features = c.n_embd, .out_features = c.vocab_size, .bias = c.head_bias}, gen, dtype));
+  if (c.tie_weights) {
+    head->set_parameter("weight", tok_emb->weight);
+    head->weight = tok_emb->weight;
+  }
 }
 
 void TinyLM::init_weights(Generator& gen) {
@@ -48,7 +52,7 @@ void TinyLM::init_weights(Generator& gen) {
       if (l->bias.defined()) l->bias.value().zero_();
     }
   }
-  normal(head->weight);
+  if (!config_.tie_weights) normal(head->weight);
   if (head->bias.defined()) head->bias.value().zero_();
 }
 

@@ -4,7 +4,8 @@
 //   n_layer x TransformerEncoderLayer(norm_first, gelu, batch_first) under a causal mask
 //   logits = head(ln_f(x))                             (B, T, vocab_size)
 // Parameter names: tok_emb.weight, pos_emb.weight, layers.<i>.*, ln_f.*, head.* (PyTorch's keys for
-// the same nn.Module tree).
+// the same nn.Module tree). With tie_weights, head.weight is tok_emb.weight: state_dict lists both
+// keys, named_parameters() only tok_emb.weight (as PyTorch).
 #include <cstdint>
 #include <memory>
 
@@ -28,6 +29,7 @@ struct TinyLMConfig {
   double layer_norm_eps = 1e-5;
   bool norm_first = true;
   bool head_bias = true;
+  bool tie_weights = false;            // head.weight is tok_emb.weight (nanoGPT)
   void validate() const;               // throws std::invalid_argument naming the field
   int64_t ff() const { return dim_feedforward > 0 ? dim_feedforward : 4 * n_embd; }
 };

@@ -1,0 +1,39 @@
+#pragma once
+// Everything a tiny_lm training run holds, and its exact save/restore through an HDF5 checkpoint
+// (framework/io/checkpoint.h): model, AdamW state, schedule, the step, and every random stream
+// (model init/dropout, training batches, evaluation batches).
+#include <memory>
+#include <string>
+
+#include "examples/tiny_lm/data.h"
+#include "examples/tiny_lm/model.h"
+#include "optim/adam.h"
+#include "optim/lr_scheduler.h"
+
+namespace tg::tiny_lm {
+
+struct TrainOptions;
+
+struct TrainingState {
+  TrainingState(const TinyLMConfig& config, const TrainOptions& options, const Corpus& corpus);
+
+  // Writes path atomically. Load throws std::runtime_error naming the file and the dataset when the
+  // checkpoint does not fit this run (another model configuration, vocabulary or data) or is damaged.
+  void save(const std::string& path) const;
+  void load(const std::string& path);
+
+  TinyLMConfig config;
+  const Corpus& corpus;
+  int64_t batch_size, block_size;
+  Generator model_gen;            // initialisation and dropout masks
+  TinyLM model;
+  optim::AdamW optimizer;
+  optim::WarmupCosine scheduler;
+  BatchSampler train_batches, eval_train, eval_val;
+  int64_t step = 0;               // completed iterations
+};
+
+// Rebuilds the model (in eval mode) and the vocabulary stored in a checkpoint, for sample and eval.
+std::unique_ptr<TinyLM> load_model(const std::string& path, Vocabulary* vocab);
+
+}  // namespace tg::tiny_lm

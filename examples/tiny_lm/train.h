@@ -1,0 +1,55 @@
+#pragma once
+// `tiny_lm train`: trains the tiny language model, evaluates, checkpoints and resumes exactly.
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+#include <utility>
+
+#include "examples/tiny_lm/data.h"
+#include "examples/tiny_lm/model.h"
+
+namespace tg::tiny_lm {
+
+// Defaults are nanoGPT's CPU configuration (the "macbook" settings of its shakespeare_char config).
+struct TrainOptions {
+  std::string data;                 // empty: the built-in arithmetic corpus
+  std::string out_dir = "out-tiny-lm";
+  int64_t block_size = 64, batch_size = 12, n_layer = 4, n_head = 4, n_embd = 128;
+  double dropout = 0.0;
+  int64_t max_iters = 2000, lr_decay_iters = 2000, warmup_iters = 100;
+  double lr = 1e-3, min_lr = 1e-4, weight_decay = 0.1, beta1 = 0.9, beta2 = 0.99, grad_clip = 1.0;
+  int64_t eval_interval = 250, eval_iters = 20;
+  uint64_t seed = 1337;
+  int threads = 2;
+  bool tie_weights = true;          // head.weight = tok_emb.weight, as nanoGPT
+  bool resume = false;              // continue from out_dir/ckpt.h5
+  int64_t stop_at = -1;             // save and exit after this many iterations (an interrupted run)
+  bool progress = true;             // a live progress bar when stdout is a terminal
+};
+
+struct TrainResult {
+  int64_t iter = 0;
+  double train_loss = 0, val_loss = 0, wall_s = 0;
+  bool stopped = false;             // ended by stop_at (no final evaluation)
+};
+
+// Runs training, printing progress and, last, "final iter N train_loss X val_loss Y wall_s W".
+// Writes out_dir/ckpt.h5 (at each evaluation and at the end) and out_dir/losses.csv.
+TrainResult train(const TrainOptions& options, std::ostream& out);
+
+// The mean loss over `iters` batches drawn by `sampler` (eval mode, no grad).
+double estimate_loss(TinyLM& model, BatchSampler& sampler, int64_t iters);
+
+// Exact-match accuracy of greedy completion on the first `n` validation facts of the arithmetic corpus.
+double arithmetic_accuracy(TinyLM& model, const Corpus& corpus, int64_t n);
+
+// Mean next-token loss of `model` over consecutive windows of a text file (block_size + 1 tokens,
+// stride block_size), batched; max_batches > 0 stops early. Returns {loss, tokens scored}.
+std::pair<double, int64_t> evaluate_file(TinyLM& model, const Vocabulary& vocab, const std::string& path,
+                                         int64_t batch_size, int64_t max_batches);
+
+// The model configuration as stored in checkpoints (JSON) and back.
+std::string config_to_json(const TinyLMConfig& c);
+TinyLMConfig config_from_json(const std::string& json);
+
+}  // namespace tg::tiny_lm
