@@ -1,0 +1,64 @@
+// Training iterations of the tiny-LM default configuration (the model, AdamW groups, schedule,
+// clipping and batch of `tiny_lm train`), timed per iteration: prints the median ms/iter,
+// tokens/s and peak resident memory.
+//   bench_train [--threads N] [--iters K] [--data FILE]   (default data: the built-in corpus;
+//   the PyTorch peer uses ../shared/data/tinyshakespeare.txt)
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "examples/tiny_lm/checkpointing.h"
+#include "examples/tiny_lm/train.h"
+#include "framework/runtime.h"
+#include "optim/clip_grad.h"
+
+int main(int argc, char** argv) {
+  using namespace tg::tiny_lm;
+  TrainOptions o;
+  int iters = 60;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--threads")) o.threads = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--iters")) iters = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--data")) o.data = argv[i + 1];
+    else {
+      std::fprintf(stderr, "usage: bench_train [--threads N] [--iters K] [--data FILE]\n");
+      return 2;
+    }
+  }
+  tg::set_num_threads(o.threads);
+  std::printf("%s\n", tg::runtime_info().c_str());
+  const Corpus corpus = o.data.empty() ? arithmetic_corpus(0) : load_corpus(o.data);
+  TinyLMConfig mc{.vocab_size = corpus.vocab.size(), .block_size = o.block_size, .n_layer = o.n_layer,
+                  .n_head = o.n_head, .n_embd = o.n_embd, .dim_feedforward = 4 * o.n_embd, .dropout = o.dropout,
+                  .head_bias = !o.tie_weights, .tie_weights = o.tie_weights};
+  TrainingState s(mc, o, corpus);
+  std::vector<double> ms;
+  for (int it = 0; it < iters + 5; ++it) {
+    auto [x, y] = s.train_batches.next();
+    auto t0 = std::chrono::steady_clock::now();
+    tg::Var loss = s.model.loss(x, y);
+    s.optimizer.zero_grad();
+    loss.backward();
+    tg::optim::clip_grad_norm_(s.model.named_parameters(), o.grad_clip);
+    s.optimizer.step();
+    s.scheduler.step();
+    if (it >= 5) ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  const double med = ms[ms.size() / 2];
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  std::printf("tiny-LM %lld layers, %lld heads, %lld wide, context %lld, batch %lld, %lld parameters, data %s\n",
+              static_cast<long long>(o.n_layer), static_cast<long long>(o.n_head), static_cast<long long>(o.n_embd),
+              static_cast<long long>(o.block_size), static_cast<long long>(o.batch_size),
+              static_cast<long long>(s.model.parameter_count()), corpus.name.c_str());
+  std::printf("%.2f ms/iter  %.0f tokens/s  peak memory %.1f MB  (threads %d, median of %d)\n", med,
+              static_cast<double>(o.batch_size * o.block_size) / med * 1e3, ru.ru_maxrss / 1024.0, o.threads, iters);
+}
