@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "framework/check.h"
+#include "framework/kernels/activation.h"
 #include "framework/kernels/broadcast.h"
 
 namespace tg {
@@ -59,8 +60,6 @@ template <class Fwd, class Der> Var unary(const char* op, const Var& a, Fwd fwd,
   });
 }
 
-constexpr double kInvSqrt2 = 0.70710678118654752440;
-constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 constexpr double kSqrt2OverPi = 0.79788456080286535588;
 
 }  // namespace
@@ -170,12 +169,23 @@ Var relu(const Var& a) {
 }
 
 Var gelu(const Var& a, GeluApproximate approximate) {
-  if (approximate == GeluApproximate::none)
-    return unary("gelu", a, [](auto x) { return 0.5 * x * (1.0 + std::erf(x * kInvSqrt2)); },
-                 [](auto x, auto) {
-                   double xd = x;
-                   return 0.5 * (1.0 + std::erf(xd * kInvSqrt2)) + xd * kInvSqrt2Pi * std::exp(-0.5 * xd * xd);
-                 });
+  if (approximate == GeluApproximate::none) {
+    TG_CHECK(a.defined() && is_floating(a.dtype()), "gelu", "expected a float tensor; got ",
+             a.defined() ? describe(a.value()) : "undefined");
+    Tensor y(a.shape(), a.dtype());
+    dispatch_floating(a.dtype(), "gelu", [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      kernels::gelu_forward<T>(a.value().data<T>(), y.data<T>(), y.numel());
+    });
+    return record("gelu", y, {a}, [x = a.value()](const Tensor& gy, Grads& g) {
+      Tensor dx(x.shape(), x.dtype());
+      dispatch_floating(x.dtype(), "gelu", [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        kernels::gelu_backward<T>(x.data<T>(), gy.data<T>(), dx.data<T>(), x.numel());
+      });
+      g.add(0, dx);
+    });
+  }
   return unary("gelu", a,
                [](auto x) {
                  double xd = x;

@@ -117,3 +117,21 @@ TEST_CASE("elementwise: bad input throws naming op and shapes", "[ops][errors]")
                       Contains("[masked_fill] mask must broadcast to the input's shape; got input=[2, 3], mask=[2, 3, 1]"));
   REQUIRE_THROWS_WITH(where(Tensor::zeros({5}, DType::Bool), a, a), Contains("[where] shapes cannot be broadcast"));
 }
+
+TEST_CASE("gelu: float32 kernel is within a few ulps of the exact erf form, values and grads", "[ops]") {
+  Tensor x64 = Tensor::arange(-12.0, 12.0, 0.0137, DType::Float64);
+  Var x32(x64.to(DType::Float32), true);
+  Var y = gelu(x32);
+  y.backward(Tensor::ones(y.shape(), DType::Float32));
+  double worst_y = 0, worst_g = 0;
+  for (int64_t i = 0; i < x64.numel(); ++i) {
+    double v = static_cast<float>(x64.flat(i));
+    double ref = 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0)));
+    double dref = 0.5 * (1.0 + std::erf(v / std::sqrt(2.0))) + v * std::exp(-0.5 * v * v) / std::sqrt(2 * M_PI);
+    worst_y = std::max(worst_y, std::abs(y.value().flat(i) - ref) / std::max(1.0, std::abs(ref)));
+    worst_g = std::max(worst_g, std::abs(x32.grad().flat(i) - dref) / std::max(1.0, std::abs(dref)));
+  }
+  INFO("worst value error " << worst_y << ", worst grad error " << worst_g);
+  REQUIRE(worst_y < 1e-6);
+  REQUIRE(worst_g < 1e-6);
+}
