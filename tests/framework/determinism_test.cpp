@@ -1,0 +1,68 @@
+// Bitwise determinism across thread counts: the same inputs give the same bits with 1 and 2 threads.
+#include "examples/tiny_lm/model.h"
+#include "framework/ops/elementwise.h"
+#include "framework/ops/matmul.h"
+#include "framework/ops/nn_functional.h"
+#include "framework/ops/reduce.h"
+#include "framework/runtime.h"
+#include "optim/adam.h"
+#include "support/test_support.h"
+
+using namespace tg;
+using namespace tg::test;
+
+namespace {
+
+// Forward + backward of a small MLP with softmax, layer_norm and sum, large enough that every
+// kernel splits its work into several chunks; returns the loss, output and every gradient.
+std::vector<Tensor> mlp_step(int threads) {
+  set_num_threads(threads);
+  Var x(rand_tensor({256, 96}, 1, -1, 1, DType::Float32), true);
+  Var w1(rand_tensor({192, 96}, 2, -0.1, 0.1, DType::Float32), true), b1(rand_tensor({192}, 3, -0.1, 0.1, DType::Float32), true);
+  Var w2(rand_tensor({64, 192}, 4, -0.1, 0.1, DType::Float32), true);
+  Var g(rand_tensor({192}, 5, 0.5, 1.5, DType::Float32), true), be(rand_tensor({192}, 6, -0.5, 0.5, DType::Float32), true);
+  Var h = layer_norm(gelu(linear(x, w1, b1)), {192}, g, be);
+  Var p = softmax(linear(h, w2), -1);
+  Var loss = sum(p * p) + mean(h);
+  loss.backward();
+  return {loss.value(), p.value(), x.grad(), w1.grad(), b1.grad(), w2.grad(), g.grad(), be.grad()};
+}
+
+// One tiny-LM training step (forward, backward, AdamW update) at the example's default width.
+std::vector<Tensor> lm_step(int threads) {
+  set_num_threads(threads);
+  Generator gen(7);
+  tiny_lm::TinyLM model({.vocab_size = 65, .block_size = 64, .n_layer = 2, .n_head = 4, .n_embd = 128}, gen);
+  optim::AdamW opt(model.named_parameters(), {.lr = 1e-3});
+  Tensor tokens({12, 64}, DType::Int64), targets({12, 64}, DType::Int64);
+  for (int64_t i = 0; i < tokens.numel(); ++i) {
+    tokens.set_flat(i, static_cast<double>((i * 7) % 65));
+    targets.set_flat(i, static_cast<double>((i * 11 + 3) % 65));
+  }
+  Var loss = model.loss(tokens, targets);
+  loss.backward();
+  opt.step();
+  std::vector<Tensor> out{loss.value()};
+  for (const auto& [name, p] : model.named_parameters()) out.push_back(p.value());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("determinism: MLP, softmax, layer_norm and sum forward + backward are bitwise equal with 1 and 2 threads", "[determinism]") {
+  auto one = mlp_step(1), two = mlp_step(2);
+  set_num_threads(2);
+  for (size_t i = 0; i < one.size(); ++i) {
+    INFO("tensor " << i);
+    REQUIRE(one[i].bit_equal(two[i]));
+  }
+}
+
+TEST_CASE("determinism: a tiny-LM training step is bitwise equal with 1 and 2 threads", "[determinism]") {
+  auto one = lm_step(1), two = lm_step(2);
+  set_num_threads(2);
+  for (size_t i = 0; i < one.size(); ++i) {
+    INFO("tensor " << i);
+    REQUIRE(one[i].bit_equal(two[i]));
+  }
+}
