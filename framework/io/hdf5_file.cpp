@@ -285,7 +285,9 @@ H5File::H5File(const std::string& filename, Mode mode) : filename_(filename) {
     // The 1.8 format: checksummed superblock and object headers, but no 1.10 "file open for write"
     // flag, which would make a file left behind by a killed writer unreadable without h5clear.
     op.ok(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_V18));
-    id_ = H5Fcreate(filename.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
+    Hid fcpl = op.own(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
+    op.ok(H5Pset_obj_track_times(fcpl.get(), false));   // the root group's timestamps
+    id_ = H5Fcreate(filename.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get());
   }
   if (id_ < 0) op.fail_hdf5();
 }

@@ -51,7 +51,7 @@ class H5File {
   Tensor read(const std::string& path, DType expected_dtype, const Shape& expected_shape) const;
   Shape dataset_shape(const std::string& path) const;
 
-  // A scalar variable-length UTF-8 string dataset (h5py reads it as str); a value containing a NUL
+  // A scalar variable-length UTF-8 string dataset (h5py: f[path].asstr()[()]); a value containing a NUL
   // character throws. read_string also reads fixed-length string datasets.
   void write_string(const std::string& path, const std::string& value);
   std::string read_string(const std::string& path) const;
