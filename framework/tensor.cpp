@@ -76,7 +76,7 @@ Tensor Tensor::from_vector(const std::vector<float>& values, Shape shape) {
   Tensor t(std::move(shape), DType::Float32);
   TG_CHECK(static_cast<int64_t>(values.size()) == t.numel(), "from_vector", "got ", values.size(),
            " values for shape ", to_string(t.shape()));
-  std::memcpy(t.raw(), values.data(), t.nbytes());
+  if (t.nbytes()) std::memcpy(t.raw(), values.data(), t.nbytes());
   return t;
 }
 
@@ -84,7 +84,7 @@ Tensor Tensor::from_vector(const std::vector<int64_t>& values, Shape shape) {
   Tensor t(std::move(shape), DType::Int64);
   TG_CHECK(static_cast<int64_t>(values.size()) == t.numel(), "from_vector", "got ", values.size(),
            " values for shape ", to_string(t.shape()));
-  std::memcpy(t.raw(), values.data(), t.nbytes());
+  if (t.nbytes()) std::memcpy(t.raw(), values.data(), t.nbytes());
   return t;
 }
 

@@ -17,10 +17,11 @@ namespace tg::kernels {
 // Lower clamp for the argument of exp_nonpositive: below it the result flushes to exactly 0.
 template <class T> constexpr T kExpArgMin = sizeof(T) == 4 ? T(-104) : T(-746);
 
-// exp(z) for kExpArgMin<T> <= z <= 0 (also correct up to z < 88 / 709), without a libm call so that a loop
-// over it vectorises: z = n ln2 + r, |r| <= ln2 / 2, exp(r) by a Taylor polynomial (degree 13 for double,
-// 7 for float; <= 2 ulp), times 2^n built in the exponent bits. Results that would be subnormal flush to 0.
-// NaN propagates. The caller clamps z to >= kExpArgMin<T> first (a separate loop, so both vectorise).
+// exp(z) for kExpArgMin<T> <= z <= 0 (positive z also works below ~88 for float, ~709 for double), without
+// a libm call so that a loop over it vectorises: z = n ln2 + r, |r| <= ln2 / 2, exp(r) by a Taylor
+// polynomial (degree 13 for double, 7 for float; within 2 ulp of std::exp), times 2^n built in the
+// exponent bits. Results that would be subnormal flush to 0; NaN propagates. The caller clamps z to
+// >= kExpArgMin<T> first, in a separate loop, so that both loops vectorise.
 template <class T> inline T exp_nonpositive(T z) {
   if constexpr (sizeof(T) == 8) {
     constexpr double kMagic = 0x1.8p52, kLn2Hi = 6.93147180369123816490e-01, kLn2Lo = 1.90821492927058770002e-10;

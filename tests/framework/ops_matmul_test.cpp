@@ -225,7 +225,8 @@ TEST_CASE("linear: equals x @ weight^T + bias", "[ops]") {
 TEST_CASE("matmul and linear: bad input throws naming op and shapes", "[ops][errors]") {
   REQUIRE_THROWS_WITH(matmul(rand_var({4, 3}, 1), rand_var({5, 2}, 2)),
                       Contains("[matmul] inner dims differ; got a=[4, 3], b=[5, 2]"));
-  REQUIRE_THROWS_WITH(matmul(rand_var({3}, 1), rand_var({4}, 2)), Contains("[matmul] inner dims differ; got a=[3], b=[4]"));
+  REQUIRE_THROWS_WITH(matmul(rand_var({3}, 1), rand_var({4}, 2)),
+                      Contains("[matmul] inner dims differ; got a=[3], b=[4]"));
   REQUIRE_THROWS_WITH(matmul(rand_var({2, 3, 4}, 1), rand_var({5, 4, 6}, 2)),
                       Contains("[matmul] batch dims cannot be broadcast; got a=[2, 3, 4], b=[5, 4, 6]"));
   REQUIRE_THROWS_WITH(matmul(rand_var({}, 1), rand_var({3}, 2)),

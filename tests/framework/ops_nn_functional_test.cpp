@@ -5,6 +5,7 @@
 #include "framework/ops/elementwise.h"
 #include "framework/ops/matmul.h"
 #include "framework/ops/nn_functional.h"
+#include "framework/ops/reduce.h"
 #include "framework/runtime.h"
 #include "support/test_support.h"
 
@@ -229,9 +230,39 @@ TEST_CASE("softmax and log_softmax: equal their composites from basic ops in val
     for (bool last : {true, false}) {
       INFO("log " << log << ", last dim " << last);
       require_same_as_composite(
-          [&](const std::vector<Var>& v) { return log ? log_softmax(v[0], last ? -1 : -2) : softmax(v[0], last ? 2 : 1); },
+          [&](const std::vector<Var>& v) {
+            return log ? log_softmax(v[0], last ? -1 : -2) : softmax(v[0], last ? 2 : 1);
+          },
           [&](const std::vector<Var>& v) { return softmax_composite(v[0], last, log); }, {x});
     }
+}
+
+TEST_CASE("softmax, log_softmax and layer_norm: equal composites of reduce ops over dims 0, 1 and -1",
+          "[ops][fused]") {
+  auto x = rand_var({3, 4, 5}, 26, -3.0, 3.0);
+  for (int64_t d : {0, 1, -1}) {
+    INFO("dim " << d);
+    auto shifted = [d](const Var& v) { return v - amax(v, {d}, true); };
+    require_same_as_composite([d](const std::vector<Var>& v) { return softmax(v[0], d); },
+                              [&](const std::vector<Var>& v) {
+                                Var e = exp(shifted(v[0]));
+                                return e / sum(e, {d}, true);
+                              },
+                              {x});
+    require_same_as_composite([d](const std::vector<Var>& v) { return log_softmax(v[0], d); },
+                              [&](const std::vector<Var>& v) {
+                                Var z = shifted(v[0]);
+                                return z - log(sum(exp(z), {d}, true));
+                              },
+                              {x});
+  }
+  auto w = rand_var({4, 5}, 27, 0.5, 1.5), b = rand_var({4, 5}, 28);
+  require_same_as_composite([](const std::vector<Var>& v) { return layer_norm(v[0], {4, 5}, v[1], v[2]); },
+                            [](const std::vector<Var>& v) {
+                              Var xc = v[0] - mean(v[0], {1, 2}, true);
+                              return xc / sqrt(mean(xc * xc, {1, 2}, true) + 1e-5) * v[1] + v[2];
+                            },
+                            {x, w, b});
 }
 
 TEST_CASE("softmax: large logits are numerically stable", "[ops]") {
@@ -447,10 +478,12 @@ TEST_CASE("nn_functional: bad input throws naming op and shapes", "[ops][errors]
                                                          "dims of x; got x=[3, 4], normalized_shape=[2, 3, 4]"));
   REQUIRE_THROWS_WITH(layer_norm(x, {}), Contains("[layer_norm] normalized_shape must have at least 1 dim; "
                                                   "got x=[3, 4], normalized_shape=[]"));
-  REQUIRE_THROWS_WITH(layer_norm(x, {4}, rand_var({3}, 62)), Contains("[layer_norm] weight must have shape "
-                                                                      "normalized_shape; got normalized_shape=[4], weight=[3]"));
+  REQUIRE_THROWS_WITH(layer_norm(x, {4}, rand_var({3}, 62)),
+                      Contains("[layer_norm] weight must have shape normalized_shape; "
+                               "got normalized_shape=[4], weight=[3]"));
   REQUIRE_THROWS_WITH(layer_norm(x, {4}, Var(), rand_var({1, 4}, 63)),
-                      Contains("[layer_norm] bias must have shape normalized_shape; got normalized_shape=[4], bias=[1, 4]"));
+                      Contains("[layer_norm] bias must have shape normalized_shape; "
+                               "got normalized_shape=[4], bias=[1, 4]"));
   REQUIRE_THROWS_WITH(layer_norm(x, {4}, rand_var({4}, 64, -1, 1, false, DType::Float32)),
                       Contains("[layer_norm] dtypes differ; got x=float64[3, 4], weight=float32[4]"));
   Generator gen(0);
