@@ -1,8 +1,8 @@
 #include "framework/kernels/activation.h"
 
 #include <cmath>
-#include <cstring>
 
+#include "framework/kernels/fast_math.h"
 #include "framework/kernels/parallel.h"
 
 namespace tg::kernels {
@@ -10,26 +10,8 @@ namespace {
 
 constexpr int64_t kGrain = 16384;
 
-// e^x for float, branch-free so loops over it vectorise: x = n ln2 + r with |r| <= ln2/2 (Cody-Waite
-// split of ln2), e^r by a degree-6 polynomial, 2^n by building the exponent bits.
-inline float exp_approx(float x) {
-  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-  const float shifter = 12582912.0f;   // 1.5 * 2^23: adding it rounds to an integer
-  float n = (x * 1.44269504088896341f + shifter) - shifter;
-  float r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float p = 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
-}
+// e^z for float through the shared vectorisable exp (clamped below, where it is 0 anyway).
+inline float exp_approx(float z) { return exp_nonpositive(z < kExpArgMin<float> ? kExpArgMin<float> : z); }
 
 // erfc(z) for z >= 0 (Numerical Recipes erfcc: fractional error < 1.2e-7).
 inline float erfc_nonneg(float z) {
