@@ -1,3 +1,4 @@
+#include "framework/kernels/odometer.h"
 #include "framework/kernels/permute.h"
 
 #include <algorithm>
@@ -31,34 +32,6 @@ template <class E> inline void copy_run(E* dst, const E* src, int64_t n) {
     for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
   }
 }
-
-// Walks a row-major index over `size` while tracking offset = sum(idx[i] * stride[i]).
-class Odometer {
- public:
-  Odometer(const Shape& size, const Shape& stride, size_t rank, int64_t start)
-      : size_(size), stride_(stride), idx_(rank, 0) {
-    for (size_t i = rank; i-- > 0;) {
-      idx_[i] = start % size_[i];
-      start /= size_[i];
-      offset_ += idx_[i] * stride_[i];
-    }
-  }
-  int64_t offset() const { return offset_; }
-  void next() {
-    for (size_t i = idx_.size(); i-- > 0;) {
-      offset_ += stride_[i];
-      if (++idx_[i] < size_[i]) return;
-      offset_ -= stride_[i] * size_[i];
-      idx_[i] = 0;
-    }
-  }
-
- private:
-  const Shape& size_;
-  const Shape& stride_;
-  std::vector<int64_t> idx_;
-  int64_t offset_ = 0;
-};
 
 // The output dims in order with their input strides, after dropping size-1 dims and merging output
 // neighbours that are also input neighbours (in the same order). E.g. [B, T, H, D] with dims

@@ -1,3 +1,4 @@
+#include "framework/kernels/odometer.h"
 #include "framework/kernels/reduce.h"
 
 #include <algorithm>
@@ -57,34 +58,6 @@ template <class T> struct MaxOp {
       if (nan[k] != nan[k]) best[0] = nan[k];
     return best[0];
   }
-};
-
-// Walks a row-major index over size[0, rank) while tracking offset = sum(idx[i] * stride[i]).
-class Odometer {
- public:
-  Odometer(const Shape& size, const Shape& stride, size_t rank, int64_t start)
-      : size_(size), stride_(stride), idx_(rank, 0) {
-    for (size_t i = rank; i-- > 0;) {
-      idx_[i] = start % size_[i];
-      start /= size_[i];
-      offset_ += idx_[i] * stride_[i];
-    }
-  }
-  int64_t offset() const { return offset_; }
-  void next() {
-    for (size_t i = idx_.size(); i-- > 0;) {
-      offset_ += stride_[i];
-      if (++idx_[i] < size_[i]) return;
-      offset_ -= stride_[i] * size_[i];
-      idx_[i] = 0;
-    }
-  }
-
- private:
-  const Shape& size_;
-  const Shape& stride_;
-  std::vector<int64_t> idx_;
-  int64_t offset_ = 0;
 };
 
 // x's dims split into kept and reduced groups; size-1 dims are dropped and neighbours of the same
