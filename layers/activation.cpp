@@ -10,7 +10,7 @@ namespace {
 
 // "[ReLU]" for a root module, "[ReLU layers.0.activation]" inside a model; checks the input first.
 std::string checked_op(const char* type, const Module& m, const Var& input) {
-  std::string op = m.path().empty() ? std::string(type) : std::string(type) + " " + m.path();
+  std::string op = m.error_op(type);
   TG_CHECK(input.defined(), op.c_str(), "input is undefined");
   TG_CHECK(is_floating(input.dtype()), op.c_str(), "input must be float32 or float64; got input=",
            describe(input.value()));

@@ -7,13 +7,6 @@
 #include "framework/ops/nn_functional.h"
 
 namespace tg {
-namespace {
-
-// Error prefix: "Dropout" for a root module, "Dropout layers.0.dropout1" inside a model.
-std::string error_op(const Module& m) { return m.path().empty() ? std::string("Dropout") : "Dropout " + m.path(); }
-
-}  // namespace
-
 void DropoutOptions::validate() const {
   TG_CHECK(p >= 0.0 && p <= 1.0, "Dropout", "p must be in [0, 1]; got p=", p);   // NaN fails too
 }
@@ -21,7 +14,7 @@ void DropoutOptions::validate() const {
 Dropout::Dropout(DropoutOptions options, Generator& gen) : options_(options), gen_(&gen) { options_.validate(); }
 
 Var Dropout::forward(const Var& input) {
-  const std::string op = error_op(*this);
+  const std::string op = error_op("Dropout");
   TG_CHECK(input.defined(), op.c_str(), "input is undefined");
   TG_CHECK(is_floating(input.dtype()), op.c_str(), "input must be float32 or float64; got input=",
            describe(input.value()));

@@ -8,15 +8,6 @@
 #include "layers/init.h"
 
 namespace tg {
-namespace {
-
-// Error prefix: "Embedding" for a root module, "Embedding encoder.tok_emb" inside a model.
-std::string error_op(const Module& m) {
-  return m.path().empty() ? std::string("Embedding") : "Embedding " + m.path();
-}
-
-}  // namespace
-
 void EmbeddingOptions::validate() const {
   TG_CHECK(num_embeddings > 0, "Embedding", "num_embeddings must be positive; got num_embeddings=", num_embeddings);
   TG_CHECK(embedding_dim > 0, "Embedding", "embedding_dim must be positive; got embedding_dim=", embedding_dim);
@@ -42,7 +33,7 @@ void Embedding::reset_parameters(Generator& gen) {
 }
 
 Var Embedding::forward(const Tensor& indices) const {
-  const std::string op = error_op(*this);
+  const std::string op = error_op("Embedding");
   TG_CHECK(indices.defined(), op.c_str(), "indices are undefined");
   TG_CHECK(indices.dtype() == DType::Int64, op.c_str(), "indices must be int64; got indices=", describe(indices));
   const int64_t* idx = indices.data<int64_t>();

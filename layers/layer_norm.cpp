@@ -11,10 +11,6 @@
 namespace tg {
 namespace {
 
-// Error prefix: "LayerNorm" for a root module, "LayerNorm layers.0.norm1" inside a model.
-std::string error_op(const Module& m) {
-  return m.path().empty() ? std::string("LayerNorm") : "LayerNorm " + m.path();
-}
 
 bool trailing_dims_match(const Shape& input, const Shape& normalized) {
   if (input.size() < normalized.size()) return false;
@@ -51,7 +47,7 @@ void LayerNorm::reset_parameters() {
 }
 
 Var LayerNorm::forward(const Var& input) const {
-  const std::string op = error_op(*this);
+  const std::string op = error_op("LayerNorm");
   TG_CHECK(input.defined(), op.c_str(), "input is undefined");
   const Shape& ns = options_.normalized_shape;
   TG_CHECK(trailing_dims_match(input.shape(), ns), op.c_str(), "expected input of shape [*, ",

@@ -9,13 +9,6 @@
 #include "layers/init.h"
 
 namespace tg {
-namespace {
-
-// Error prefix: "Linear" for a root module, "Linear layers.0.linear1" inside a model.
-std::string error_op(const Module& m) { return m.path().empty() ? std::string("Linear") : "Linear " + m.path(); }
-
-}  // namespace
-
 void LinearOptions::validate() const {
   TG_CHECK(in_features > 0, "Linear", "in_features must be positive; got in_features=", in_features);
   TG_CHECK(out_features > 0, "Linear", "out_features must be positive; got out_features=", out_features);
@@ -40,7 +33,7 @@ void Linear::reset_parameters(Generator& gen) {
 }
 
 Var Linear::forward(const Var& input) const {
-  const std::string op = error_op(*this);
+  const std::string op = error_op("Linear");
   TG_CHECK(input.defined(), op.c_str(), "input is undefined");
   TG_CHECK(input.dim() >= 1 && input.size(-1) == options_.in_features, op.c_str(),
            "input feature size must be in_features=", options_.in_features, "; got input=", to_string(input.shape()));

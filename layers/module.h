@@ -46,9 +46,9 @@ class Module {
 
   // Parameters and buffers of this module, then of each submodule, PyTorch's order.
   StateDict state_dict() const;
-  // Copies values in place (handles held by layers and optimizers stay valid). strict: missing and
-  // unexpected keys throw; a shape or dtype mismatch always throws. The message lists every
-  // missing, unexpected and mis-shaped key.
+  // Copies values in place (handles held by layers and optimizers stay valid), converted to the
+  // module's dtype. strict: missing and unexpected keys throw; a shape mismatch always throws. The
+  // message lists every missing, unexpected and mis-shaped key.
   void load_state_dict(const StateDict& state, bool strict = true);
 
   void train(bool on = true);          // this module and every submodule
@@ -59,6 +59,8 @@ class Module {
 
   // Dotted path of this module inside the root it was registered in ("" for a root), used in errors.
   const std::string& path() const { return path_; }
+  // The op name for this module's error messages: "Linear" for a root, "Linear layers.0.linear1" inside.
+  std::string error_op(const char* type) const { return path_.empty() ? std::string(type) : std::string(type) + " " + path_; }
 
  private:
   void add_module(std::string name, std::shared_ptr<Module> module);

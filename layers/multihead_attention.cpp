@@ -99,7 +99,7 @@ Var append_positions(const Var& x, const Var& bias, bool zero, bool batch_first)
 MultiheadAttentionOutput MultiheadAttention::forward(const Var& query, const Var& key, const Var& value,
                                                      const Var& key_padding_mask, bool need_weights,
                                                      const Var& attn_mask, bool average_attn_weights, bool is_causal) {
-  const std::string op = "MultiheadAttention" + (path().empty() ? std::string() : " " + path());
+  const std::string op = error_op("MultiheadAttention");
   const auto& o = options_;
   const int64_t E = o.embed_dim, H = o.num_heads;
   MhaShapes s = check_mha_inputs(op, o, in_proj_weight.defined() ? in_proj_weight.dtype() : q_proj_weight.dtype(),

@@ -16,20 +16,7 @@ namespace {
 
 // Fixed logits (multiples of 1/64, exact in float32); the PyTorch 1.13 reference values below were
 // computed from the same formula in float64: x = [((i*i*3 + i*5 + 2) % 29 - 14) / 16 * (b - a) / 4 + (a + b) / 2].
-std::vector<double> pattern(int64_t n, double a, double b) {
-  std::vector<double> v;
-  for (int64_t i = 0; i < n; ++i)
-    v.push_back(static_cast<double>((i * i * 3 + i * 5 + 2) % 29 - 14) / 16.0 * (b - a) / 4.0 + (a + b) / 2.0);
-  return v;
-}
 
-void require_close(const Tensor& t, const std::vector<double>& ref, double tol) {
-  REQUIRE(t.numel() == static_cast<int64_t>(ref.size()));
-  for (size_t i = 0; i < ref.size(); ++i) {
-    INFO("element " << i << ": got " << t.flat(static_cast<int64_t>(i)) << ", expected " << ref[i]);
-    REQUIRE(std::abs(t.flat(static_cast<int64_t>(i)) - ref[i]) <= tol);
-  }
-}
 
 Tensor targets(const std::vector<int64_t>& t, const Shape& s) { return Tensor::from_vector(t, s); }
 

@@ -20,25 +20,7 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 // Fixed inputs (multiples of 1/64, exact in float32) and upstream gradients; the PyTorch 1.13 reference
 // values below were computed from the same formulas in float64:
 //   x = [((i*i*3 + i*5 + 2) % 29 - 14) / 16 * (b - a) / 4 + (a + b) / 2], gy = [((i*5 + 1) % 13 - 6) / 8]
-std::vector<double> pattern(int64_t n, double a, double b) {
-  std::vector<double> v;
-  for (int64_t i = 0; i < n; ++i)
-    v.push_back(static_cast<double>((i * i * 3 + i * 5 + 2) % 29 - 14) / 16.0 * (b - a) / 4.0 + (a + b) / 2.0);
-  return v;
-}
-std::vector<double> upstream(int64_t n) {
-  std::vector<double> v;
-  for (int64_t i = 0; i < n; ++i) v.push_back(static_cast<double>((i * 5 + 1) % 13 - 6) / 8.0);
-  return v;
-}
 
-void require_close(const Tensor& t, const std::vector<double>& ref, double tol) {
-  REQUIRE(t.numel() == static_cast<int64_t>(ref.size()));
-  for (size_t i = 0; i < ref.size(); ++i) {
-    INFO("element " << i << ": got " << t.flat(static_cast<int64_t>(i)) << ", expected " << ref[i]);
-    REQUIRE(std::abs(t.flat(static_cast<int64_t>(i)) - ref[i]) <= tol);
-  }
-}
 
 // Runs f on a leaf holding `x` (converted to dtype), backpropagates `gy`, returns {y, x.grad}.
 template <class F> std::pair<Tensor, Tensor> run(F f, const std::vector<double>& x, const Shape& s, DType dtype) {

@@ -14,17 +14,6 @@ namespace {
 
 const std::string kFixture = std::string(TAPEGRAD_SOURCE_DIR) + "/tests/fixtures/layers.h5";
 
-// |actual - expected| <= tol * max(1, max |expected|), elementwise.
-void require_close(const Tensor& actual, const Tensor& expected, double tol, const std::string& what) {
-  INFO(what << ": actual " << describe(actual) << ", expected " << describe(expected));
-  REQUIRE(actual.defined());
-  REQUIRE(actual.shape() == expected.shape());
-  double scale = 1.0;
-  for (int64_t i = 0; i < expected.numel(); ++i) scale = std::max(scale, std::abs(expected.flat(i)));
-  double err = max_abs_diff(actual, expected);
-  INFO("max abs error " << err << ", tolerance " << tol * scale);
-  REQUIRE(err <= tol * scale);
-}
 
 // Rebuilds one recorded nn.LayerNorm case in `dtype`, loads its state_dict, runs forward and backward
 // with the recorded upstream gradient, and compares the output and every gradient.

@@ -229,3 +229,24 @@ TEST_CASE("Optimizer: load_state rejects mismatched state and leaves the optimiz
   REQUIRE_THROWS_WITH(dst->load_state(sgd.state()), Contains("[Adam] load_state: unknown state field 'momentum_buffer'"));
   REQUIRE_THROWS_WITH(sgd.load_state(good), Contains("[SGD] load_state: unknown state field 'step'"));
 }
+
+TEST_CASE("Optimizer: groups split by dim (decay for matrices, none for biases) as the tiny LM builds them",
+          "[optim]") {
+  NamedParams model{{"linear.weight", rand_var({3, 2}, 1)}, {"linear.bias", rand_var({3}, 2)},
+                    {"norm.weight", rand_var({3}, 3)}};
+  NamedParams decay, no_decay;
+  for (const auto& [name, p] : model) (p.dim() >= 2 ? decay : no_decay).emplace_back(name, p);
+  AdamW opt({{decay, {.lr = 0.1, .weight_decay = 0.5}}, {no_decay, {.lr = 0.1, .weight_decay = 0.0}}});
+  REQUIRE(opt.num_groups() == 2);
+  CHECK(opt.group_params(0).size() == 1);
+  CHECK(opt.group_params(1).size() == 2);
+  // With zero grads only the decayed group moves: weight *= 1 - lr * wd.
+  Tensor w0 = model[0].second.value().clone(), b0 = model[1].second.value().clone();
+  for (auto& [name, p] : model) {
+    Var v = p;
+    v.set_grad(Tensor::zeros(p.shape(), DType::Float64));
+  }
+  opt.step();
+  CHECK(model[0].second.value().flat(0) == w0.flat(0) * (1 - 0.1 * 0.5));
+  CHECK(model[1].second.value().bit_equal(b0));
+}

@@ -25,6 +25,38 @@ double max_abs_diff(const Tensor& a, const Tensor& b) {
   return m;
 }
 
+void require_close(const Tensor& actual, const Tensor& expected, double tol, const std::string& what) {
+  INFO(what << ": actual " << describe(actual) << ", expected " << describe(expected));
+  REQUIRE(actual.defined());
+  REQUIRE(actual.shape() == expected.shape());
+  double scale = 1.0;
+  for (int64_t i = 0; i < expected.numel(); ++i) scale = std::max(scale, std::abs(expected.flat(i)));
+  double err = max_abs_diff(actual, expected);
+  INFO("max abs error " << err << ", tolerance " << tol * scale);
+  REQUIRE(err <= tol * scale);
+}
+
+void require_close(const Tensor& t, const std::vector<double>& ref, double tol) {
+  REQUIRE(t.numel() == static_cast<int64_t>(ref.size()));
+  for (size_t i = 0; i < ref.size(); ++i) {
+    INFO("element " << i << ": got " << t.flat(static_cast<int64_t>(i)) << ", expected " << ref[i]);
+    REQUIRE(std::abs(t.flat(static_cast<int64_t>(i)) - ref[i]) <= tol);
+  }
+}
+
+std::vector<double> pattern(int64_t n, double a, double b) {
+  std::vector<double> v;
+  for (int64_t i = 0; i < n; ++i)
+    v.push_back(static_cast<double>((i * i * 3 + i * 5 + 2) % 29 - 14) / 16.0 * (b - a) / 4.0 + (a + b) / 2.0);
+  return v;
+}
+
+std::vector<double> upstream(int64_t n) {
+  std::vector<double> v;
+  for (int64_t i = 0; i < n; ++i) v.push_back(static_cast<double>((i * 5 + 1) % 13 - 6) / 8.0);
+  return v;
+}
+
 std::string golden_dir() {
   const char* env = std::getenv("TAPEGRAD_GOLDEN_DIR");
   return env && *env ? std::string(env) : std::string(TAPEGRAD_GOLDEN_DEFAULT);

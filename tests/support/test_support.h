@@ -19,6 +19,18 @@ Tensor rand_tensor(const Shape& shape, uint64_t seed, double lo = -1.0, double h
 // Max |a - b| over elements (same shape required).
 double max_abs_diff(const Tensor& a, const Tensor& b);
 
+// REQUIREs |actual - expected| <= tol * max(1, max |expected|) elementwise (same shape, defined).
+void require_close(const Tensor& actual, const Tensor& expected, double tol, const std::string& what);
+
+// REQUIREs |t[i] - ref[i]| <= tol for every element (t flattened in row-major order).
+void require_close(const Tensor& t, const std::vector<double>& ref, double tol);
+
+// Fixed, float32-exact inputs of the ops parity tests (tests/fixtures/gen/ops_parity_refs.py builds the
+// PyTorch references from the same formulas): element i of pattern(n, a, b) is
+// ((i*i*3 + i*5 + 2) % 29 - 14) / 16 * (b - a) / 4 + (a + b) / 2, of upstream(n) ((i*5 + 1) % 13 - 6) / 8.
+std::vector<double> pattern(int64_t n, double a, double b);
+std::vector<double> upstream(int64_t n);
+
 // Directory holding golden .h5 files: $TAPEGRAD_GOLDEN_DIR, else the project's tests/golden.
 std::string golden_dir();
 
