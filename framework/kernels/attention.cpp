@@ -6,6 +6,7 @@
 #include <limits>
 #include <vector>
 
+#include "framework/kernels/fast_math.h"
 #include "framework/kernels/gemm.h"
 #include "framework/kernels/parallel.h"
 #include "framework/random.h"
@@ -60,11 +61,11 @@ void softmax_rows(const AttentionDims& d, const AttentionConfig& cfg, MaskView<T
       std::fill(x, x + ncol, T(0));
       continue;
     }
+    // exp(x - max) through the vectorisable exp (arguments <= 0), then the sum in index order.
+    for (int64_t j = 0; j < lim; ++j) x[j] = std::max(x[j] - mx, kExpArgMin<T>);
+    for (int64_t j = 0; j < lim; ++j) x[j] = exp_nonpositive(x[j]);
     T sum = 0;
-    for (int64_t j = 0; j < lim; ++j) {
-      x[j] = std::exp(x[j] - mx);
-      sum += x[j];
-    }
+    for (int64_t j = 0; j < lim; ++j) sum += x[j];
     for (int64_t j = 0; j < lim; ++j) x[j] /= sum;
     std::fill(x + lim, x + ncol, T(0));
   }
@@ -88,7 +89,6 @@ void attention_forward(const AttentionDims& d, const T* q, HeadLayout ql, const 
       T* oh = head_ptr(out, ol, n, h);
       if (ncol == 0 || d.D == 0) {
         for (int64_t r = 0; r < m; ++r) std::fill(oh + (i0 + r) * ol.row, oh + (i0 + r) * ol.row + d.D, T(0));
-        if (probs) std::fill(probs + (b * d.L + i0) * d.S, probs + (b * d.L + i0 + m) * d.S, T(0));
         continue;
       }
       qs.resize(static_cast<size_t>(m * d.D));
@@ -97,13 +97,9 @@ void attention_forward(const AttentionDims& d, const T* q, HeadLayout ql, const 
       gemm_serial<T>(false, true, m, ncol, d.D, T(1), qs.data(), d.D, head_ptr(k, kl, n, h), kl.row, T(0), sc.data(),
                      ncol);
       softmax_rows(d, cfg, mask, n, h, i0, m, ncol, sc.data());
-      if (probs) {
-        for (int64_t r = 0; r < m; ++r) {
-          T* prow = probs + (b * d.L + i0 + r) * d.S;
-          std::memcpy(prow, sc.data() + r * ncol, sizeof(T) * static_cast<size_t>(ncol));
-          std::fill(prow + ncol, prow + d.S, T(0));
-        }
-      }
+      if (probs)   // columns >= ncol are never read back (causal blocks beyond the diagonal)
+        for (int64_t r = 0; r < m; ++r)
+          std::memcpy(probs + (b * d.L + i0 + r) * d.S, sc.data() + r * ncol, sizeof(T) * static_cast<size_t>(ncol));
       if (cfg.dropout_p > 0)
         for (int64_t r = 0; r < m; ++r)
           for (int64_t j = 0; j < ncol; ++j) {

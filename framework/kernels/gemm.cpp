@@ -39,8 +39,22 @@ template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
           const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
   init_blas();
-  if (M * N * K < kSplitWork || M < 64) {
+  if (M * N * K < kSplitWork || (M < 64 && N < 256)) {
     gemm_serial(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  if (M < 64) {
+    // Few rows, many columns (e.g. a short sequence through a wide projection): column blocks, a
+    // multiple of 64 columns, at most 8, chosen from the shape only.
+    int64_t block = std::max<int64_t>(64, ((N + 7) / 8 + 63) / 64 * 64);
+    int64_t nblocks = (N + block - 1) / block;
+    parallel_for(nblocks, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        int64_t n0 = b * block, n = std::min(block, N - n0);
+        const T* bp = trans_b ? B + n0 * ldb : B + n0;
+        gemm_serial(trans_a, trans_b, M, n, K, alpha, A, lda, bp, ldb, beta, C + n0, ldc);
+      }
+    });
     return;
   }
   // Row blocks: a multiple of 32 rows, at most 8 blocks; depends on the shape only.

@@ -1,7 +1,8 @@
 #pragma once
 // GEMM through OpenBLAS cblas_sgemm/cblas_dgemm, row-major:
 //   C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C,  op(X) = X or X^T.
-// Large products are split into row blocks whose sizes depend only on (M, N, K), and run as
+// Large products are split into row blocks (or column blocks when there are few rows) whose sizes
+// depend only on (M, N, K), and run as
 // separate single-threaded BLAS calls in parallel TBB tasks: the same bits for any thread count.
 #include <cstdint>
 

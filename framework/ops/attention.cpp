@@ -96,7 +96,8 @@ Var run(Plan p) {
     const auto& d = p.dims;
     const size_t nops = values.size() - (p.mask.defined() ? 1 : 0);
     std::vector<Tensor> grads;
-    for (size_t i = 0; i < nops; ++i) grads.push_back(Tensor::zeros(values[i].shape(), values[i].dtype()));
+    // Every element is written by the kernel (dq row by row, dk and dv zeroed per head first).
+    for (size_t i = 0; i < nops; ++i) grads.push_back(Tensor(values[i].shape(), values[i].dtype()));
     bool mask_grad = p.mask.defined() && g.wants(nops);
     Tensor dscores = mask_grad ? Tensor({d.N * d.H, d.L, d.S}, gy.dtype()) : Tensor();
     dispatch_floating(gy.dtype(), p.op, [&](auto tag) {
