@@ -1,5 +1,6 @@
 #include "framework/kernels/activation.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "framework/kernels/fast_math.h"
@@ -10,28 +11,33 @@ namespace {
 
 constexpr int64_t kGrain = 16384;
 
-// e^z for float through the shared vectorisable exp (clamped below, where it is 0 anyway).
-inline float exp_approx(float z) { return exp_nonpositive(z < kExpArgMin<float> ? kExpArgMin<float> : z); }
+constexpr int64_t kChunk = 256;   // elements per pass of the float kernels (stack buffers)
 
-// erfc(z) for z >= 0 (Numerical Recipes erfcc: fractional error < 1.2e-7).
-inline float erfc_nonneg(float z) {
-  float t = 1.0f / (1.0f + 0.5f * z);
-  float poly = -0.82215223f + t * 0.17087277f;
-  poly = 1.48851587f + t * poly;
-  poly = -1.13520398f + t * poly;
-  poly = 0.27886807f + t * poly;
-  poly = -0.18628806f + t * poly;
-  poly = 0.09678418f + t * poly;
-  poly = 0.37409196f + t * poly;
-  poly = 1.00002368f + t * poly;
-  return t * exp_approx(-z * z - 1.26551223f + t * poly);
-}
-
-// Phi(x) = P(N(0,1) <= x) = 0.5 * erfc(-x / sqrt(2)).
-inline float normal_cdf(float x) {
-  float u = x * 0.70710678118654752f;
-  float e = erfc_nonneg(u < 0 ? -u : u);
-  return u >= 0 ? 1.0f - 0.5f * e : 0.5f * e;
+// Phi(x) = P(N(0,1) <= x) = 0.5 * erfc(-x / sqrt(2)) for n <= kChunk floats, with Numerical Recipes'
+// erfc (fractional error < 1.2e-7) through the shared exp. Several simple loops instead of one, so
+// that each vectorises (a select or clamp inside a long loop body stops GCC's vectoriser).
+void normal_cdf(const float* x, float* cdf, int64_t n) {
+  float z[kChunk], t[kChunk], a[kChunk];
+  for (int64_t i = 0; i < n; ++i) {
+    float u = x[i] * 0.70710678118654752f;
+    z[i] = u < 0 ? -u : u;
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    float tt = 1.0f / (1.0f + 0.5f * z[i]);
+    float poly = -0.82215223f + tt * 0.17087277f;
+    poly = 1.48851587f + tt * poly;
+    poly = -1.13520398f + tt * poly;
+    poly = 0.27886807f + tt * poly;
+    poly = -0.18628806f + tt * poly;
+    poly = 0.09678418f + tt * poly;
+    poly = 0.37409196f + tt * poly;
+    poly = 1.00002368f + tt * poly;
+    t[i] = tt;
+    a[i] = -z[i] * z[i] - 1.26551223f + tt * poly;
+  }
+  for (int64_t i = 0; i < n; ++i) a[i] = a[i] < kExpArgMin<float> ? kExpArgMin<float> : a[i];
+  for (int64_t i = 0; i < n; ++i) a[i] = 0.5f * t[i] * exp_nonpositive(a[i]);   // erfc(|u|) / 2
+  for (int64_t i = 0; i < n; ++i) cdf[i] = x[i] >= 0 ? 1.0f - a[i] : a[i];
 }
 
 constexpr double kInvSqrt2 = 0.70710678118654752440;
@@ -41,16 +47,28 @@ constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 
 template <> void gelu_forward<float>(const float* x, float* y, int64_t n) {
   parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) y[i] = x[i] * normal_cdf(x[i]);
+    float cdf[kChunk];
+    for (int64_t c = b; c < e; c += kChunk) {
+      const int64_t m = std::min(kChunk, e - c);
+      normal_cdf(x + c, cdf, m);
+      for (int64_t i = 0; i < m; ++i) y[c + i] = x[c + i] * cdf[i];
+    }
   });
 }
 
 template <> void gelu_backward<float>(const float* x, const float* dy, float* dx, int64_t n) {
   parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      float v = x[i];
-      float pdf = 0.39894228040143267794f * exp_approx(-0.5f * v * v);
-      dx[i] = dy[i] * (normal_cdf(v) + v * pdf);
+    float cdf[kChunk], pdf[kChunk];
+    for (int64_t c = b; c < e; c += kChunk) {
+      const int64_t m = std::min(kChunk, e - c);
+      const float* xc = x + c;
+      normal_cdf(xc, cdf, m);
+      for (int64_t i = 0; i < m; ++i) {
+        float a = -0.5f * xc[i] * xc[i];
+        pdf[i] = a < kExpArgMin<float> ? kExpArgMin<float> : a;
+      }
+      for (int64_t i = 0; i < m; ++i) pdf[i] = 0.39894228040143267794f * exp_nonpositive(pdf[i]);
+      for (int64_t i = 0; i < m; ++i) dx[c + i] = dy[c + i] * (cdf[i] + xc[i] * pdf[i]);
     }
   });
 }
