@@ -50,19 +50,9 @@ std::vector<Tensor> lm_step(int threads) {
 }  // namespace
 
 TEST_CASE("determinism: MLP, softmax, layer_norm and sum forward + backward are bitwise equal with 1 and 2 threads", "[determinism]") {
-  auto one = mlp_step(1), two = mlp_step(2);
-  set_num_threads(2);
-  for (size_t i = 0; i < one.size(); ++i) {
-    INFO("tensor " << i);
-    REQUIRE(one[i].bit_equal(two[i]));
-  }
+  require_same_bits_across_threads(mlp_step);
 }
 
 TEST_CASE("determinism: a tiny-LM training step is bitwise equal with 1 and 2 threads", "[determinism]") {
-  auto one = lm_step(1), two = lm_step(2);
-  set_num_threads(2);
-  for (size_t i = 0; i < one.size(); ++i) {
-    INFO("tensor " << i);
-    REQUIRE(one[i].bit_equal(two[i]));
-  }
+  require_same_bits_across_threads(lm_step);
 }

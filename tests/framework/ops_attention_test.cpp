@@ -192,9 +192,7 @@ TEST_CASE("fused_attention: determinism across thread counts (forward and backwa
     for (auto& x : xs) r.push_back(x.grad());
     return r;
   };
-  auto one = run(1), two = run(2);
-  set_num_threads(2);
-  for (size_t i = 0; i < one.size(); ++i) REQUIRE(one[i].bit_equal(two[i]));
+  require_same_bits_across_threads(run);
 }
 
 TEST_CASE("fused_attention: bad input throws naming the arguments and shapes", "[ops][attention][errors]") {

@@ -293,11 +293,5 @@ TEST_CASE("cross_entropy: determinism, loss and grads are bit-identical for 1 an
     }
     return out;
   };
-  int before = tg::get_num_threads();
-  std::vector<Tensor> one = run_all(1), two = run_all(2);
-  tg::set_num_threads(before);
-  for (size_t i = 0; i < one.size(); ++i) {
-    INFO("result " << i);
-    REQUIRE(one[i].bit_equal(two[i]));
-  }
+  require_same_bits_across_threads(run_all);
 }

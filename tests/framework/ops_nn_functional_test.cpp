@@ -493,12 +493,5 @@ TEST_CASE("nn_functional: determinism, softmax, layer_norm and dropout are bit-i
     }
     return out;
   };
-  int before = tg::get_num_threads();
-  std::vector<Tensor> one = run_all(1), two = run_all(2);
-  tg::set_num_threads(before);
-  REQUIRE(one.size() == two.size());
-  for (size_t i = 0; i < one.size(); ++i) {
-    INFO("result " << i);
-    REQUIRE(one[i].bit_equal(two[i]));
-  }
+  require_same_bits_across_threads(run_all);
 }

@@ -257,7 +257,6 @@ TEST_CASE("amax: bad input throws naming op, dims and shape", "[ops][errors]") {
 TEST_CASE("sum/mean/max: determinism of values and grads across thread counts", "[ops][reduce][determinism]") {
   Tensor base = rand_tensor({48, 130, 37}, 31, -1.0, 1.0, DType::Float32);
   Tensor up = rand_tensor({48, 37}, 32, -1.0, 1.0, DType::Float32);
-  int saved = get_num_threads();
   auto run = [&](int threads) {
     set_num_threads(threads);
     Var x(base.clone(), true);
@@ -272,7 +271,5 @@ TEST_CASE("sum/mean/max: determinism of values and grads across thread counts", 
     outs.push_back(x.grad());
     return outs;
   };
-  auto one = run(1), two = run(2);
-  set_num_threads(saved);
-  for (size_t i = 0; i < one.size(); ++i) REQUIRE(one[i].bit_equal(two[i]));
+  require_same_bits_across_threads(run);
 }

@@ -1,5 +1,7 @@
 #include "support/test_support.h"
 
+#include "framework/runtime.h"
+
 #include <cmath>
 #include <cstdlib>
 
@@ -55,6 +57,22 @@ std::vector<double> upstream(int64_t n) {
   std::vector<double> v;
   for (int64_t i = 0; i < n; ++i) v.push_back(static_cast<double>((i * 5 + 1) % 13 - 6) / 8.0);
   return v;
+}
+
+std::pair<std::vector<Tensor>, std::vector<Tensor>> require_same_bits_across_threads(
+    const std::function<std::vector<Tensor>(int threads)>& run) {
+  const int before = get_num_threads();
+  set_num_threads(1);
+  std::vector<Tensor> one = run(1);
+  set_num_threads(2);
+  std::vector<Tensor> two = run(2);
+  set_num_threads(before);
+  REQUIRE(one.size() == two.size());
+  for (size_t i = 0; i < one.size(); ++i) {
+    INFO("result " << i);
+    REQUIRE(one[i].bit_equal(two[i]));
+  }
+  return {one, two};
 }
 
 std::string golden_dir() {

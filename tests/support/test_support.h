@@ -2,7 +2,9 @@
 // Helpers shared by the tests: seeded random inputs and a gradcheck assertion that prints the report.
 #include <catch2/catch.hpp>
 
+#include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "framework/gradcheck.h"
@@ -30,6 +32,11 @@ void require_close(const Tensor& t, const std::vector<double>& ref, double tol);
 // ((i*i*3 + i*5 + 2) % 29 - 14) / 16 * (b - a) / 4 + (a + b) / 2, of upstream(n) ((i*5 + 1) % 13 - 6) / 8.
 std::vector<double> pattern(int64_t n, double a, double b);
 std::vector<double> upstream(int64_t n);
+
+// Runs run(threads) with 1 and with 2 threads (the helper sets the count first and restores the
+// previous one afterwards) and REQUIREs every returned tensor bit-identical; returns both results.
+std::pair<std::vector<Tensor>, std::vector<Tensor>> require_same_bits_across_threads(
+    const std::function<std::vector<Tensor>(int threads)>& run);
 
 // Directory holding golden .h5 files: $TAPEGRAD_GOLDEN_DIR, else the project's tests/golden.
 std::string golden_dir();
