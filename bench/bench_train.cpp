@@ -17,7 +17,6 @@
 #include "examples/tiny_lm/checkpointing.h"
 #include "examples/tiny_lm/train.h"
 #include "framework/runtime.h"
-#include "optim/clip_grad.h"
 
 int main(int argc, char** argv) {
   using namespace tg::tiny_lm;
@@ -34,21 +33,13 @@ int main(int argc, char** argv) {
   }
   tg::set_num_threads(o.threads);
   std::printf("%s\n", tg::runtime_info().c_str());
-  const Corpus corpus = o.data.empty() ? arithmetic_corpus(0) : load_corpus(o.data);
-  TinyLMConfig mc{.vocab_size = corpus.vocab.size(), .block_size = o.block_size, .n_layer = o.n_layer,
-                  .n_head = o.n_head, .n_embd = o.n_embd, .dim_feedforward = 4 * o.n_embd, .dropout = o.dropout,
-                  .head_bias = !o.tie_weights, .tie_weights = o.tie_weights};
-  TrainingState s(mc, o, corpus);
+  const Corpus corpus = training_corpus(o);
+  TrainingState s(model_config(o, corpus.vocab.size()), o, corpus);
   std::vector<double> ms;
   for (int it = 0; it < iters + 5; ++it) {
     auto [x, y] = s.train_batches.next();
     auto t0 = std::chrono::steady_clock::now();
-    tg::Var loss = s.model.loss(x, y);
-    s.optimizer.zero_grad();
-    loss.backward();
-    tg::optim::clip_grad_norm_(s.model.named_parameters(), o.grad_clip);
-    s.optimizer.step();
-    s.scheduler.step();
+    s.train_step(x, y, o.grad_clip);
     if (it >= 5) ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(ms.begin(), ms.end());

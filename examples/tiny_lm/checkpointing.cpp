@@ -4,6 +4,7 @@
 
 #include "examples/tiny_lm/train.h"
 #include "framework/io/checkpoint.h"
+#include "optim/clip_grad.h"
 
 namespace tg::tiny_lm {
 namespace {
@@ -55,6 +56,16 @@ TrainingState::TrainingState(const TinyLMConfig& c, const TrainOptions& o, const
       train_batches(&data.train, o.batch_size, o.block_size, o.seed + 1),
       eval_train(&data.train, o.batch_size, o.block_size, o.seed + 2),
       eval_val(&data.val, o.batch_size, o.block_size, o.seed + 3) {}
+
+double TrainingState::train_step(const Tensor& x, const Tensor& y, double grad_clip) {
+  Var loss = model.loss(x, y);
+  optimizer.zero_grad();
+  loss.backward();
+  if (grad_clip > 0) optim::clip_grad_norm_(model.named_parameters(), grad_clip);
+  optimizer.step();
+  scheduler.step();
+  return loss.item();
+}
 
 void TrainingState::save(const std::string& path) const {
   io::Checkpoint c;

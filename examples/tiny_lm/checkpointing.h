@@ -17,6 +17,10 @@ struct TrainOptions;
 struct TrainingState {
   TrainingState(const TinyLMConfig& config, const TrainOptions& options, const Corpus& corpus);
 
+  // One optimisation step on a batch: loss, backward, clip the global grad norm (when grad_clip > 0),
+  // AdamW step, schedule step. Returns the batch's loss.
+  double train_step(const Tensor& x, const Tensor& y, double grad_clip);
+
   // Writes path atomically. Load throws std::runtime_error naming the file and the dataset when the
   // checkpoint does not fit this run (another model configuration, vocabulary or data) or is damaged.
   void save(const std::string& path) const;

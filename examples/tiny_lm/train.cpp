@@ -15,7 +15,6 @@
 #include "examples/tiny_lm/progress.h"
 #include "framework/runtime.h"
 #include "optim/adam.h"
-#include "optim/clip_grad.h"
 #include "optim/lr_scheduler.h"
 
 namespace tg::tiny_lm {
@@ -23,13 +22,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-TinyLMConfig model_config(const TrainOptions& o, int64_t vocab_size) {
-  return {.vocab_size = vocab_size, .block_size = o.block_size, .n_layer = o.n_layer, .n_head = o.n_head,
-          .n_embd = o.n_embd, .dim_feedforward = 4 * o.n_embd, .dropout = o.dropout,
-          .activation = Activation::gelu, .layer_norm_eps = 1e-5, .norm_first = true,
-          .head_bias = !o.tie_weights, .tie_weights = o.tie_weights};
-}
 
 // Keeps the losses CSV consistent with a checkpoint: rows of iterations >= step are dropped.
 void truncate_csv(const std::string& path, int64_t step) {
@@ -45,6 +37,15 @@ void truncate_csv(const std::string& path, int64_t step) {
 }
 
 }  // namespace
+
+TinyLMConfig model_config(const TrainOptions& o, int64_t vocab_size) {
+  return {.vocab_size = vocab_size, .block_size = o.block_size, .n_layer = o.n_layer, .n_head = o.n_head,
+          .n_embd = o.n_embd, .dim_feedforward = 4 * o.n_embd, .dropout = o.dropout,
+          .activation = Activation::gelu, .layer_norm_eps = 1e-5, .norm_first = true,
+          .head_bias = !o.tie_weights, .tie_weights = o.tie_weights};
+}
+
+Corpus training_corpus(const TrainOptions& o) { return o.data.empty() ? arithmetic_corpus(0) : load_corpus(o.data); }
 
 double estimate_loss(TinyLM& model, BatchSampler& sampler, int64_t iters) {
   NoGradGuard no_grad;
@@ -110,7 +111,7 @@ TrainResult train(const TrainOptions& o, std::ostream& out) {
   const auto t0 = Clock::now();
   set_num_threads(o.threads);
   out << runtime_info() << "\n";
-  const Corpus corpus = o.data.empty() ? arithmetic_corpus(0) : load_corpus(o.data);
+  const Corpus corpus = training_corpus(o);
   const bool arithmetic = o.data.empty();
   std::filesystem::create_directories(o.out_dir);
   const std::string ckpt = o.out_dir + "/ckpt.h5", csv = o.out_dir + "/losses.csv";
@@ -131,13 +132,7 @@ TrainResult train(const TrainOptions& o, std::ostream& out) {
   while (s.step < end) {
     const double lr = s.optimizer.lr(0);
     auto [x, y] = s.train_batches.next();
-    Var loss = s.model.loss(x, y);
-    s.optimizer.zero_grad();
-    loss.backward();
-    if (o.grad_clip > 0) optim::clip_grad_norm_(s.model.named_parameters(), o.grad_clip);
-    s.optimizer.step();
-    s.scheduler.step();
-    const double l = loss.item();
+    const double l = s.train_step(x, y, o.grad_clip);
     log << s.step << "," << l << "," << lr << ",train\n";
     ++s.step;   // completed iterations; what a checkpoint records
     progress.update(s.step, l, lr);

@@ -33,6 +33,12 @@ struct TrainResult {
   bool stopped = false;             // ended by stop_at (no final evaluation)
 };
 
+// The model configuration `train` builds for these options and a vocabulary size.
+TinyLMConfig model_config(const TrainOptions& options, int64_t vocab_size);
+
+// The corpus `train` uses: options.data, or the built-in arithmetic corpus when it is empty.
+Corpus training_corpus(const TrainOptions& options);
+
 // Runs training, printing progress and, last, "final iter N train_loss X val_loss Y wall_s W".
 // Writes out_dir/ckpt.h5 (at each evaluation and at the end) and out_dir/losses.csv.
 TrainResult train(const TrainOptions& options, std::ostream& out);
