@@ -1,6 +1,7 @@
 #include "framework/kernels/broadcast.h"
 
 #include "framework/check.h"
+#include "framework/kernels/odometer.h"
 
 namespace tg::kernels {
 
@@ -52,25 +53,11 @@ Tensor sum_to(const Tensor& g, const Shape& target) {
     const T* src = g.data<T>();
     T* dst = out.data<T>();
     parallel_for(n_out, grain_for(n_red, 8192), [&](int64_t o0, int64_t o1) {
-      std::vector<int64_t> idx(red_sizes.size());
-      for (int64_t o = o0; o < o1; ++o) {
-        int64_t base = 0, rem = o;
-        for (size_t d = kept_sizes.size(); d-- > 0;) {
-          base += (rem % kept_sizes[d]) * kept_strides[d];
-          rem /= kept_sizes[d];
-        }
-        std::fill(idx.begin(), idx.end(), 0);
+      Odometer out(kept_sizes, kept_strides, kept_sizes.size(), o0);
+      for (int64_t o = o0; o < o1; ++o, out.next()) {
+        Odometer red(red_sizes, red_strides, red_sizes.size(), 0);
         T acc = T(0);
-        int64_t pos = base;
-        for (int64_t r = 0; r < n_red; ++r) {
-          acc += src[pos];
-          for (size_t d = red_sizes.size(); d-- > 0;) {   // odometer over the reduced dims
-            pos += red_strides[d];
-            if (++idx[d] < red_sizes[d]) break;
-            pos -= red_strides[d] * red_sizes[d];
-            idx[d] = 0;
-          }
-        }
+        for (int64_t r = 0; r < n_red; ++r, red.next()) acc += src[out.offset() + red.offset()];
         dst[o] = acc;
       }
     });
