@@ -1,7 +1,7 @@
 // MultiheadAttention forward (no grad) and forward+backward (training mode, dropout 0,
 // need_weights=false) at the four shapes of ../shared/bench/peers/libtorch_mha.cpp, with the same
 // names and output line format, so the two programs can be compared side by side.
-//   bench_mha [--threads N] [--iters K]
+//   bench_mha [--threads N] [--iters K] [--shape NAME]   (NAME: gpt-cpu, mid, seed or long; default all)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -35,11 +35,13 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 
 int main(int argc, char** argv) {
   int threads = 2, iters = 20;
+  std::string only;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--iters")) iters = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--shape")) only = argv[i + 1];
     else {
-      std::fprintf(stderr, "usage: bench_mha [--threads N] [--iters K]\n");
+      std::fprintf(stderr, "usage: bench_mha [--threads N] [--iters K] [--shape NAME]\n");
       return 2;
     }
   }
@@ -53,6 +55,8 @@ int main(int argc, char** argv) {
   };
   tg::Generator gen(0);
   for (const Shape& s : shapes) {
+    std::string name(s.name);
+    if (!only.empty() && name.substr(0, name.find(' ')) != only) continue;
     tg::MultiheadAttention mha({.embed_dim = s.E, .num_heads = s.H}, gen);
     tg::Var x(tg::Tensor::normal({s.T, s.B, s.E}, 0, 1, gen), true);   // sequence-first, as the peer
     tg::Var mask = s.causal ? tg::Var(tg::causal_mask(s.T, s.T, tg::DType::Float32)) : tg::Var();

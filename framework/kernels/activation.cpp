@@ -5,6 +5,7 @@
 
 #include "framework/kernels/fast_math.h"
 #include "framework/kernels/parallel.h"
+#include "framework/kernels/simd.h"
 
 namespace tg::kernels {
 namespace {
@@ -16,7 +17,7 @@ constexpr int64_t kChunk = 256;   // elements per pass of the float kernels (sta
 // Phi(x) = P(N(0,1) <= x) = 0.5 * erfc(-x / sqrt(2)) for n <= kChunk floats, with Numerical Recipes'
 // erfc (fractional error < 1.2e-7) through the shared exp. Several simple loops instead of one, so
 // that each vectorises (a select or clamp inside a long loop body stops GCC's vectoriser).
-void normal_cdf(const float* x, float* cdf, int64_t n) {
+inline void normal_cdf(const float* x, float* cdf, int64_t n) {
   float z[kChunk], t[kChunk], a[kChunk];
   for (int64_t i = 0; i < n; ++i) {
     float u = x[i] * 0.70710678118654752f;
@@ -37,7 +38,28 @@ void normal_cdf(const float* x, float* cdf, int64_t n) {
   }
   for (int64_t i = 0; i < n; ++i) a[i] = a[i] < kExpArgMin<float> ? kExpArgMin<float> : a[i];
   for (int64_t i = 0; i < n; ++i) a[i] = 0.5f * t[i] * exp_nonpositive(a[i]);   // erfc(|u|) / 2
-  for (int64_t i = 0; i < n; ++i) cdf[i] = x[i] >= 0 ? 1.0f - a[i] : a[i];
+  for (int64_t i = 0; i < n; ++i) {   // both sides computed, so the select vectorises (no branch)
+    float upper = 1.0f - a[i];
+    cdf[i] = x[i] >= 0 ? upper : a[i];
+  }
+}
+
+// One chunk (n <= kChunk) of the float kernels.
+TG_MULTIVERSION void gelu_forward_chunk(const float* x, float* y, int64_t n) {
+  float cdf[kChunk];
+  normal_cdf(x, cdf, n);
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * cdf[i];
+}
+
+TG_MULTIVERSION void gelu_backward_chunk(const float* x, const float* dy, float* dx, int64_t n) {
+  float cdf[kChunk], pdf[kChunk];
+  normal_cdf(x, cdf, n);
+  for (int64_t i = 0; i < n; ++i) {
+    float a = -0.5f * x[i] * x[i];
+    pdf[i] = a < kExpArgMin<float> ? kExpArgMin<float> : a;
+  }
+  for (int64_t i = 0; i < n; ++i) pdf[i] = 0.39894228040143267794f * exp_nonpositive(pdf[i]);
+  for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * (cdf[i] + x[i] * pdf[i]);
 }
 
 constexpr double kInvSqrt2 = 0.70710678118654752440;
@@ -47,29 +69,13 @@ constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 
 template <> void gelu_forward<float>(const float* x, float* y, int64_t n) {
   parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
-    float cdf[kChunk];
-    for (int64_t c = b; c < e; c += kChunk) {
-      const int64_t m = std::min(kChunk, e - c);
-      normal_cdf(x + c, cdf, m);
-      for (int64_t i = 0; i < m; ++i) y[c + i] = x[c + i] * cdf[i];
-    }
+    for (int64_t c = b; c < e; c += kChunk) gelu_forward_chunk(x + c, y + c, std::min(kChunk, e - c));
   });
 }
 
 template <> void gelu_backward<float>(const float* x, const float* dy, float* dx, int64_t n) {
   parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
-    float cdf[kChunk], pdf[kChunk];
-    for (int64_t c = b; c < e; c += kChunk) {
-      const int64_t m = std::min(kChunk, e - c);
-      const float* xc = x + c;
-      normal_cdf(xc, cdf, m);
-      for (int64_t i = 0; i < m; ++i) {
-        float a = -0.5f * xc[i] * xc[i];
-        pdf[i] = a < kExpArgMin<float> ? kExpArgMin<float> : a;
-      }
-      for (int64_t i = 0; i < m; ++i) pdf[i] = 0.39894228040143267794f * exp_nonpositive(pdf[i]);
-      for (int64_t i = 0; i < m; ++i) dx[c + i] = dy[c + i] * (cdf[i] + xc[i] * pdf[i]);
-    }
+    for (int64_t c = b; c < e; c += kChunk) gelu_backward_chunk(x + c, dy + c, dx + c, std::min(kChunk, e - c));
   });
 }
 
