@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "framework/kernels/parallel.h"
+#include "framework/kernels/simd.h"
 #include "framework/kernels/softmax.h"
 
 namespace tg::kernels {
@@ -74,7 +75,7 @@ void forward_rows(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, in
 }
 
 // gx for one row (see layer_norm_backward): two passes, the first for the two row sums.
-template <class T, bool HasW> void backward_row_gx(const T* gy, const T* x, T mu, T rs, const T* w, T* gx, int64_t n) {
+template <class T, bool HasW> inline void backward_row_gx(const T* gy, const T* x, T mu, T rs, const T* w, T* gx, int64_t n) {
   auto g_at = [&](int64_t j) {
     if constexpr (HasW) return gy[j] * w[j];
     else return gy[j];
@@ -96,6 +97,28 @@ template <class T, bool HasW> void backward_row_gx(const T* gy, const T* x, T mu
   T mean_g = static_cast<T>(((s1[0] + s1[1]) + (s1[2] + s1[3])) * inv_n);
   T mean_gxhat = static_cast<T>(((s2[0] + s2[1]) + (s2[2] + s2[3])) * inv_n);
   for (int64_t j = 0; j < n; ++j) gx[j] = rs * (g_at(j) - mean_g - (x[j] - mu) * rs * mean_gxhat);
+}
+
+// Rows [r0, r1) of layer_norm_backward: gx, and the weight/bias partial sums aw/ab (nullable).
+template <class T>
+TG_MULTIVERSION void backward_rows(const T* gy, const T* x, const T* mean, const T* rstd, const T* weight, T* gx,
+                                   double* aw, double* ab, int64_t r0, int64_t r1, int64_t n) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const T *g = gy + r * n, *xr = x + r * n;
+    T mu = mean[r], rs = rstd[r];
+    if (gx && weight) backward_row_gx<T, true>(g, xr, mu, rs, weight, gx + r * n, n);
+    if (gx && !weight) backward_row_gx<T, false>(g, xr, mu, rs, weight, gx + r * n, n);
+    if (aw)
+      for (int64_t j = 0; j < n; ++j) aw[j] += static_cast<double>(g[j]) * ((xr[j] - mu) * rs);
+    if (ab)
+      for (int64_t j = 0; j < n; ++j) ab[j] += static_cast<double>(g[j]);
+  }
+}
+
+// Adds rows [r0, r1) of x [rows, cols] into acc [cols] (double).
+template <class T> TG_MULTIVERSION void add_rows(const T* x, int64_t r0, int64_t r1, int64_t cols, double* acc) {
+  for (int64_t r = r0; r < r1; ++r)
+    for (int64_t j = 0; j < cols; ++j) acc[j] += static_cast<double>(x[r * cols + j]);
 }
 
 }  // namespace
@@ -123,16 +146,7 @@ void layer_norm_backward(const T* gy, const T* x, const T* mean, const T* rstd, 
     for (int64_t c = c0; c < c1; ++c) {
       double* aw = grad_weight ? pw.data() + c * n : nullptr;
       double* ab = grad_bias ? pb.data() + c * n : nullptr;
-      for (int64_t r = c * ch.size; r < std::min(rows, (c + 1) * ch.size); ++r) {
-        const T *g = gy + r * n, *xr = x + r * n;
-        T mu = mean[r], rs = rstd[r];
-        if (gx && weight) backward_row_gx<T, true>(g, xr, mu, rs, weight, gx + r * n, n);
-        if (gx && !weight) backward_row_gx<T, false>(g, xr, mu, rs, weight, gx + r * n, n);
-        if (aw)
-          for (int64_t j = 0; j < n; ++j) aw[j] += static_cast<double>(g[j]) * ((xr[j] - mu) * rs);
-        if (ab)
-          for (int64_t j = 0; j < n; ++j) ab[j] += static_cast<double>(g[j]);
-      }
+      backward_rows(gy, x, mean, rstd, weight, gx, aw, ab, c * ch.size, std::min(rows, (c + 1) * ch.size), n);
     }
   });
   if (grad_weight) combine_partials(pw, ch.count, n, grad_weight);
@@ -144,9 +158,7 @@ template <class T> void column_sums(const T* x, int64_t rows, int64_t cols, T* o
   std::vector<double> part(static_cast<size_t>(ch.count * cols), 0.0);
   parallel_for(ch.count, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
-      double* acc = part.data() + c * cols;
-      for (int64_t r = c * ch.size; r < std::min(rows, (c + 1) * ch.size); ++r)
-        for (int64_t j = 0; j < cols; ++j) acc[j] += static_cast<double>(x[r * cols + j]);
+      add_rows(x, c * ch.size, std::min(rows, (c + 1) * ch.size), cols, part.data() + c * cols);
     }
   });
   combine_partials(part, ch.count, cols, out);

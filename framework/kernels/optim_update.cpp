@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "framework/kernels/parallel.h"
+#include "framework/kernels/simd.h"
 
 namespace tg::kernels {
 namespace {
@@ -62,6 +63,31 @@ template <class T> double norm_of(const T* x, int64_t n, double p) {
   return std::pow(s, 1.0 / p);
 }
 
+// Scalars of one Adam step in the parameter's type.
+template <class T> struct AdamScalars {
+  T decay, wd, beta1, one_minus_beta1, beta2, one_minus_beta2, bc2_sqrt, eps, neg_step_size, grad_sign;
+};
+
+enum class WeightDecay { kNone, kL2, kDecoupled };
+
+// Adam/AdamW without amsgrad over [0, n): the same expression order as the general loop in
+// adam_update, with the options fixed at compile time so that the loop vectorises.
+template <class T, WeightDecay W>
+TG_MULTIVERSION void adam_chunk(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, int64_t n,
+                                const AdamScalars<T> s) {
+  for (int64_t i = 0; i < n; ++i) {
+    T gi = g[i] * s.grad_sign;   // exact: the sign is +1 or -1
+    if constexpr (W == WeightDecay::kDecoupled) p[i] = p[i] * s.decay;
+    if constexpr (W == WeightDecay::kL2) gi = gi + s.wd * p[i];
+    T mi = m[i] * s.beta1 + s.one_minus_beta1 * gi;
+    T vi = v[i] * s.beta2 + s.one_minus_beta2 * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    T denom = std::sqrt(vi) / s.bc2_sqrt + s.eps;
+    p[i] = p[i] + s.neg_step_size * mi / denom;
+  }
+}
+
 }  // namespace
 
 void sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buffer, const SGDStep& h) {
@@ -106,6 +132,19 @@ void adam_update(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp
     const T beta2 = static_cast<T>(h.beta2), one_minus_beta2 = static_cast<T>(1 - h.beta2);
     const T bc2_sqrt = static_cast<T>(bias_correction2_sqrt), eps = static_cast<T>(h.eps);
     const T neg_step_size = static_cast<T>(-step_size);
+    if (!vmax) {
+      const AdamScalars<T> sc{decay, wd, beta1, one_minus_beta1, beta2, one_minus_beta2, bc2_sqrt, eps, neg_step_size,
+                              h.maximize ? T(-1) : T(1)};
+      const WeightDecay mode = h.decoupled_weight_decay ? WeightDecay::kDecoupled
+                               : h.weight_decay != 0    ? WeightDecay::kL2
+                                                        : WeightDecay::kNone;
+      parallel_for(param.numel(), kUpdateGrain, [&](int64_t b, int64_t e) {
+        if (mode == WeightDecay::kDecoupled) adam_chunk<T, WeightDecay::kDecoupled>(p + b, g + b, m + b, v + b, e - b, sc);
+        else if (mode == WeightDecay::kL2) adam_chunk<T, WeightDecay::kL2>(p + b, g + b, m + b, v + b, e - b, sc);
+        else adam_chunk<T, WeightDecay::kNone>(p + b, g + b, m + b, v + b, e - b, sc);
+      });
+      return;
+    }
     parallel_for(param.numel(), kUpdateGrain, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         T gi = h.maximize ? -g[i] : g[i];
