@@ -13,6 +13,11 @@ namespace {
 // Below this many multiply-adds a GEMM runs as one call: splitting would cost more than it gains.
 constexpr int64_t kSplitWork = int64_t{1} << 20;
 
+// C[r, c] = bias[c] for the m x n block at C.
+template <class T> void fill_rows(T* C, int64_t ldc, int64_t m, int64_t n, const T* bias) {
+  for (int64_t r = 0; r < m; ++r) std::copy(bias, bias + n, C + r * ldc);
+}
+
 }  // namespace
 
 template <class T>
@@ -37,9 +42,11 @@ void gemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T 
 
 template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
-          const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+          const T* B, int64_t ldb, T beta, T* C, int64_t ldc, const T* row_bias) {
   init_blas();
+  if (row_bias) beta = T(1);   // each block's rows hold the bias when its BLAS call runs
   if (M * N * K < kSplitWork || (M < 64 && N < 256)) {
+    if (row_bias) fill_rows(C, ldc, M, N, row_bias);
     gemm_serial(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
@@ -52,6 +59,7 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
       for (int64_t b = b0; b < b1; ++b) {
         int64_t n0 = b * block, n = std::min(block, N - n0);
         const T* bp = trans_b ? B + n0 * ldb : B + n0;
+        if (row_bias) fill_rows(C + n0, ldc, M, n, row_bias + n0);
         gemm_serial(trans_a, trans_b, M, n, K, alpha, A, lda, bp, ldb, beta, C + n0, ldc);
       }
     });
@@ -64,6 +72,7 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
     for (int64_t b = b0; b < b1; ++b) {
       int64_t m0 = b * block, m = std::min(block, M - m0);
       const T* a = trans_a ? A + m0 : A + m0 * lda;
+      if (row_bias) fill_rows(C + m0 * ldc, ldc, m, N, row_bias);
       gemm_serial(trans_a, trans_b, m, N, K, alpha, a, lda, B, ldb, beta, C + m0 * ldc, ldc);
     }
   });
@@ -87,13 +96,13 @@ void gemm_batched(int64_t batch, bool trans_a, bool trans_b, int64_t M, int64_t 
 }
 
 template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
-                        float, float*, int64_t);
+                        float, float*, int64_t, const float*);
 template void gemm_serial<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*,
                                int64_t, float, float*, int64_t);
 template void gemm_batched<float>(int64_t, bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, int64_t,
                                 const float*, int64_t, int64_t, float, float*, int64_t, int64_t);
 template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t, const double*, int64_t,
-                        double, double*, int64_t);
+                        double, double*, int64_t, const double*);
 template void gemm_serial<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t, const double*,
                                int64_t, double, double*, int64_t);
 template void gemm_batched<double>(int64_t, bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t, int64_t,

@@ -8,9 +8,11 @@
 
 namespace tg::kernels {
 
+// With `row_bias` [N] (then beta must be 0): C = alpha * op(A) @ op(B) + row_bias on every row, the
+// bias written into each block just before its BLAS call (beta = 1), so no separate pass over C.
 template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
-          const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
+          const T* B, int64_t ldb, T beta, T* C, int64_t ldc, const T* row_bias = nullptr);
 
 // `batch` independent GEMMs; operand i starts at X + i * stride_x (a stride of 0 broadcasts).
 template <class T>

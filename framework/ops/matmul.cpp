@@ -238,15 +238,9 @@ Var linear(const Var& x, const Var& weight, const Var& bias) {
   Tensor y(ys, x.dtype());
   dispatch_floating(x.dtype(), "linear", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    T* py = y.data<T>();
-    if (bias.defined()) {   // y = bias, then y += x @ W^T in the GEMM (beta = 1)
-      const T* pb = bias.value().data<T>();
-      kernels::parallel_for(rows, kernels::grain_for(out, 16384), [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) std::copy(pb, pb + out, py + r * out);
-      });
-    }
-    kernels::gemm<T>(false, true, rows, out, in, T(1), x.value().data<T>(), in, weight.value().data<T>(), in,
-                     bias.defined() ? T(1) : T(0), py, out);
+    // y = bias, then y += x @ W^T, block by block inside the GEMM
+    kernels::gemm<T>(false, true, rows, out, in, T(1), x.value().data<T>(), in, weight.value().data<T>(), in, T(0),
+                     y.data<T>(), out, bias.defined() ? bias.value().data<T>() : nullptr);
   });
   return record("linear", y, {x, weight, bias},
                 [xv = x.value(), wv = weight.value(), rows, in, out](const Tensor& gy, Grads& g) {
