@@ -84,7 +84,9 @@ void check_resume(Kind kind, DType dtype, bool through_file) {
   for (int k = 0; k < kSplit; ++k) train_step(first, k);
   StateDict opt_state = first.opt->state(), sched_state = first.sched->state();
   if (through_file) {
-    const std::string path = std::string(TAPEGRAD_BINARY_DIR) + "/optim_state_resume_test.h5";
+    // One file per (kind, dtype): CTest may run the cases of this file in parallel processes.
+    const std::string path = std::string(TAPEGRAD_BINARY_DIR) + "/optim_state_resume_test_" +
+                             std::to_string(static_cast<int>(kind)) + "_" + to_string(dtype) + ".h5";
     {
       io::H5File f(path, io::H5File::Mode::truncate);
       write_state(f, "optimizer", opt_state);
