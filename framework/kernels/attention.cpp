@@ -9,12 +9,13 @@
 #include "framework/kernels/fast_math.h"
 #include "framework/kernels/gemm.h"
 #include "framework/kernels/parallel.h"
+#include "framework/kernels/simd.h"
 #include "framework/random.h"
 
 namespace tg::kernels {
 namespace {
 
-constexpr int64_t kTile = 64;   // query rows per task
+constexpr int64_t kTile = 32;   // query rows per task
 
 template <class T> const T* head_ptr(const T* base, HeadLayout l, int64_t n, int64_t h) {
   return base + l.offset + n * l.batch + h * l.head;
@@ -36,7 +37,7 @@ inline bool keep(const AttentionConfig& cfg, const AttentionDims& d, int64_t b, 
 }
 
 // qs[r, :] = q[i0 + r, :] / sqrt(D), a true division as PyTorch does before the score GEMM.
-template <class T> void scaled_queries(const T* qh, int64_t row, int64_t i0, int64_t m, int64_t D, T* qs) {
+template <class T> inline void scaled_queries(const T* qh, int64_t row, int64_t i0, int64_t m, int64_t D, T* qs) {
   T root = static_cast<T>(std::sqrt(static_cast<double>(D)));
   for (int64_t r = 0; r < m; ++r) {
     const T* src = qh + (i0 + r) * row;
@@ -44,9 +45,39 @@ template <class T> void scaled_queries(const T* qh, int64_t row, int64_t i0, int
   }
 }
 
+// Sum, dot product and max of n values in 8 interleaved lanes combined as a fixed tree: vectorises
+// (a single running sum would not, without reassociation) and the order depends on n only.
+template <class T> inline T lane_dot(const T* a, const T* b, int64_t n) {
+  T acc[8] = {};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int l = 0; l < 8; ++l) acc[l] += a[j + l] * b[j + l];
+  for (int l = 0; j < n; ++j, ++l) acc[l] += a[j] * b[j];
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+template <class T> inline T lane_sum(const T* a, int64_t n) {
+  T acc[8] = {};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int l = 0; l < 8; ++l) acc[l] += a[j + l];
+  for (int l = 0; j < n; ++j, ++l) acc[l] += a[j];
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+template <class T> inline T lane_max(const T* a, int64_t n) {
+  constexpr T lo = -std::numeric_limits<T>::infinity();
+  T acc[8] = {lo, lo, lo, lo, lo, lo, lo, lo};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int l = 0; l < 8; ++l) acc[l] = acc[l] < a[j + l] ? a[j + l] : acc[l];
+  for (int l = 0; j < n; ++j, ++l) acc[l] = acc[l] < a[j] ? a[j] : acc[l];
+  T m = acc[0];
+  for (int l = 1; l < 8; ++l) m = m < acc[l] ? acc[l] : m;
+  return m;
+}
+
 // Row-wise masked softmax of sc[m, ncol] in place (scores in, probabilities out).
 template <class T>
-void softmax_rows(const AttentionDims& d, const AttentionConfig& cfg, MaskView<T> mask, int64_t n, int64_t h,
+inline void softmax_rows(const AttentionDims& d, const AttentionConfig& cfg, MaskView<T> mask, int64_t n, int64_t h,
                   int64_t i0, int64_t m, int64_t ncol, T* sc) {
   for (int64_t r = 0; r < m; ++r) {
     int64_t i = i0 + r, lim = row_limit(cfg, i, ncol);
@@ -55,8 +86,7 @@ void softmax_rows(const AttentionDims& d, const AttentionConfig& cfg, MaskView<T
       const T* mrow = mask.data + n * mask.batch + h * mask.head + i * mask.row;
       for (int64_t j = 0; j < lim; ++j) x[j] += mrow[j * mask.col];
     }
-    T mx = -std::numeric_limits<T>::infinity();
-    for (int64_t j = 0; j < lim; ++j) mx = std::max(mx, x[j]);
+    const T mx = lane_max(x, lim);
     if (mx == -std::numeric_limits<T>::infinity()) {   // every key masked: a zero row, not NaN
       std::fill(x, x + ncol, T(0));
       continue;
@@ -64,12 +94,112 @@ void softmax_rows(const AttentionDims& d, const AttentionConfig& cfg, MaskView<T
     // exp(x - max) through the vectorisable exp (arguments <= 0), then the sum in index order.
     for (int64_t j = 0; j < lim; ++j) x[j] = std::max(x[j] - mx, kExpArgMin<T>);
     for (int64_t j = 0; j < lim; ++j) x[j] = exp_nonpositive(x[j]);
-    T sum = 0;
-    for (int64_t j = 0; j < lim; ++j) sum += x[j];
+    const T sum = lane_sum(x, lim);
     for (int64_t j = 0; j < lim; ++j) x[j] /= sum;
     std::fill(x + lim, x + ncol, T(0));
   }
   (void)d;
+}
+
+// Forward tasks [t0, t1) (one task = one query tile of one head), compiled per vector ISA.
+template <class T>
+TG_MULTIVERSION void forward_tasks(int64_t t0, int64_t t1, int64_t tiles, T scale, const AttentionDims& d, const T* q,
+                                   HeadLayout ql, const T* k, HeadLayout kl, const T* v, HeadLayout vl,
+                                   MaskView<T> mask, const AttentionConfig& cfg, T* out, HeadLayout ol, T* probs) {
+  std::vector<T> qs, sc;
+  for (int64_t task = t0; task < t1; ++task) {
+    const int64_t b = task / tiles, n = b / d.H, h = b % d.H;
+    const int64_t i0 = (task % tiles) * kTile, m = std::min(kTile, d.L - i0);
+    const int64_t ncol = cfg.causal ? std::min(d.S, i0 + m) : d.S;   // columns any row of the tile sees
+    T* oh = head_ptr(out, ol, n, h);
+    if (ncol == 0 || d.D == 0) {
+      for (int64_t r = 0; r < m; ++r) std::fill(oh + (i0 + r) * ol.row, oh + (i0 + r) * ol.row + d.D, T(0));
+      continue;
+    }
+    qs.resize(static_cast<size_t>(m * d.D));
+    sc.resize(static_cast<size_t>(m * ncol));
+    scaled_queries(head_ptr(q, ql, n, h), ql.row, i0, m, d.D, qs.data());
+    gemm_serial<T>(false, true, m, ncol, d.D, T(1), qs.data(), d.D, head_ptr(k, kl, n, h), kl.row, T(0), sc.data(),
+                   ncol);
+    softmax_rows(d, cfg, mask, n, h, i0, m, ncol, sc.data());
+    if (probs)   // columns >= ncol are never read back (causal blocks beyond the diagonal)
+      for (int64_t r = 0; r < m; ++r)
+        std::memcpy(probs + (b * d.L + i0 + r) * d.S, sc.data() + r * ncol, sizeof(T) * static_cast<size_t>(ncol));
+    if (cfg.dropout_p > 0)
+      for (int64_t r = 0; r < m; ++r)
+        for (int64_t j = 0; j < ncol; ++j) {
+          T& p = sc[static_cast<size_t>(r * ncol + j)];
+          p = keep(cfg, d, b, i0 + r, j) ? p * scale : T(0);
+        }
+    gemm_serial<T>(false, false, m, d.D, ncol, T(1), sc.data(), ncol, head_ptr(v, vl, n, h), vl.row, T(0),
+                   oh + i0 * ol.row, ol.row);
+  }
+}
+
+// Backward over heads [b0, b1) (batch * H + head), compiled per vector ISA.
+template <class T>
+TG_MULTIVERSION void backward_heads(int64_t b0, int64_t b1, T scale, T inv_root, const AttentionDims& d, const T* q,
+                                    HeadLayout ql, const T* k, HeadLayout kl, const T* v, HeadLayout vl,
+                                    const AttentionConfig& cfg, const T* probs, const T* dout, HeadLayout dol, T* dq,
+                                    HeadLayout dql, T* dk, HeadLayout dkl, T* dv, HeadLayout dvl, T* dscores) {
+  std::vector<T> qs, pd, dp;
+  for (int64_t b = b0; b < b1; ++b) {
+    const int64_t n = b / d.H, h = b % d.H;
+    T *dkh = head_ptr(dk, dkl, n, h), *dvh = head_ptr(dv, dvl, n, h), *dqh = head_ptr(dq, dql, n, h);
+    for (int64_t j = 0; j < d.S; ++j) {
+      std::fill(dkh + j * dkl.row, dkh + j * dkl.row + d.D, T(0));
+      std::fill(dvh + j * dvl.row, dvh + j * dvl.row + d.D, T(0));
+    }
+    for (int64_t i0 = 0; i0 < d.L; i0 += kTile) {
+      const int64_t m = std::min(kTile, d.L - i0), ncol = cfg.causal ? std::min(d.S, i0 + m) : d.S;
+      const T* dot = head_ptr(dout, dol, n, h) + i0 * dol.row;
+      if (ncol == 0 || d.D == 0) {
+        for (int64_t r = 0; r < m; ++r) std::fill(dqh + (i0 + r) * dql.row, dqh + (i0 + r) * dql.row + d.D, T(0));
+        if (dscores) std::fill(dscores + (b * d.L + i0) * d.S, dscores + (b * d.L + i0 + m) * d.S, T(0));
+        continue;
+      }
+      const T* p = probs + (b * d.L + i0) * d.S;   // [m, S] with row stride S
+      dp.resize(static_cast<size_t>(m * ncol));
+      // pdp = dropout(p): the probabilities that multiplied v in forward (p itself without dropout).
+      const T* pdp = p;
+      int64_t pd_row = d.S;
+      if (cfg.dropout_p > 0) {
+        pd.resize(static_cast<size_t>(m * ncol));
+        for (int64_t r = 0; r < m; ++r)
+          for (int64_t j = 0; j < ncol; ++j)
+            pd[r * ncol + j] = keep(cfg, d, b, i0 + r, j) ? p[r * d.S + j] * scale : T(0);
+        pdp = pd.data();
+        pd_row = ncol;
+      }
+      // dv[0:ncol] += pd^T @ dout_tile
+      gemm_serial<T>(true, false, ncol, d.D, m, T(1), pdp, pd_row, dot, dol.row, T(1), dvh, dvl.row);
+      // dp = dout_tile @ v[0:ncol]^T  (gradient w.r.t. the dropped probabilities)
+      gemm_serial<T>(false, true, m, ncol, d.D, T(1), dot, dol.row, head_ptr(v, vl, n, h), vl.row, T(0), dp.data(),
+                     ncol);
+      // ds = p * (dp_pre - rowsum(p * dp_pre)), dp_pre = dp * keep * scale; rowsum equals sum(pd * dp).
+      for (int64_t r = 0; r < m; ++r) {
+        T* g = dp.data() + r * ncol;
+        const T* pr = p + r * d.S;
+        const T* pdr = pdp + r * pd_row;
+        const T delta = lane_dot(pdr, g, ncol);
+        if (cfg.dropout_p > 0)
+          for (int64_t j = 0; j < ncol; ++j) g[j] = pr[j] * ((pdr[j] != T(0) ? g[j] * scale : T(0)) - delta);
+        else
+          for (int64_t j = 0; j < ncol; ++j) g[j] = pr[j] * (g[j] - delta);
+        if (dscores) {
+          T* drow = dscores + (b * d.L + i0 + r) * d.S;
+          std::memcpy(drow, g, sizeof(T) * static_cast<size_t>(ncol));
+          std::fill(drow + ncol, drow + d.S, T(0));
+        }
+      }
+      // dq_tile = ds @ k[0:ncol] / sqrt(D);  dk[0:ncol] += ds^T @ (q_tile / sqrt(D))
+      gemm_serial<T>(false, false, m, d.D, ncol, inv_root, dp.data(), ncol, head_ptr(k, kl, n, h), kl.row, T(0),
+                     dqh + i0 * dql.row, dql.row);
+      qs.resize(static_cast<size_t>(m * d.D));
+      scaled_queries(head_ptr(q, ql, n, h), ql.row, i0, m, d.D, qs.data());
+      gemm_serial<T>(true, false, ncol, d.D, m, T(1), dp.data(), ncol, qs.data(), d.D, T(1), dkh, dkl.row);
+    }
+  }
 }
 
 }  // namespace
@@ -81,34 +211,7 @@ void attention_forward(const AttentionDims& d, const T* q, HeadLayout ql, const 
   const int64_t tiles = (d.L + kTile - 1) / kTile, tasks = d.N * d.H * tiles;
   const T scale = cfg.dropout_p > 0 ? static_cast<T>(1.0 / (1.0 - cfg.dropout_p)) : T(1);
   parallel_for(tasks, 1, [&](int64_t t0, int64_t t1) {
-    std::vector<T> qs, sc;
-    for (int64_t task = t0; task < t1; ++task) {
-      const int64_t b = task / tiles, n = b / d.H, h = b % d.H;
-      const int64_t i0 = (task % tiles) * kTile, m = std::min(kTile, d.L - i0);
-      const int64_t ncol = cfg.causal ? std::min(d.S, i0 + m) : d.S;   // columns any row of the tile sees
-      T* oh = head_ptr(out, ol, n, h);
-      if (ncol == 0 || d.D == 0) {
-        for (int64_t r = 0; r < m; ++r) std::fill(oh + (i0 + r) * ol.row, oh + (i0 + r) * ol.row + d.D, T(0));
-        continue;
-      }
-      qs.resize(static_cast<size_t>(m * d.D));
-      sc.resize(static_cast<size_t>(m * ncol));
-      scaled_queries(head_ptr(q, ql, n, h), ql.row, i0, m, d.D, qs.data());
-      gemm_serial<T>(false, true, m, ncol, d.D, T(1), qs.data(), d.D, head_ptr(k, kl, n, h), kl.row, T(0), sc.data(),
-                     ncol);
-      softmax_rows(d, cfg, mask, n, h, i0, m, ncol, sc.data());
-      if (probs)   // columns >= ncol are never read back (causal blocks beyond the diagonal)
-        for (int64_t r = 0; r < m; ++r)
-          std::memcpy(probs + (b * d.L + i0 + r) * d.S, sc.data() + r * ncol, sizeof(T) * static_cast<size_t>(ncol));
-      if (cfg.dropout_p > 0)
-        for (int64_t r = 0; r < m; ++r)
-          for (int64_t j = 0; j < ncol; ++j) {
-            T& p = sc[static_cast<size_t>(r * ncol + j)];
-            p = keep(cfg, d, b, i0 + r, j) ? p * scale : T(0);
-          }
-      gemm_serial<T>(false, false, m, d.D, ncol, T(1), sc.data(), ncol, head_ptr(v, vl, n, h), vl.row, T(0),
-                     oh + i0 * ol.row, ol.row);
-    }
+    forward_tasks(t0, t1, tiles, scale, d, q, ql, k, kl, v, vl, mask, cfg, out, ol, probs);
   });
 }
 
@@ -120,60 +223,8 @@ void attention_backward(const AttentionDims& d, const T* q, HeadLayout ql, const
   const T inv_root = static_cast<T>(1.0 / std::sqrt(static_cast<double>(d.D)));
   // One task per (batch, head): dk and dv sum over every query tile of that head.
   parallel_for(d.N * d.H, 1, [&](int64_t b0, int64_t b1) {
-    std::vector<T> qs, pd, dp;
-    for (int64_t b = b0; b < b1; ++b) {
-      const int64_t n = b / d.H, h = b % d.H;
-      T *dkh = head_ptr(dk, dkl, n, h), *dvh = head_ptr(dv, dvl, n, h), *dqh = head_ptr(dq, dql, n, h);
-      for (int64_t j = 0; j < d.S; ++j) {
-        std::fill(dkh + j * dkl.row, dkh + j * dkl.row + d.D, T(0));
-        std::fill(dvh + j * dvl.row, dvh + j * dvl.row + d.D, T(0));
-      }
-      for (int64_t i0 = 0; i0 < d.L; i0 += kTile) {
-        const int64_t m = std::min(kTile, d.L - i0), ncol = cfg.causal ? std::min(d.S, i0 + m) : d.S;
-        const T* dot = head_ptr(dout, dol, n, h) + i0 * dol.row;
-        if (ncol == 0 || d.D == 0) {
-          for (int64_t r = 0; r < m; ++r) std::fill(dqh + (i0 + r) * dql.row, dqh + (i0 + r) * dql.row + d.D, T(0));
-          if (dscores) std::fill(dscores + (b * d.L + i0) * d.S, dscores + (b * d.L + i0 + m) * d.S, T(0));
-          continue;
-        }
-        const T* p = probs + (b * d.L + i0) * d.S;   // [m, S] with row stride S
-        pd.resize(static_cast<size_t>(m * ncol));
-        dp.resize(static_cast<size_t>(m * ncol));
-        // pd = dropout(p): the probabilities that multiplied v in forward.
-        for (int64_t r = 0; r < m; ++r)
-          for (int64_t j = 0; j < ncol; ++j)
-            pd[r * ncol + j] = cfg.dropout_p > 0 ? (keep(cfg, d, b, i0 + r, j) ? p[r * d.S + j] * scale : T(0))
-                                                 : p[r * d.S + j];
-        // dv[0:ncol] += pd^T @ dout_tile
-        gemm_serial<T>(true, false, ncol, d.D, m, T(1), pd.data(), ncol, dot, dol.row, T(1), dvh, dvl.row);
-        // dp = dout_tile @ v[0:ncol]^T  (gradient w.r.t. the dropped probabilities)
-        gemm_serial<T>(false, true, m, ncol, d.D, T(1), dot, dol.row, head_ptr(v, vl, n, h), vl.row, T(0), dp.data(),
-                       ncol);
-        // ds = p * (dp_pre - rowsum(p * dp_pre)), dp_pre = dp * keep * scale; rowsum equals sum(pd * dp).
-        for (int64_t r = 0; r < m; ++r) {
-          T* g = dp.data() + r * ncol;
-          const T* pr = p + r * d.S;
-          const T* pdr = pd.data() + r * ncol;
-          T delta = 0;
-          for (int64_t j = 0; j < ncol; ++j) delta += pdr[j] * g[j];
-          for (int64_t j = 0; j < ncol; ++j) {
-            T pre = cfg.dropout_p > 0 ? (pdr[j] != T(0) ? g[j] * scale : T(0)) : g[j];
-            g[j] = pr[j] * (pre - delta);
-          }
-          if (dscores) {
-            T* drow = dscores + (b * d.L + i0 + r) * d.S;
-            std::memcpy(drow, g, sizeof(T) * static_cast<size_t>(ncol));
-            std::fill(drow + ncol, drow + d.S, T(0));
-          }
-        }
-        // dq_tile = ds @ k[0:ncol] / sqrt(D);  dk[0:ncol] += ds^T @ (q_tile / sqrt(D))
-        gemm_serial<T>(false, false, m, d.D, ncol, inv_root, dp.data(), ncol, head_ptr(k, kl, n, h), kl.row, T(0),
-                       dqh + i0 * dql.row, dql.row);
-        qs.resize(static_cast<size_t>(m * d.D));
-        scaled_queries(head_ptr(q, ql, n, h), ql.row, i0, m, d.D, qs.data());
-        gemm_serial<T>(true, false, ncol, d.D, m, T(1), dp.data(), ncol, qs.data(), d.D, T(1), dkh, dkl.row);
-      }
-    }
+    backward_heads(b0, b1, scale, inv_root, d, q, ql, k, kl, v, vl, cfg, probs, dout, dol, dq, dql, dk, dkl, dv, dvl,
+                   dscores);
   });
 }
 

@@ -4,7 +4,7 @@
 // Operands are addressed through strides, so the kernel reads heads straight out of the projection
 // outputs ([N, L, E], [L, N, E], a packed [N, L, 3E], or [N, H, L, D]) with no head split/merge
 // copies: row i of head h of batch n starts at  base + offset + n*batch + h*head + i*row.
-// Work is cut into (batch, head, 64-row tile) tasks; with `causal`, the columns a tile can never
+// Work is cut into (batch, head, 32-row tile) tasks; with `causal`, the columns a tile can never
 // see are skipped entirely. Softmax rows whose every key is masked give zero probabilities (and so
 // zero output and zero gradient) instead of NaN. Dropout keeps element (b, i, j) of the
 // [N*H, L, S] probabilities when Philox block (first + (b*L + i)*S + j) of `seed` draws u >= p,
@@ -36,7 +36,7 @@ struct AttentionConfig {
 
 // out <- softmax(q k^T / sqrt(D) + mask) (dropout) v. When probs != nullptr it receives the
 // pre-dropout probabilities as [N*H, L, S] (what backward needs); under `causal`, the columns of a
-// 64-row tile beyond its last row are not written (backward never reads them).
+// 32-row tile beyond its last row are not written (backward never reads them).
 template <class T>
 void attention_forward(const AttentionDims& d, const T* q, HeadLayout ql, const T* k, HeadLayout kl, const T* v,
                        HeadLayout vl, MaskView<T> mask, const AttentionConfig& cfg, T* out, HeadLayout ol,
