@@ -65,8 +65,9 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
     });
     return;
   }
-  // Row blocks: a multiple of 32 rows, at most 8 blocks; depends on the shape only.
-  int64_t block = std::max<int64_t>(32, ((M + 7) / 8 + 31) / 32 * 32);
+  // Row blocks: at most 8 of equal size rounded up to 16 rows (the micro-kernel's unroll), at
+  // least 32 rows; depends on the shape only. Equal blocks keep the threads evenly loaded.
+  int64_t block = std::max<int64_t>(32, ((M + 7) / 8 + 15) / 16 * 16);
   int64_t nblocks = (M + block - 1) / block;
   parallel_for(nblocks, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
