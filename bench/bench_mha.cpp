@@ -61,18 +61,32 @@ int main(int argc, char** argv) {
     tg::Var x(tg::Tensor::normal({s.T, s.B, s.E}, 0, 1, gen), true);   // sequence-first, as the peer
     tg::Var mask = s.causal ? tg::Var(tg::causal_mask(s.T, s.T, tg::DType::Float32)) : tg::Var();
     tg::Tensor gy = tg::Tensor::normal({s.T, s.B, s.E}, 0, 1, gen);
+    // Warm-up: at least 3 iterations and 0.3 s (thread pool, allocator cache and CPU clocks settle;
+    // the first shape would otherwise pay for it), then `iters` timed iterations.
     std::vector<double> fwd, fb;
-    for (int i = 0; i < iters + 3; ++i) {
+    const auto warm_start = std::chrono::steady_clock::now();
+    int warmup = 0;
+    while (warmup < 3 || ms_since(warm_start) < 300) {
+      {
+        tg::NoGradGuard no_grad;
+        (void)mha.forward(x, x, x, {}, false, mask);
+      }
+      mha.forward(x, x, x, {}, false, mask).attn_output.backward(gy);
+      mha.zero_grad();
+      x.zero_grad();
+      ++warmup;
+    }
+    for (int i = 0; i < iters; ++i) {
       {
         tg::NoGradGuard no_grad;
         auto t0 = std::chrono::steady_clock::now();
         tg::Var out = mha.forward(x, x, x, {}, false, mask).attn_output;
-        if (i >= 3) fwd.push_back(ms_since(t0));
+        fwd.push_back(ms_since(t0));
       }
       auto t0 = std::chrono::steady_clock::now();
       tg::Var out = mha.forward(x, x, x, {}, false, mask).attn_output;
       out.backward(gy);
-      if (i >= 3) fb.push_back(ms_since(t0));
+      fb.push_back(ms_since(t0));
       mha.zero_grad();
       x.zero_grad();
     }

@@ -45,18 +45,48 @@ template <class T> double abs_extreme(const T* x, int64_t n, bool take_max) {
   return total;
 }
 
+// Sums of |x| and x^2 in double over 8 interleaved lanes combined as a fixed tree.
+template <class T> TG_MULTIVERSION double lane_abs_sum(const T* x, int64_t n) {
+  double acc[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; ++l) acc[l] += std::abs(static_cast<double>(x[i + l]));
+  for (int l = 0; i < n; ++i, ++l) acc[l] += std::abs(static_cast<double>(x[i]));
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+template <class T> TG_MULTIVERSION double lane_square_sum(const T* x, int64_t n) {
+  double acc[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; ++l) {
+      const double v = static_cast<double>(x[i + l]);
+      acc[l] += v * v;
+    }
+  for (int l = 0; i < n; ++i, ++l) {
+    const double v = static_cast<double>(x[i]);
+    acc[l] += v * v;
+  }
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
 template <class T> double norm_of(const T* x, int64_t n, double p) {
   if (std::isinf(p)) return abs_extreme(x, n, p > 0);
   if (p == 0.0) {
     return deterministic_sum<double>(n, kNormChunk, [&](int64_t i) { return x[i] != T(0) ? 1.0 : 0.0; });
   }
-  if (p == 1.0)
-    return deterministic_sum<double>(n, kNormChunk, [&](int64_t i) { return std::abs(static_cast<double>(x[i])); });
-  if (p == 2.0) {
-    return std::sqrt(deterministic_sum<double>(n, kNormChunk, [&](int64_t i) {
-      double v = static_cast<double>(x[i]);
-      return v * v;
-    }));
+  if (p == 1.0 || p == 2.0) {
+    // Fixed chunks, each summed in 8 interleaved lanes (vectorised), chunk partials added in order.
+    const int64_t nchunks = (n + kNormChunk - 1) / kNormChunk;
+    std::vector<double> partial(static_cast<size_t>(nchunks), 0.0);
+    parallel_for(nchunks, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        const int64_t b = c * kNormChunk, e = std::min(n, b + kNormChunk);
+        partial[static_cast<size_t>(c)] = p == 1.0 ? lane_abs_sum(x + b, e - b) : lane_square_sum(x + b, e - b);
+      }
+    });
+    double total = 0;
+    for (double v : partial) total += v;
+    return p == 1.0 ? total : std::sqrt(total);
   }
   double s = deterministic_sum<double>(
       n, kNormChunk, [&](int64_t i) { return std::pow(std::abs(static_cast<double>(x[i])), p); });
