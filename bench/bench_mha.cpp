@@ -61,35 +61,27 @@ int main(int argc, char** argv) {
     tg::Var x(tg::Tensor::normal({s.T, s.B, s.E}, 0, 1, gen), true);   // sequence-first, as the peer
     tg::Var mask = s.causal ? tg::Var(tg::causal_mask(s.T, s.T, tg::DType::Float32)) : tg::Var();
     tg::Tensor gy = tg::Tensor::normal({s.T, s.B, s.E}, 0, 1, gen);
-    // Warm-up: at least 3 iterations and 0.3 s (thread pool, allocator cache and CPU clocks settle;
-    // the first shape would otherwise pay for it), then `iters` timed iterations.
+    // One forward (no grad) and one forward+backward; their times go to fwd/fb when those are given.
     std::vector<double> fwd, fb;
-    const auto warm_start = std::chrono::steady_clock::now();
-    int warmup = 0;
-    while (warmup < 3 || ms_since(warm_start) < 300) {
-      {
-        tg::NoGradGuard no_grad;
-        (void)mha.forward(x, x, x, {}, false, mask);
-      }
-      mha.forward(x, x, x, {}, false, mask).attn_output.backward(gy);
-      mha.zero_grad();
-      x.zero_grad();
-      ++warmup;
-    }
-    for (int i = 0; i < iters; ++i) {
+    auto iteration = [&](std::vector<double>* fwd_ms, std::vector<double>* fb_ms) {
       {
         tg::NoGradGuard no_grad;
         auto t0 = std::chrono::steady_clock::now();
         tg::Var out = mha.forward(x, x, x, {}, false, mask).attn_output;
-        fwd.push_back(ms_since(t0));
+        if (fwd_ms) fwd_ms->push_back(ms_since(t0));
       }
       auto t0 = std::chrono::steady_clock::now();
       tg::Var out = mha.forward(x, x, x, {}, false, mask).attn_output;
       out.backward(gy);
-      fb.push_back(ms_since(t0));
+      if (fb_ms) fb_ms->push_back(ms_since(t0));
       mha.zero_grad();
       x.zero_grad();
-    }
+    };
+    // Warm-up: at least 3 iterations and 0.3 s (thread pool, allocator cache and CPU clocks settle;
+    // the first shape would otherwise pay for it), then `iters` timed iterations.
+    const auto warm_start = std::chrono::steady_clock::now();
+    for (int warmup = 0; warmup < 3 || ms_since(warm_start) < 300; ++warmup) iteration(nullptr, nullptr);
+    for (int i = 0; i < iters; ++i) iteration(&fwd, &fb);
     double f = 8.0 * s.B * s.T * s.E * s.E + 4.0 * s.B * s.T * s.T * s.E;
     double mf = median(fwd), mfb = median(fb);
     std::printf("%-34s fwd %8.3f ms (%6.1f GFLOP/s)  fwd+bwd %8.3f ms (%6.1f GFLOP/s)\n", s.name, mf, f / mf / 1e6, mfb,

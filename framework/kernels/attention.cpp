@@ -45,36 +45,6 @@ template <class T> inline void scaled_queries(const T* qh, int64_t row, int64_t 
   }
 }
 
-// Sum, dot product and max of n values in 8 interleaved lanes combined as a fixed tree: vectorises
-// (a single running sum would not, without reassociation) and the order depends on n only.
-template <class T> inline T lane_dot(const T* a, const T* b, int64_t n) {
-  T acc[8] = {};
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8)
-    for (int l = 0; l < 8; ++l) acc[l] += a[j + l] * b[j + l];
-  for (int l = 0; j < n; ++j, ++l) acc[l] += a[j] * b[j];
-  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
-template <class T> inline T lane_sum(const T* a, int64_t n) {
-  T acc[8] = {};
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8)
-    for (int l = 0; l < 8; ++l) acc[l] += a[j + l];
-  for (int l = 0; j < n; ++j, ++l) acc[l] += a[j];
-  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
-template <class T> inline T lane_max(const T* a, int64_t n) {
-  constexpr T lo = -std::numeric_limits<T>::infinity();
-  T acc[8] = {lo, lo, lo, lo, lo, lo, lo, lo};
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8)
-    for (int l = 0; l < 8; ++l) acc[l] = acc[l] < a[j + l] ? a[j + l] : acc[l];
-  for (int l = 0; j < n; ++j, ++l) acc[l] = acc[l] < a[j] ? a[j] : acc[l];
-  T m = acc[0];
-  for (int l = 1; l < 8; ++l) m = m < acc[l] ? acc[l] : m;
-  return m;
-}
-
 // Row-wise masked softmax of sc[m, ncol] in place (scores in, probabilities out).
 template <class T>
 inline void softmax_rows(const AttentionDims& d, const AttentionConfig& cfg, MaskView<T> mask, int64_t n, int64_t h,
@@ -94,7 +64,7 @@ inline void softmax_rows(const AttentionDims& d, const AttentionConfig& cfg, Mas
     // exp(x - max) through the vectorisable exp (arguments <= 0), then the sum in index order.
     for (int64_t j = 0; j < lim; ++j) x[j] = std::max(x[j] - mx, kExpArgMin<T>);
     for (int64_t j = 0; j < lim; ++j) x[j] = exp_nonpositive(x[j]);
-    const T sum = lane_sum(x, lim);
+    const T sum = lane_sum<T>(lim, [x](int64_t j) { return x[j]; });
     for (int64_t j = 0; j < lim; ++j) x[j] /= sum;
     std::fill(x + lim, x + ncol, T(0));
   }
@@ -181,7 +151,7 @@ TG_MULTIVERSION void backward_heads(int64_t b0, int64_t b1, T scale, T inv_root,
         T* g = dp.data() + r * ncol;
         const T* pr = p + r * d.S;
         const T* pdr = pdp + r * pd_row;
-        const T delta = lane_dot(pdr, g, ncol);
+        const T delta = lane_sum<T>(ncol, [pdr, g](int64_t j) { return pdr[j] * g[j]; });
         if (cfg.dropout_p > 0)
           for (int64_t j = 0; j < ncol; ++j) g[j] = pr[j] * ((pdr[j] != T(0) ? g[j] * scale : T(0)) - delta);
         else

@@ -1,8 +1,9 @@
 #pragma once
 // Branch-free math that loops vectorise over (no libm calls): used by the softmax, cross-entropy and
-// GELU kernels.
+// GELU kernels; and fixed-order lane reductions (attention, gradient norms).
 #include <bit>
 #include <cstdint>
+#include <limits>
 
 namespace tg::kernels {
 
@@ -55,6 +56,31 @@ template <class T> inline T exp_nonpositive(T z) {
     uint32_t keep = (e >> 31) - 1u;
     return p * std::bit_cast<float>((e << 23) & keep);
   }
+}
+
+// f(0) + ... + f(n-1) in 8 interleaved lanes (element i goes to lane i % 8), the lanes combined as the
+// fixed tree ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)): the order depends on n only, and the
+// loop vectorises where a single running sum would not (that needs reassociation).
+template <class Acc, class F> inline Acc lane_sum(int64_t n, F&& f) {
+  Acc acc[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; ++l) acc[l] += f(i + l);
+  for (int l = 0; i < n; ++i, ++l) acc[l] += f(i);
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+// max(a[0..n)) in the same 8 lanes (-inf for n == 0; a NaN is skipped, as by a running std::max).
+template <class T> inline T lane_max(const T* a, int64_t n) {
+  constexpr T lo = -std::numeric_limits<T>::infinity();
+  T acc[8] = {lo, lo, lo, lo, lo, lo, lo, lo};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int l = 0; l < 8; ++l) acc[l] = acc[l] < a[j + l] ? a[j + l] : acc[l];
+  for (int l = 0; j < n; ++j, ++l) acc[l] = acc[l] < a[j] ? a[j] : acc[l];
+  T m = acc[0];
+  for (int l = 1; l < 8; ++l) m = m < acc[l] ? acc[l] : m;
+  return m;
 }
 
 }  // namespace tg::kernels

@@ -4,6 +4,7 @@
 #include <limits>
 #include <vector>
 
+#include "framework/kernels/fast_math.h"
 #include "framework/kernels/parallel.h"
 #include "framework/kernels/simd.h"
 
@@ -45,28 +46,14 @@ template <class T> double abs_extreme(const T* x, int64_t n, bool take_max) {
   return total;
 }
 
-// Sums of |x| and x^2 in double over 8 interleaved lanes combined as a fixed tree.
-template <class T> TG_MULTIVERSION double lane_abs_sum(const T* x, int64_t n) {
-  double acc[8] = {};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int l = 0; l < 8; ++l) acc[l] += std::abs(static_cast<double>(x[i + l]));
-  for (int l = 0; i < n; ++i, ++l) acc[l] += std::abs(static_cast<double>(x[i]));
-  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
-template <class T> TG_MULTIVERSION double lane_square_sum(const T* x, int64_t n) {
-  double acc[8] = {};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int l = 0; l < 8; ++l) {
-      const double v = static_cast<double>(x[i + l]);
-      acc[l] += v * v;
-    }
-  for (int l = 0; i < n; ++i, ++l) {
-    const double v = static_cast<double>(x[i]);
-    acc[l] += v * v;
-  }
-  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+// Sum of |x| (squares false) or x^2 (squares true) over n values, in double, in 8 lanes.
+template <class T> TG_MULTIVERSION double chunk_power_sum(const T* x, int64_t n, bool squares) {
+  if (squares)
+    return lane_sum<double>(n, [x](int64_t i) {
+      const double v = static_cast<double>(x[i]);
+      return v * v;
+    });
+  return lane_sum<double>(n, [x](int64_t i) { return std::abs(static_cast<double>(x[i])); });
 }
 
 template <class T> double norm_of(const T* x, int64_t n, double p) {
@@ -74,18 +61,9 @@ template <class T> double norm_of(const T* x, int64_t n, double p) {
   if (p == 0.0) {
     return deterministic_sum<double>(n, kNormChunk, [&](int64_t i) { return x[i] != T(0) ? 1.0 : 0.0; });
   }
-  if (p == 1.0 || p == 2.0) {
-    // Fixed chunks, each summed in 8 interleaved lanes (vectorised), chunk partials added in order.
-    const int64_t nchunks = (n + kNormChunk - 1) / kNormChunk;
-    std::vector<double> partial(static_cast<size_t>(nchunks), 0.0);
-    parallel_for(nchunks, 1, [&](int64_t c0, int64_t c1) {
-      for (int64_t c = c0; c < c1; ++c) {
-        const int64_t b = c * kNormChunk, e = std::min(n, b + kNormChunk);
-        partial[static_cast<size_t>(c)] = p == 1.0 ? lane_abs_sum(x + b, e - b) : lane_square_sum(x + b, e - b);
-      }
-    });
-    double total = 0;
-    for (double v : partial) total += v;
+  if (p == 1.0 || p == 2.0) {   // fixed chunks, each summed in 8 vectorised lanes
+    const double total = deterministic_chunk_sum<double>(
+        n, kNormChunk, [&](int64_t b, int64_t e) { return chunk_power_sum(x + b, e - b, p == 2.0); });
     return p == 1.0 ? total : std::sqrt(total);
   }
   double s = deterministic_sum<double>(
@@ -100,11 +78,11 @@ template <class T> struct AdamScalars {
 
 enum class WeightDecay { kNone, kL2, kDecoupled };
 
-// Adam/AdamW without amsgrad over [0, n): the same expression order as the general loop in
-// adam_update, with the options fixed at compile time so that the loop vectorises.
-template <class T, WeightDecay W>
-TG_MULTIVERSION void adam_chunk(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, int64_t n,
-                                const AdamScalars<T> s) {
+// Adam/AdamW over [0, n), with the weight-decay mode and amsgrad fixed at compile time so that the
+// loop vectorises (vmax is used only with AmsGrad).
+template <class T, WeightDecay W, bool AmsGrad>
+TG_MULTIVERSION void adam_chunk(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v,
+                                T* __restrict vmax, int64_t n, const AdamScalars<T> s) {
   for (int64_t i = 0; i < n; ++i) {
     T gi = g[i] * s.grad_sign;   // exact: the sign is +1 or -1
     if constexpr (W == WeightDecay::kDecoupled) p[i] = p[i] * s.decay;
@@ -113,9 +91,16 @@ TG_MULTIVERSION void adam_chunk(T* __restrict p, const T* __restrict g, T* __res
     T vi = v[i] * s.beta2 + s.one_minus_beta2 * gi * gi;
     m[i] = mi;
     v[i] = vi;
+    if constexpr (AmsGrad) vi = vmax[i] = nan_max(vmax[i], vi);
     T denom = std::sqrt(vi) / s.bc2_sqrt + s.eps;
     p[i] = p[i] + s.neg_step_size * mi / denom;
   }
+}
+
+template <class T, WeightDecay W>
+void adam_range(T* p, const T* g, T* m, T* v, T* vmax, int64_t n, const AdamScalars<T>& s) {
+  if (vmax) adam_chunk<T, W, true>(p, g, m, v, vmax, n, s);
+  else adam_chunk<T, W, false>(p, g, m, v, vmax, n, s);
 }
 
 }  // namespace
@@ -162,31 +147,13 @@ void adam_update(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp
     const T beta2 = static_cast<T>(h.beta2), one_minus_beta2 = static_cast<T>(1 - h.beta2);
     const T bc2_sqrt = static_cast<T>(bias_correction2_sqrt), eps = static_cast<T>(h.eps);
     const T neg_step_size = static_cast<T>(-step_size);
-    if (!vmax) {
-      const AdamScalars<T> sc{decay, wd, beta1, one_minus_beta1, beta2, one_minus_beta2, bc2_sqrt, eps, neg_step_size,
-                              h.maximize ? T(-1) : T(1)};
-      const WeightDecay mode = h.decoupled_weight_decay ? WeightDecay::kDecoupled
-                               : h.weight_decay != 0    ? WeightDecay::kL2
-                                                        : WeightDecay::kNone;
-      parallel_for(param.numel(), kUpdateGrain, [&](int64_t b, int64_t e) {
-        if (mode == WeightDecay::kDecoupled) adam_chunk<T, WeightDecay::kDecoupled>(p + b, g + b, m + b, v + b, e - b, sc);
-        else if (mode == WeightDecay::kL2) adam_chunk<T, WeightDecay::kL2>(p + b, g + b, m + b, v + b, e - b, sc);
-        else adam_chunk<T, WeightDecay::kNone>(p + b, g + b, m + b, v + b, e - b, sc);
-      });
-      return;
-    }
+    const AdamScalars<T> sc{decay, wd, beta1, one_minus_beta1, beta2, one_minus_beta2, bc2_sqrt, eps, neg_step_size,
+                            h.maximize ? T(-1) : T(1)};
     parallel_for(param.numel(), kUpdateGrain, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) {
-        T gi = h.maximize ? -g[i] : g[i];
-        if (h.decoupled_weight_decay) p[i] = p[i] * decay;
-        else if (h.weight_decay != 0) gi = gi + wd * p[i];
-        m[i] = m[i] * beta1 + one_minus_beta1 * gi;
-        v[i] = v[i] * beta2 + one_minus_beta2 * gi * gi;
-        T vi = v[i];
-        if (vmax) vi = vmax[i] = nan_max(vmax[i], v[i]);
-        T denom = std::sqrt(vi) / bc2_sqrt + eps;
-        p[i] = p[i] + neg_step_size * m[i] / denom;
-      }
+      T* vm = vmax ? vmax + b : nullptr;
+      if (h.decoupled_weight_decay) adam_range<T, WeightDecay::kDecoupled>(p + b, g + b, m + b, v + b, vm, e - b, sc);
+      else if (h.weight_decay != 0) adam_range<T, WeightDecay::kL2>(p + b, g + b, m + b, v + b, vm, e - b, sc);
+      else adam_range<T, WeightDecay::kNone>(p + b, g + b, m + b, v + b, vm, e - b, sc);
     });
   });
 }

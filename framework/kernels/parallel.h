@@ -32,23 +32,32 @@ inline int64_t grain_for(int64_t cost_per_item, int64_t work_per_chunk = 32768) 
   return g < 1 ? 1 : g;
 }
 
-// Deterministic sum of f(i) over [0, n): fixed chunks of `chunk` items summed sequentially, chunk
-// partials added in index order. Acc is the accumulator type (double for float inputs).
-template <class Acc, class F> Acc deterministic_sum(int64_t n, int64_t chunk, F&& f) {
+// Deterministic sum over [0, n) cut into fixed chunks of `chunk` items: chunk_sum(begin, end) gives
+// each chunk's partial (computed in parallel), and the partials are added in index order. Acc is the
+// accumulator type (double for float inputs).
+template <class Acc, class G> Acc deterministic_chunk_sum(int64_t n, int64_t chunk, G&& chunk_sum) {
   if (n <= 0) return Acc(0);
   int64_t nchunks = (n + chunk - 1) / chunk;
   std::vector<Acc> partial(static_cast<size_t>(nchunks), Acc(0));
   parallel_for(nchunks, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
-      Acc acc(0);
       int64_t end = (c + 1) * chunk < n ? (c + 1) * chunk : n;
-      for (int64_t i = c * chunk; i < end; ++i) acc += f(i);
-      partial[static_cast<size_t>(c)] = acc;
+      partial[static_cast<size_t>(c)] = chunk_sum(c * chunk, end);
     }
   });
   Acc total(0);
   for (Acc p : partial) total += p;
   return total;
+}
+
+// Deterministic sum of f(i) over [0, n): fixed chunks of `chunk` items summed sequentially, chunk
+// partials added in index order.
+template <class Acc, class F> Acc deterministic_sum(int64_t n, int64_t chunk, F&& f) {
+  return deterministic_chunk_sum<Acc>(n, chunk, [&](int64_t begin, int64_t end) {
+    Acc acc(0);
+    for (int64_t i = begin; i < end; ++i) acc += f(i);
+    return acc;
+  });
 }
 
 }  // namespace tg::kernels
