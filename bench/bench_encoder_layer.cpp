@@ -8,8 +8,8 @@
 #include <cstring>
 #include <vector>
 
-#include "framework/runtime.h"
-#include "layers/transformer_encoder_layer.h"
+#include "tapegrad/framework/runtime.h"
+#include "tapegrad/layers/transformer_encoder_layer.h"
 
 int main(int argc, char** argv) {
   int threads = 2, iters = 50;

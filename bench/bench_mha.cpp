@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "framework/runtime.h"
-#include "layers/attention_masks.h"
-#include "layers/multihead_attention.h"
+#include "tapegrad/framework/runtime.h"
+#include "tapegrad/layers/attention_masks.h"
+#include "tapegrad/layers/multihead_attention.h"
 
 namespace {
 

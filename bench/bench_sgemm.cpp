@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "framework/kernels/gemm.h"
-#include "framework/runtime.h"
-#include "framework/tensor.h"
+#include "tapegrad/framework/runtime.h"
+#include "tapegrad/framework/tensor.h"
 
 int main(int argc, char** argv) {
   int iters = argc > 1 ? std::atoi(argv[1]) : 10;

@@ -16,7 +16,7 @@
 
 #include "examples/tiny_lm/checkpointing.h"
 #include "examples/tiny_lm/train.h"
-#include "framework/runtime.h"
+#include "tapegrad/framework/runtime.h"
 
 int main(int argc, char** argv) {
   using namespace tg::tiny_lm;

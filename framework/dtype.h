@@ -28,4 +28,4 @@ template <class F> decltype(auto) dispatch_floating(DType d, const char* op, F&&
 
 }  // namespace tg
 
-#include "framework/dtype_impl.h"
+#include "tapegrad/framework/dtype_impl.h"

@@ -1,11 +1,11 @@
-#include "framework/gradcheck.h"
+#include "tapegrad/framework/gradcheck.h"
 
 #include <cmath>
 #include <functional>
 #include <sstream>
 #include <stdexcept>
 
-#include "framework/check.h"
+#include "tapegrad/framework/check.h"
 
 namespace tg {
 namespace {

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "framework/tape.h"
+#include "tapegrad/framework/tape.h"
 
 namespace tg {
 

@@ -1,4 +1,4 @@
-#include "framework/random.h"
+#include "tapegrad/framework/random.h"
 
 namespace tg {
 

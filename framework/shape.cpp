@@ -1,7 +1,7 @@
-#include "framework/shape.h"
+#include "tapegrad/framework/shape.h"
 
-#include "framework/check.h"
-#include "framework/dtype.h"
+#include "tapegrad/framework/check.h"
+#include "tapegrad/framework/dtype.h"
 
 namespace tg {
 

@@ -1,4 +1,4 @@
-#include "framework/tape.h"
+#include "tapegrad/framework/tape.h"
 
 #include <stdexcept>
 #include <unordered_map>

@@ -1,9 +1,9 @@
-#include "framework/tensor.h"
+#include "tapegrad/framework/tensor.h"
 
 #include <cmath>
 #include <cstring>
 
-#include "framework/check.h"
+#include "tapegrad/framework/check.h"
 #include "framework/kernels/allocator.h"
 #include "framework/kernels/parallel.h"
 

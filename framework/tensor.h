@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "framework/dtype.h"
-#include "framework/random.h"
-#include "framework/shape.h"
+#include "tapegrad/framework/dtype.h"
+#include "tapegrad/framework/random.h"
+#include "tapegrad/framework/shape.h"
 
 namespace tg {
 

@@ -1,9 +1,9 @@
-#include "layers/activation.h"
+#include "tapegrad/layers/activation.h"
 
 #include <stdexcept>
 #include <string>
 
-#include "framework/check.h"
+#include "tapegrad/framework/check.h"
 
 namespace tg {
 namespace {

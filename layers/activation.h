@@ -6,9 +6,9 @@
 //   tg::Var y = act.forward(x);                    // x [*] -> y [*]
 //
 // Not supported: ReLU(inplace=True).
-#include "framework/ops/elementwise.h"
-#include "framework/tape.h"
-#include "layers/module.h"
+#include "tapegrad/framework/ops/elementwise.h"
+#include "tapegrad/framework/tape.h"
+#include "tapegrad/layers/module.h"
 
 namespace tg {
 

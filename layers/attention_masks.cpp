@@ -1,11 +1,11 @@
-#include "layers/attention_masks.h"
+#include "tapegrad/layers/attention_masks.h"
 
 #include <limits>
 
-#include "framework/check.h"
-#include "framework/ops/elementwise.h"
-#include "framework/ops/shape.h"
-#include "layers/multihead_attention.h"
+#include "tapegrad/framework/check.h"
+#include "tapegrad/framework/ops/elementwise.h"
+#include "tapegrad/framework/ops/shape.h"
+#include "tapegrad/layers/multihead_attention.h"
 
 namespace tg {
 namespace {

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "framework/tape.h"
+#include "tapegrad/framework/tape.h"
 
 namespace tg {
 

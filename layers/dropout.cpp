@@ -1,10 +1,10 @@
-#include "layers/dropout.h"
+#include "tapegrad/layers/dropout.h"
 
 #include <stdexcept>
 #include <string>
 
-#include "framework/check.h"
-#include "framework/ops/nn_functional.h"
+#include "tapegrad/framework/check.h"
+#include "tapegrad/framework/ops/nn_functional.h"
 
 namespace tg {
 void DropoutOptions::validate() const {

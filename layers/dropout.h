@@ -8,9 +8,9 @@
 //
 // No parameters. The masks come from the Generator passed at construction (held by reference; it must
 // outlive the module), so re-seeding it replays the same masks. Not supported: inplace.
-#include "framework/random.h"
-#include "framework/tape.h"
-#include "layers/module.h"
+#include "tapegrad/framework/random.h"
+#include "tapegrad/framework/tape.h"
+#include "tapegrad/layers/module.h"
 
 namespace tg {
 

@@ -1,11 +1,11 @@
-#include "layers/embedding.h"
+#include "tapegrad/layers/embedding.h"
 
 #include <stdexcept>
 #include <string>
 
-#include "framework/check.h"
-#include "framework/ops/shape.h"
-#include "layers/init.h"
+#include "tapegrad/framework/check.h"
+#include "tapegrad/framework/ops/shape.h"
+#include "tapegrad/layers/init.h"
 
 namespace tg {
 void EmbeddingOptions::validate() const {

@@ -1,8 +1,8 @@
-#include "layers/init.h"
+#include "tapegrad/layers/init.h"
 
 #include <cmath>
 
-#include "framework/check.h"
+#include "tapegrad/framework/check.h"
 
 namespace tg::init {
 

@@ -1,8 +1,8 @@
 #pragma once
 // Parameter initialisers with PyTorch's formulas (torch.nn.init), drawing from an explicit seeded
 // Generator. Each returns a new tensor of the given shape and dtype.
-#include "framework/random.h"
-#include "framework/tensor.h"
+#include "tapegrad/framework/random.h"
+#include "tapegrad/framework/tensor.h"
 
 namespace tg::init {
 

@@ -1,12 +1,12 @@
-#include "layers/layer_norm.h"
+#include "tapegrad/layers/layer_norm.h"
 
 #include <cmath>
 #include <stdexcept>
 #include <string>
 #include <utility>
 
-#include "framework/check.h"
-#include "framework/ops/nn_functional.h"
+#include "tapegrad/framework/check.h"
+#include "tapegrad/framework/ops/nn_functional.h"
 
 namespace tg {
 namespace {

@@ -11,11 +11,11 @@
 // (PyTorch >= 2.1) registers only weight. Both parameters are undefined Vars when not registered.
 #include <cstdint>
 
-#include "framework/dtype.h"
-#include "framework/random.h"
-#include "framework/shape.h"
-#include "framework/tape.h"
-#include "layers/module.h"
+#include "tapegrad/framework/dtype.h"
+#include "tapegrad/framework/random.h"
+#include "tapegrad/framework/shape.h"
+#include "tapegrad/framework/tape.h"
+#include "tapegrad/layers/module.h"
 
 namespace tg {
 

@@ -1,12 +1,12 @@
-#include "layers/linear.h"
+#include "tapegrad/layers/linear.h"
 
 #include <cmath>
 #include <stdexcept>
 #include <string>
 
-#include "framework/check.h"
-#include "framework/ops/matmul.h"
-#include "layers/init.h"
+#include "tapegrad/framework/check.h"
+#include "tapegrad/framework/ops/matmul.h"
+#include "tapegrad/layers/init.h"
 
 namespace tg {
 void LinearOptions::validate() const {

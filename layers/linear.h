@@ -11,10 +11,10 @@
 // drawn in that order from the given Generator.
 #include <cstdint>
 
-#include "framework/dtype.h"
-#include "framework/random.h"
-#include "framework/tape.h"
-#include "layers/module.h"
+#include "tapegrad/framework/dtype.h"
+#include "tapegrad/framework/random.h"
+#include "tapegrad/framework/tape.h"
+#include "tapegrad/layers/module.h"
 
 namespace tg {
 

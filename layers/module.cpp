@@ -1,9 +1,9 @@
-#include "layers/module.h"
+#include "tapegrad/layers/module.h"
 
 #include <map>
 #include <sstream>
 
-#include "framework/check.h"
+#include "tapegrad/framework/check.h"
 
 namespace tg {
 namespace {

@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "framework/tape.h"
+#include "tapegrad/framework/tape.h"
 
 namespace tg {
 

@@ -1,16 +1,16 @@
-#include "layers/multihead_attention.h"
+#include "tapegrad/layers/multihead_attention.h"
 
 #include <cmath>
 
-#include "framework/check.h"
-#include "framework/ops/attention.h"
-#include "framework/ops/elementwise.h"
-#include "framework/ops/matmul.h"
-#include "framework/ops/nn_functional.h"
-#include "framework/ops/reduce.h"
-#include "framework/ops/shape.h"
-#include "layers/attention_masks.h"
-#include "layers/init.h"
+#include "tapegrad/framework/check.h"
+#include "tapegrad/framework/ops/attention.h"
+#include "tapegrad/framework/ops/elementwise.h"
+#include "tapegrad/framework/ops/matmul.h"
+#include "tapegrad/framework/ops/nn_functional.h"
+#include "tapegrad/framework/ops/reduce.h"
+#include "tapegrad/framework/ops/shape.h"
+#include "tapegrad/layers/attention_masks.h"
+#include "tapegrad/layers/init.h"
 
 namespace tg {
 

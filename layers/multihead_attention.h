@@ -24,9 +24,9 @@
 #include <memory>
 #include <optional>
 
-#include "framework/random.h"
-#include "layers/linear.h"
-#include "layers/module.h"
+#include "tapegrad/framework/random.h"
+#include "tapegrad/layers/linear.h"
+#include "tapegrad/layers/module.h"
 
 namespace tg {
 

@@ -1,7 +1,7 @@
-#include "layers/transformer_encoder_layer.h"
+#include "tapegrad/layers/transformer_encoder_layer.h"
 
-#include "framework/check.h"
-#include "framework/ops/elementwise.h"
+#include "tapegrad/framework/check.h"
+#include "tapegrad/framework/ops/elementwise.h"
 
 namespace tg {
 

@@ -13,12 +13,12 @@
 #include <memory>
 #include <string>
 
-#include "layers/activation.h"
-#include "layers/dropout.h"
-#include "layers/layer_norm.h"
-#include "layers/linear.h"
-#include "layers/module.h"
-#include "layers/multihead_attention.h"
+#include "tapegrad/layers/activation.h"
+#include "tapegrad/layers/dropout.h"
+#include "tapegrad/layers/layer_norm.h"
+#include "tapegrad/layers/linear.h"
+#include "tapegrad/layers/module.h"
+#include "tapegrad/layers/multihead_attention.h"
 
 namespace tg {
 

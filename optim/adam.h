@@ -15,7 +15,7 @@
 #include <utility>
 #include <vector>
 
-#include "optim/optimizer.h"
+#include "tapegrad/optim/optimizer.h"
 
 namespace tg::optim {
 

@@ -1,9 +1,9 @@
-#include "optim/clip_grad.h"
+#include "tapegrad/optim/clip_grad.h"
 
 #include <cmath>
 #include <stdexcept>
 
-#include "framework/check.h"
+#include "tapegrad/framework/check.h"
 #include "framework/kernels/basic.h"
 #include "framework/kernels/optim_update.h"
 

@@ -3,8 +3,8 @@
 // in place on the .grad() of the given parameters and ignore parameters whose grad is undefined.
 #include <vector>
 
-#include "framework/tape.h"
-#include "optim/optimizer.h"
+#include "tapegrad/framework/tape.h"
+#include "tapegrad/optim/optimizer.h"
 
 namespace tg::optim {
 

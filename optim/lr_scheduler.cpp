@@ -1,9 +1,9 @@
-#include "optim/lr_scheduler.h"
+#include "tapegrad/optim/lr_scheduler.h"
 
 #include <cmath>
 #include <numbers>
 
-#include "framework/check.h"
+#include "tapegrad/framework/check.h"
 
 namespace tg::optim {
 

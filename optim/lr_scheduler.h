@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "optim/optimizer.h"
+#include "tapegrad/optim/optimizer.h"
 
 namespace tg::optim {
 

@@ -1,10 +1,10 @@
-#include "optim/optimizer.h"
+#include "tapegrad/optim/optimizer.h"
 
 #include <charconv>
 #include <cmath>
 #include <unordered_set>
 
-#include "framework/check.h"
+#include "tapegrad/framework/check.h"
 
 namespace tg::optim {
 namespace {

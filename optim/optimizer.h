@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "framework/tape.h"
+#include "tapegrad/framework/tape.h"
 
 namespace tg::optim {
 

@@ -1,8 +1,8 @@
-#include "optim/sgd.h"
+#include "tapegrad/optim/sgd.h"
 
 #include <cmath>
 
-#include "framework/check.h"
+#include "tapegrad/framework/check.h"
 #include "framework/kernels/optim_update.h"
 
 namespace tg::optim {

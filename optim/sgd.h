@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "optim/optimizer.h"
+#include "tapegrad/optim/optimizer.h"
 
 namespace tg::optim {
 

@@ -6,13 +6,13 @@
 #include <cmath>
 #include <memory>
 
-#include "framework/check.h"
-#include "framework/ops/elementwise.h"
-#include "framework/ops/matmul.h"
-#include "framework/ops/nn_functional.h"
-#include "framework/ops/shape.h"
-#include "layers/linear.h"
-#include "layers/module.h"
+#include "tapegrad/framework/check.h"
+#include "tapegrad/framework/ops/elementwise.h"
+#include "tapegrad/framework/ops/matmul.h"
+#include "tapegrad/framework/ops/nn_functional.h"
+#include "tapegrad/framework/ops/shape.h"
+#include "tapegrad/layers/linear.h"
+#include "tapegrad/layers/module.h"
 
 namespace tg::examples {
 

@@ -4,8 +4,8 @@
 #include <cstdio>
 
 #include "examples/custom_mha/custom_mha.h"
-#include "framework/runtime.h"
-#include "layers/multihead_attention.h"
+#include "tapegrad/framework/runtime.h"
+#include "tapegrad/layers/multihead_attention.h"
 
 int main() {
   using namespace tg;

@@ -3,8 +3,8 @@
 #include <nlohmann/json.hpp>
 
 #include "examples/tiny_lm/train.h"
-#include "framework/io/checkpoint.h"
-#include "optim/clip_grad.h"
+#include "tapegrad/framework/io/checkpoint.h"
+#include "tapegrad/optim/clip_grad.h"
 
 namespace tg::tiny_lm {
 namespace {

@@ -7,8 +7,8 @@
 
 #include "examples/tiny_lm/data.h"
 #include "examples/tiny_lm/model.h"
-#include "optim/adam.h"
-#include "optim/lr_scheduler.h"
+#include "tapegrad/optim/adam.h"
+#include "tapegrad/optim/lr_scheduler.h"
 
 namespace tg::tiny_lm {
 

@@ -6,7 +6,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "framework/check.h"
+#include "tapegrad/framework/check.h"
 
 namespace tg::tiny_lm {
 

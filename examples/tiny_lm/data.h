@@ -7,8 +7,8 @@
 #include <utility>
 #include <vector>
 
-#include "framework/random.h"
-#include "framework/tensor.h"
+#include "tapegrad/framework/random.h"
+#include "tapegrad/framework/tensor.h"
 
 namespace tg::tiny_lm {
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "framework/check.h"
+#include "tapegrad/framework/check.h"
 
 namespace tg::tiny_lm {
 namespace {

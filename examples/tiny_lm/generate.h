@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "examples/tiny_lm/model.h"
-#include "framework/random.h"
+#include "tapegrad/framework/random.h"
 
 namespace tg::tiny_lm {
 

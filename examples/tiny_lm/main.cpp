@@ -11,8 +11,8 @@
 #include "examples/tiny_lm/checkpointing.h"
 #include "examples/tiny_lm/generate.h"
 #include "examples/tiny_lm/train.h"
-#include "framework/ops/loss.h"
-#include "framework/runtime.h"
+#include "tapegrad/framework/ops/loss.h"
+#include "tapegrad/framework/runtime.h"
 
 namespace po = boost::program_options;
 using namespace tg::tiny_lm;

@@ -1,9 +1,9 @@
 #include "examples/tiny_lm/model.h"
 
-#include "framework/check.h"
-#include "framework/ops/elementwise.h"
-#include "framework/ops/loss.h"
-#include "framework/ops/shape.h"
+#include "tapegrad/framework/check.h"
+#include "tapegrad/framework/ops/elementwise.h"
+#include "tapegrad/framework/ops/loss.h"
+#include "tapegrad/framework/ops/shape.h"
 
 namespace tg::tiny_lm {
 

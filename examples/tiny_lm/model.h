@@ -9,11 +9,11 @@
 #include <cstdint>
 #include <memory>
 
-#include "layers/embedding.h"
-#include "layers/layer_norm.h"
-#include "layers/linear.h"
-#include "layers/module.h"
-#include "layers/transformer_encoder_layer.h"
+#include "tapegrad/layers/embedding.h"
+#include "tapegrad/layers/layer_norm.h"
+#include "tapegrad/layers/linear.h"
+#include "tapegrad/layers/module.h"
+#include "tapegrad/layers/transformer_encoder_layer.h"
 
 namespace tg::tiny_lm {
 

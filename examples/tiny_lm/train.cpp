@@ -13,9 +13,9 @@
 #include "examples/tiny_lm/checkpointing.h"
 #include "examples/tiny_lm/generate.h"
 #include "examples/tiny_lm/progress.h"
-#include "framework/runtime.h"
-#include "optim/adam.h"
-#include "optim/lr_scheduler.h"
+#include "tapegrad/framework/runtime.h"
+#include "tapegrad/optim/adam.h"
+#include "tapegrad/optim/lr_scheduler.h"
 
 namespace tg::tiny_lm {
 namespace {

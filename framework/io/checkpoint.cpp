@@ -1,4 +1,4 @@
-#include "framework/io/checkpoint.h"
+#include "tapegrad/framework/io/checkpoint.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <stdexcept>
 
-#include "framework/io/hdf5_file.h"
+#include "tapegrad/framework/io/hdf5_file.h"
 
 namespace tg::io {
 namespace {

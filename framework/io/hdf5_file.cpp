@@ -1,4 +1,4 @@
-#include "framework/io/hdf5_file.h"
+#include "tapegrad/framework/io/hdf5_file.h"
 
 #include <hdf5.h>
 #include <unistd.h>

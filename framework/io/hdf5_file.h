@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "framework/tensor.h"
+#include "tapegrad/framework/tensor.h"
 
 namespace tg::io {
 

@@ -10,7 +10,7 @@
 #include "framework/kernels/gemm.h"
 #include "framework/kernels/parallel.h"
 #include "framework/kernels/simd.h"
-#include "framework/random.h"
+#include "tapegrad/framework/random.h"
 
 namespace tg::kernels {
 namespace {

@@ -1,6 +1,6 @@
 #include "framework/kernels/basic.h"
 
-#include "framework/check.h"
+#include "tapegrad/framework/check.h"
 #include "framework/kernels/parallel.h"
 
 namespace tg::kernels {

@@ -1,6 +1,6 @@
 #pragma once
 // Same-shape element-wise kernels used by the tape and optimizers (no broadcasting).
-#include "framework/tensor.h"
+#include "tapegrad/framework/tensor.h"
 
 namespace tg::kernels {
 

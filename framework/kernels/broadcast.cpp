@@ -1,6 +1,6 @@
 #include "framework/kernels/broadcast.h"
 
-#include "framework/check.h"
+#include "tapegrad/framework/check.h"
 #include "framework/kernels/odometer.h"
 
 namespace tg::kernels {

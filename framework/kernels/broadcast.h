@@ -4,8 +4,8 @@
 #include <vector>
 
 #include "framework/kernels/parallel.h"
-#include "framework/shape.h"
-#include "framework/tensor.h"
+#include "tapegrad/framework/shape.h"
+#include "tapegrad/framework/tensor.h"
 
 namespace tg::kernels {
 

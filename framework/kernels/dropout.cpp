@@ -1,7 +1,7 @@
 #include "framework/kernels/dropout.h"
 
 #include "framework/kernels/parallel.h"
-#include "framework/random.h"
+#include "tapegrad/framework/random.h"
 
 namespace tg::kernels {
 

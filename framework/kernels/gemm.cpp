@@ -5,7 +5,7 @@
 #include <algorithm>
 
 #include "framework/kernels/parallel.h"
-#include "framework/runtime.h"
+#include "tapegrad/framework/runtime.h"
 
 namespace tg::kernels {
 namespace {

@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "framework/shape.h"
+#include "tapegrad/framework/shape.h"
 
 namespace tg::kernels {
 

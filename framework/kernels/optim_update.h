@@ -6,7 +6,7 @@
 // thread count. All tensors of one call share shape and float dtype (the caller checks).
 #include <cstdint>
 
-#include "framework/tensor.h"
+#include "tapegrad/framework/tensor.h"
 
 namespace tg::kernels {
 

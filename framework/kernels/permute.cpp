@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "framework/check.h"
+#include "tapegrad/framework/check.h"
 #include "framework/kernels/parallel.h"
 
 namespace tg::kernels {

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "framework/tensor.h"
+#include "tapegrad/framework/tensor.h"
 
 namespace tg::kernels {
 

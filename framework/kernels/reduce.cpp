@@ -6,7 +6,7 @@
 #include <limits>
 #include <type_traits>
 
-#include "framework/check.h"
+#include "tapegrad/framework/check.h"
 #include "framework/kernels/broadcast.h"
 #include "framework/kernels/parallel.h"
 

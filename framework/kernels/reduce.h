@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "framework/tensor.h"
+#include "tapegrad/framework/tensor.h"
 
 namespace tg::kernels {
 

@@ -18,7 +18,7 @@
 #include <tbb/global_control.h>
 #include <tbb/version.h>
 
-#include "framework/runtime.h"
+#include "tapegrad/framework/runtime.h"
 
 extern "C" {
 // Present in OpenBLAS DYNAMIC_ARCH builds; weak so a build without them still links.

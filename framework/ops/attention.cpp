@@ -1,6 +1,6 @@
-#include "framework/ops/attention.h"
+#include "tapegrad/framework/ops/attention.h"
 
-#include "framework/check.h"
+#include "tapegrad/framework/check.h"
 #include "framework/kernels/attention.h"
 #include "framework/kernels/broadcast.h"
 

@@ -10,8 +10,8 @@
 // output row and zero gradients (PyTorch gives NaN).
 #include <cstdint>
 
-#include "framework/random.h"
-#include "framework/tape.h"
+#include "tapegrad/framework/random.h"
+#include "tapegrad/framework/tape.h"
 
 namespace tg {
 

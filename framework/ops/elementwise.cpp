@@ -1,8 +1,8 @@
-#include "framework/ops/elementwise.h"
+#include "tapegrad/framework/ops/elementwise.h"
 
 #include <cmath>
 
-#include "framework/check.h"
+#include "tapegrad/framework/check.h"
 #include "framework/kernels/activation.h"
 #include "framework/kernels/broadcast.h"
 

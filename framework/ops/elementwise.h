@@ -1,7 +1,7 @@
 #pragma once
 // Element-wise ops with NumPy/PyTorch broadcasting. All take and return Vars; float32 or float64
 // operands of one dtype (mixing throws). Shapes: a [*A], b [*B] -> [broadcast(A, B)].
-#include "framework/tape.h"
+#include "tapegrad/framework/tape.h"
 
 namespace tg {
 

@@ -1,9 +1,9 @@
-#include "framework/ops/loss.h"
+#include "tapegrad/framework/ops/loss.h"
 
 #include <memory>
 #include <vector>
 
-#include "framework/check.h"
+#include "tapegrad/framework/check.h"
 #include "framework/kernels/cross_entropy.h"
 
 namespace tg {

@@ -8,7 +8,7 @@
 // targets that are not ignore_index (0-d results). Sums run in a fixed order (same bits for any thread count).
 #include <cstdint>
 
-#include "framework/tape.h"
+#include "tapegrad/framework/tape.h"
 
 namespace tg {
 

@@ -1,10 +1,10 @@
-#include "framework/ops/matmul.h"
+#include "tapegrad/framework/ops/matmul.h"
 
 #include <algorithm>
 #include <memory>
 #include <string>
 
-#include "framework/check.h"
+#include "tapegrad/framework/check.h"
 #include "framework/kernels/broadcast.h"
 #include "framework/kernels/gemm.h"
 #include "framework/kernels/layer_norm.h"

@@ -2,7 +2,7 @@
 // Matrix products: matmul (torch.matmul) and linear (torch.nn.functional.linear). float32 or float64
 // operands of one dtype. All products run through kernels::gemm / gemm_batched / gemm_serial with
 // transpose flags (no transposed copies); results are the same bits for any thread count.
-#include "framework/tape.h"
+#include "tapegrad/framework/tape.h"
 
 namespace tg {
 

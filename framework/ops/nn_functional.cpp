@@ -1,8 +1,8 @@
-#include "framework/ops/nn_functional.h"
+#include "tapegrad/framework/ops/nn_functional.h"
 
 #include <algorithm>
 
-#include "framework/check.h"
+#include "tapegrad/framework/check.h"
 #include "framework/kernels/dropout.h"
 #include "framework/kernels/layer_norm.h"
 #include "framework/kernels/softmax.h"

@@ -4,8 +4,8 @@
 // hand-written backward. float32 or float64 inputs of one dtype; int64/bool inputs throw.
 #include <cstdint>
 
-#include "framework/random.h"
-#include "framework/tape.h"
+#include "tapegrad/framework/random.h"
+#include "tapegrad/framework/tape.h"
 
 namespace tg {
 

@@ -1,8 +1,8 @@
-#include "framework/ops/reduce.h"
+#include "tapegrad/framework/ops/reduce.h"
 
 #include <algorithm>
 
-#include "framework/check.h"
+#include "tapegrad/framework/check.h"
 #include "framework/kernels/broadcast.h"
 #include "framework/kernels/reduce.h"
 

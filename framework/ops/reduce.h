@@ -18,7 +18,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "framework/tape.h"
+#include "tapegrad/framework/tape.h"
 
 namespace tg {
 

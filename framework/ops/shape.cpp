@@ -1,9 +1,9 @@
-#include "framework/ops/shape.h"
+#include "tapegrad/framework/ops/shape.h"
 
 #include <algorithm>
 #include <string>
 
-#include "framework/check.h"
+#include "tapegrad/framework/check.h"
 #include "framework/kernels/broadcast.h"
 #include "framework/kernels/permute.h"
 #include "framework/kernels/reduce.h"

@@ -15,7 +15,7 @@
 #include <optional>
 #include <vector>
 
-#include "framework/tape.h"
+#include "tapegrad/framework/tape.h"
 
 namespace tg {
 

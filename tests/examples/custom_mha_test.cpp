@@ -1,7 +1,7 @@
 // The custom-model example: its attention is gradchecked and equals layers/MultiheadAttention when
 // the weights are copied across.
 #include "examples/custom_mha/custom_mha.h"
-#include "layers/multihead_attention.h"
+#include "tapegrad/layers/multihead_attention.h"
 #include "support/test_support.h"
 
 using namespace tg;

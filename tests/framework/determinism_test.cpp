@@ -1,11 +1,11 @@
 // Bitwise determinism across thread counts: the same inputs give the same bits with 1 and 2 threads.
 #include "examples/tiny_lm/model.h"
-#include "framework/ops/elementwise.h"
-#include "framework/ops/matmul.h"
-#include "framework/ops/nn_functional.h"
-#include "framework/ops/reduce.h"
-#include "framework/runtime.h"
-#include "optim/adam.h"
+#include "tapegrad/framework/ops/elementwise.h"
+#include "tapegrad/framework/ops/matmul.h"
+#include "tapegrad/framework/ops/nn_functional.h"
+#include "tapegrad/framework/ops/reduce.h"
+#include "tapegrad/framework/runtime.h"
+#include "tapegrad/optim/adam.h"
 #include "support/test_support.h"
 
 using namespace tg;

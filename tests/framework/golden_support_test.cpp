@@ -6,7 +6,7 @@
 #include <functional>
 #include <limits>
 
-#include "framework/io/hdf5_file.h"
+#include "tapegrad/framework/io/hdf5_file.h"
 #include "support/golden_support.h"
 #include "support/test_support.h"
 

@@ -10,8 +10,8 @@
 #include <fstream>
 #include <thread>
 
-#include "framework/io/checkpoint.h"
-#include "framework/io/hdf5_file.h"
+#include "tapegrad/framework/io/checkpoint.h"
+#include "tapegrad/framework/io/hdf5_file.h"
 #include "support/test_support.h"
 
 using namespace tg;

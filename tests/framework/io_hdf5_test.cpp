@@ -9,7 +9,7 @@
 #include <limits>
 #include <thread>
 
-#include "framework/io/hdf5_file.h"
+#include "tapegrad/framework/io/hdf5_file.h"
 #include "support/test_support.h"
 
 using namespace tg;

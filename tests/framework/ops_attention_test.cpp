@@ -3,8 +3,8 @@
 #include <cmath>
 #include <limits>
 
-#include "framework/ops/attention.h"
-#include "framework/runtime.h"
+#include "tapegrad/framework/ops/attention.h"
+#include "tapegrad/framework/runtime.h"
 #include "support/test_support.h"
 
 using namespace tg;

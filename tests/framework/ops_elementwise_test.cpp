@@ -1,6 +1,6 @@
 #include <cmath>
 
-#include "framework/ops/elementwise.h"
+#include "tapegrad/framework/ops/elementwise.h"
 #include "support/test_support.h"
 
 using namespace tg;

@@ -1,11 +1,11 @@
 #include <cmath>
 #include <limits>
 
-#include "framework/ops/elementwise.h"
-#include "framework/ops/loss.h"
-#include "framework/ops/matmul.h"
-#include "framework/ops/nn_functional.h"
-#include "framework/runtime.h"
+#include "tapegrad/framework/ops/elementwise.h"
+#include "tapegrad/framework/ops/loss.h"
+#include "tapegrad/framework/ops/matmul.h"
+#include "tapegrad/framework/ops/nn_functional.h"
+#include "tapegrad/framework/runtime.h"
 #include "support/test_support.h"
 
 using namespace tg;

@@ -1,8 +1,8 @@
 #include <cmath>
 
-#include "framework/ops/elementwise.h"
-#include "framework/ops/matmul.h"
-#include "framework/runtime.h"
+#include "tapegrad/framework/ops/elementwise.h"
+#include "tapegrad/framework/ops/matmul.h"
+#include "tapegrad/framework/runtime.h"
 #include "support/test_support.h"
 
 using namespace tg;

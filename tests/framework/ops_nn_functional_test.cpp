@@ -2,11 +2,11 @@
 #include <limits>
 
 #include "framework/kernels/softmax.h"
-#include "framework/ops/elementwise.h"
-#include "framework/ops/matmul.h"
-#include "framework/ops/nn_functional.h"
-#include "framework/ops/reduce.h"
-#include "framework/runtime.h"
+#include "tapegrad/framework/ops/elementwise.h"
+#include "tapegrad/framework/ops/matmul.h"
+#include "tapegrad/framework/ops/nn_functional.h"
+#include "tapegrad/framework/ops/reduce.h"
+#include "tapegrad/framework/runtime.h"
 #include "support/test_support.h"
 
 using namespace tg;

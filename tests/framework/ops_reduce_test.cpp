@@ -1,10 +1,10 @@
 #include <cmath>
 #include <limits>
 
-#include "framework/ops/elementwise.h"
-#include "framework/ops/reduce.h"
-#include "framework/ops/shape.h"
-#include "framework/runtime.h"
+#include "tapegrad/framework/ops/elementwise.h"
+#include "tapegrad/framework/ops/reduce.h"
+#include "tapegrad/framework/ops/shape.h"
+#include "tapegrad/framework/runtime.h"
 #include "support/test_support.h"
 
 using namespace tg;

@@ -2,10 +2,10 @@
 #include <limits>
 
 #include "framework/kernels/permute.h"
-#include "framework/ops/elementwise.h"
-#include "framework/ops/reduce.h"
-#include "framework/ops/shape.h"
-#include "framework/runtime.h"
+#include "tapegrad/framework/ops/elementwise.h"
+#include "tapegrad/framework/ops/reduce.h"
+#include "tapegrad/framework/ops/shape.h"
+#include "tapegrad/framework/runtime.h"
 #include "support/test_support.h"
 
 using namespace tg;

@@ -2,7 +2,7 @@
 #include <cstdlib>
 
 #include "framework/kernels/gemm.h"
-#include "framework/runtime.h"
+#include "tapegrad/framework/runtime.h"
 #include "support/test_support.h"
 
 using namespace tg;

@@ -3,7 +3,7 @@
 
 #include "framework/kernels/allocator.h"
 #include "framework/kernels/basic.h"
-#include "framework/ops/elementwise.h"
+#include "tapegrad/framework/ops/elementwise.h"
 #include "support/test_support.h"
 
 using namespace tg;

@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 
-#include "framework/check.h"
-#include "framework/tensor.h"
+#include "tapegrad/framework/check.h"
+#include "tapegrad/framework/tensor.h"
 
 using namespace tg;
 using Catch::Matchers::Contains;

@@ -1,6 +1,6 @@
 // Golden runner for kind "encoder_layer": torch.nn.TransformerEncoderLayer cases.
 #include "golden/golden_runners.h"
-#include "layers/transformer_encoder_layer.h"
+#include "tapegrad/layers/transformer_encoder_layer.h"
 
 namespace tg::test {
 

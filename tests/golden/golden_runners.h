@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "layers/module.h"
+#include "tapegrad/layers/module.h"
 #include "support/golden_support.h"
 
 namespace tg::test {

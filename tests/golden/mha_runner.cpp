@@ -1,7 +1,7 @@
 // Golden runner for kind "mha": torch.nn.MultiheadAttention cases.
-#include "framework/ops/elementwise.h"
+#include "tapegrad/framework/ops/elementwise.h"
 #include "golden/golden_runners.h"
-#include "layers/multihead_attention.h"
+#include "tapegrad/layers/multihead_attention.h"
 
 namespace tg::test {
 

@@ -4,8 +4,8 @@
 #include <memory>
 #include <string>
 
-#include "framework/io/hdf5_file.h"
-#include "layers/activation.h"
+#include "tapegrad/framework/io/hdf5_file.h"
+#include "tapegrad/layers/activation.h"
 #include "support/test_support.h"
 
 using namespace tg;

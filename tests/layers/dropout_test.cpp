@@ -2,7 +2,7 @@
 #include <limits>
 #include <string>
 
-#include "layers/dropout.h"
+#include "tapegrad/layers/dropout.h"
 #include "support/test_support.h"
 
 using namespace tg;

@@ -2,9 +2,9 @@
 #include <cmath>
 #include <string>
 
-#include "framework/io/hdf5_file.h"
-#include "layers/embedding.h"
-#include "layers/init.h"
+#include "tapegrad/framework/io/hdf5_file.h"
+#include "tapegrad/layers/embedding.h"
+#include "tapegrad/layers/init.h"
 #include "support/test_support.h"
 
 using namespace tg;

@@ -2,8 +2,8 @@
 #include <cmath>
 #include <string>
 
-#include "framework/io/hdf5_file.h"
-#include "layers/layer_norm.h"
+#include "tapegrad/framework/io/hdf5_file.h"
+#include "tapegrad/layers/layer_norm.h"
 #include "support/test_support.h"
 
 using namespace tg;

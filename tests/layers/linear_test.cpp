@@ -2,9 +2,9 @@
 #include <cmath>
 #include <string>
 
-#include "framework/io/hdf5_file.h"
-#include "layers/init.h"
-#include "layers/linear.h"
+#include "tapegrad/framework/io/hdf5_file.h"
+#include "tapegrad/layers/init.h"
+#include "tapegrad/layers/linear.h"
 #include "support/test_support.h"
 
 using namespace tg;

@@ -2,12 +2,12 @@
 #include <string>
 #include <vector>
 
-#include "framework/ops/elementwise.h"
-#include "layers/activation.h"
-#include "layers/dropout.h"
-#include "layers/embedding.h"
-#include "layers/layer_norm.h"
-#include "layers/linear.h"
+#include "tapegrad/framework/ops/elementwise.h"
+#include "tapegrad/layers/activation.h"
+#include "tapegrad/layers/dropout.h"
+#include "tapegrad/layers/embedding.h"
+#include "tapegrad/layers/layer_norm.h"
+#include "tapegrad/layers/linear.h"
 #include "support/test_support.h"
 
 using namespace tg;

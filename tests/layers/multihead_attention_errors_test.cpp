@@ -1,7 +1,7 @@
 // MultiheadAttention: one test per input check (spec §4.3 plus the checks PyTorch lacks). Every
 // message names the argument and the caller's own shapes.
-#include "layers/multihead_attention.h"
-#include "layers/transformer_encoder_layer.h"
+#include "tapegrad/layers/multihead_attention.h"
+#include "tapegrad/layers/transformer_encoder_layer.h"
 #include "support/test_support.h"
 
 using namespace tg;

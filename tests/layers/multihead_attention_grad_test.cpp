@@ -1,6 +1,6 @@
 // MultiheadAttention: float64 gradchecks w.r.t. query, key, value, a float attn_mask and every
 // parameter, with all options on at once and in smaller combinations.
-#include "layers/multihead_attention.h"
+#include "tapegrad/layers/multihead_attention.h"
 #include "support/test_support.h"
 
 using namespace tg;

@@ -3,10 +3,10 @@
 #include <cmath>
 #include <limits>
 
-#include "framework/ops/elementwise.h"
-#include "framework/ops/reduce.h"
-#include "layers/attention_masks.h"
-#include "layers/multihead_attention.h"
+#include "tapegrad/framework/ops/elementwise.h"
+#include "tapegrad/framework/ops/reduce.h"
+#include "tapegrad/layers/attention_masks.h"
+#include "tapegrad/layers/multihead_attention.h"
 #include "support/test_support.h"
 
 using namespace tg;

@@ -2,9 +2,9 @@
 // placements, masks, float64 gradchecks, identical initial layers.
 #include <limits>
 
-#include "framework/ops/elementwise.h"
-#include "layers/attention_masks.h"
-#include "layers/transformer_encoder_layer.h"
+#include "tapegrad/framework/ops/elementwise.h"
+#include "tapegrad/layers/attention_masks.h"
+#include "tapegrad/layers/transformer_encoder_layer.h"
 #include "support/test_support.h"
 
 using namespace tg;

@@ -2,7 +2,7 @@
 // parity with PyTorch is in trajectories_test.cpp.
 #include <cmath>
 
-#include "optim/adam.h"
+#include "tapegrad/optim/adam.h"
 #include "support/test_support.h"
 
 using namespace tg;

@@ -3,9 +3,9 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "framework/io/hdf5_file.h"
-#include "framework/runtime.h"
-#include "optim/clip_grad.h"
+#include "tapegrad/framework/io/hdf5_file.h"
+#include "tapegrad/framework/runtime.h"
+#include "tapegrad/optim/clip_grad.h"
 #include "support/test_support.h"
 
 using namespace tg;

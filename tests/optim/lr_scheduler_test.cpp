@@ -4,9 +4,9 @@
 #include <cmath>
 #include <memory>
 
-#include "framework/io/hdf5_file.h"
-#include "optim/lr_scheduler.h"
-#include "optim/sgd.h"
+#include "tapegrad/framework/io/hdf5_file.h"
+#include "tapegrad/optim/lr_scheduler.h"
+#include "tapegrad/optim/sgd.h"
 #include "support/test_support.h"
 
 using namespace tg;

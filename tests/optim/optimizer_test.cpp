@@ -1,8 +1,8 @@
 // Behaviour shared by all optimizers (optim/optimizer.h): parameter checks, grads, zero_grad,
 // param groups, state() layout and load_state errors.
-#include "framework/ops/elementwise.h"
-#include "optim/adam.h"
-#include "optim/sgd.h"
+#include "tapegrad/framework/ops/elementwise.h"
+#include "tapegrad/optim/adam.h"
+#include "tapegrad/optim/sgd.h"
 #include "support/test_support.h"
 
 using namespace tg;

@@ -2,7 +2,7 @@
 // PyTorch is in trajectories_test.cpp.
 #include <cmath>
 
-#include "optim/sgd.h"
+#include "tapegrad/optim/sgd.h"
 #include "support/test_support.h"
 
 using namespace tg;

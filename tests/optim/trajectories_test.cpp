@@ -6,10 +6,10 @@
 #include <memory>
 #include <set>
 
-#include "framework/io/hdf5_file.h"
-#include "optim/adam.h"
-#include "optim/lr_scheduler.h"
-#include "optim/sgd.h"
+#include "tapegrad/framework/io/hdf5_file.h"
+#include "tapegrad/optim/adam.h"
+#include "tapegrad/optim/lr_scheduler.h"
+#include "tapegrad/optim/sgd.h"
 #include "support/test_support.h"
 
 using namespace tg;

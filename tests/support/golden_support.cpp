@@ -7,7 +7,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "framework/io/hdf5_file.h"
+#include "tapegrad/framework/io/hdf5_file.h"
 
 namespace tg::test {
 

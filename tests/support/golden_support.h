@@ -25,7 +25,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "framework/tensor.h"
+#include "tapegrad/framework/tensor.h"
 
 namespace tg::test {
 

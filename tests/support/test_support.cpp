@@ -1,6 +1,6 @@
 #include "support/test_support.h"
 
-#include "framework/runtime.h"
+#include "tapegrad/framework/runtime.h"
 
 #include <cmath>
 #include <cstdlib>

@@ -7,8 +7,8 @@
 #include <utility>
 #include <vector>
 
-#include "framework/gradcheck.h"
-#include "framework/tape.h"
+#include "tapegrad/framework/gradcheck.h"
+#include "tapegrad/framework/tape.h"
 
 namespace tg::test {
 
