@@ -30,6 +30,19 @@ std::string read(const std::string& path) {
   return os.str();
 }
 
+// The contents of the ```cpp ... ``` blocks of a Markdown text.
+std::vector<std::string> cpp_blocks(const std::string& md) {
+  const std::string open = "```cpp\n", close = "```\n";
+  std::vector<std::string> blocks;
+  for (size_t at = md.find(open); at != std::string::npos; at = md.find(open, at)) {
+    size_t begin = at + open.size(), end = md.find(close, begin);
+    REQUIRE(end != std::string::npos);
+    blocks.push_back(md.substr(begin, end - begin));
+    at = end + close.size();
+  }
+  return blocks;
+}
+
 // A plausible mistake: the backward treats r = 1 / sqrt(mean(x^2) + eps) as a constant, so the
 // term through r's dependence on x is missing.
 Var rms_norm_r_constant(const Var& x, const Var& weight, double eps) {
@@ -136,23 +149,25 @@ TEST_CASE("custom_op: the program checks, gradchecks and trains, and its loss dr
   REQUIRE(std::regex_search(out, std::regex(R"(step 300 loss [0-9.]+)")));
 }
 
-TEST_CASE("docs/custom_ops.md: every C++ block is code of the example or of this test, verbatim", "[examples][docs]") {
+TEST_CASE("docs/custom_ops.md and the README's gradient section: every C++ block is example or test code, verbatim",
+          "[examples][docs]") {
   const std::string src = TAPEGRAD_SOURCE_DIR;
   std::string code;
   for (const char* f : {"/examples/custom_op/rms_norm.h", "/examples/custom_op/rms_norm.cpp",
                         "/examples/custom_op/main.cpp", "/tests/examples/custom_op_test.cpp"})
     code += read(src + f) + "\n";
-  const std::string doc = read(src + "/docs/custom_ops.md");
-  const std::string open = "```cpp\n", close = "```\n";
-  int blocks = 0;
-  for (size_t at = doc.find(open); at != std::string::npos; at = doc.find(open, at)) {
-    size_t begin = at + open.size(), end = doc.find(close, begin);
-    REQUIRE(end != std::string::npos);
-    std::string block = doc.substr(begin, end - begin);
-    INFO("docs/custom_ops.md block " << blocks << ":\n" << block);
-    REQUIRE(code.find(block) != std::string::npos);
-    ++blocks;
-    at = end + close.size();
+  const std::string readme = read(src + "/README.md"), heading = "## Checking gradients of your own ops and models";
+  size_t section = readme.find(heading);
+  REQUIRE(section != std::string::npos);
+  std::string readme_section = readme.substr(section, readme.find("\n## ", section + 1) - section);
+  struct Doc { std::string name, text; size_t min_blocks; };
+  for (const Doc& d : {Doc{"docs/custom_ops.md", read(src + "/docs/custom_ops.md"), 10},
+                       Doc{"README " + heading, readme_section, 2}}) {
+    std::vector<std::string> blocks = cpp_blocks(d.text);
+    REQUIRE(blocks.size() >= d.min_blocks);
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      INFO(d.name << ", C++ block " << i << ":\n" << blocks[i]);
+      REQUIRE(code.find(blocks[i]) != std::string::npos);
+    }
   }
-  REQUIRE(blocks >= 6);
 }
