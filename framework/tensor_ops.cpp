@@ -71,14 +71,14 @@ Tensor sum_to(const Tensor& t, const Shape& shape) {
   return kernels::sum_to(t, shape);
 }
 
-Tensor expand(const Tensor& t, const Shape& shape) { return expand(in("expand", "t", t), shape).value(); }
+Tensor expand(const Tensor& x, const Shape& shape) { return expand(in("expand", "x", x), shape).value(); }
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
   return matmul(in("matmul", "a", a), in("matmul", "b", b)).value();
 }
 
-Tensor transpose(const Tensor& t, int64_t dim0, int64_t dim1) {
-  return transpose(in("transpose", "t", t), dim0, dim1).value();
+Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1) {
+  return transpose(in("transpose", "x", x), dim0, dim1).value();
 }
 
 }  // namespace tg

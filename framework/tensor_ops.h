@@ -66,19 +66,20 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim = fa
 // must broadcast to T. Deterministic: each output element adds its terms in a fixed order.
 // Throws "[sum_to] shape=[3] does not broadcast to t=[2, 4]".
 Tensor sum_to(const Tensor& t, const Shape& shape);
-// Copies t broadcast to `shape` (torch.expand(...).contiguous(); -1 keeps a size); the adjoint of
-// sum_to. Any dtype. Throws the messages of expand in framework/ops/shape.h.
-Tensor expand(const Tensor& t, const Shape& shape);
+// Copies x broadcast to `shape` (torch.expand(...).contiguous(); -1 keeps a size); the adjoint of
+// sum_to. Any dtype. Throws the messages of expand in framework/ops/shape.h, e.g.
+// "[expand] the expanded size 4 must match the existing size 3 at non-singleton dim 1; got x=[2, 3], shape=[2, 4]".
+Tensor expand(const Tensor& x, const Shape& shape);
 
 // ---- products and layout ----
 // torch.matmul(a, b), with the shapes and broadcasting of framework/ops/matmul.h:
 //   [M, K] @ [K, N] -> [M, N];  [*A, M, K] @ [*B, K, N] -> [broadcast(A, B), M, N];  1-D operands as there.
 // Throws "[matmul] inner dims differ; got a=[4, 3], b=[5, 2]".
 Tensor matmul(const Tensor& a, const Tensor& b);
-// torch.transpose(t, dim0, dim1) as a contiguous copy; the usual use is t.transpose(-2, -1) for the
+// torch.transpose(x, dim0, dim1) as a contiguous copy; the usual use is transpose(b, -2, -1) in the
 // gradient of a product: for y = a @ b, da = gy @ b^T and db = a^T @ gy. Any dtype.
 // Throws "[transpose] dim1 5 out of range for a 3-d tensor; got x=[2, 3, 4]".
-Tensor transpose(const Tensor& t, int64_t dim0, int64_t dim1);
+Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1);
 
 // ---- operators (broadcasting, as the functions above) ----
 inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }

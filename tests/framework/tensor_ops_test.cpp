@@ -101,7 +101,15 @@ TEST_CASE("tensor_ops: sum_to undoes broadcasting and expand is its adjoint", "[
   REQUIRE_THROWS_WITH(sum_to(g, {1, 2, 3}), Contains("[sum_to] shape=[1, 2, 3] does not broadcast to t=[2, 3]"));
   REQUIRE_THROWS_WITH(sum_to(Tensor::zeros({2}, DType::Int64), {1}),
                       Contains("[sum_to] expected a float tensor; got t=int64[2]"));
-  REQUIRE_THROWS_WITH(expand(g, {2, 4}), Contains("[expand]"));
+  REQUIRE_THROWS_WITH(expand(g, {2, 4}), Contains("[expand] the expanded size 4 must match the existing size 3 at "
+                                                   "non-singleton dim 1; got x=[2, 3], shape=[2, 4]"));
+  REQUIRE(expand(g, {2, 3}).shares_storage(g));   // already that shape: the argument itself
+  Tensor ints = Tensor::from_vector(std::vector<int64_t>{1, 2}, {2, 1});
+  REQUIRE(expand(ints, {2, 2}).dtype() == DType::Int64);
+  REQUIRE(expand(ints, {2, 2}).to_vector() == V{1, 1, 2, 2});
+  REQUIRE(transpose(ints, 0, 1).to_vector() == V{1, 2});
+  REQUIRE_THROWS_WITH(transpose(g, 0, 2), Contains("[transpose] dim1 2 out of range for a 2-d tensor; got x=[2, 3]"));
+  REQUIRE_THROWS_WITH(expand(Tensor(), {2}), Contains("[expand] undefined tensor x"));
 }
 
 TEST_CASE("tensor_ops: matmul (2-D, batched, broadcast) and transpose", "[tensor_ops]") {
