@@ -90,6 +90,13 @@ TEST_CASE("custom_op rms_norm: equals its composite in values and gradients (flo
   // Known value: x = [3, 4], weight = [1, 2], eps = 0: rms = sqrt(12.5), y = [3, 8] / sqrt(12.5).
   Var x(Tensor::from_vector(std::vector<double>{3, 4}, {2})), w(Tensor::from_vector(std::vector<double>{1, 2}, {2}));
   require_close(rms_norm(x, w, 0.0).value(), {3 / std::sqrt(12.5), 8 / std::sqrt(12.5)}, 1e-15);
+  // No rows: an empty result, and the weight's gradient is zero.
+  Var empty(Tensor::zeros({0, 4}, DType::Float64), true), we = rand_var({4}, 22);
+  Var ye = rms_norm(empty, we);
+  REQUIRE(ye.shape() == Shape{0, 4});
+  ye.backward(Tensor::zeros({0, 4}, DType::Float64));
+  REQUIRE(we.grad().to_vector() == std::vector<double>{0, 0, 0, 0});
+  REQUIRE(empty.grad().shape() == Shape{0, 4});
 }
 
 TEST_CASE("custom_op rms_norm: records nothing under NoGradGuard", "[examples]") {
