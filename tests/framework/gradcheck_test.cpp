@@ -292,12 +292,12 @@ TEST_CASE("gradcheck: a NaN gradient fails", "[gradcheck][grad]") {
 
 TEST_CASE("gradcheck: a wrong parameter gradient is reported as param N after the inputs", "[gradcheck][grad]") {
   Var x = rand_var({2, 3}, 17), w = rand_var({3}, 18);
-  auto wrong_w = [](const Tensor& av, const Tensor&, const Tensor& gy, Grads& g) {
+  auto wrong_x = [](const Tensor& av, const Tensor&, const Tensor& gy, Grads& g) {
     if (g.wants(0)) g.add(0, gy * av);          // wrong: should be gy * w
     if (g.wants(1)) g.add(1, sum_to(gy * av, {3}));
   };
   Report rep = parse(
-      gradcheck([&](const std::vector<Var>& in) { return mul_with(in[0], w, wrong_w); }, {x}, {w}).message);
+      gradcheck([&](const std::vector<Var>& in) { return mul_with(in[0], w, wrong_x); }, {x}, {w}).message);
   // Input 0 (x) has the wrong gradient; the parameter's is right.
   REQUIRE(rep.failed == 6);
   for (const FailureLine& l : rep.lines) {
