@@ -19,7 +19,7 @@ TEST_CASE("MultiheadAttention grad: every option on at once (both weight paths, 
   MultiheadAttention mha({.embed_dim = 6, .num_heads = 2, .dropout = 0.2, .add_bias_kv = true, .add_zero_attn = true,
                           .kdim = 4, .vdim = 5, .batch_first = true, .qdim = 3},
                          gen, DType::Float64);
-  mha.out_proj->bias.value().copy_(rand_tensor({6}, 9));
+  Var(mha.out_proj->bias()).value().copy_(rand_tensor({6}, 9));
   Var q = rand_var({2, 3, 3}, 2), k = rand_var({2, 4, 4}, 3), v = rand_var({2, 4, 5}, 4), am = rand_var({2, 3, 4}, 5);
   Var kpm(padding({2, 4}));
   for (bool need : {false, true}) {

@@ -53,23 +53,23 @@ TEST_CASE("MultiheadAttention: initialisation follows PyTorch's distributions", 
   const int64_t E = 64;
   MultiheadAttention mha({.embed_dim = E, .num_heads = 4, .add_bias_kv = true}, gen, DType::Float64);
   double xavier = std::sqrt(6.0 / (E + 3 * E));   // one (3E, E) matrix, not per chunk
-  REQUIRE(max_abs(mha.in_proj_weight.value()) <= xavier);
-  REQUIRE(max_abs(mha.in_proj_weight.value()) > 0.95 * xavier);
-  REQUIRE(max_abs(mha.out_proj->weight.value()) <= 1.0 / std::sqrt(double(E)));
-  REQUIRE(max_abs(mha.out_proj->weight.value()) > 0.9 / std::sqrt(double(E)));
-  REQUIRE(max_abs(mha.in_proj_bias.value()) == 0.0);
-  REQUIRE(max_abs(mha.out_proj->bias.value()) == 0.0);
+  REQUIRE(max_abs(mha.in_proj_weight().value()) <= xavier);
+  REQUIRE(max_abs(mha.in_proj_weight().value()) > 0.95 * xavier);
+  REQUIRE(max_abs(mha.out_proj->weight().value()) <= 1.0 / std::sqrt(double(E)));
+  REQUIRE(max_abs(mha.out_proj->weight().value()) > 0.9 / std::sqrt(double(E)));
+  REQUIRE(max_abs(mha.in_proj_bias().value()) == 0.0);
+  REQUIRE(max_abs(mha.out_proj->bias().value()) == 0.0);
   // bias_k ~ xavier_normal on (1, 1, E): std = 1/sqrt(E).
-  Tensor bk = mha.bias_k.value();
+  Tensor bk = mha.bias_k().value();
   double var = 0;
   for (double x : bk.to_vector()) var += x * x / double(E);
   REQUIRE(std::sqrt(var) == Approx(1.0 / std::sqrt(double(E))).epsilon(0.3));
   MultiheadAttention sep({.embed_dim = 8, .num_heads = 2, .kdim = 24}, gen, DType::Float64);
-  REQUIRE(max_abs(sep.q_proj_weight.value()) <= std::sqrt(6.0 / 16));
-  REQUIRE(max_abs(sep.k_proj_weight.value()) <= std::sqrt(6.0 / 32));
+  REQUIRE(max_abs(sep.q_proj_weight().value()) <= std::sqrt(6.0 / 16));
+  REQUIRE(max_abs(sep.k_proj_weight().value()) <= std::sqrt(6.0 / 32));
   Generator a(7), b(7);
   MultiheadAttention m1({.embed_dim = 8, .num_heads = 2}, a), m2({.embed_dim = 8, .num_heads = 2}, b);
-  REQUIRE(m1.in_proj_weight.value().bit_equal(m2.in_proj_weight.value()));
+  REQUIRE(m1.in_proj_weight().value().bit_equal(m2.in_proj_weight().value()));
 }
 
 TEST_CASE("MultiheadAttention: fused path (need_weights=false) equals the composite path in output and gradients", "[mha]") {
@@ -163,7 +163,7 @@ TEST_CASE("MultiheadAttention beyond PyTorch: is_causal without a mask builds th
 TEST_CASE("MultiheadAttention beyond PyTorch: fully masked rows give out_proj.bias, zero weights, finite grads", "[mha][grad]") {
   Generator gen(7);
   MultiheadAttention mha({.embed_dim = 8, .num_heads = 2}, gen, DType::Float64);
-  mha.out_proj->bias.value().copy_(rand_tensor({8}, 9));
+  Var(mha.out_proj->bias()).value().copy_(rand_tensor({8}, 9));
   Var q = rand_var({3, 2, 8}, 1), k = rand_var({4, 2, 8}, 2), v = rand_var({4, 2, 8}, 3);
   Tensor kpm = Tensor::zeros({2, 4}, DType::Bool);
   for (int64_t j = 0; j < 4; ++j) kpm.set({1, j}, 1.0);          // batch 1: all padding
@@ -174,8 +174,8 @@ TEST_CASE("MultiheadAttention beyond PyTorch: fully masked rows give out_proj.bi
     auto out = mha.forward(q, k, v, Var(kpm), need, Var(am));
     for (int64_t i = 0; i < 3; ++i)
       for (int64_t c = 0; c < 8; ++c) {
-        REQUIRE(out.attn_output.value().at({i, 1, c}) == mha.out_proj->bias.value().at({c}));
-        REQUIRE(out.attn_output.value().at({0, 0, c}) == mha.out_proj->bias.value().at({c}));
+        REQUIRE(out.attn_output.value().at({i, 1, c}) == mha.out_proj->bias().value().at({c}));
+        REQUIRE(out.attn_output.value().at({0, 0, c}) == mha.out_proj->bias().value().at({c}));
       }
     if (need)
       for (int64_t i = 0; i < 3; ++i)
