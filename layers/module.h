@@ -10,7 +10,9 @@
 //   model.set_parameter("head.weight", model.tok_emb->weight());   // tying: one call
 //
 // after which forward, named_parameters(), state_dict() and any optimizer built afterwards all see
-// the new Var (an optimizer built before keeps the Vars it was given, as in PyTorch).
+// the new Var (an optimizer built before keeps the Vars it was given, as in PyTorch). To change a
+// parameter's VALUES in place (custom initialisation), copy the handle: a Var copy names the same node,
+//   Var w = linear.weight();  w.value().fill_(0.0);
 #include <cstdint>
 #include <deque>
 #include <memory>
