@@ -53,8 +53,12 @@ if(MODE STREQUAL "install")
       -DCMAKE_BUILD_TYPE=${CONFIG} -DCMAKE_PREFIX_PATH=${prefix})
   set(BUILD ON)
 elseif(MODE STREQUAL "fetchcontent")
-  # No CMAKE_BUILD_TYPE: tapegrad must not force one on its parent (checks.cmake).
-  run("configure consumer (FetchContent)" ${CMAKE_COMMAND} ${consumer_args}
+  # No CMAKE_BUILD_TYPE, and Release flags of the parent's own choosing: tapegrad must change neither
+  # (checks.cmake). With BUILD=ON the build type is Release, as a user building for speed would pick.
+  if(BUILD)
+    list(APPEND consumer_args -DCMAKE_BUILD_TYPE=Release)
+  endif()
+  run("configure consumer (FetchContent)" ${CMAKE_COMMAND} ${consumer_args} "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG"
       -DTAPEGRAD_CONSUMER_MODE=fetchcontent -DTAPEGRAD_SOURCE_DIR=${TAPEGRAD_SOURCE_DIR})
 else()
   message(FATAL_ERROR "[package] unknown MODE=${MODE}")
