@@ -5,7 +5,6 @@
 include(CMakePackageConfigHelpers)
 set(TAPEGRAD_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/tapegrad)
 
-set_target_properties(tapegrad PROPERTIES EXPORT_NAME tapegrad)
 install(TARGETS tapegrad_framework tapegrad_layers tapegrad_optim tapegrad
   EXPORT tapegradTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}

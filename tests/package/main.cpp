@@ -7,6 +7,8 @@
 #include <memory>
 #include <string>
 
+static_assert(TAPEGRAD_VERSION_MAJOR == 0 && TAPEGRAD_VERSION_MINOR == 2);   // as the README shows
+
 namespace {
 
 // x [B, T, E] -> self-attention -> mean over T -> Linear -> [B, 1]

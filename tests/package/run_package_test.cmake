@@ -3,7 +3,8 @@
 #                        configure, build and run the consumer against it with find_package.
 #   MODE=fetchcontent:   configure the consumer with tapegrad added by FetchContent (no network); with
 #                        BUILD=ON also build tapegrad inside it and run the consumer.
-# Inputs: TAPEGRAD_SOURCE_DIR, TAPEGRAD_BINARY_DIR, WORK_DIR, CONFIG, CXX_COMPILER, [LAUNCHER], [BUILD].
+# Inputs: TAPEGRAD_SOURCE_DIR, TAPEGRAD_BINARY_DIR, WORK_DIR, CONFIG, CXX_COMPILER, [LAUNCHER], [BUILD],
+# [SANITIZE] (tapegrad was built with TAPEGRAD_SANITIZE: the consumer needs the sanitizer runtimes too).
 foreach(var TAPEGRAD_SOURCE_DIR TAPEGRAD_BINARY_DIR WORK_DIR CONFIG CXX_COMPILER MODE)
   if(NOT DEFINED ${var})
     message(FATAL_ERROR "[package] ${var} must be given (-D${var}=...)")
@@ -30,6 +31,10 @@ set(consumer_args -S ${TAPEGRAD_SOURCE_DIR}/tests/package -B ${WORK_DIR}/consume
     -DCMAKE_CXX_COMPILER=${CXX_COMPILER})
 if(LAUNCHER)
   list(APPEND consumer_args -DCMAKE_CXX_COMPILER_LAUNCHER=${LAUNCHER})
+endif()
+if(SANITIZE)
+  list(APPEND consumer_args "-DCMAKE_CXX_FLAGS=-fsanitize=address,undefined -fno-omit-frame-pointer"
+       -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=address,undefined)
 endif()
 
 if(MODE STREQUAL "install")
