@@ -43,10 +43,11 @@ if(MODE STREQUAL "install")
   # What must be there, and what must not: the internals stay private.
   foreach(file include/tapegrad/tapegrad.h include/tapegrad/version.h include/tapegrad/framework/tensor.h
                include/tapegrad/layers/multihead_attention.h include/tapegrad/optim/adam.h
-               lib/cmake/tapegrad/tapegradConfig.cmake lib/cmake/tapegrad/tapegradConfigVersion.cmake
-               lib/cmake/tapegrad/tapegradTargets.cmake lib/cmake/tapegrad/tapegradOpenBLAS.cmake)
-    if(NOT EXISTS ${prefix}/${file})
-      message(FATAL_ERROR "[package] ${prefix}/${file} was not installed")
+               cmake/tapegrad/tapegradConfig.cmake cmake/tapegrad/tapegradConfigVersion.cmake
+               cmake/tapegrad/tapegradTargets.cmake cmake/tapegrad/tapegradOpenBLAS.cmake)
+    file(GLOB found ${prefix}/${file} ${prefix}/lib*/${file})   # lib/ or lib64/ (GNUInstallDirs)
+    if(NOT found)
+      message(FATAL_ERROR "[package] ${file} was not installed under ${prefix}")
     endif()
   endforeach()
   file(GLOB_RECURSE internal RELATIVE ${prefix} ${prefix}/include/*/kernels/* ${prefix}/include/*hdf5_handles.h
