@@ -10,9 +10,9 @@ namespace tg {
 void set_num_threads(int n);
 int get_num_threads();
 
-// One line naming the BLAS library, its kernel core (e.g. "Cooperlake"), how the core was chosen,
-// the thread count and the TBB version, e.g.
-// "tapegrad 0.1.0 | BLAS OpenBLAS 0.3.21 core=Cooperlake (chosen by tapegrad from cpuid; OpenBLAS chose
+// One line naming tapegrad's version (TAPEGRAD_VERSION_STRING), the BLAS library, its kernel core
+// (e.g. "Cooperlake"), how the core was chosen, the thread count and the TBB version, e.g.
+// "tapegrad 0.2.0 | BLAS OpenBLAS 0.3.21 core=Cooperlake (chosen by tapegrad from cpuid; OpenBLAS chose
 //  Prescott) | threads 2 (TBB 2021.8, OpenBLAS 1 per task)".
 std::string runtime_info();
 

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Installs every dependency of tapegrad from Debian 12's archive and builds it (Release) into build/.
+# Installs every dependency of tapegrad from Debian 12's archive, builds it (Release) into build/, then
+# runs tapegrad's main job as a demo: a short training of the tiny character-level transformer on the
+# built-in arithmetic corpus ("07+45=052"), ending with what it learned: the exact-match accuracy on
+# held-out sums and a sample. 1-2 minutes on 2 cores; the checkpoint is left in build/demo.
 # Usage: ./scripts/setup.sh          (as root, or with sudo available)
 # Then:  ctest --test-dir build --output-on-failure
 set -euo pipefail
@@ -28,3 +31,16 @@ fi
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$(nproc)"
+
+# The demo. A small model (2 layers, width 64) and a high learning rate learn 2-digit addition in 1500
+# iterations: exact match goes from 0% through 29.5% at iteration 1250 to 96.5% at the end (measured:
+# 31 s of CPU, 77-96 s wall on a busy 2-core machine). Results are bitwise reproducible for any thread count.
+demo=build/demo
+rm -rf "$demo"
+echo
+echo "== demo: tiny_lm train on the built-in arithmetic corpus (2-digit sums; exact_match = held-out sums answered right)"
+./build/examples/tiny_lm/tiny_lm train --out-dir "$demo" --n-layer 2 --n-head 4 --n-embd 64 --block-size 30 \
+  --batch-size 32 --lr 5e-3 --min-lr 5e-4 --warmup-iters 50 --max-iters 1500 --eval-interval 250
+echo
+echo "== demo: tiny_lm sample --prompt \"27+58=\" (what it learned: each line is a sum the model wrote)"
+./build/examples/tiny_lm/tiny_lm sample --out-dir "$demo" --prompt "27+58=" --tokens 54 --temperature 0.5

@@ -19,6 +19,7 @@
 #include <tbb/version.h>
 
 #include "tapegrad/framework/runtime.h"
+#include "tapegrad/version.h"
 
 extern "C" {
 // Present in OpenBLAS DYNAMIC_ARCH builds; weak so a build without them still links.
@@ -138,7 +139,7 @@ std::string runtime_info() {
   init_blas();
   std::string config = openblas_get_config();
   std::string version = config.rfind("OpenBLAS ", 0) == 0 ? config.substr(9, config.find(' ', 9) - 9) : config;
-  return "tapegrad 0.1.0 | BLAS OpenBLAS " + version + " core=" + openblas_get_corename() + " (" +
+  return "tapegrad " TAPEGRAD_VERSION_STRING " | BLAS OpenBLAS " + version + " core=" + openblas_get_corename() + " (" +
          blas_state().chosen_by + ") | threads " + std::to_string(get_num_threads()) + " (TBB " +
          std::to_string(TBB_VERSION_MAJOR) + "." + std::to_string(TBB_VERSION_MINOR) +
          ", OpenBLAS single-threaded inside TBB tasks)";
