@@ -315,12 +315,48 @@ std::vector<Row> misuse_rows() {
   };
 }
 
+std::vector<Row> more_undefined_rows() {
+  return {
+      {"Var().is_leaf()", [] { Var().is_leaf(); }, Kind::logic_error, "[Var::is_leaf] called on an undefined Var"},
+      {"Var().op()", [] { Var().op(); }, Kind::logic_error, "[Var::op] called on an undefined Var"},
+      {"Var().numel()", [] { Var().numel(); }, Kind::logic_error, "[Var::numel] called on an undefined Var"},
+      {"Var().size(0)", [] { Var().size(0); }, Kind::logic_error, "[Var::size] called on an undefined Var"},
+      {"Var().set_grad()", [] { Var().set_grad(Tensor::ones({1})); }, Kind::logic_error,
+       "[Var::set_grad] called on an undefined Var"},
+      {"Tensor().at()", [] { Tensor().at({0}); }, Kind::logic_error, "[Tensor::at] called on an undefined Tensor"},
+      {"Tensor().set()", [] { Tensor().set({0}, 1.0); }, Kind::logic_error, "[Tensor::set] called on an undefined Tensor"},
+      {"Tensor().flat()", [] { Tensor().flat(0); }, Kind::logic_error, "[Tensor::flat] called on an undefined Tensor"},
+      {"Tensor().fill_()", [] { Tensor().fill_(1.0); }, Kind::logic_error, "[Tensor::fill_] called on an undefined Tensor"},
+      {"Tensor().zero_()", [] { Tensor().zero_(); }, Kind::logic_error, "[Tensor::zero_] called on an undefined Tensor"},
+      {"Tensor().to()", [] { Tensor().to(DType::Float64); }, Kind::logic_error, "[Tensor::to] called on an undefined Tensor"},
+      {"Tensor().rows()", [] { Tensor().rows(0, 0); }, Kind::logic_error, "[Tensor::rows] called on an undefined Tensor"},
+      {"Tensor().size()", [] { Tensor().size(0); }, Kind::logic_error, "[Tensor::size] called on an undefined Tensor"},
+      {"Tensor().to_vector()", [] { Tensor().to_vector(); }, Kind::logic_error,
+       "[Tensor::to_vector] called on an undefined Tensor"},
+      {"Tensor().copy_()", [] { Tensor().copy_(Tensor::zeros({2})); }, Kind::logic_error,
+       "[Tensor::copy_] called on an undefined Tensor"},
+      {"a backward closure adding an undefined gradient", [] {
+         Var a = f64({2}, true);
+         record("my_op", Tensor::ones({2}, DType::Float64), {a}, [](const Tensor&, Grads& g) { g.add(0, Tensor()); })
+             .backward(Tensor::ones({2}, DType::Float64));
+       },
+       Kind::logic_error, "[backward] gradient for input 0 is an undefined Tensor"},
+      {"a backward closure adding a gradient of the wrong shape", [] {
+         Var a = f64({2}, true);
+         record("my_op", Tensor::ones({2}, DType::Float64), {a},
+                [](const Tensor&, Grads& g) { g.add(0, Tensor::ones({3}, DType::Float64)); })
+             .backward(Tensor::ones({2}, DType::Float64));
+       },
+       Kind::logic_error, "[backward] gradient for input 0 has float64[3], expected float64[2]"},
+  };
+}
+
 }  // namespace
 
 TEST_CASE("bad library calls table: every row throws its exception type and message, none crashes",
           "[errors][bad_calls]") {
   std::vector<Row> rows;
-  for (auto part : {creation_rows(), view_rows(), op_rows(), undefined_rows(), misuse_rows()})
+  for (auto part : {creation_rows(), view_rows(), op_rows(), undefined_rows(), more_undefined_rows(), misuse_rows()})
     rows.insert(rows.end(), part.begin(), part.end());
   REQUIRE(rows.size() >= 40);
   int failed = 0;
