@@ -8,7 +8,7 @@ endif()
 if(NOT JOBS)
   set(JOBS 2)
 endif()
-set(configure_args --preset asan -B ${BUILD_DIR})
+set(configure_args --preset asan -B ${BUILD_DIR} -DTAPEGRAD_BUILD_BENCH=OFF)   # benches are not tests
 if(LAUNCHER)
   list(APPEND configure_args -DCMAKE_CXX_COMPILER_LAUNCHER=${LAUNCHER})
 endif()
