@@ -12,6 +12,8 @@ namespace {
 
 // sum(y * u) in float64, sequential (exact order matters for reproducibility, not speed).
 double dot(const Tensor& y, const Tensor& u) {
+  TG_CHECK(y.shape() == u.shape(), "gradcheck", "fn's output changed shape between calls; got ", to_string(y.shape()),
+           ", first call ", to_string(u.shape()));
   const double* py = y.data<double>();
   const double* pu = u.data<double>();
   double s = 0;
@@ -43,6 +45,11 @@ GradcheckResult gradcheck(const GradcheckFn& fn, const std::vector<Var>& inputs,
 
 GradcheckResult gradcheck(const GradcheckFn& fn, const std::vector<Var>& inputs, const std::vector<Var>& params,
                           const GradcheckOptions& o) {
+  TG_CHECK(static_cast<bool>(fn), "gradcheck", "fn is empty");
+  for (size_t i = 0; i < inputs.size(); ++i)
+    check_defined("gradcheck", ("input " + std::to_string(i)).c_str(), inputs[i]);
+  for (size_t i = 0; i < params.size(); ++i)
+    check_defined("gradcheck", ("param " + std::to_string(i)).c_str(), params[i]);
   for (size_t i = 0; i < inputs.size(); ++i)
     TG_CHECK(!inputs[i].requires_grad() || inputs[i].dtype() == DType::Float64, "gradcheck", "input ", i,
              " requires grad but is ", describe(inputs[i].value()), "; gradcheck needs float64");
@@ -57,6 +64,7 @@ GradcheckResult gradcheck(const GradcheckFn& fn, const std::vector<Var>& inputs,
   }
   std::vector<Var> xs = fresh_inputs(inputs);
   Var y = fn(xs);
+  TG_CHECK(y.defined(), "gradcheck", "fn returned an undefined Var");
   TG_CHECK(y.requires_grad(), "gradcheck", "fn's output does not require grad; got ", describe(y.value()));
   TG_CHECK(y.dtype() == DType::Float64, "gradcheck", "fn's output must be float64; got ", describe(y.value()));
   Generator gen(o.seed);

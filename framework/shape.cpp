@@ -1,5 +1,7 @@
 #include "tapegrad/framework/shape.h"
 
+#include <algorithm>
+
 #include "tapegrad/framework/check.h"
 #include "tapegrad/framework/dtype.h"
 
@@ -34,10 +36,29 @@ std::string to_string(const Shape& s) {
   return out + "]";
 }
 
-int64_t numel(const Shape& s) {
-  int64_t n = 1;
-  for (int64_t d : s) n *= d;
+std::optional<int64_t> try_numel(const Shape& s) {
+  // bound: the product with zero sizes counted as 1, so every partial product fits as well
+  int64_t n = 1, bound = 1;
+  for (int64_t d : s) {
+    if (d < 0 || __builtin_mul_overflow(bound, d == 0 ? 1 : d, &bound)) return std::nullopt;
+    n = d == 0 ? 0 : n * d;   // n <= bound
+  }
   return n;
+}
+
+int64_t numel(const Shape& s, const char* op) {
+  if (std::optional<int64_t> n = try_numel(s)) return *n;
+  for (size_t i = 0; i < s.size(); ++i)
+    TG_CHECK(s[i] >= 0, op, "negative size ", s[i], " at dim ", i, "; got shape=", to_string(s));
+  detail::fail_invalid(op, "the number of elements overflows int64; got shape=", to_string(s));
+}
+
+size_t nbytes(const Shape& s, DType d, const char* op) {
+  int64_t n = numel(s, op), bytes = 0;
+  TG_CHECK(!__builtin_mul_overflow(n, element_size(d), &bytes) && bytes <= kMaxTensorBytes, op, "a ", to_string(d),
+           " tensor of ", n, " elements exceeds the size limit of ", kMaxTensorBytes, " bytes; got shape=",
+           to_string(s));
+  return static_cast<size_t>(bytes);
 }
 
 Shape strides_of(const Shape& s) {
@@ -60,6 +81,7 @@ Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b) {
              ", b=", to_string(b));
     out[i] = da == 1 ? db : da;
   }
+  numel(out, op);   // a result too large to count (sizes from two tensors multiply)
   return out;
 }
 

@@ -3,9 +3,28 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include "tapegrad/framework/check.h"
 #include "framework/kernels/basic.h"
 
 namespace tg {
+
+struct Node {
+  Tensor value;
+  Tensor grad;                                   // accumulated gradient of a leaf
+  bool requires_grad = false;
+  bool is_leaf = true;
+  bool freed = false;                            // backward ran and released the closure
+  const char* op = "leaf";
+  std::vector<std::shared_ptr<Node>> inputs;     // nullptr for inputs that need no grad
+  BackwardFn backward;
+};
+
+struct TapeEngine {
+  static Grads grads_for(const Node& n) { return Grads(n.inputs); }
+  static Tensor take(Grads& g, size_t i) { return g.take(i); }
+  static const std::shared_ptr<Node>& node(const Var& v) { return v.node_; }
+};
+
 namespace {
 
 thread_local bool g_grad_enabled = true;
@@ -68,11 +87,11 @@ void run_backward(const std::shared_ptr<Node>& root, Tensor grad_output, bool re
       throw std::logic_error(std::string("[backward] the graph through '") + node->op +
                              "' was freed by a previous backward; pass retain_graph=true to the first "
                              "backward to go through it twice");
-    Grads grads(node->inputs);
+    Grads grads = TapeEngine::grads_for(*node);
     node->backward(g, grads);
     g = Tensor();
     for (size_t i = 0; i < node->inputs.size(); ++i) {
-      Tensor gi = grads.take(i);
+      Tensor gi = TapeEngine::take(grads, i);
       Node* in = node->inputs[i].get();
       if (!gi.defined() || !in) continue;
       if (in->is_leaf) {
@@ -98,6 +117,8 @@ bool Grads::wants(size_t i) const { return i < inputs_.size() && inputs_[i] != n
 
 void Grads::add(size_t i, Tensor grad) {
   if (!wants(i)) return;
+  if (!grad.defined())
+    throw std::logic_error("[backward] gradient for input " + std::to_string(i) + " is an undefined Tensor");
   const Tensor& v = inputs_[i]->value;
   if (grad.shape() != v.shape() || grad.dtype() != v.dtype())
     throw std::logic_error("[backward] gradient for input " + std::to_string(i) + " has " + describe(grad) +
@@ -108,47 +129,76 @@ void Grads::add(size_t i, Tensor grad) {
 Tensor Grads::take(size_t i) { return std::move(slots_[i]); }
 
 Var::Var(Tensor value, bool requires_grad) : node_(std::make_shared<Node>()) {
+  TG_CHECK(value.defined(), "Var", "value is an undefined Tensor (Var() is the undefined Var)");
   node_->value = std::move(value);
   requires_grad_(requires_grad);
 }
 
+Node& Var::checked(const char* call) const {
+  if (!node_) detail::fail_logic(call, "called on an undefined Var (default-constructed)");
+  return *node_;
+}
+
+void check_defined(const char* op, const char* name, const Var& v) {
+  TG_CHECK(v.defined(), op, name, " is an undefined Var");
+}
+
+const Tensor& Var::value() const { return checked("Var::value").value; }
+Tensor& Var::value() { return checked("Var::value").value; }
+const Tensor& Var::grad() const { return checked("Var::grad").grad; }
+void Var::set_grad(Tensor g) { checked("Var::set_grad").grad = std::move(g); }
+void Var::zero_grad() { checked("Var::zero_grad").grad = Tensor(); }
+bool Var::requires_grad() const { return node_ && node_->requires_grad; }
+bool Var::is_leaf() const { return checked("Var::is_leaf").is_leaf; }
+const char* Var::op() const { return checked("Var::op").op; }
+const Shape& Var::shape() const { return checked("Var::shape").value.shape(); }
+DType Var::dtype() const { return checked("Var::dtype").value.dtype(); }
+int64_t Var::dim() const { return checked("Var::dim").value.dim(); }
+int64_t Var::size(int64_t d) const { return checked("Var::size").value.size(d); }
+int64_t Var::numel() const { return checked("Var::numel").value.numel(); }
+double Var::item() const { return checked("Var::item").value.item(); }
+
 Var& Var::requires_grad_(bool on) {
-  if (!node_->is_leaf) throw std::logic_error("[requires_grad_] only leaves can change requires_grad");
-  if (on && !is_floating(node_->value.dtype()))
-    throw std::invalid_argument("[requires_grad_] only float tensors can require grad; got " +
-                                describe(node_->value));
-  node_->requires_grad = on;
+  Node& n = checked("Var::requires_grad_");
+  if (!n.is_leaf) throw std::logic_error("[requires_grad_] only leaves can change requires_grad");
+  if (on && !is_floating(n.value.dtype()))
+    throw std::invalid_argument("[requires_grad_] only float tensors can require grad; got " + describe(n.value));
+  n.requires_grad = on;
   return *this;
 }
 
-Var Var::detach() const { return Var(node_->value, false); }
+Var Var::detach() const { return Var(checked("Var::detach").value, false); }
 
 void Var::backward(bool retain_graph) const {
-  if (numel() != 1)
+  const Tensor& v = checked("Var::backward").value;
+  if (v.numel() != 1)
     throw std::logic_error("[backward] grad can be implicitly created only for one-element outputs; got shape " +
-                           to_string(shape()));
-  backward(Tensor::ones(shape(), dtype()), retain_graph);
+                           to_string(v.shape()));
+  backward(Tensor::ones(v.shape(), v.dtype()), retain_graph);
 }
 
 void Var::backward(const Tensor& grad_output, bool retain_graph) const {
-  if (grad_output.shape() != shape() || grad_output.dtype() != dtype())
+  checked("Var::backward");
+  if (!grad_output.defined() || grad_output.shape() != shape() || grad_output.dtype() != dtype())
     throw std::invalid_argument("[backward] grad_output must match the output; got grad_output=" +
                                 describe(grad_output) + ", output=" + describe(value()));
   run_backward(node_, grad_output, retain_graph);
 }
 
 Var record(const char* op, Tensor result, const std::vector<Var>& inputs, BackwardFn fn) {
+  if (!result.defined()) detail::fail_logic(op, "record: the result is an undefined Tensor");
   bool any = false;
   if (g_grad_enabled)
     for (const Var& v : inputs) any = any || v.requires_grad();
   if (!any) return Var(std::move(result));
+  if (!fn) detail::fail_logic(op, "record: no backward function for a result that requires grad");
   Var out(std::move(result));
-  Node& n = *out.node();
+  Node& n = *TapeEngine::node(out);
   n.requires_grad = true;
   n.is_leaf = false;
   n.op = op;
   n.inputs.reserve(inputs.size());
-  for (const Var& v : inputs) n.inputs.push_back(v.requires_grad() ? v.node() : nullptr);
+  for (const Var& v : inputs) n.inputs.push_back(v.requires_grad() ? TapeEngine::node(v) : nullptr);
   n.backward = std::move(fn);
   return out;
 }

@@ -14,71 +14,80 @@
 
 namespace tg {
 
+// The recorded node behind a Var (value, grad, inputs, backward closure). Engine-internal: defined
+// in tape.cpp only, so its fields cannot be reached from outside the engine.
 struct Node;
+struct TapeEngine;   // the backward pass (tape.cpp); the only code that creates Grads and reads Nodes
 
-// Handed to a backward closure: one gradient slot per recorded input.
+// Handed to a backward closure: one gradient slot per recorded input. Only the engine creates one
+// and reads the slots back.
 class Grads {
  public:
-  explicit Grads(const std::vector<std::shared_ptr<Node>>& inputs);
   bool wants(size_t i) const;          // false for inputs that do not require grad: skip their work
-  void add(size_t i, Tensor grad);     // accumulates; grad must have input i's shape and dtype
-  Tensor take(size_t i);               // engine use: moves the slot out
+  // Accumulates; grad must be defined and have input i's shape and dtype (else std::logic_error).
+  void add(size_t i, Tensor grad);
 
  private:
+  friend struct TapeEngine;
+  explicit Grads(const std::vector<std::shared_ptr<Node>>& inputs);
+  Tensor take(size_t i);               // moves slot i out
+
   const std::vector<std::shared_ptr<Node>>& inputs_;
   std::vector<Tensor> slots_;
 };
 
 using BackwardFn = std::function<void(const Tensor& grad_output, Grads& grads)>;
 
-struct Node {
-  Tensor value;
-  Tensor grad;                                   // accumulated gradient of a leaf
-  bool requires_grad = false;
-  bool is_leaf = true;
-  bool freed = false;                            // backward ran and released the closure
-  const char* op = "leaf";
-  std::vector<std::shared_ptr<Node>> inputs;     // nullptr for inputs that need no grad
-  BackwardFn backward;
-};
-
+// A handle to a node; copies share it. Var() is undefined: defined() is false, requires_grad() false,
+// same() compares handles; every other method throws std::logic_error
+// "[Var::shape] called on an undefined Var (default-constructed)". Ops given an undefined Var throw
+// std::invalid_argument "[matmul] a is an undefined Var" (optional arguments such as a bias excepted).
 class Var {
  public:
   Var() = default;
-  explicit Var(Tensor value, bool requires_grad = false);
+  explicit Var(Tensor value, bool requires_grad = false);   // value must be defined (std::invalid_argument)
 
   bool defined() const { return node_ != nullptr; }
-  const Tensor& value() const { return node_->value; }
-  Tensor& value() { return node_->value; }       // in-place updates (optimizers) on leaves
-  const Tensor& grad() const { return node_->grad; }   // undefined until a backward reaches it
-  void set_grad(Tensor g) { node_->grad = std::move(g); }
-  void zero_grad() { node_->grad = Tensor(); }   // set to none, as PyTorch's default
-  bool requires_grad() const { return node_ && node_->requires_grad; }
+  const Tensor& value() const;
+  Tensor& value();                               // in-place updates (optimizers) on leaves
+  const Tensor& grad() const;                    // undefined until a backward reaches it
+  void set_grad(Tensor g);
+  void zero_grad();                              // set to none, as PyTorch's default
+  bool requires_grad() const;                    // false for an undefined Var
   Var& requires_grad_(bool on = true);           // leaves only
-  bool is_leaf() const { return node_->is_leaf; }
-  const char* op() const { return node_->op; }
+  bool is_leaf() const;
+  const char* op() const;
   Var detach() const;                            // same storage, no history
   bool same(const Var& other) const { return node_ == other.node_; }
+  // Identity of the node (e.g. to find a parameter listed twice); the Node itself is engine-internal.
   const std::shared_ptr<Node>& node() const { return node_; }
 
   // Backward from a one-element output (upstream gradient 1), or with an explicit upstream gradient
-  // of the output's shape and dtype. Throws std::logic_error on a freed graph or a Var without history.
+  // of the output's shape and dtype. Throws std::logic_error on a freed graph, a Var without history
+  // or an undefined Var, std::invalid_argument on a grad_output of another shape or dtype.
   void backward(bool retain_graph = false) const;
   void backward(const Tensor& grad_output, bool retain_graph = false) const;
 
-  const Shape& shape() const { return node_->value.shape(); }
-  DType dtype() const { return node_->value.dtype(); }
-  int64_t dim() const { return node_->value.dim(); }
-  int64_t size(int64_t d) const { return node_->value.size(d); }
-  int64_t numel() const { return node_->value.numel(); }
-  double item() const { return node_->value.item(); }
+  const Shape& shape() const;
+  DType dtype() const;
+  int64_t dim() const;
+  int64_t size(int64_t d) const;
+  int64_t numel() const;
+  double item() const;
 
  private:
+  friend struct TapeEngine;
+  Node& checked(const char* call) const;         // *node_, or throws for an undefined Var
   std::shared_ptr<Node> node_;
 };
 
+// For ops: throws std::invalid_argument "[op] name is an undefined Var" (e.g. "[matmul] a is an undefined Var").
+void check_defined(const char* op, const char* name, const Var& v);
+
 // Records an op: returns a Var holding `result` and, when grad mode is on and some input requires
-// grad, the closure `fn` that maps the output gradient to input gradients.
+// grad, the closure `fn` that maps the output gradient to input gradients. Undefined inputs are
+// allowed (optional arguments such as a missing bias) and get no gradient; an undefined result, or a
+// missing fn when one would be recorded, throws std::logic_error "[op] ...".
 Var record(const char* op, Tensor result, const std::vector<Var>& inputs, BackwardFn fn);
 
 bool grad_enabled();

@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <optional>
+#include <type_traits>
 
 #include "tapegrad/framework/check.h"
 #include "framework/kernels/allocator.h"
@@ -23,82 +25,118 @@ template <class F> void dispatch_all(DType d, F&& f) {
   }
 }
 
-void check_sizes(const char* op, const Shape& shape) {
-  for (int64_t d : shape) TG_CHECK(d >= 0, op, "negative size in shape ", to_string(shape));
+// A double stored into an int64 tensor must be representable (NaN or out of range is UB in C++).
+int64_t to_int64(const char* op, double v) {
+  TG_CHECK(v >= -9223372036854775808.0 && v < 9223372036854775808.0, op, "value ", v, " does not fit in int64");
+  return static_cast<int64_t>(v);
 }
 
-int64_t flat_index(const Tensor& t, const std::vector<int64_t>& index) {
-  TG_CHECK(static_cast<int64_t>(index.size()) == t.dim(), "Tensor::at", "index has ", index.size(),
+// Element i of t as double / set from double, unchecked index (callers check once per call).
+double read_at(const Tensor& t, int64_t i) {
+  double v = 0;
+  dispatch_all(t.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    v = static_cast<double>(static_cast<const T*>(t.raw())[i]);
+  });
+  return v;
+}
+
+void write_at(const char* op, Tensor& t, int64_t i, double value) {
+  dispatch_all(t.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    if constexpr (std::is_same_v<T, bool>) static_cast<T*>(t.raw())[i] = value != 0.0;
+    else if constexpr (std::is_same_v<T, int64_t>) static_cast<T*>(t.raw())[i] = to_int64(op, value);
+    else static_cast<T*>(t.raw())[i] = static_cast<T>(value);
+  });
+}
+
+int64_t flat_index(const char* op, const Tensor& t, const std::vector<int64_t>& index) {
+  if (!t.defined()) detail::fail_logic(op, "called on an undefined Tensor");
+  TG_CHECK(static_cast<int64_t>(index.size()) == t.dim(), op, "index has ", index.size(),
            " entries for a tensor of shape ", to_string(t.shape()));
   int64_t flat = 0;
   for (size_t i = 0; i < index.size(); ++i) {
     int64_t n = t.shape()[i], k = index[i] < 0 ? index[i] + n : index[i];
-    TG_CHECK(k >= 0 && k < n, "Tensor::at", "index ", index[i], " out of range for dim ", i, " of shape ",
+    TG_CHECK(k >= 0 && k < n, op, "index ", index[i], " out of range for dim ", i, " of shape ",
              to_string(t.shape()));
     flat = flat * n + k;
   }
   return flat;
 }
 
-}  // namespace
-
-Tensor::Tensor(Shape shape, DType dtype) : shape_(std::move(shape)), dtype_(dtype) {
-  check_sizes("Tensor", shape_);
-  numel_ = tg::numel(shape_);
-  storage_ = std::make_shared<Storage>(nbytes());
+// The shape is checked (and the values counted) before anything is allocated.
+template <class V> Tensor sized_for(const char* op, const std::vector<V>& values, Shape shape, DType dtype) {
+  int64_t n = numel(shape, op);
+  TG_CHECK(static_cast<int64_t>(values.size()) == n, op, "got ", values.size(), " values for shape ", to_string(shape));
+  return Tensor(std::move(shape), dtype, op);
 }
 
-Tensor Tensor::empty(Shape shape, DType dtype) { return Tensor(std::move(shape), dtype); }
-Tensor Tensor::zeros(Shape shape, DType dtype) { return Tensor(std::move(shape), dtype).zero_(); }
-Tensor Tensor::ones(Shape shape, DType dtype) { return full(std::move(shape), 1.0, dtype); }
-Tensor Tensor::full(Shape shape, double value, DType dtype) { return Tensor(std::move(shape), dtype).fill_(value); }
+}  // namespace
+
+Tensor::Tensor(Shape shape, DType dtype) : Tensor(std::move(shape), dtype, "Tensor") {}
+
+Tensor::Tensor(Shape shape, DType dtype, const char* op) : shape_(std::move(shape)), dtype_(dtype) {
+  size_t bytes = tg::nbytes(shape_, dtype_, op);   // throws before any allocation
+  numel_ = tg::numel(shape_);
+  storage_ = std::make_shared<Storage>(bytes);
+}
+
+void Tensor::undefined_call(const char* op) { detail::fail_logic(op, "called on an undefined Tensor"); }
+
+void check_defined(const char* op, const char* name, const Tensor& t) {
+  TG_CHECK(t.defined(), op, name, " is an undefined Tensor");
+}
+
+Tensor Tensor::empty(Shape shape, DType dtype) { return Tensor(std::move(shape), dtype, "Tensor::empty"); }
+Tensor Tensor::zeros(Shape shape, DType dtype) { return Tensor(std::move(shape), dtype, "Tensor::zeros").zero_(); }
+Tensor Tensor::ones(Shape shape, DType dtype) { return Tensor(std::move(shape), dtype, "Tensor::ones").fill_(1.0); }
+Tensor Tensor::full(Shape shape, double value, DType dtype) {
+  if (dtype == DType::Int64) to_int64("Tensor::full", value);   // before allocating
+  return Tensor(std::move(shape), dtype, "Tensor::full").fill_(value);
+}
 Tensor Tensor::scalar(double value, DType dtype) { return full({}, value, dtype); }
 
 Tensor Tensor::arange(int64_t end, DType dtype) { return arange(0.0, static_cast<double>(end), 1.0, dtype); }
 
 Tensor Tensor::arange(double start, double end, double step, DType dtype) {
-  TG_CHECK(step != 0.0, "arange", "step must be nonzero");
-  int64_t n = static_cast<int64_t>(std::ceil((end - start) / step));
-  Tensor t({n < 0 ? 0 : n}, dtype);
-  for (int64_t i = 0; i < t.numel(); ++i) t.set_flat(i, start + static_cast<double>(i) * step);
+  TG_CHECK(std::isfinite(start) && std::isfinite(end) && std::isfinite(step) && step != 0.0, "arange",
+           "start, end and step must be finite and step nonzero; got start=", start, ", end=", end, ", step=", step);
+  double count = std::ceil((end - start) / step);   // may be inf when end - start overflows
+  TG_CHECK(count < 9223372036854775808.0, "arange", "too many elements (", count, "); got start=", start,
+           ", end=", end, ", step=", step);
+  Tensor t({count > 0 ? static_cast<int64_t>(count) : 0}, dtype, "arange");
+  for (int64_t i = 0; i < t.numel(); ++i) write_at("arange", t, i, start + static_cast<double>(i) * step);
   return t;
 }
 
 Tensor Tensor::from_vector(const std::vector<double>& values, Shape shape, DType dtype) {
-  Tensor t(std::move(shape), dtype);
-  TG_CHECK(static_cast<int64_t>(values.size()) == t.numel(), "from_vector", "got ", values.size(),
-           " values for shape ", to_string(t.shape()));
-  for (int64_t i = 0; i < t.numel(); ++i) t.set_flat(i, values[static_cast<size_t>(i)]);
+  Tensor t = sized_for("from_vector", values, std::move(shape), dtype);
+  for (int64_t i = 0; i < t.numel(); ++i) write_at("from_vector", t, i, values[static_cast<size_t>(i)]);
   return t;
 }
 
 Tensor Tensor::from_vector(const std::vector<float>& values, Shape shape) {
-  Tensor t(std::move(shape), DType::Float32);
-  TG_CHECK(static_cast<int64_t>(values.size()) == t.numel(), "from_vector", "got ", values.size(),
-           " values for shape ", to_string(t.shape()));
+  Tensor t = sized_for("from_vector", values, std::move(shape), DType::Float32);
   if (t.nbytes()) std::memcpy(t.raw(), values.data(), t.nbytes());
   return t;
 }
 
 Tensor Tensor::from_vector(const std::vector<int64_t>& values, Shape shape) {
-  Tensor t(std::move(shape), DType::Int64);
-  TG_CHECK(static_cast<int64_t>(values.size()) == t.numel(), "from_vector", "got ", values.size(),
-           " values for shape ", to_string(t.shape()));
+  Tensor t = sized_for("from_vector", values, std::move(shape), DType::Int64);
   if (t.nbytes()) std::memcpy(t.raw(), values.data(), t.nbytes());
   return t;
 }
 
 Tensor Tensor::from_bools(const std::vector<bool>& values, Shape shape) {
-  Tensor t(std::move(shape), DType::Bool);
-  TG_CHECK(static_cast<int64_t>(values.size()) == t.numel(), "from_bools", "got ", values.size(),
-           " values for shape ", to_string(t.shape()));
+  Tensor t = sized_for("from_bools", values, std::move(shape), DType::Bool);
   bool* p = t.data<bool>();
   for (int64_t i = 0; i < t.numel(); ++i) p[i] = values[static_cast<size_t>(i)];
   return t;
 }
 
 Tensor Tensor::uniform(Shape shape, double lo, double hi, Generator& gen, DType dtype) {
-  Tensor t(std::move(shape), dtype);
+  dispatch_floating(dtype, "uniform", [](auto) {});   // the dtype before the allocation
+  Tensor t(std::move(shape), dtype, "uniform");
   uint64_t seed = gen.seed(), first = gen.reserve(static_cast<uint64_t>(t.numel()));
   dispatch_floating(dtype, "uniform", [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -114,7 +152,8 @@ Tensor Tensor::uniform(Shape shape, double lo, double hi, Generator& gen, DType 
 }
 
 Tensor Tensor::normal(Shape shape, double mean, double std, Generator& gen, DType dtype) {
-  Tensor t(std::move(shape), dtype);
+  dispatch_floating(dtype, "normal", [](auto) {});
+  Tensor t(std::move(shape), dtype, "normal");
   uint64_t seed = gen.seed(), first = gen.reserve(static_cast<uint64_t>(t.numel()));
   dispatch_floating(dtype, "normal", [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -132,69 +171,81 @@ Tensor Tensor::normal(Shape shape, double mean, double std, Generator& gen, DTyp
   return t;
 }
 
-int64_t Tensor::size(int64_t d) const { return shape_[static_cast<size_t>(normalize_dim("size", d, dim()))]; }
+int64_t Tensor::size(int64_t d) const {
+  if (!storage_) undefined_call("Tensor::size");
+  TG_CHECK(dim() > 0, "Tensor::size", "a 0-d tensor has no dims; got d=", d);
+  return shape_[static_cast<size_t>(normalize_dim("Tensor::size", d, dim()))];
+}
 
 double Tensor::flat(int64_t i) const {
-  double v = 0;
-  dispatch_all(dtype_, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    v = static_cast<double>(static_cast<const T*>(raw())[i]);
-  });
-  return v;
+  if (!storage_) undefined_call("Tensor::flat");
+  TG_CHECK(i >= 0 && i < numel_, "Tensor::flat", "index ", i, " out of range for ", numel_, " elements; got shape ",
+           to_string(shape_));
+  return read_at(*this, i);
 }
 
 void Tensor::set_flat(int64_t i, double value) {
-  dispatch_all(dtype_, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    if constexpr (std::is_same_v<T, bool>) static_cast<T*>(raw())[i] = value != 0.0;
-    else static_cast<T*>(raw())[i] = static_cast<T>(value);
-  });
+  if (!storage_) undefined_call("Tensor::set_flat");
+  TG_CHECK(i >= 0 && i < numel_, "Tensor::set_flat", "index ", i, " out of range for ", numel_,
+           " elements; got shape ", to_string(shape_));
+  write_at("Tensor::set_flat", *this, i, value);
 }
 
 double Tensor::item() const {
+  if (!storage_) undefined_call("Tensor::item");
   TG_CHECK(numel_ == 1, "item", "expected a one-element tensor; got shape ", to_string(shape_));
-  return flat(0);
+  return read_at(*this, 0);
 }
 
-double Tensor::at(const std::vector<int64_t>& index) const { return flat(flat_index(*this, index)); }
-void Tensor::set(const std::vector<int64_t>& index, double value) { set_flat(flat_index(*this, index), value); }
+double Tensor::at(const std::vector<int64_t>& index) const { return read_at(*this, flat_index("Tensor::at", *this, index)); }
+void Tensor::set(const std::vector<int64_t>& index, double value) {
+  write_at("Tensor::set", *this, flat_index("Tensor::set", *this, index), value);
+}
 
 std::vector<double> Tensor::to_vector() const {
+  if (!storage_) undefined_call("Tensor::to_vector");
   std::vector<double> v(static_cast<size_t>(numel_));
-  for (int64_t i = 0; i < numel_; ++i) v[static_cast<size_t>(i)] = flat(i);
+  for (int64_t i = 0; i < numel_; ++i) v[static_cast<size_t>(i)] = read_at(*this, i);
   return v;
 }
 
 Tensor Tensor::to(DType dtype) const {
+  if (!storage_) undefined_call("Tensor::to");
   if (dtype == dtype_) return *this;
-  Tensor out(shape_, dtype);
+  Tensor out(shape_, dtype, "Tensor::to");
   out.copy_(*this);
   return out;
 }
 
 Tensor Tensor::clone() const {
-  Tensor out(shape_, dtype_);
+  if (!storage_) undefined_call("Tensor::clone");
+  Tensor out(shape_, dtype_, "Tensor::clone");
   std::memcpy(out.raw(), raw(), nbytes());
   return out;
 }
 
 Tensor Tensor::reshape(Shape shape) const {
-  int64_t known = 1, infer = -1;
+  if (!storage_) undefined_call("Tensor::reshape");
+  int64_t infer = -1;
+  Shape known = shape;   // shape with the -1 entry counted as 1
   for (size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] == -1) {
       TG_CHECK(infer < 0, "reshape", "only one dimension can be -1; got shape ", to_string(shape));
       infer = static_cast<int64_t>(i);
+      known[i] = 1;
     } else {
       TG_CHECK(shape[i] >= 0, "reshape", "invalid size in shape ", to_string(shape));
-      known *= shape[i];
     }
   }
+  std::optional<int64_t> n = try_numel(known);   // checked: (2^62 + 1) * 4 must not wrap around to 4
+  TG_CHECK(n.has_value(), "reshape", "shape ", to_string(shape), " is invalid for input ", to_string(shape_),
+           " (the number of elements overflows int64)");
   if (infer >= 0) {
-    TG_CHECK(known != 0 && numel_ % known == 0, "reshape", "shape ", to_string(shape), " is invalid for input ",
+    TG_CHECK(*n != 0 && numel_ % *n == 0, "reshape", "shape ", to_string(shape), " is invalid for input ",
              to_string(shape_));
-    shape[static_cast<size_t>(infer)] = numel_ / known;
+    shape[static_cast<size_t>(infer)] = numel_ / *n;
   }
-  TG_CHECK(tg::numel(shape) == numel_, "reshape", "shape ", to_string(shape), " is invalid for input ",
+  TG_CHECK(try_numel(shape) == numel_, "reshape", "shape ", to_string(shape), " is invalid for input ",
            to_string(shape_));
   Tensor v = *this;
   v.shape_ = std::move(shape);
@@ -202,6 +253,7 @@ Tensor Tensor::reshape(Shape shape) const {
 }
 
 Tensor Tensor::rows(int64_t begin, int64_t end) const {
+  if (!storage_) undefined_call("Tensor::rows");
   TG_CHECK(dim() >= 1 && 0 <= begin && begin <= end && end <= shape_[0], "rows", "range [", begin, ", ", end,
            ") invalid for shape ", to_string(shape_));
   Tensor v = *this;
@@ -213,10 +265,12 @@ Tensor Tensor::rows(int64_t begin, int64_t end) const {
 }
 
 Tensor& Tensor::fill_(double value) {
+  if (!storage_) undefined_call("Tensor::fill_");
   dispatch_all(dtype_, [&](auto tag) {
     using T = typename decltype(tag)::type;
     T v;
     if constexpr (std::is_same_v<T, bool>) v = value != 0.0;
+    else if constexpr (std::is_same_v<T, int64_t>) v = to_int64("Tensor::fill_", value);
     else v = static_cast<T>(value);
     T* p = static_cast<T*>(raw());
     kernels::parallel_for(numel_, 65536, [&](int64_t b, int64_t e) {
@@ -227,11 +281,14 @@ Tensor& Tensor::fill_(double value) {
 }
 
 Tensor& Tensor::zero_() {
+  if (!storage_) undefined_call("Tensor::zero_");
   std::memset(raw(), 0, nbytes());
   return *this;
 }
 
 Tensor& Tensor::copy_(const Tensor& src) {
+  if (!storage_) undefined_call("Tensor::copy_");
+  check_defined("copy_", "src", src);
   TG_CHECK(src.shape() == shape_, "copy_", "shapes differ; got self=", to_string(shape_), ", src=",
            to_string(src.shape()));
   if (src.dtype() == dtype_) {
@@ -246,6 +303,7 @@ Tensor& Tensor::copy_(const Tensor& src) {
       D* d = static_cast<D*>(raw());
       for (int64_t i = 0; i < numel_; ++i) {
         if constexpr (std::is_same_v<D, bool>) d[i] = s[i] != S(0);
+        else if constexpr (std::is_same_v<D, int64_t> && std::is_floating_point_v<S>) d[i] = to_int64("copy_", s[i]);
         else d[i] = static_cast<D>(s[i]);
       }
     });

@@ -6,6 +6,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tapegrad/framework/shape.h"
+
 namespace tg::kernels {
 namespace {
 
@@ -31,6 +33,8 @@ Pool& pool() {
 }  // namespace
 
 void* allocate(size_t bytes) {
+  // Past the tensor size limit round_up could wrap around: no request that large can succeed anyway.
+  if (bytes > static_cast<size_t>(kMaxTensorBytes)) throw std::bad_alloc();
   size_t size = round_up(bytes == 0 ? kAlign : bytes);
   Pool& p = pool();
   {
@@ -46,7 +50,11 @@ void* allocate(size_t bytes) {
     }
   }
   void* ptr = std::aligned_alloc(kAlign, size);
-  if (!ptr) throw std::bad_alloc();
+  if (!ptr) {
+    std::lock_guard<std::mutex> lock(p.mu);
+    p.stats.bytes_in_use -= static_cast<int64_t>(size);   // nothing was handed out
+    throw std::bad_alloc();
+  }
   return ptr;
 }
 

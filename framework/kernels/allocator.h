@@ -7,7 +7,7 @@
 
 namespace tg::kernels {
 
-void* allocate(size_t bytes);
+void* allocate(size_t bytes);          // throws std::bad_alloc (also above kMaxTensorBytes)
 void release(void* ptr, size_t bytes);
 
 struct AllocatorStats {

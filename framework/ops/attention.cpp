@@ -20,6 +20,7 @@ struct Plan {
   Var mask;
   Shape mask4;                          // mask shape padded to rank 4
   kernels::AttentionConfig cfg;
+  int64_t scores = 0;                   // N * H * L * S, checked
 };
 
 // Layout of heads inside a [T, N, C] (or [N, T, C]) tensor whose head h columns start at col0 + h*D.
@@ -63,15 +64,18 @@ template <class T> kernels::MaskView<T> mask_view(const Plan& p) {
   return mv;
 }
 
+// Dropout settings, and the size of the [N*H, L, S] score block (checked: it combines the dims of
+// q and k, so it may be far larger than either).
 void prepare_dropout(Plan& p, const AttentionArgs& a) {
+  const auto& d = p.dims;
+  p.scores = numel({d.N, d.H, d.L, d.S}, p.op);
   TG_CHECK(a.dropout_p >= 0.0 && a.dropout_p < 1.0, p.op, "dropout_p must be in [0, 1); got dropout_p=", a.dropout_p);
   p.cfg.causal = a.is_causal;
   p.cfg.dropout_p = a.dropout_p;
   if (a.dropout_p > 0) {
     TG_CHECK(a.generator != nullptr, p.op, "dropout_p=", a.dropout_p, " needs a Generator");
-    const auto& d = p.dims;
     p.cfg.seed = a.generator->seed();
-    p.cfg.first = a.generator->reserve(static_cast<uint64_t>(d.N * d.H * d.L * d.S));
+    p.cfg.first = a.generator->reserve(static_cast<uint64_t>(p.scores));
   }
 }
 
@@ -81,8 +85,8 @@ Var run(Plan p) {
   if (grad_enabled())
     for (const Var& v : p.inputs) needs_grad = needs_grad || v.requires_grad();
   DType dt = p.inputs[0].dtype();
-  Tensor out(p.out_shape, dt);
-  Tensor probs = needs_grad ? Tensor({d.N * d.H, d.L, d.S}, dt) : Tensor();
+  Tensor out(p.out_shape, dt, p.op);
+  Tensor probs = needs_grad ? Tensor({d.N * d.H, d.L, d.S}, dt, p.op) : Tensor();
   dispatch_floating(dt, p.op, [&](auto tag) {
     using T = typename decltype(tag)::type;
     kernels::attention_forward<T>(d, p.inputs[p.qi].value().template data<T>(), p.ql,
@@ -115,7 +119,9 @@ Var run(Plan p) {
 }
 
 void check_qkv(const char* op, const Var& q, const Var& k, const Var& v) {
-  TG_CHECK(q.defined() && k.defined() && v.defined(), op, "query, key and value must be defined");
+  check_defined(op, "query", q);
+  check_defined(op, "key", k);
+  check_defined(op, "value", v);
   TG_CHECK(is_floating(q.dtype()) && q.dtype() == k.dtype() && q.dtype() == v.dtype(), op,
            "query, key and value must share one float dtype; got query=", describe(q.value()), ", key=",
            describe(k.value()), ", value=", describe(v.value()));
@@ -148,8 +154,9 @@ Var fused_attention(const Var& q, const Var& k, const Var& v, const AttentionArg
 
 Var fused_attention_packed(const Var& qkv, const AttentionArgs& a) {
   const char* op = "fused_attention_packed";
-  TG_CHECK(qkv.defined() && is_floating(qkv.dtype()) && qkv.dim() == 3 && qkv.size(2) % 3 == 0, op,
-           "qkv must be a float (T, N, 3E) tensor; got qkv=", qkv.defined() ? describe(qkv.value()) : "undefined");
+  check_defined(op, "qkv", qkv);
+  TG_CHECK(is_floating(qkv.dtype()) && qkv.dim() == 3 && qkv.size(2) % 3 == 0, op,
+           "qkv must be a float (T, N, 3E) tensor; got qkv=", describe(qkv.value()));
   const int64_t N = qkv.size(a.batch_first ? 0 : 1), L = qkv.size(a.batch_first ? 1 : 0), E = qkv.size(2) / 3;
   TG_CHECK(a.num_heads > 0 && E % a.num_heads == 0, op, "embed dim ", E, " is not divisible by num_heads=", a.num_heads);
   Shape out_shape = qkv.shape();

@@ -10,7 +10,8 @@ namespace tg {
 namespace {
 
 void check_binary(const char* op, const Var& a, const Var& b) {
-  TG_CHECK(a.defined() && b.defined(), op, "undefined operand");
+  check_defined(op, "a", a);
+  check_defined(op, "b", b);
   TG_CHECK(a.dtype() == b.dtype(), op, "dtypes differ; got a=", describe(a.value()), ", b=", describe(b.value()));
   TG_CHECK(is_floating(a.dtype()), op, "expected float tensors; got a=", describe(a.value()));
 }
@@ -18,7 +19,7 @@ void check_binary(const char* op, const Var& a, const Var& b) {
 // out = f(a, b) with broadcasting.
 template <class F> Tensor binary_forward(const char* op, const Tensor& a, const Tensor& b, F&& f) {
   Shape os = broadcast_shapes(op, a.shape(), b.shape());
-  Tensor out(os, a.dtype());
+  Tensor out(os, a.dtype(), op);
   dispatch_floating(a.dtype(), op, [&](auto tag) {
     using T = typename decltype(tag)::type;
     kernels::broadcast_binary(a.data<T>(), a.shape(), b.data<T>(), b.shape(), out.data<T>(), os,
@@ -43,8 +44,8 @@ template <class F> Tensor map(const char* op, const Tensor& x, F&& f) {
 
 // Unary op whose gradient is gy * d(x, y) with x the input and y the output.
 template <class Fwd, class Der> Var unary(const char* op, const Var& a, Fwd fwd, Der der) {
-  TG_CHECK(a.defined() && is_floating(a.dtype()), op, "expected a float tensor; got ",
-           a.defined() ? describe(a.value()) : "undefined");
+  check_defined(op, "a", a);
+  TG_CHECK(is_floating(a.dtype()), op, "expected a float tensor; got ", describe(a.value()));
   Tensor y = map(op, a.value(), fwd);
   return record(op, y, {a}, [op, x = a.value(), y, der](const Tensor& gy, Grads& g) {
     Tensor dx(x.shape(), x.dtype());
@@ -170,8 +171,8 @@ Var relu(const Var& a) {
 
 Var gelu(const Var& a, GeluApproximate approximate) {
   if (approximate == GeluApproximate::none) {
-    TG_CHECK(a.defined() && is_floating(a.dtype()), "gelu", "expected a float tensor; got ",
-             a.defined() ? describe(a.value()) : "undefined");
+    check_defined("gelu", "a", a);
+    TG_CHECK(is_floating(a.dtype()), "gelu", "expected a float tensor; got ", describe(a.value()));
     Tensor y(a.shape(), a.dtype());
     dispatch_floating(a.dtype(), "gelu", [&](auto tag) {
       using T = typename decltype(tag)::type;
@@ -200,7 +201,9 @@ Var gelu(const Var& a, GeluApproximate approximate) {
 }
 
 Var masked_fill(const Var& a, const Tensor& mask, double value) {
-  TG_CHECK(a.defined() && is_floating(a.dtype()), "masked_fill", "expected a float tensor");
+  check_defined("masked_fill", "a", a);
+  check_defined("masked_fill", "mask", mask);
+  TG_CHECK(is_floating(a.dtype()), "masked_fill", "expected a float tensor; got a=", describe(a.value()));
   TG_CHECK(mask.dtype() == DType::Bool, "masked_fill", "mask must be bool; got mask=", describe(mask));
   bool fits = mask.dim() <= a.dim();
   for (int64_t d = 1; fits && d <= mask.dim(); ++d)
@@ -228,10 +231,11 @@ Var masked_fill(const Var& a, const Tensor& mask, double value) {
 
 Var where(const Tensor& cond, const Var& a, const Var& b) {
   check_binary("where", a, b);
+  check_defined("where", "condition", cond);
   TG_CHECK(cond.dtype() == DType::Bool, "where", "condition must be bool; got condition=", describe(cond));
   Shape os = broadcast_shapes("where", cond.shape(), broadcast_shapes("where", a.shape(), b.shape()));
   Tensor c = kernels::expand(cond, os), ae = kernels::expand(a.value(), os), be = kernels::expand(b.value(), os);
-  Tensor y(os, a.dtype());
+  Tensor y(os, a.dtype(), "where");
   dispatch_floating(a.dtype(), "where", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T *pa = ae.data<T>(), *pb = be.data<T>();

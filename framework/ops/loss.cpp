@@ -17,10 +17,10 @@ struct ClassLayout {
 
 ClassLayout class_layout(const char* op, const char* name, const Var& input, const Tensor& targets,
                          int64_t ignore_index) {
-  TG_CHECK(input.defined() && is_floating(input.dtype()), op, "expected a float tensor; got ", name, "=",
-           input.defined() ? describe(input.value()) : "undefined");
-  TG_CHECK(targets.defined() && targets.dtype() == DType::Int64, op,
-           "targets must be int64 class indices; got targets=", targets.defined() ? describe(targets) : "undefined");
+  check_defined(op, name, input);
+  check_defined(op, "targets", targets);
+  TG_CHECK(is_floating(input.dtype()), op, "expected a float tensor; got ", name, "=", describe(input.value()));
+  TG_CHECK(targets.dtype() == DType::Int64, op, "targets must be int64 class indices; got targets=", describe(targets));
   const Shape& s = input.shape();
   TG_CHECK(!s.empty(), op, name, " must have at least 1 dim (the classes); got ", name, "=", to_string(s));
   ClassLayout l;

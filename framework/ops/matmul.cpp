@@ -20,6 +20,7 @@ struct MatmulPlan {
   int64_t batch = 1, na = 1, nb = 1;
   std::vector<int64_t> a_idx, b_idx;
   bool fold = false;   // b is one matrix and a has the whole batch: fold a's batch into M (one GEMM)
+  bool empty = false;  // the result has no elements: no GEMM, zero gradients
   Shape out_shape;
 };
 
@@ -50,6 +51,12 @@ MatmulPlan plan_matmul(const Shape& as, const Shape& bs) {
   p.N = b2.back();
   Shape ab(a2.begin(), a2.end() - 2), bb(b2.begin(), b2.end() - 2);
   Shape batch = broadcast_batch(ab, bb, as, bs);
+  p.out_shape = batch;
+  if (as.size() > 1) p.out_shape.push_back(p.M);
+  if (bs.size() > 1) p.out_shape.push_back(p.N);
+  // Checked before the per-matrix index tables are built: a broadcast batch may be far larger than either operand.
+  p.empty = numel(p.out_shape, "matmul") == 0;
+  if (p.empty) return p;
   p.batch = numel(batch);
   p.na = numel(ab);
   p.nb = numel(bb);
@@ -68,9 +75,6 @@ MatmulPlan plan_matmul(const Shape& as, const Shape& bs) {
     p.b_idx[static_cast<size_t>(i)] = ib;
   }
   p.fold = p.nb == 1 && p.na == p.batch;
-  p.out_shape = batch;
-  if (as.size() > 1) p.out_shape.push_back(p.M);
-  if (bs.size() > 1) p.out_shape.push_back(p.N);
   return p;
 }
 
@@ -180,7 +184,8 @@ template <class T> void matmul_grad_b(const MatmulPlan& p, const T* a, const T* 
 }
 
 void check_operands(const char* op, const char* na, const Var& a, const char* nb, const Var& b) {
-  TG_CHECK(a.defined() && b.defined(), op, "undefined operand");
+  check_defined(op, na, a);
+  check_defined(op, nb, b);
   TG_CHECK(is_floating(a.dtype()), op, "expected float tensors; got ", na, "=", describe(a.value()));
   TG_CHECK(a.dtype() == b.dtype(), op, "dtypes differ; got ", na, "=", describe(a.value()), ", ", nb, "=",
            describe(b.value()));
@@ -207,7 +212,13 @@ void check_linear(const Var& x, const Var& weight, const Var& bias) {
 Var matmul(const Var& a, const Var& b) {
   check_operands("matmul", "a", a, "b", b);
   auto plan = std::make_shared<const MatmulPlan>(plan_matmul(a.shape(), b.shape()));
-  Tensor y(plan->out_shape, a.dtype());
+  if (plan->empty)   // nothing to compute; every gradient is zero
+    return record("matmul", Tensor(plan->out_shape, a.dtype(), "matmul"), {a, b},
+                  [as = a.shape(), bs = b.shape()](const Tensor& gy, Grads& g) {
+                    if (g.wants(0)) g.add(0, Tensor::zeros(as, gy.dtype()));
+                    if (g.wants(1)) g.add(1, Tensor::zeros(bs, gy.dtype()));
+                  });
+  Tensor y(plan->out_shape, a.dtype(), "matmul");
   dispatch_floating(a.dtype(), "matmul", [&](auto tag) {
     using T = typename decltype(tag)::type;
     matmul_forward<T>(*plan, a.value().data<T>(), b.value().data<T>(), y.data<T>());
@@ -235,7 +246,7 @@ Var linear(const Var& x, const Var& weight, const Var& bias) {
   int64_t in = weight.size(1), out = weight.size(0), rows = numel(Shape(x.shape().begin(), x.shape().end() - 1));
   Shape ys = x.shape();
   ys.back() = out;
-  Tensor y(ys, x.dtype());
+  Tensor y(ys, x.dtype(), "linear");
   dispatch_floating(x.dtype(), "linear", [&](auto tag) {
     using T = typename decltype(tag)::type;
     // y = bias, then y += x @ W^T, block by block inside the GEMM

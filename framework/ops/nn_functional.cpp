@@ -11,7 +11,7 @@ namespace tg {
 namespace {
 
 void check_float(const char* op, const char* name, const Var& v) {
-  TG_CHECK(v.defined(), op, name, " is undefined");
+  check_defined(op, name, v);
   TG_CHECK(is_floating(v.dtype()), op, "expected a float tensor; got ", name, "=", describe(v.value()));
 }
 

@@ -10,7 +10,7 @@ namespace tg {
 namespace {
 
 void check_float(const char* op, const Var& x) {
-  TG_CHECK(x.defined(), op, "undefined input x");
+  check_defined(op, "x", x);
   TG_CHECK(is_floating(x.dtype()), op, "expected a float tensor; got x=", describe(x.value()));
 }
 

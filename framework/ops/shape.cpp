@@ -11,8 +11,6 @@
 namespace tg {
 namespace {
 
-void check_defined(const char* op, const Var& x) { TG_CHECK(x.defined(), op, "undefined input x"); }
-
 // Normalises the argument `name` (a dim of x, -rank <= d < rank; a 0-d x accepts 0 and -1).
 int64_t dim_arg(const char* op, const char* name, int64_t d, const Shape& s) {
   int64_t rank = static_cast<int64_t>(s.size()), lim = rank == 0 ? 1 : rank;
@@ -68,12 +66,12 @@ void check_indices(const char* op, const Tensor& index, int64_t size, const std:
 }  // namespace
 
 Var reshape(const Var& x, Shape shape) {
-  check_defined("reshape", x);
+  check_defined("reshape", "x", x);
   return view_as("reshape", x, std::move(shape));
 }
 
 Var flatten(const Var& x, int64_t start_dim, int64_t end_dim) {
-  check_defined("flatten", x);
+  check_defined("flatten", "x", x);
   const Shape& s = x.shape();
   int64_t a = dim_arg("flatten", "start_dim", start_dim, s), b = dim_arg("flatten", "end_dim", end_dim, s);
   TG_CHECK(a <= b, "flatten", "start_dim cannot come after end_dim; got start_dim=", start_dim,
@@ -86,7 +84,7 @@ Var flatten(const Var& x, int64_t start_dim, int64_t end_dim) {
 }
 
 Var unsqueeze(const Var& x, int64_t dim) {
-  check_defined("unsqueeze", x);
+  check_defined("unsqueeze", "x", x);
   int64_t rank = x.dim();
   TG_CHECK(dim >= -rank - 1 && dim <= rank, "unsqueeze", "dim ", dim, " out of range [", -rank - 1, ", ", rank,
            "]; got x=", to_string(x.shape()));
@@ -96,7 +94,7 @@ Var unsqueeze(const Var& x, int64_t dim) {
 }
 
 Var squeeze(const Var& x, int64_t dim) {
-  check_defined("squeeze", x);
+  check_defined("squeeze", "x", x);
   int64_t d = dim_arg("squeeze", "dim", dim, x.shape());
   Shape out = x.shape();
   if (!out.empty() && out[static_cast<size_t>(d)] == 1) out.erase(out.begin() + d);
@@ -104,7 +102,7 @@ Var squeeze(const Var& x, int64_t dim) {
 }
 
 Var transpose(const Var& x, int64_t dim0, int64_t dim1) {
-  check_defined("transpose", x);
+  check_defined("transpose", "x", x);
   int64_t a = dim_arg("transpose", "dim0", dim0, x.shape()), b = dim_arg("transpose", "dim1", dim1, x.shape());
   std::vector<int64_t> dims(static_cast<size_t>(x.dim()));
   for (size_t i = 0; i < dims.size(); ++i) dims[i] = static_cast<int64_t>(i);
@@ -115,7 +113,7 @@ Var transpose(const Var& x, int64_t dim0, int64_t dim1) {
 }
 
 Var permute(const Var& x, const std::vector<int64_t>& dims) {
-  check_defined("permute", x);
+  check_defined("permute", "x", x);
   int64_t rank = x.dim();
   std::vector<int64_t> nd;
   for (int64_t d : dims) nd.push_back(d < 0 && d >= -rank ? d + rank : d);
@@ -132,7 +130,7 @@ Var permute(const Var& x, const std::vector<int64_t>& dims) {
 }
 
 Var expand(const Var& x, const Shape& shape) {
-  check_defined("expand", x);
+  check_defined("expand", "x", x);
   const Shape& s = x.shape();
   auto got = [&] { return "; got x=" + to_string(s) + ", shape=" + to_string(shape); };
   TG_CHECK(shape.size() >= s.size(), "expand", "shape has fewer dims than x", got());
@@ -151,6 +149,7 @@ Var expand(const Var& x, const Shape& shape) {
     TG_CHECK(out[i] == have || have == 1, "expand", "the expanded size ", out[i], " must match the existing size ",
              have, " at non-singleton dim ", i, got());
   }
+  nbytes(out, x.dtype(), "expand");   // the result must be countable and allocatable
   Tensor y = kernels::expand(x.value(), out);
   return record("expand", y, {x}, [s](const Tensor& gy, Grads& g) { g.add(0, kernels::sum_to(gy, s)); });
 }
@@ -160,7 +159,7 @@ Var concat(const std::vector<Var>& xs, int64_t dim) {
   auto name = [](size_t i) { return "xs[" + std::to_string(i) + "]="; };
   std::vector<size_t> used;   // inputs taking part (PyTorch 1.13 skips 1-d empty tensors)
   for (size_t i = 0; i < xs.size(); ++i) {
-    TG_CHECK(xs[i].defined(), "concat", "undefined tensor at position ", i);
+    check_defined("concat", ("xs[" + std::to_string(i) + "]").c_str(), xs[i]);
     TG_CHECK(xs[i].dtype() == xs[0].dtype(), "concat", "all tensors must have one dtype; got ", name(0),
              describe(xs[0].value()), ", ", name(i), describe(xs[i].value()));
     TG_CHECK(xs[i].dim() > 0, "concat", "a 0-d tensor cannot be concatenated; got ", name(i), "[]");
@@ -177,11 +176,12 @@ Var concat(const std::vector<Var>& xs, int64_t dim) {
     for (size_t k = 0; k < s.size(); ++k)
       TG_CHECK(static_cast<int64_t>(k) == d || s[k] == ref[k], "concat", "sizes must match except in dim ", d,
                "; got ", name(used[0]), to_string(ref), ", ", name(i), to_string(s));
-    total += s[static_cast<size_t>(d)];
+    TG_CHECK(!__builtin_add_overflow(total, s[static_cast<size_t>(d)], &total), "concat",
+             "the concatenated size of dim ", d, " overflows int64; got ", name(i), to_string(s));
   }
   Shape os = ref;
   os[static_cast<size_t>(d)] = total;
-  Tensor y(os, xs[0].dtype());
+  Tensor y(os, xs[0].dtype(), "concat");
   std::vector<int64_t> offset(xs.size(), 0), length(xs.size(), 0);
   int64_t at = 0;
   for (size_t i : used) {
@@ -197,27 +197,24 @@ Var concat(const std::vector<Var>& xs, int64_t dim) {
 }
 
 std::vector<Var> split(const Var& x, int64_t split_size, int64_t dim) {
-  check_defined("split", x);
+  check_defined("split", "x", x);
   TG_CHECK(x.dim() > 0, "split", "cannot split a 0-d tensor; got x=[]");
   int64_t d = dim_arg("split", "dim", dim, x.shape()), n = x.size(d);
   TG_CHECK(split_size >= 0, "split", "split_size must be non-negative; got split_size=", split_size);
   TG_CHECK(split_size > 0 || n == 0, "split", "split_size can only be 0 if the dim size is 0; got split_size=",
            split_size, ", dim ", d, " of x=", to_string(x.shape()));
   std::vector<int64_t> sizes;
-  for (int64_t at = 0; at < n; at += split_size) sizes.push_back(std::min(split_size, n - at));
+  for (int64_t at = 0; at < n; at += sizes.back()) sizes.push_back(std::min(split_size, n - at));
   if (sizes.empty()) sizes.push_back(0);
   return split(x, sizes, d);
 }
 
 std::vector<Var> split(const Var& x, const std::vector<int64_t>& split_sizes, int64_t dim) {
-  check_defined("split", x);
+  check_defined("split", "x", x);
   TG_CHECK(x.dim() > 0, "split", "cannot split a 0-d tensor; got x=[]");
   int64_t d = dim_arg("split", "dim", dim, x.shape()), n = x.size(d), total = 0;
   bool ok = true;
-  for (int64_t s : split_sizes) {
-    ok = ok && s >= 0;
-    total += s;
-  }
+  for (int64_t s : split_sizes) ok = ok && s >= 0 && !__builtin_add_overflow(total, s, &total);
   TG_CHECK(ok && total == n, "split", "split_sizes must be non-negative and sum to ", n, ", the size of dim ", d,
            "; got split_sizes=", to_string(split_sizes), ", x=", to_string(x.shape()));
   std::vector<Var> pieces;
@@ -230,19 +227,19 @@ std::vector<Var> split(const Var& x, const std::vector<int64_t>& split_sizes, in
 }
 
 Var narrow(const Var& x, int64_t dim, int64_t start, int64_t length) {
-  check_defined("narrow", x);
+  check_defined("narrow", "x", x);
   TG_CHECK(x.dim() > 0, "narrow", "cannot narrow a 0-d tensor; got x=[]");
   int64_t d = dim_arg("narrow", "dim", dim, x.shape()), n = x.size(d);
   std::string got = "; got x=" + to_string(x.shape());
   TG_CHECK(start >= -n && start <= n, "narrow", "start ", start, " out of range for dim ", d, " of size ", n, got);
   TG_CHECK(length >= 0, "narrow", "length must be non-negative; got length=", length);
   int64_t s = start < 0 ? start + n : start;
-  TG_CHECK(s + length <= n, "narrow", "start ", s, " + length ", length, " exceeds the size ", n, " of dim ", d, got);
+  TG_CHECK(length <= n - s, "narrow", "start ", s, " + length ", length, " exceeds the size ", n, " of dim ", d, got);
   return slabs("narrow", x, d, s, length, 1);
 }
 
 Var slice(const Var& x, int64_t dim, int64_t start, int64_t end, int64_t step) {
-  check_defined("slice", x);
+  check_defined("slice", "x", x);
   TG_CHECK(x.dim() > 0, "slice", "cannot slice a 0-d tensor; got x=[]");
   TG_CHECK(step > 0, "slice", "step must be positive; got step=", step, ", x=", to_string(x.shape()));
   int64_t d = dim_arg("slice", "dim", dim, x.shape()), n = x.size(d);
@@ -253,16 +250,19 @@ Var slice(const Var& x, int64_t dim, int64_t start, int64_t end, int64_t step) {
 }
 
 Var index_select(const Var& x, int64_t dim, const Tensor& index) {
-  check_defined("index_select", x);
-  TG_CHECK(index.defined() && index.dtype() == DType::Int64 && index.dim() <= 1, "index_select",
-           "index must be an int64 tensor with at most one dim; got index=",
-           index.defined() ? describe(index) : std::string("undefined"));
+  check_defined("index_select", "x", x);
+  check_defined("index_select", "index", index);
+  TG_CHECK(index.dtype() == DType::Int64 && index.dim() <= 1, "index_select",
+           "index must be an int64 tensor with at most one dim; got index=", describe(index));
   int64_t d = dim_arg("index_select", "dim", dim, x.shape()), m = index.numel();
   bool scalar = x.dim() == 0;
   TG_CHECK(!scalar || m == 1, "index_select", "a 0-d x takes exactly one index; got x=[], index=",
            to_string(index.shape()));
   Tensor xv = scalar ? x.value().reshape({1}) : x.value();   // 0-d: as [1]
   int64_t n = xv.size(d);
+  Shape os = xv.shape();
+  os[static_cast<size_t>(d)] = m;
+  nbytes(os, x.dtype(), "index_select");   // [.., m, ..]: m rows of x may be far more than x
   check_indices("index_select", index, n, "dim " + std::to_string(d) + " of size " + std::to_string(n),
                 "x=" + to_string(x.shape()) + ", index=" + to_string(index.shape()));
   Tensor y = kernels::gather_slabs(xv, d, index.data<int64_t>(), m);
@@ -276,10 +276,10 @@ Var index_select(const Var& x, int64_t dim, const Tensor& index) {
 }
 
 Var embedding(const Var& weight, const Tensor& indices, std::optional<int64_t> padding_idx) {
-  check_defined("embedding", weight);
+  check_defined("embedding", "weight", weight);
+  check_defined("embedding", "indices", indices);
   TG_CHECK(weight.dim() == 2, "embedding", "weight must be 2-d; got weight=", to_string(weight.shape()));
-  TG_CHECK(indices.defined() && indices.dtype() == DType::Int64, "embedding", "indices must be int64; got indices=",
-           indices.defined() ? describe(indices) : std::string("undefined"));
+  TG_CHECK(indices.dtype() == DType::Int64, "embedding", "indices must be int64; got indices=", describe(indices));
   int64_t N = weight.size(0), D = weight.size(1), M = indices.numel();
   std::string got = "weight=" + to_string(weight.shape());
   int64_t pad = -1;
@@ -292,6 +292,7 @@ Var embedding(const Var& weight, const Tensor& indices, std::optional<int64_t> p
                 got + ", indices=" + to_string(indices.shape()));
   Shape os = indices.shape();
   os.push_back(D);
+  nbytes(os, weight.dtype(), "embedding");   // [*I, D]
   // [*I] indices -> [M, D] rows of weight -> [*I, D]
   Tensor y = kernels::gather_slabs(weight.value(), 0, indices.data<int64_t>(), M).reshape(os);
   return record("embedding", y, {weight}, [indices, N, D, M, pad](const Tensor& gy, Grads& g) {

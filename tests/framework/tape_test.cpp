@@ -107,3 +107,39 @@ TEST_CASE("tape: 1,000 training steps keep memory flat (the tape is freed after 
 #endif
   if (kCheckRss) REQUIRE(resident_bytes() - rss_after_warmup < 4 * 1024 * 1024);
 }
+
+namespace {
+// Engine internals are not reachable from user code: these expressions do not compile outside tape.cpp.
+template <class G> concept CanTakeSlot = requires(G& g) { g.take(size_t{0}); };
+template <class G> concept CanMakeGrads = requires(const std::vector<std::shared_ptr<Node>>& in) { G(in); };
+template <class V> concept CanReadNodeFields = requires(const V& v) { v.node()->value; };
+}  // namespace
+
+TEST_CASE("tape: Grads slots and Node fields are engine-only", "[tape]") {
+  STATIC_REQUIRE(!CanTakeSlot<Grads>);
+  STATIC_REQUIRE(!CanMakeGrads<Grads>);
+  STATIC_REQUIRE(!CanReadNodeFields<Var>);
+  // What a backward closure may use: wants() and add(); node() still gives identity.
+  Var a(Tensor::from_vector(std::vector<double>{1, 2}, {2}), true);
+  Var y = record("twice", Tensor::from_vector(std::vector<double>{2, 4}, {2}), {a, Var()},
+                 [](const Tensor& gy, Grads& g) {
+                   REQUIRE(g.wants(0));
+                   REQUIRE(!g.wants(1));   // an undefined (optional) input gets no gradient
+                   g.add(0, kernels::add(gy, gy));
+                 });
+  y.backward(Tensor::from_vector(std::vector<double>{1, 10}, {2}));
+  REQUIRE(a.grad().to_vector() == std::vector<double>{2, 20});
+  REQUIRE(a.node() == Var(a).node());
+  REQUIRE(a.node() != a.detach().node());
+}
+
+TEST_CASE("tape: an undefined Var answers defined() and requires_grad() and throws for everything else",
+          "[tape][errors]") {
+  Var u;
+  REQUIRE(!u.defined());
+  REQUIRE(!u.requires_grad());
+  REQUIRE(u.same(Var()));
+  REQUIRE_THROWS_AS(u.backward(), std::logic_error);
+  REQUIRE_THROWS_WITH(u.shape(), Contains("[Var::shape] called on an undefined Var (default-constructed)"));
+  REQUIRE_THROWS_WITH(tanh(u), Contains("[tanh] a is an undefined Var"));
+}
