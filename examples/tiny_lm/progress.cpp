@@ -1,5 +1,7 @@
 #include "examples/tiny_lm/progress.h"
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -81,6 +83,11 @@ std::string read_log(const std::string& path, bool* missing) {
     return {};
   }
   if (f == nullptr) throw std::runtime_error(path + ": cannot read the losses log: " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(::fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {   // /dev/zero would never end
+    std::fclose(f);
+    throw std::runtime_error(path + ": cannot read the losses log: not a regular file");
+  }
   std::string text;
   char buf[65536];
   while (size_t n = std::fread(buf, 1, sizeof buf, f)) text.append(buf, n);
