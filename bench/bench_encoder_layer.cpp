@@ -34,11 +34,11 @@ int main(int argc, char** argv) {
     {
       tg::NoGradGuard no_grad;
       auto t0 = std::chrono::steady_clock::now();
-      tg::Var y = layer.forward(x, {}, {}, /*is_causal=*/true);
+      tg::Var y = layer.forward(x, {.is_causal = true});
       if (i >= 5) fwd.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     }
     auto t0 = std::chrono::steady_clock::now();
-    tg::Var y = layer.forward(x, {}, {}, true);
+    tg::Var y = layer.forward(x, {.is_causal = true});
     y.backward(gy);
     if (i >= 5) fb.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     layer.zero_grad();

@@ -67,11 +67,11 @@ int main(int argc, char** argv) {
       {
         tg::NoGradGuard no_grad;
         auto t0 = std::chrono::steady_clock::now();
-        tg::Var out = mha.forward(x, x, x, {}, false, mask).attn_output;
+        tg::Var out = mha.forward(x, x, x, {.attn_mask = mask, .need_weights = false}).attn_output;
         if (fwd_ms) fwd_ms->push_back(ms_since(t0));
       }
       auto t0 = std::chrono::steady_clock::now();
-      tg::Var out = mha.forward(x, x, x, {}, false, mask).attn_output;
+      tg::Var out = mha.forward(x, x, x, {.attn_mask = mask, .need_weights = false}).attn_output;
       out.backward(gy);
       if (fb_ms) fb_ms->push_back(ms_since(t0));
       mha.zero_grad();

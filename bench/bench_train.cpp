@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
   std::printf("tiny-LM %lld layers, %lld heads, %lld wide, context %lld, batch %lld, %lld parameters, data %s\n",
               static_cast<long long>(o.n_layer), static_cast<long long>(o.n_head), static_cast<long long>(o.n_embd),
               static_cast<long long>(o.block_size), static_cast<long long>(o.batch_size),
-              static_cast<long long>(s.model.parameter_count()), corpus.name.c_str());
+              static_cast<long long>(parameter_count(s.model)), corpus.name.c_str());
   std::printf("%.2f ms/iter  %.0f tokens/s  peak memory %.1f MB  (threads %d, median of %d)\n", med,
               static_cast<double>(o.batch_size * o.block_size) / med * 1e3, ru.ru_maxrss / 1024.0, o.threads, iters);
 }

@@ -21,13 +21,19 @@ PhiloxBlock philox_block(uint64_t seed, uint64_t counter) {
   return PhiloxBlock{{c0, c1, c2, c3}};
 }
 
+Generator Generator::clone() const {
+  Generator copy(state_->seed);
+  copy.set_state(*state_);
+  return copy;
+}
+
 uint64_t Generator::next_u64() {
-  PhiloxBlock b = philox_block(state_.seed, reserve(1));
+  PhiloxBlock b = philox_block(state_->seed, reserve(1));
   return (static_cast<uint64_t>(b.w[0]) << 32) | b.w[1];
 }
 
 double Generator::next_double() {
-  PhiloxBlock b = philox_block(state_.seed, reserve(1));
+  PhiloxBlock b = philox_block(state_->seed, reserve(1));
   return u01_from(b.w[0], b.w[1]);
 }
 

@@ -2,7 +2,20 @@
 // Seeded random streams. A Generator is a counter-based Philox-4x32-10 stream: its whole state is
 // (seed, offset), so it can be saved and restored exactly (checkpoints store both numbers), and
 // element i of a fill depends only on (seed, offset + i): fills are identical for any thread count.
+//
+// Ownership rule (the one rule for every random stream in tapegrad, like torch.Generator):
+//  * A Generator is a HANDLE to a shared stream state. Copying a Generator (by value, into a member,
+//    into a struct) gives a second handle to the SAME stream: a draw through either advances both,
+//    and set_state/manual_seed through either is seen by both.
+//  * `Generator(seed)` starts a new, independent stream; `g.clone()` starts a new, independent stream
+//    at g's current state (the same draws follow, but the two no longer affect each other).
+//  * Modules that draw while running (Dropout, MultiheadAttention, TransformerEncoderLayer, ...) keep
+//    a Generator by value: they share the caller's stream, and the stream lives as long as any
+//    handle does, so a module may outlive the Generator variable it was built with and keeps drawing
+//    from the same stream. Modules that only draw at construction (Linear, Embedding) keep nothing.
+//  * A handle is not synchronised: do not draw from one stream on two threads at once.
 #include <cstdint>
+#include <memory>
 
 namespace tg {
 
@@ -14,18 +27,28 @@ struct GeneratorState {
 
 class Generator {
  public:
-  explicit Generator(uint64_t seed = 0) : state_{seed, 0} {}
+  // A new independent stream at (seed, offset 0).
+  explicit Generator(uint64_t seed = 0) : state_(std::make_shared<GeneratorState>(GeneratorState{seed, 0})) {}
+  // Copies share the stream (see the rule above). No move operations are declared, so a "moved-from"
+  // Generator is a copy and stays usable.
+  Generator(const Generator&) = default;
+  Generator& operator=(const Generator&) = default;
 
-  GeneratorState state() const { return state_; }
-  void set_state(GeneratorState s) { state_ = s; }
-  void manual_seed(uint64_t seed) { state_ = {seed, 0}; }
-  uint64_t seed() const { return state_.seed; }
+  // A new independent stream with this one's current (seed, offset).
+  Generator clone() const;
+  // True when both handles refer to the same stream.
+  bool shares_stream_with(const Generator& other) const { return state_ == other.state_; }
+
+  GeneratorState state() const { return *state_; }
+  void set_state(GeneratorState s) { *state_ = s; }
+  void manual_seed(uint64_t seed) { *state_ = {seed, 0}; }
+  uint64_t seed() const { return state_->seed; }
 
   // Reserves n consecutive blocks and returns the first block index (the caller draws block
   // first + i for its element i with philox_block).
   uint64_t reserve(uint64_t n) {
-    uint64_t first = state_.offset;
-    state_.offset += n;
+    uint64_t first = state_->offset;
+    state_->offset += n;
     return first;
   }
   uint64_t next_u64();      // one block, low 64 bits
@@ -34,7 +57,7 @@ class Generator {
   uint64_t next_below(uint64_t n);
 
  private:
-  GeneratorState state_;
+  std::shared_ptr<GeneratorState> state_;   // never null
 };
 
 // The four 32-bit words of Philox-4x32-10 at block `counter` under key `seed`.
@@ -47,8 +70,9 @@ inline double u01_from(uint32_t hi, uint32_t lo) {
   return static_cast<double>(bits) * (1.0 / 9007199254740992.0);
 }
 
-// The process-wide default stream used by parameter initialisers when none is passed
-// (the analogue of torch.manual_seed / the default CPU generator).
+// The process-wide default stream used by parameter initialisers and modules when none is passed
+// (the analogue of torch.manual_seed / the default CPU generator). Modules built without a
+// Generator share this stream; manual_seed re-seeds it in place, so they see the new seed.
 Generator& default_generator();
 void manual_seed(uint64_t seed);
 

@@ -8,9 +8,8 @@
 namespace tg {
 namespace {
 
-// "[ReLU]" for a root module, "[ReLU layers.0.activation]" inside a model; checks the input first.
-std::string checked_op(const char* type, const Module& m, const Var& input) {
-  std::string op = m.error_op(type);
+// op is "ReLU" for a root module, "ReLU layers.0.activation" inside a model; checks the input.
+std::string checked_op(std::string op, const Var& input) {
   TG_CHECK(input.defined(), op.c_str(), "input is undefined");
   TG_CHECK(is_floating(input.dtype()), op.c_str(), "input must be float32 or float64; got input=",
            describe(input.value()));
@@ -20,7 +19,7 @@ std::string checked_op(const char* type, const Module& m, const Var& input) {
 }  // namespace
 
 Var ReLU::forward(const Var& input) const {
-  const std::string op = checked_op("ReLU", *this, input);
+  const std::string op = checked_op(error_op("ReLU"), input);
   try {
     return relu(input);
   } catch (const std::invalid_argument& e) {
@@ -29,7 +28,7 @@ Var ReLU::forward(const Var& input) const {
 }
 
 Var GELU::forward(const Var& input) const {
-  const std::string op = checked_op("GELU", *this, input);
+  const std::string op = checked_op(error_op("GELU"), input);
   try {
     return gelu(input, approximate_);
   } catch (const std::invalid_argument& e) {

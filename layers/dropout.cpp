@@ -11,7 +11,7 @@ void DropoutOptions::validate() const {
   TG_CHECK(p >= 0.0 && p <= 1.0, "Dropout", "p must be in [0, 1]; got p=", p);   // NaN fails too
 }
 
-Dropout::Dropout(DropoutOptions options, Generator& gen) : options_(options), gen_(&gen) { options_.validate(); }
+Dropout::Dropout(DropoutOptions options, Generator gen) : options_(options), gen_(gen) { options_.validate(); }
 
 Var Dropout::forward(const Var& input) {
   const std::string op = error_op("Dropout");
@@ -20,7 +20,7 @@ Var Dropout::forward(const Var& input) {
            describe(input.value()));
   if (!is_training()) return input;
   try {
-    return dropout(input, options_.p, true, *gen_);
+    return dropout(input, options_.p, true, gen_);
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument("[" + op + "] " + e.what());
   }

@@ -3,11 +3,13 @@
 // 1 / (1 - p); in eval mode returns its input unchanged (torch.nn.Dropout).
 //
 //   tg::Generator gen(42);
-//   tg::Dropout drop({.p = 0.1}, gen);   // masks drawn from gen (default: tg::default_generator())
+//   tg::Dropout drop({.p = 0.1}, gen);   // masks drawn from gen's stream (default: tg::default_generator())
 //   tg::Var y = drop.forward(x);          // any shape; identity after drop.eval()
 //
-// No parameters. The masks come from the Generator passed at construction (held by reference; it must
-// outlive the module), so re-seeding it replays the same masks. Not supported: inplace.
+// No parameters. The masks come from the stream of the Generator passed at construction: the module
+// keeps a copy of the handle, sharing the caller's stream (framework/random.h states the rule), so it may
+// outlive the caller's variable, and re-seeding any handle of the stream replays the same masks.
+// Not supported: inplace.
 #include "tapegrad/framework/random.h"
 #include "tapegrad/framework/tape.h"
 #include "tapegrad/layers/module.h"
@@ -22,7 +24,7 @@ struct DropoutOptions {
 
 class Dropout : public Module {
  public:
-  explicit Dropout(DropoutOptions options = {}, Generator& gen = default_generator());
+  explicit Dropout(DropoutOptions options = {}, Generator gen = default_generator());
 
   // input [*] -> [*]. Training (is_training()): F.dropout(input, p, training=true) with a mask drawn
   // from the generator (p = 1 gives zeros). Eval: returns input itself. Throws std::invalid_argument,
@@ -33,7 +35,7 @@ class Dropout : public Module {
 
  private:
   DropoutOptions options_;
-  Generator* gen_;
+  Generator gen_;   // shares the caller's stream
 };
 
 }  // namespace tg

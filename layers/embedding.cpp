@@ -16,18 +16,19 @@ void EmbeddingOptions::validate() const {
              "padding_idx must be within num_embeddings=", num_embeddings, "; got padding_idx=", *padding_idx);
 }
 
-Embedding::Embedding(EmbeddingOptions options, Generator& gen, DType dtype) : options_(options) {
+Embedding::Embedding(EmbeddingOptions options, Generator gen, DType dtype) : options_(options) {
   options_.validate();
   TG_CHECK(is_floating(dtype), "Embedding", "dtype must be float32 or float64; got dtype=", to_string(dtype));
   if (options_.padding_idx && *options_.padding_idx < 0) *options_.padding_idx += options_.num_embeddings;
-  weight = register_parameter("weight", Tensor::zeros({options_.num_embeddings, options_.embedding_dim}, dtype));
+  weight_ = &register_parameter("weight", Tensor::zeros({options_.num_embeddings, options_.embedding_dim}, dtype));
   reset_parameters(gen);
 }
 
-void Embedding::reset_parameters(Generator& gen) {
-  weight.value().copy_(init::normal(weight.shape(), 0.0, 1.0, gen, weight.dtype()));
+void Embedding::reset_parameters(Generator gen) {
+  Var w = weight();   // a handle to the registered node, updated in place
+  w.value().copy_(init::normal(w.shape(), 0.0, 1.0, gen, w.dtype()));
   if (options_.padding_idx) {
-    Tensor row = weight.value().rows(*options_.padding_idx, *options_.padding_idx + 1);   // a view
+    Tensor row = w.value().rows(*options_.padding_idx, *options_.padding_idx + 1);   // a view
     row.zero_();
   }
 }
@@ -42,7 +43,7 @@ Var Embedding::forward(const Tensor& indices) const {
              options_.num_embeddings, "); got index ", idx[i], " at flat position ", i, ", indices=",
              to_string(indices.shape()));
   try {
-    return embedding(weight, indices, options_.padding_idx);
+    return embedding(weight(), indices, options_.padding_idx);
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument("[" + op + "] " + e.what());
   }

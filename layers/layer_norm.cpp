@@ -34,16 +34,17 @@ LayerNorm::LayerNorm(LayerNormOptions options, DType dtype) : options_(std::move
   options_.validate();
   TG_CHECK(is_floating(dtype), "LayerNorm", "dtype must be float32 or float64; got dtype=", to_string(dtype));
   if (options_.elementwise_affine) {
-    weight = register_parameter("weight", Tensor::ones(options_.normalized_shape, dtype));
-    if (options_.bias) bias = register_parameter("bias", Tensor::zeros(options_.normalized_shape, dtype));
+    weight_ = &register_parameter("weight", Tensor::ones(options_.normalized_shape, dtype));
+    if (options_.bias) bias_ = &register_parameter("bias", Tensor::zeros(options_.normalized_shape, dtype));
   }
 }
 
-LayerNorm::LayerNorm(LayerNormOptions options, Generator& /*gen*/, DType dtype) : LayerNorm(std::move(options), dtype) {}
+LayerNorm::LayerNorm(LayerNormOptions options, const Generator& /*gen*/, DType dtype) : LayerNorm(std::move(options), dtype) {}
 
 void LayerNorm::reset_parameters() {
-  if (weight.defined()) weight.value().fill_(1.0);
-  if (bias.defined()) bias.value().zero_();
+  Var w = weight(), b = bias();   // handles to the registered nodes, updated in place
+  if (w.defined()) w.value().fill_(1.0);
+  if (b.defined()) b.value().zero_();
 }
 
 Var LayerNorm::forward(const Var& input) const {
@@ -52,14 +53,15 @@ Var LayerNorm::forward(const Var& input) const {
   const Shape& ns = options_.normalized_shape;
   TG_CHECK(trailing_dims_match(input.shape(), ns), op.c_str(), "expected input of shape [*, ",
            to_string(ns).substr(1), " for normalized_shape=", to_string(ns), "; got input=", to_string(input.shape()));
-  if (weight.defined())
-    TG_CHECK(input.dtype() == weight.dtype(), op.c_str(), "input dtype must equal the weight's (",
-             to_string(weight.dtype()), "); got input=", describe(input.value()));
+  const Var& w = weight();
+  if (w.defined())
+    TG_CHECK(input.dtype() == w.dtype(), op.c_str(), "input dtype must equal the weight's (", to_string(w.dtype()),
+             "); got input=", describe(input.value()));
   else
     TG_CHECK(is_floating(input.dtype()), op.c_str(), "input must be float32 or float64; got input=",
              describe(input.value()));
   try {
-    return layer_norm(input, ns, weight, bias, options_.eps);
+    return layer_norm(input, ns, w, bias(), options_.eps);
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument("[" + op + "] " + e.what());
   }

@@ -8,7 +8,8 @@
 //
 // Parameters (state_dict keys as PyTorch): weight [normalized_shape] (initialised to 1) and bias
 // [normalized_shape] (initialised to 0). elementwise_affine = false registers neither; bias = false
-// (PyTorch >= 2.1) registers only weight. Both parameters are undefined Vars when not registered.
+// (PyTorch >= 2.1) registers only weight. The accessors weight() and bias() read the Module registry
+// (replace with set_parameter, see layers/module.h) and give undefined Vars when not registered.
 #include <cstdint>
 
 #include "tapegrad/framework/dtype.h"
@@ -35,7 +36,7 @@ class LayerNorm : public Module {
   explicit LayerNorm(LayerNormOptions options, DType dtype = DType::Float32);
   // The same, in the (options, generator, dtype) shape of the other layers' constructors; LayerNorm's
   // initialisation is deterministic, so gen is not drawn from.
-  LayerNorm(LayerNormOptions options, Generator& gen, DType dtype = DType::Float32);
+  LayerNorm(LayerNormOptions options, const Generator& gen, DType dtype = DType::Float32);
 
   // input [*, normalized_shape...] -> same shape, in the parameters' dtype (float32 or float64 when
   // there are no parameters). Throws std::invalid_argument, prefixed "[LayerNorm <path>]", when the
@@ -47,11 +48,13 @@ class LayerNorm : public Module {
 
   const LayerNormOptions& options() const { return options_; }
 
-  Var weight;   // [normalized_shape]; undefined when elementwise_affine is false
-  Var bias;     // [normalized_shape]; undefined when elementwise_affine or bias is false
+  const Var& weight() const { return weight_ ? *weight_ : absent(); }   // [normalized_shape] or undefined
+  const Var& bias() const { return bias_ ? *bias_ : absent(); }         // [normalized_shape] or undefined
 
  private:
   LayerNormOptions options_;
+  const Var* weight_ = nullptr;   // registry entries (follow set_parameter); null when not registered
+  const Var* bias_ = nullptr;
 };
 
 }  // namespace tg

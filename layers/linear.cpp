@@ -14,21 +14,22 @@ void LinearOptions::validate() const {
   TG_CHECK(out_features > 0, "Linear", "out_features must be positive; got out_features=", out_features);
 }
 
-Linear::Linear(LinearOptions options, Generator& gen, DType dtype) : options_(options) {
+Linear::Linear(LinearOptions options, Generator gen, DType dtype) : options_(options) {
   options_.validate();
   TG_CHECK(is_floating(dtype), "Linear", "dtype must be float32 or float64; got dtype=", to_string(dtype));
-  weight = register_parameter("weight", Tensor::zeros({options_.out_features, options_.in_features}, dtype));
-  if (options_.bias) bias = register_parameter("bias", Tensor::zeros({options_.out_features}, dtype));
+  weight_ = &register_parameter("weight", Tensor::zeros({options_.out_features, options_.in_features}, dtype));
+  if (options_.bias) bias_ = &register_parameter("bias", Tensor::zeros({options_.out_features}, dtype));
   reset_parameters(gen);
 }
 
-void Linear::reset_parameters(Generator& gen) {
+void Linear::reset_parameters(Generator gen) {
   // PyTorch: kaiming_uniform_(weight, a=sqrt(5)); then bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-  DType dtype = weight.dtype();
-  weight.value().copy_(init::kaiming_uniform(weight.shape(), std::sqrt(5.0), gen, dtype));
-  if (bias.defined()) {
-    double bound = 1.0 / std::sqrt(static_cast<double>(init::fans(weight.shape()).first));
-    bias.value().copy_(init::uniform(bias.shape(), -bound, bound, gen, dtype));
+  Var w = weight(), b = bias();   // handles to the registered nodes, updated in place
+  DType dtype = w.dtype();
+  w.value().copy_(init::kaiming_uniform(w.shape(), std::sqrt(5.0), gen, dtype));
+  if (b.defined()) {
+    double bound = 1.0 / std::sqrt(static_cast<double>(init::fans(w.shape()).first));
+    b.value().copy_(init::uniform(b.shape(), -bound, bound, gen, dtype));
   }
 }
 
@@ -37,10 +38,11 @@ Var Linear::forward(const Var& input) const {
   TG_CHECK(input.defined(), op.c_str(), "input is undefined");
   TG_CHECK(input.dim() >= 1 && input.size(-1) == options_.in_features, op.c_str(),
            "input feature size must be in_features=", options_.in_features, "; got input=", to_string(input.shape()));
-  TG_CHECK(input.dtype() == weight.dtype(), op.c_str(), "input dtype must equal the weight's (",
-           to_string(weight.dtype()), "); got input=", describe(input.value()));
+  const Var& w = weight();
+  TG_CHECK(input.dtype() == w.dtype(), op.c_str(), "input dtype must equal the weight's (", to_string(w.dtype()),
+           "); got input=", describe(input.value()));
   try {
-    return linear(input, weight, bias);
+    return linear(input, w, bias());
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument("[" + op + "] " + e.what());
   }

@@ -4,8 +4,10 @@
 //   tg::Linear fc({.in_features = 64, .out_features = 32});   // bias = true
 //   tg::Var y = fc.forward(x);                                 // x [*, 64] -> y [*, 32]
 //
-// Parameters (state_dict keys as PyTorch): weight [out_features, in_features],
-// bias [out_features] (undefined and not registered when bias = false).
+// Parameters (state_dict keys as PyTorch), read through accessors (the Module registry owns them;
+// replace one with set_parameter("weight", v), see layers/module.h): weight() [out_features, in_features],
+// bias() [out_features] (an undefined Var, and not registered, when bias = false).
+// The Generator is only drawn from during construction / reset_parameters and is not kept.
 // Initialisation as PyTorch 1.13 reset_parameters(): weight ~ kaiming_uniform(a = sqrt(5)), which is
 // U(-1/sqrt(in_features), 1/sqrt(in_features)), then bias ~ U(-1/sqrt(in_features), 1/sqrt(in_features)),
 // drawn in that order from the given Generator.
@@ -29,7 +31,7 @@ struct LinearOptions {
 class Linear : public Module {
  public:
   // Throws std::invalid_argument for invalid options or a non-floating dtype.
-  explicit Linear(LinearOptions options, Generator& gen = default_generator(), DType dtype = DType::Float32);
+  explicit Linear(LinearOptions options, Generator gen = default_generator(), DType dtype = DType::Float32);
 
   // input [*, in_features] (at least 1-d; a 1-d input gives a 1-d output) -> [*, out_features], in the
   // parameters' dtype. Throws std::invalid_argument, prefixed "[Linear <path>]", for a wrong last dim
@@ -37,15 +39,17 @@ class Linear : public Module {
   Var forward(const Var& input) const;
 
   // Redraws weight and bias in place (same dtype; handles stay valid), as PyTorch's reset_parameters().
-  void reset_parameters(Generator& gen = default_generator());
+  void reset_parameters(Generator gen = default_generator());
 
   const LinearOptions& options() const { return options_; }
 
-  Var weight;   // [out_features, in_features]
-  Var bias;     // [out_features]; undefined when options().bias is false
+  const Var& weight() const { return *weight_; }   // [out_features, in_features]
+  const Var& bias() const { return bias_ ? *bias_ : absent(); }   // [out_features]; undefined without bias
 
  private:
   LinearOptions options_;
+  const Var* weight_ = nullptr;   // registry entries (layers/module.h): they follow set_parameter
+  const Var* bias_ = nullptr;
 };
 
 }  // namespace tg

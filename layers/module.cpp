@@ -15,22 +15,25 @@ void check_name(const char* what, const std::string& name) {
 
 }  // namespace
 
-Var Module::register_parameter(std::string name, Tensor init, bool requires_grad) {
+const Var& Module::register_parameter(std::string name, Tensor init, bool requires_grad) {
   check_name("register_parameter", name);
   for (const auto& [n, v] : parameters_) TG_CHECK(n != name, "register_parameter", "duplicate name '", name, "'");
   for (const auto& [n, b] : buffers_) TG_CHECK(n != name, "register_parameter", "'", name, "' is already a buffer");
-  Var v(std::move(init), requires_grad);
-  parameters_.emplace_back(std::move(name), v);
-  return v;
+  parameters_.emplace_back(std::move(name), Var(std::move(init), requires_grad));
+  return parameters_.back().second;
 }
 
-Var Module::register_buffer(std::string name, Tensor init) {
+const Var& Module::register_buffer(std::string name, Tensor init) {
   check_name("register_buffer", name);
   for (const auto& [n, b] : buffers_) TG_CHECK(n != name, "register_buffer", "duplicate name '", name, "'");
   for (const auto& [n, v] : parameters_) TG_CHECK(n != name, "register_buffer", "'", name, "' is already a parameter");
-  Var v(std::move(init), false);
-  buffers_.emplace_back(std::move(name), v);
-  return v;
+  buffers_.emplace_back(std::move(name), Var(std::move(init), false));
+  return buffers_.back().second;
+}
+
+const Var& Module::absent() {
+  static const Var none;
+  return none;
 }
 
 void Module::add_module(std::string name, std::shared_ptr<Module> module) {
@@ -58,15 +61,25 @@ void Module::collect(const std::string& prefix, StateDict* state,
   for (const auto& [n, m] : children_) m->collect(prefix + n + ".", state, params);
 }
 
-void Module::set_parameter(const std::string& name, const Var& value) {
-  for (auto& [n, v] : parameters_) {
-    if (n != name) continue;
-    TG_CHECK(value.defined() && value.shape() == v.shape() && value.dtype() == v.dtype(), "set_parameter",
-             "'", name, "' is ", describe(v.value()), "; got ", value.defined() ? describe(value.value()) : "undefined");
-    v = value;
-    return;
+Var* Module::find_parameter(const std::string& dotted) {
+  const size_t dot = dotted.find('.');
+  if (dot == std::string::npos) {
+    for (auto& [n, v] : parameters_)
+      if (n == dotted) return &v;
+    return nullptr;
   }
-  detail::fail_invalid("set_parameter", "no parameter named '", name, "'");
+  const std::string child = dotted.substr(0, dot);
+  for (auto& [n, m] : children_)
+    if (n == child) return m->find_parameter(dotted.substr(dot + 1));
+  return nullptr;
+}
+
+void Module::set_parameter(const std::string& name, const Var& value) {
+  Var* slot = find_parameter(name);
+  TG_CHECK(slot != nullptr, "set_parameter", "no parameter named '", name, "'");
+  TG_CHECK(value.defined() && value.shape() == slot->shape() && value.dtype() == slot->dtype(), "set_parameter", "'",
+           name, "' is ", describe(slot->value()), "; got ", value.defined() ? describe(value.value()) : "undefined");
+  *slot = value;   // in place: accessors holding the entry's address see the new Var
 }
 
 std::vector<std::pair<std::string, Var>> Module::named_parameters() const {
@@ -88,9 +101,9 @@ std::vector<Var> Module::parameters() const {
 
 std::vector<std::pair<std::string, std::shared_ptr<Module>>> Module::named_children() const { return children_; }
 
-int64_t Module::parameter_count() const {
+int64_t parameter_count(const Module& m) {
   int64_t n = 0;
-  for (const auto& [name, v] : named_parameters()) n += v.numel();
+  for (const auto& [name, v] : m.named_parameters()) n += v.numel();
   return n;
 }
 

@@ -25,8 +25,8 @@ void MultiheadAttentionOptions::validate() const {
   TG_CHECK(!qdim || *qdim > 0, "MultiheadAttention", "qdim must be positive; got qdim=", qdim.value_or(0));
 }
 
-MultiheadAttention::MultiheadAttention(MultiheadAttentionOptions o, Generator& gen, DType dtype)
-    : options_((o.validate(), o)), gen_(&gen) {
+MultiheadAttention::MultiheadAttention(MultiheadAttentionOptions o, Generator gen, DType dtype)
+    : options_((o.validate(), o)), gen_(gen) {
   const int64_t E = o.embed_dim, qd = o.qdim.value_or(E), kd = o.kdim.value_or(E), vd = o.vdim.value_or(E);
   packed_ = qd == E && kd == E && vd == E;
   // PyTorch's draw order: out_proj (a Linear: weight, then a bias later zeroed), then the
@@ -45,19 +45,22 @@ MultiheadAttention::MultiheadAttention(MultiheadAttentionOptions o, Generator& g
     b_v = init::xavier_normal({1, 1, E}, gen, 1.0, dtype);
   }
   if (packed_) {
-    in_proj_weight = register_parameter("in_proj_weight", w_in);
+    in_proj_weight_ = &register_parameter("in_proj_weight", w_in);
   } else {
-    q_proj_weight = register_parameter("q_proj_weight", w_q);
-    k_proj_weight = register_parameter("k_proj_weight", w_k);
-    v_proj_weight = register_parameter("v_proj_weight", w_v);
+    q_proj_weight_ = &register_parameter("q_proj_weight", w_q);
+    k_proj_weight_ = &register_parameter("k_proj_weight", w_k);
+    v_proj_weight_ = &register_parameter("v_proj_weight", w_v);
   }
-  if (o.bias) in_proj_bias = register_parameter("in_proj_bias", Tensor::zeros({3 * E}, dtype));
+  if (o.bias) in_proj_bias_ = &register_parameter("in_proj_bias", Tensor::zeros({3 * E}, dtype));
   if (o.add_bias_kv) {
-    bias_k = register_parameter("bias_k", b_k);
-    bias_v = register_parameter("bias_v", b_v);
+    bias_k_ = &register_parameter("bias_k", b_k);
+    bias_v_ = &register_parameter("bias_v", b_v);
   }
   out_proj = register_module("out_proj", proj);
-  if (o.bias) out_proj->bias.value().zero_();
+  if (o.bias) {
+    Var b = out_proj->bias();
+    b.value().zero_();
+  }
 }
 
 namespace {
@@ -96,66 +99,113 @@ Var append_positions(const Var& x, const Var& bias, bool zero, bool batch_first)
 
 }  // namespace
 
-MultiheadAttentionOutput MultiheadAttention::forward(const Var& query, const Var& key, const Var& value,
-                                                     const Var& key_padding_mask, bool need_weights,
-                                                     const Var& attn_mask, bool average_attn_weights, bool is_causal) {
-  const std::string op = error_op("MultiheadAttention");
-  const auto& o = options_;
-  const int64_t E = o.embed_dim, H = o.num_heads;
-  MhaShapes s = check_mha_inputs(op, o, in_proj_weight.defined() ? in_proj_weight.dtype() : q_proj_weight.dtype(),
-                                 query, key, value, key_padding_mask, attn_mask);
-  // Unbatched input runs as a batch of one in sequence-first layout.
-  const bool bf = s.batched && o.batch_first;
-  auto batch = [&](const Var& x) { return s.batched ? x : reshape(x, {x.size(0), 1, x.size(1)}); };
-  const bool self = query.same(key) && key.same(value);
-  const Var q_in = batch(query), k_in = self ? q_in : batch(key), v_in = self ? q_in : (value.same(key) ? k_in : batch(value));
+// Everything one forward call decides before projecting: the checked shapes, the inputs as
+// sequence/batch 3-D tensors, and the merged mask (or the fused kernel's causal flag instead).
+struct MultiheadAttention::Call {
+  std::string op;
+  MhaShapes s;
+  bool bf = false;                 // batch-first layout (false for unbatched input)
+  bool self = false;               // query, key and value are one Var
+  Var q_in, k_in, v_in;
+  bool extra = false;              // bias_k / zero-attention columns are appended
+  bool train_dropout = false;
+  Var mask;                        // merged additive mask, undefined when nothing is masked
+  bool causal_flag = false;        // the fused kernel's own causal masking replaces an explicit mask
+};
 
-  const bool extra = o.add_bias_kv || o.add_zero_attn;
-  const bool train_dropout = is_training() && o.dropout > 0;
+MultiheadAttention::Call MultiheadAttention::prepare(const Var& query, const Var& key, const Var& value,
+                                                     const MultiheadAttentionForwardOptions& f) {
+  const auto& o = options_;
+  Call c;
+  c.op = error_op("MultiheadAttention");
+  const DType param_dtype = packed_ ? in_proj_weight().dtype() : q_proj_weight().dtype();
+  c.s = check_mha_inputs(c.op, o, param_dtype, query, key, value, f.key_padding_mask, f.attn_mask);
+  // Unbatched input runs as a batch of one in sequence-first layout: (T, F) -> (T, 1, F).
+  c.bf = c.s.batched && o.batch_first;
+  auto batch = [&](const Var& x) { return c.s.batched ? x : reshape(x, {x.size(0), 1, x.size(1)}); };
+  c.self = query.same(key) && key.same(value);
+  c.q_in = batch(query);
+  c.k_in = c.self ? c.q_in : batch(key);
+  c.v_in = c.self ? c.q_in : (value.same(key) ? c.k_in : batch(value));
+  c.extra = o.add_bias_kv || o.add_zero_attn;
+  c.train_dropout = is_training() && o.dropout > 0;
+  resolve_masks(c, f);
+  return c;
+}
+
+void MultiheadAttention::resolve_masks(Call& c, const MultiheadAttentionForwardOptions& f) const {
   // Causal attention runs on the fused kernel's own flag (which skips fully hidden blocks) when the
   // mask need not be explicit: is_causal without a mask, or a constant 2-D mask that is exactly causal.
-  const bool fused_ok = !need_weights && !extra;
-  Var am = attn_mask;
-  bool causal_flag = fused_ok && is_causal && !am.defined();
+  const bool fused_ok = !f.need_weights && !c.extra;
+  Var am = f.attn_mask;
+  c.causal_flag = fused_ok && f.is_causal && !am.defined();
   if (fused_ok && am.defined() && !am.requires_grad() && am.dim() == 2 && is_causal_pattern(am.value())) {
-    causal_flag = true;
+    c.causal_flag = true;
     am = Var();
   }
-  const bool explicit_causal = is_causal && !attn_mask.defined() && !causal_flag;
-  Var mask = build_attention_mask(op, s, H, query.dtype(), am, key_padding_mask, explicit_causal,
-                                  int64_t(o.add_bias_kv) + int64_t(o.add_zero_attn));
+  const bool explicit_causal = f.is_causal && !f.attn_mask.defined() && !c.causal_flag;
+  const int64_t extra_cols = int64_t(options_.add_bias_kv) + int64_t(options_.add_zero_attn);
+  c.mask = build_attention_mask(c.op, c.s, options_.num_heads, c.q_in.dtype(), am, f.key_padding_mask,
+                                explicit_causal, extra_cols);
+}
 
-  AttentionArgs args{.num_heads = H, .batch_first = bf, .attn_mask = mask, .is_causal = causal_flag,
-                     .dropout_p = train_dropout ? o.dropout : 0.0, .generator = gen_};
+MultiheadAttention::Projected MultiheadAttention::project(const Call& c) const {
+  const int64_t E = options_.embed_dim;
+  const Var& b = in_proj_bias();
+  Projected p;
+  if (packed_) {
+    // Row blocks [0, E), [E, 2E), [2E, 3E) of in_proj_weight (3E, E) project q, k, v.
+    const Var& w = in_proj_weight();
+    p.q = linear(c.q_in, block(w, 0, E), block(b, 0, E));
+    p.k = linear(c.k_in, block(w, E, E), block(b, E, E));
+    p.v = linear(c.v_in, block(w, 2 * E, E), block(b, 2 * E, E));
+  } else {
+    p.q = linear(c.q_in, q_proj_weight(), block(b, 0, E));
+    p.k = linear(c.k_in, k_proj_weight(), block(b, E, E));
+    p.v = linear(c.v_in, v_proj_weight(), block(b, 2 * E, E));
+  }
+  // (S, N, E) -> (S + extra, N, E), or along dim 1 batch-first.
+  p.k = append_positions(p.k, bias_k(), options_.add_zero_attn, c.bf);
+  p.v = append_positions(p.v, bias_v(), options_.add_zero_attn, c.bf);
+  return p;
+}
+
+AttentionArgs MultiheadAttention::attention_args(const Call& c) {
+  return AttentionArgs{.num_heads = options_.num_heads, .batch_first = c.bf, .attn_mask = c.mask,
+                       .is_causal = c.causal_flag, .dropout_p = c.train_dropout ? options_.dropout : 0.0,
+                       .generator = &gen_};
+}
+
+Var MultiheadAttention::attend_with_weights(const Call& c, const Projected& p, const MultiheadAttentionForwardOptions& f,
+                                            Var* attn_weights) {
+  // The weights are asked for: the same attention from basic ops, keeping P.
+  const int64_t E = options_.embed_dim, H = options_.num_heads;
+  const double root = std::sqrt(static_cast<double>(E / H));
+  // (N, H, L, D) x (N, H, D, S') -> scores (N, H, L, S')
+  Var scores = matmul(split_heads(p.q, H, c.bf) / root, transpose(split_heads(p.k, H, c.bf), -2, -1));
+  if (c.mask.defined()) scores = scores + c.mask;
+  Var probs = softmax(scores, -1);
+  if (c.train_dropout) probs = dropout(probs, options_.dropout, true, gen_);
+  *attn_weights = f.average_attn_weights ? mean(probs, {1}) : probs;   // (N, L, S') or (N, H, L, S')
+  if (!c.s.batched) *attn_weights = squeeze(*attn_weights, 0);
+  return merge_heads(matmul(probs, split_heads(p.v, H, c.bf)), c.bf);
+}
+
+MultiheadAttentionOutput MultiheadAttention::forward(const Var& query, const Var& key, const Var& value,
+                                                     const MultiheadAttentionForwardOptions& f) {
+  Call c = prepare(query, key, value, f);
   MultiheadAttentionOutput result;
   Var attended;
-  if (packed_ && self && !extra && !need_weights) {
-    attended = fused_attention_packed(linear(q_in, in_proj_weight, in_proj_bias), args);
+  if (packed_ && c.self && !c.extra && !f.need_weights) {
+    // One (3E, E) projection, read in place by the fused kernel: (L, N, E) -> (L, N, 3E).
+    attended = fused_attention_packed(linear(c.q_in, in_proj_weight(), in_proj_bias()), attention_args(c));
   } else {
-    const Var& wq = packed_ ? in_proj_weight : q_proj_weight;
-    const Var& wk = packed_ ? in_proj_weight : k_proj_weight;
-    const Var& wv = packed_ ? in_proj_weight : v_proj_weight;
-    Var q = linear(q_in, block(wq, 0, E), block(in_proj_bias, 0, E));
-    Var k = linear(k_in, packed_ ? block(wk, E, E) : wk, block(in_proj_bias, E, E));
-    Var v = linear(v_in, packed_ ? block(wv, 2 * E, E) : wv, block(in_proj_bias, 2 * E, E));
-    k = append_positions(k, bias_k, o.add_zero_attn, bf);
-    v = append_positions(v, bias_v, o.add_zero_attn, bf);
-    if (!need_weights) {
-      attended = fused_attention(q, k, v, args);
-    } else {
-      // The weights are asked for: the same attention from basic ops, keeping P.
-      const double root = std::sqrt(static_cast<double>(E / H));
-      Var scores = matmul(split_heads(q, H, bf) / root, transpose(split_heads(k, H, bf), -2, -1));
-      if (mask.defined()) scores = scores + mask;
-      Var p = softmax(scores, -1);
-      if (train_dropout) p = dropout(p, o.dropout, true, *gen_);
-      attended = merge_heads(matmul(p, split_heads(v, H, bf)), bf);
-      result.attn_weights = average_attn_weights ? mean(p, {1}) : p;
-      if (!s.batched) result.attn_weights = squeeze(result.attn_weights, 0);
-    }
+    Projected p = project(c);
+    attended = f.need_weights ? attend_with_weights(c, p, f, &result.attn_weights)
+                              : fused_attention(p.q, p.k, p.v, attention_args(c));
   }
   Var out = out_proj->forward(attended);
-  result.attn_output = s.batched ? out : reshape(out, {out.size(0), E});
+  result.attn_output = c.s.batched ? out : reshape(out, {out.size(0), options_.embed_dim});
   return result;
 }
 

@@ -19,11 +19,15 @@
 //  * qdim: the query's feature size may differ from embed_dim (separate q_proj_weight (E, qdim)).
 //  * Every bad input throws std::invalid_argument naming the argument and the caller's own shapes.
 //  * need_weights = false runs the fused attention kernel and never materialises the weights.
+//  * Optional arguments by name: forward(q, k, v, {.attn_mask = m, .need_weights = false}), beside
+//    PyTorch's positional order.
 // The appended bias_k / zero-attention key columns are never masked (as in PyTorch).
+#include <concepts>
 #include <cstdint>
 #include <memory>
 #include <optional>
 
+#include "tapegrad/framework/ops/attention.h"
 #include "tapegrad/framework/random.h"
 #include "tapegrad/layers/linear.h"
 #include "tapegrad/layers/module.h"
@@ -52,30 +56,77 @@ struct MultiheadAttentionOutput {
                       // batch-major whatever batch_first says; S' counts appended columns
 };
 
+// The optional arguments of MultiheadAttention::forward, named and defaulted as PyTorch's:
+//   mha.forward(q, k, v, {.attn_mask = m, .need_weights = false});
+// C++ designated initialisers must follow declaration order: the masks first, then the flags.
+struct MultiheadAttentionForwardOptions {
+  Var attn_mask = Var();          // bool or float; shapes as described above. Float masks may require grad
+  Var key_padding_mask = Var();   // (N, S) or (S) unbatched, bool (true = padding) or float (added)
+  bool need_weights = true;       // false: fused kernel, attn_weights undefined
+  bool average_attn_weights = true;
+  bool is_causal = false;
+};
+
 class MultiheadAttention : public Module {
  public:
-  // Draws the initial parameters from gen in PyTorch's order; dropout masks come from gen as well.
-  explicit MultiheadAttention(MultiheadAttentionOptions options, Generator& gen = default_generator(),
+  // Draws the initial parameters from gen in PyTorch's order. The module keeps a copy of the handle
+  // (sharing the caller's stream, see the rule in framework/random.h) and draws its dropout masks from it.
+  explicit MultiheadAttention(MultiheadAttentionOptions options, Generator gen = default_generator(),
                               DType dtype = DType::Float32);
 
   // query (L, N, qdim) / key (S, N, kdim) / value (S, N, vdim), or batch-first, or unbatched 2-D.
-  // key_padding_mask: (N, S) or (S) unbatched, bool (true = padding) or float (added).
-  // attn_mask: bool or float, shapes as described above. Float masks may require grad.
+  // Throws std::invalid_argument "[MultiheadAttention <path>] ..." naming the argument and every shape.
   MultiheadAttentionOutput forward(const Var& query, const Var& key, const Var& value,
-                                   const Var& key_padding_mask = Var(), bool need_weights = true,
+                                   const MultiheadAttentionForwardOptions& options);
+
+  // PyTorch's positional order: forward(query, key, value, key_padding_mask, need_weights, attn_mask,
+  // average_attn_weights, is_causal); the same call as the options form. (A template only so that
+  // `forward(q, k, v, {})` picks the options overload instead of being ambiguous.)
+  template <class Mask = Var>
+    requires std::same_as<Mask, Var>
+  MultiheadAttentionOutput forward(const Var& query, const Var& key, const Var& value,
+                                   const Mask& key_padding_mask = Var(), bool need_weights = true,
                                    const Var& attn_mask = Var(), bool average_attn_weights = true,
-                                   bool is_causal = false);
+                                   bool is_causal = false) {
+    return forward(query, key, value,
+                   MultiheadAttentionForwardOptions{.attn_mask = attn_mask, .key_padding_mask = key_padding_mask,
+                                                    .need_weights = need_weights,
+                                                    .average_attn_weights = average_attn_weights,
+                                                    .is_causal = is_causal});
+  }
 
   const MultiheadAttentionOptions& options() const { return options_; }
   bool packed() const { return packed_; }   // PyTorch's _qkv_same_embed_dim
 
-  Var in_proj_weight, q_proj_weight, k_proj_weight, v_proj_weight, in_proj_bias, bias_k, bias_v;
-  std::shared_ptr<Linear> out_proj;
+  // Parameters, read from the Module registry (replace one with set_parameter, layers/module.h);
+  // an undefined Var when this configuration does not have it.
+  const Var& in_proj_weight() const { return param(in_proj_weight_); }   // (3E, E), packed only
+  const Var& q_proj_weight() const { return param(q_proj_weight_); }     // (E, qdim), separate only
+  const Var& k_proj_weight() const { return param(k_proj_weight_); }     // (E, kdim), separate only
+  const Var& v_proj_weight() const { return param(v_proj_weight_); }     // (E, vdim), separate only
+  const Var& in_proj_bias() const { return param(in_proj_bias_); }       // (3E), bias only
+  const Var& bias_k() const { return param(bias_k_); }                   // (1, 1, E), add_bias_kv only
+  const Var& bias_v() const { return param(bias_v_); }                   // (1, 1, E), add_bias_kv only
+  std::shared_ptr<Linear> out_proj;                                      // submodule "out_proj"
 
  private:
+  struct Call;        // one forward call: checked shapes, batched inputs, resolved mask (the .cpp)
+  struct Projected { Var q, k, v; };
+
+  static const Var& param(const Var* entry) { return entry ? *entry : absent(); }
+  Call prepare(const Var& query, const Var& key, const Var& value, const MultiheadAttentionForwardOptions& f);
+  void resolve_masks(Call& c, const MultiheadAttentionForwardOptions& f) const;
+  Projected project(const Call& c) const;
+  AttentionArgs attention_args(const Call& c);
+  Var attend_with_weights(const Call& c, const Projected& p, const MultiheadAttentionForwardOptions& f,
+                          Var* attn_weights);
+
   MultiheadAttentionOptions options_;
   bool packed_;
-  Generator* gen_;
+  Generator gen_;   // shares the caller's stream (framework/random.h); dropout masks
+  // Registry entries (layers/module.h): they follow set_parameter; null when not registered.
+  const Var *in_proj_weight_ = nullptr, *q_proj_weight_ = nullptr, *k_proj_weight_ = nullptr,
+            *v_proj_weight_ = nullptr, *in_proj_bias_ = nullptr, *bias_k_ = nullptr, *bias_v_ = nullptr;
 };
 
 }  // namespace tg

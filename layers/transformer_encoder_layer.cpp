@@ -21,7 +21,7 @@ void TransformerEncoderLayerOptions::validate() const {
   TG_CHECK(layer_norm_eps > 0.0, op, "layer_norm_eps must be positive; got layer_norm_eps=", layer_norm_eps);
 }
 
-TransformerEncoderLayer::TransformerEncoderLayer(TransformerEncoderLayerOptions o, Generator& gen, DType dtype)
+TransformerEncoderLayer::TransformerEncoderLayer(TransformerEncoderLayerOptions o, Generator gen, DType dtype)
     : options_((o.validate(), o)) {
   // Construction (and so random draw) order is PyTorch's: self_attn, linear1, dropout, linear2, norms.
   self_attn = register_module("self_attn", std::make_shared<MultiheadAttention>(
@@ -39,8 +39,10 @@ TransformerEncoderLayer::TransformerEncoderLayer(TransformerEncoderLayerOptions 
   dropout2 = register_module("dropout2", std::make_shared<Dropout>(DropoutOptions{.p = o.dropout}, gen));
 }
 
-Var TransformerEncoderLayer::self_attention_block(const Var& x, const Var& mask, const Var& kpm, bool is_causal) {
-  return dropout1->forward(self_attn->forward(x, x, x, kpm, /*need_weights=*/false, mask, true, is_causal).attn_output);
+Var TransformerEncoderLayer::self_attention_block(const Var& x, const TransformerEncoderLayerForwardOptions& f) {
+  return dropout1->forward(self_attn->forward(x, x, x, {.attn_mask = f.src_mask, .key_padding_mask = f.src_key_padding_mask,
+                                                        .need_weights = false, .is_causal = f.is_causal})
+                               .attn_output);
 }
 
 Var TransformerEncoderLayer::feed_forward_block(const Var& x) {
@@ -49,20 +51,20 @@ Var TransformerEncoderLayer::feed_forward_block(const Var& x) {
   return dropout2->forward(linear2->forward(dropout->forward(h)));
 }
 
-Var TransformerEncoderLayer::forward(const Var& src, const Var& src_mask, const Var& kpm, bool is_causal) {
+Var TransformerEncoderLayer::forward(const Var& src, const TransformerEncoderLayerForwardOptions& f) {
   Var x = src;
   if (options_.norm_first) {
-    x = x + self_attention_block(norm1->forward(x), src_mask, kpm, is_causal);
+    x = x + self_attention_block(norm1->forward(x), f);
     x = x + feed_forward_block(norm2->forward(x));
   } else {
-    x = norm1->forward(x + self_attention_block(x, src_mask, kpm, is_causal));
+    x = norm1->forward(x + self_attention_block(x, f));
     x = norm2->forward(x + feed_forward_block(x));
   }
   return x;
 }
 
 TransformerEncoder::TransformerEncoder(TransformerEncoderLayerOptions layer, int64_t num_layers, bool final_norm,
-                                       Generator& gen, DType dtype) {
+                                       Generator gen, DType dtype) {
   TG_CHECK(num_layers > 0, "TransformerEncoder", "num_layers must be positive; got num_layers=", num_layers);
   layers = register_module("layers", std::make_shared<ModuleList>());
   // PyTorch deep-copies one layer: every layer starts from the first one's weights.
@@ -78,10 +80,12 @@ TransformerEncoder::TransformerEncoder(TransformerEncoderLayerOptions layer, int
                          .bias = layer.bias}, dtype));
 }
 
-Var TransformerEncoder::forward(const Var& src, const Var& mask, const Var& kpm, bool is_causal) {
+Var TransformerEncoder::forward(const Var& src, const TransformerEncoderForwardOptions& f) {
+  const TransformerEncoderLayerForwardOptions per_layer{
+      .src_mask = f.mask, .src_key_padding_mask = f.src_key_padding_mask, .is_causal = f.is_causal};
   Var x = src;
   for (size_t i = 0; i < layers->size(); ++i)
-    x = std::static_pointer_cast<TransformerEncoderLayer>((*layers)[i])->forward(x, mask, kpm, is_causal);
+    x = std::static_pointer_cast<TransformerEncoderLayer>((*layers)[i])->forward(x, per_layer);
   return norm ? norm->forward(x) : x;
 }
 

@@ -10,6 +10,10 @@
 // no parameters). One `dropout` probability is used by the attention and the three Dropouts.
 // Masks have MultiheadAttention's semantics (bool true = blocked, float added, merged by addition,
 // is_causal builds the causal mask when src_mask is absent, fully masked rows give zeros, not NaN).
+// Optional forward arguments by name: layer.forward(src, {.src_mask = m, .is_causal = true}).
+// Randomness: the layer's attention and Dropouts keep copies of the Generator handle given at
+// construction, sharing the caller's stream (the rule is in framework/random.h).
+#include <concepts>
 #include <memory>
 #include <string>
 
@@ -39,16 +43,29 @@ struct TransformerEncoderLayerOptions {
   void validate() const;   // throws std::invalid_argument naming the field
 };
 
+// The optional arguments of TransformerEncoderLayer::forward, PyTorch's names and defaults.
+struct TransformerEncoderLayerForwardOptions {
+  Var src_mask = Var();               // (S, S) or (N*nhead, S, S) (and MultiheadAttention's other shapes)
+  Var src_key_padding_mask = Var();   // (N, S), bool or float
+  bool is_causal = false;
+};
+
 class TransformerEncoderLayer : public Module {
  public:
-  explicit TransformerEncoderLayer(TransformerEncoderLayerOptions options, Generator& gen = default_generator(),
+  explicit TransformerEncoderLayer(TransformerEncoderLayerOptions options, Generator gen = default_generator(),
                                    DType dtype = DType::Float32);
 
-  // src (S, N, E), (N, S, E) with batch_first, or unbatched (S, E). src_mask (S, S) or
-  // (N*nhead, S, S) (and the extra shapes MultiheadAttention accepts), bool or float;
-  // src_key_padding_mask (N, S) bool or float. Returns src's shape.
-  Var forward(const Var& src, const Var& src_mask = Var(), const Var& src_key_padding_mask = Var(),
-              bool is_causal = false);
+  // src (S, N, E), (N, S, E) with batch_first, or unbatched (S, E). Masks bool or float, as above.
+  // Returns src's shape. Throws std::invalid_argument from the attention for bad shapes.
+  Var forward(const Var& src, const TransformerEncoderLayerForwardOptions& options);
+  // PyTorch's positional order, the same call (a template only so that forward(src, {}) is not ambiguous).
+  template <class Mask = Var>
+    requires std::same_as<Mask, Var>
+  Var forward(const Var& src, const Mask& src_mask = Var(), const Var& src_key_padding_mask = Var(),
+              bool is_causal = false) {
+    return forward(src, TransformerEncoderLayerForwardOptions{
+                            .src_mask = src_mask, .src_key_padding_mask = src_key_padding_mask, .is_causal = is_causal});
+  }
 
   const TransformerEncoderLayerOptions& options() const { return options_; }
 
@@ -60,7 +77,7 @@ class TransformerEncoderLayer : public Module {
   std::shared_ptr<Dropout> dropout1, dropout2;
 
  private:
-  Var self_attention_block(const Var& x, const Var& mask, const Var& kpm, bool is_causal);
+  Var self_attention_block(const Var& x, const TransformerEncoderLayerForwardOptions& f);
   Var feed_forward_block(const Var& x);
 
   TransformerEncoderLayerOptions options_;
@@ -68,13 +85,27 @@ class TransformerEncoderLayer : public Module {
 
 // num_layers encoder layers that start from identical weights (PyTorch deep-copies the layer it is
 // given), keys "layers.<i>.*", and an optional final LayerNorm ("norm.*").
+// The optional arguments of TransformerEncoder::forward, PyTorch's names (`mask`, not `src_mask`).
+struct TransformerEncoderForwardOptions {
+  Var mask = Var();
+  Var src_key_padding_mask = Var();
+  bool is_causal = false;
+};
+
 class TransformerEncoder : public Module {
  public:
   TransformerEncoder(TransformerEncoderLayerOptions layer, int64_t num_layers, bool final_norm = false,
-                     Generator& gen = default_generator(), DType dtype = DType::Float32);
+                     Generator gen = default_generator(), DType dtype = DType::Float32);
 
   // Runs every layer with the same masks, then the final norm if any.
-  Var forward(const Var& src, const Var& mask = Var(), const Var& src_key_padding_mask = Var(), bool is_causal = false);
+  Var forward(const Var& src, const TransformerEncoderForwardOptions& options);
+  // PyTorch's positional order, the same call (a template only so that forward(src, {}) is not ambiguous).
+  template <class Mask = Var>
+    requires std::same_as<Mask, Var>
+  Var forward(const Var& src, const Mask& mask = Var(), const Var& src_key_padding_mask = Var(), bool is_causal = false) {
+    return forward(src, TransformerEncoderForwardOptions{
+                            .mask = mask, .src_key_padding_mask = src_key_padding_mask, .is_causal = is_causal});
+  }
 
   std::shared_ptr<ModuleList> layers;
   std::shared_ptr<LayerNorm> norm;   // null without a final norm

@@ -18,7 +18,7 @@ namespace tg::examples {
 
 class CustomMultiHeadAttention : public Module {
  public:
-  CustomMultiHeadAttention(int64_t d_model, int64_t num_heads, Generator& gen = default_generator(),
+  CustomMultiHeadAttention(int64_t d_model, int64_t num_heads, Generator gen = default_generator(),
                            DType dtype = DType::Float32)
       : d_model_(d_model), num_heads_(num_heads), d_k_(d_model / num_heads) {
     TG_CHECK(d_model % num_heads == 0, "CustomMultiHeadAttention", "d_model must be divisible by num_heads; got d_model=",

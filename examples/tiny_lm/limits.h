@@ -46,7 +46,8 @@ void require_in_range(const char* command, const char* flag, int64_t value, int6
 uint64_t parse_seed(const std::string& text, const char* command, const char* flag);
 
 // The exact number of parameters TinyLM(config) registers, computed in floating point so that no
-// configuration can overflow it (equals TinyLM::parameter_count() whenever the model can be built).
+// configuration can overflow it (equals tg::parameter_count(TinyLM(config)) whenever the model can be
+// built).
 double parameter_count(const TinyLMConfig& config);
 
 // Estimated peak bytes of a float32 training run: weights, gradients and both AdamW moments, plus

@@ -32,7 +32,7 @@ void TinyLMConfig::validate() const {
            ", block_size=", block_size, ", n_layer=", n_layer, ", n_embd=", n_embd, ", dim_feedforward=", ff());
 }
 
-TinyLM::TinyLM(TinyLMConfig c, Generator& gen, DType dtype) : config_((c.validate(), c)) {
+TinyLM::TinyLM(TinyLMConfig c, Generator gen, DType dtype) : config_((c.validate(), c)) {
   tok_emb = register_module("tok_emb", std::make_shared<Embedding>(
       EmbeddingOptions{.num_embeddings = c.vocab_size, .embedding_dim = c.n_embd}, gen, dtype));
   pos_emb = register_module("pos_emb", std::make_shared<Embedding>(
@@ -49,26 +49,27 @@ TinyLM::TinyLM(TinyLMConfig c, Generator& gen, DType dtype) : config_((c.validat
       LayerNormOptions{.normalized_shape = {c.n_embd}, .eps = c.layer_norm_eps}, dtype));
   head = register_module("head", std::make_shared<Linear>(
       LinearOptions{.in_features = c.n_embd, .out_features = c.vocab_size, .bias = c.head_bias}, gen, dtype));
-  if (c.tie_weights) {
-    head->set_parameter("weight", tok_emb->weight);
-    head->weight = tok_emb->weight;
-  }
+  if (c.tie_weights) set_parameter("head.weight", tok_emb->weight());
 }
 
-void TinyLM::init_weights(Generator& gen) {
-  const DType dt = tok_emb->weight.dtype();
-  auto normal = [&](Var& w) { w.value().copy_(Tensor::normal(w.shape(), 0.0, 0.02, gen, dt)); };
-  normal(tok_emb->weight);
-  normal(pos_emb->weight);
+void TinyLM::init_weights(Generator gen) {
+  const DType dt = tok_emb->weight().dtype();
+  // In place on the registered nodes (a Var copy is a handle to the same node).
+  auto normal = [&](Var w) { w.value().copy_(Tensor::normal(w.shape(), 0.0, 0.02, gen, dt)); };
+  auto zero = [](Var b) {
+    if (b.defined()) b.value().zero_();
+  };
+  normal(tok_emb->weight());
+  normal(pos_emb->weight());
   for (size_t i = 0; i < layers->size(); ++i) {
     auto layer = std::static_pointer_cast<TransformerEncoderLayer>((*layers)[i]);
     for (Linear* l : {layer->self_attn->out_proj.get(), layer->linear1.get(), layer->linear2.get()}) {
-      normal(l->weight);
-      if (l->bias.defined()) l->bias.value().zero_();
+      normal(l->weight());
+      zero(l->bias());
     }
   }
-  if (!config_.tie_weights) normal(head->weight);
-  if (head->bias.defined()) head->bias.value().zero_();
+  if (!config_.tie_weights) normal(head->weight());
+  zero(head->bias());
 }
 
 Var TinyLM::forward(const Tensor& tokens) {
@@ -78,7 +79,7 @@ Var TinyLM::forward(const Tensor& tokens) {
   TG_CHECK(T <= config_.block_size, "TinyLM", "sequence length ", T, " exceeds block_size=", config_.block_size);
   Var x = tok_emb->forward(tokens) + pos_emb->forward(Tensor::arange(T));   // (B, T, C) + (T, C)
   for (size_t i = 0; i < layers->size(); ++i)
-    x = std::static_pointer_cast<TransformerEncoderLayer>((*layers)[i])->forward(x, Var(), Var(), /*is_causal=*/true);
+    x = std::static_pointer_cast<TransformerEncoderLayer>((*layers)[i])->forward(x, {.is_causal = true});
   x = ln_f->forward(x);
   return head->forward(x);
 }

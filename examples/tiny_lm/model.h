@@ -36,12 +36,14 @@ struct TinyLMConfig {
 
 class TinyLM : public Module {
  public:
-  // Parameters drawn from gen with PyTorch's default initialisers; dropout masks also come from gen.
-  explicit TinyLM(TinyLMConfig config, Generator& gen = default_generator(), DType dtype = DType::Float32);
+  // Parameters drawn from gen with PyTorch's default initialisers; dropout masks also come from gen's
+  // stream (the layers keep copies of the handle, framework/random.h). With tie_weights the constructor
+  // ties with one call: set_parameter("head.weight", tok_emb->weight()).
+  explicit TinyLM(TinyLMConfig config, Generator gen = default_generator(), DType dtype = DType::Float32);
 
   // nanoGPT's initialisation: every Linear weight (out_proj, linear1/2, head) and both embeddings
   // ~ N(0, 0.02), Linear biases 0; in_proj keeps its xavier init, norms weight 1 / bias 0.
-  void init_weights(Generator& gen);
+  void init_weights(Generator gen);
 
   // tokens (B, T) int64 with T <= block_size -> logits (B, T, vocab_size).
   Var forward(const Tensor& tokens);

@@ -232,7 +232,7 @@ TrainResult train(const TrainOptions& o, std::ostream& out) {
   }
   LossLog log = o.resume ? LossLog::resume(csv, s.step) : LossLog::create(csv);
   out << "data " << corpus.name << ": vocab " << corpus.vocab.size() << ", train " << corpus.train.size() << " tokens, val "
-      << corpus.val.size() << " | model " << s.model.parameter_count() << " parameters\n";
+      << corpus.val.size() << " | model " << tg::parameter_count(s.model) << " parameters\n";
   Progress progress(out, o.progress && ::isatty(STDOUT_FILENO), o.max_iters, o.batch_size * o.block_size);
   const int64_t end = o.stop_at >= 0 ? std::min(o.stop_at, o.max_iters) : o.max_iters;
   run_iterations(s, o, corpus, end, log, progress, ckpt);

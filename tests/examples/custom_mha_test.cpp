@@ -10,13 +10,15 @@ using namespace tg::test;
 namespace {
 void copy_weights(const examples::CustomMultiHeadAttention& c, MultiheadAttention& m, int64_t E) {
   const Linear* parts[3] = {c.W_q.get(), c.W_k.get(), c.W_v.get()};
+  Var in_w = m.in_proj_weight(), in_b = m.in_proj_bias();   // handles to the registered nodes
   for (int64_t p = 0; p < 3; ++p)
     for (int64_t i = 0; i < E; ++i) {
-      m.in_proj_bias.value().set({p * E + i}, parts[p]->bias.value().at({i}));
-      for (int64_t j = 0; j < E; ++j) m.in_proj_weight.value().set({p * E + i, j}, parts[p]->weight.value().at({i, j}));
+      in_b.value().set({p * E + i}, parts[p]->bias().value().at({i}));
+      for (int64_t j = 0; j < E; ++j) in_w.value().set({p * E + i, j}, parts[p]->weight().value().at({i, j}));
     }
-  m.out_proj->weight.value().copy_(c.W_o->weight.value());
-  m.out_proj->bias.value().copy_(c.W_o->bias.value());
+  Var out_w = m.out_proj->weight(), out_b = m.out_proj->bias();
+  out_w.value().copy_(c.W_o->weight().value());
+  out_b.value().copy_(c.W_o->bias().value());
 }
 }  // namespace
 
@@ -44,13 +46,13 @@ TEST_CASE("custom_mha: equals MultiheadAttention with the same weights (outputs 
       blocked.set({i, j}, 1.0);
     }
   Var a = custom.forward(x1, x1, x1, keep);
-  Var b = library.forward(x2, x2, x2, Var(), false, Var(blocked)).attn_output;
+  Var b = library.forward(x2, x2, x2, {.attn_mask = Var(blocked), .need_weights = false}).attn_output;
   REQUIRE(max_abs_diff(a.value(), b.value()) < 1e-12);
   Tensor g = rand_tensor(a.shape(), 4);
   a.backward(g);
   b.backward(g);
   REQUIRE(max_abs_diff(x1.grad(), x2.grad()) < 1e-12);
-  REQUIRE(max_abs_diff(custom.W_o->weight.grad(), library.out_proj->weight.grad()) < 1e-12);
-  Tensor wq = library.in_proj_weight.grad().rows(0, E);
-  REQUIRE(max_abs_diff(custom.W_q->weight.grad(), wq) < 1e-12);
+  REQUIRE(max_abs_diff(custom.W_o->weight().grad(), library.out_proj->weight().grad()) < 1e-12);
+  Tensor wq = library.in_proj_weight().grad().rows(0, E);
+  REQUIRE(max_abs_diff(custom.W_q->weight().grad(), wq) < 1e-12);
 }

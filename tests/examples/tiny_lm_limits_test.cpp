@@ -54,7 +54,7 @@ TEST_CASE("parameter_count equals the parameters TinyLM registers", "[tiny_lm][l
         Generator gen(1);
         TinyLM model(c, gen);
         INFO("tie " << tie << " head_bias " << head_bias << " ff " << ff);
-        REQUIRE(parameter_count(c) == static_cast<double>(model.parameter_count()));
+        REQUIRE(parameter_count(c) == static_cast<double>(tg::parameter_count(model)));
       }
   // tiny_lm train's defaults on the built-in corpus (13 characters): the figure its log prints.
   TrainOptions o;

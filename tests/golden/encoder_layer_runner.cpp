@@ -25,7 +25,8 @@ std::vector<Compare> run_encoder_layer_case(const GoldenCase& c) {
   layer.load_state_dict(StateDict(c.params.begin(), c.params.end()));
   layer.train(config_flag(cfg, "training", false));
   Var src = golden_input(c, "src"), mask = golden_input(c, "src_mask"), kpm = golden_input(c, "src_key_padding_mask");
-  Var out = layer.forward(src, mask, kpm, config_flag(cfg, "is_causal", false));
+  Var out = layer.forward(src, {.src_mask = mask, .src_key_padding_mask = kpm,
+                                .is_causal = config_flag(cfg, "is_causal", false)});
   out.backward(c.grad_output);
   std::map<std::string, Tensor> grads;
   for (const auto& [name, v] : std::map<std::string, Var>{{"src", src}, {"src_mask", mask}, {"src_key_padding_mask", kpm}})

@@ -36,8 +36,10 @@ std::vector<Compare> run_mha_case(const GoldenCase& c) {
   Var key = self ? query : golden_input(c, "key");
   Var value = self ? query : golden_input(c, "value");
   Var kpm = golden_input(c, "key_padding_mask"), am = golden_input(c, "attn_mask");
-  auto out = mha.forward(query, key, value, kpm, config_flag(cfg, "need_weights", true), am,
-                         config_flag(cfg, "average_attn_weights", true), config_flag(cfg, "is_causal", false));
+  auto out = mha.forward(query, key, value,
+                         {.attn_mask = am, .key_padding_mask = kpm, .need_weights = config_flag(cfg, "need_weights", true),
+                          .average_attn_weights = config_flag(cfg, "average_attn_weights", true),
+                          .is_causal = config_flag(cfg, "is_causal", false)});
   out.attn_output.backward(c.grad_output);
 
   std::map<std::string, Tensor> outputs{{"output", out.attn_output.value()}}, grads;

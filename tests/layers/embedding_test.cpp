@@ -29,7 +29,7 @@ void check_embedding_case(const io::H5File& f, const std::string& c, DType dtype
   REQUIRE(y.dtype() == dtype);
   require_close(y.value(), f.read(c + "/outputs/output"), tol, c + " output");
   y.backward(f.read(c + "/grad_output").to(dtype));
-  require_close(emb.weight.grad(), f.read(c + "/grads/params/weight"), tol, c + " weight grad");
+  require_close(emb.weight().grad(), f.read(c + "/grads/params/weight"), tol, c + " weight grad");
 }
 
 void check_all_embedding_cases(DType dtype, double tol) {
@@ -59,19 +59,19 @@ TEST_CASE("Embedding: grad matches finite differences (repeated indices)", "[lay
   Tensor idx = Tensor::from_vector(std::vector<int64_t>{0, 1, 4, 0, 1, 3, 0, 2}, {2, 4});
   REQUIRE_GRADCHECK(
       [&](const std::vector<Var>& v) {
-        emb.weight = v[0];
+        emb.set_parameter("weight", v[0]);
         return emb.forward(idx);
       },
-      {emb.weight});
+      {emb.weight()});
   // With a padding_idx that is not looked up, every other row's gradient is still exact.
   Embedding padded({.num_embeddings = 5, .embedding_dim = 3, .padding_idx = 2}, gen, DType::Float64);
   Tensor no_pad = Tensor::from_vector(std::vector<int64_t>{0, 1, 4, 0, 1, 3}, {6});
   REQUIRE_GRADCHECK(
       [&](const std::vector<Var>& v) {
-        padded.weight = v[0];
+        padded.set_parameter("weight", v[0]);
         return padded.forward(no_pad);
       },
-      {padded.weight});
+      {padded.weight()});
 }
 
 TEST_CASE("Embedding: the padding row gets no gradient; repeated rows accumulate", "[layers][grad]") {
@@ -81,12 +81,12 @@ TEST_CASE("Embedding: the padding row gets no gradient; repeated rows accumulate
   Embedding emb({.num_embeddings = 5, .embedding_dim = 3, .padding_idx = 1}, gen, DType::Float64);
   Tensor idx = Tensor::from_vector(std::vector<int64_t>{0, 1, 4, 0, 1, 3, 0, 2}, {2, 4});
   Var y = emb.forward(idx);
-  for (int64_t j = 0; j < 3; ++j) REQUIRE(y.value().at({0, 1, j}) == emb.weight.value().at({1, j}));
+  for (int64_t j = 0; j < 3; ++j) REQUIRE(y.value().at({0, 1, j}) == emb.weight().value().at({1, j}));
   y.backward(Tensor::ones(y.shape(), DType::Float64));
   for (int64_t j = 0; j < 3; ++j) {
-    REQUIRE(emb.weight.grad().at({1, j}) == 0.0);   // looked up twice, still zero
-    REQUIRE(emb.weight.grad().at({0, j}) == 3.0);   // index 0 appears three times
-    REQUIRE(emb.weight.grad().at({4, j}) == 1.0);
+    REQUIRE(emb.weight().grad().at({1, j}) == 0.0);   // looked up twice, still zero
+    REQUIRE(emb.weight().grad().at({0, j}) == 3.0);   // index 0 appears three times
+    REQUIRE(emb.weight().grad().at({4, j}) == 1.0);
   }
 }
 
@@ -97,30 +97,30 @@ TEST_CASE("Embedding: grad matches finite differences after to(float64)", "[laye
   Tensor idx = Tensor::from_vector(std::vector<int64_t>{3, 3, 0}, {3});
   REQUIRE_GRADCHECK(
       [&](const std::vector<Var>& v) {
-        emb.weight = v[0];
+        emb.set_parameter("weight", v[0]);
         return emb.forward(idx);
       },
-      {emb.weight});
+      {emb.weight()});
 }
 
 TEST_CASE("Embedding: options have PyTorch's defaults; negative padding_idx is normalised", "[layers]") {
   EmbeddingOptions o{.num_embeddings = 10, .embedding_dim = 4};
   REQUIRE_FALSE(o.padding_idx.has_value());
   Embedding plain(o);
-  REQUIRE(plain.weight.shape() == Shape{10, 4});
-  REQUIRE(plain.weight.requires_grad());
+  REQUIRE(plain.weight().shape() == Shape{10, 4});
+  REQUIRE(plain.weight().requires_grad());
   REQUIRE(plain.named_parameters().size() == 1);
   REQUIRE(plain.named_parameters()[0].first == "weight");
-  REQUIRE(plain.named_parameters()[0].second.same(plain.weight));
+  REQUIRE(plain.named_parameters()[0].second.same(plain.weight()));
   Embedding neg({.num_embeddings = 10, .embedding_dim = 4, .padding_idx = -1});
   REQUIRE(neg.options().padding_idx == 9);
-  for (int64_t j = 0; j < 4; ++j) REQUIRE(neg.weight.value().at({9, j}) == 0.0);
+  for (int64_t j = 0; j < 4; ++j) REQUIRE(neg.weight().value().at({9, j}) == 0.0);
 }
 
 TEST_CASE("Embedding: initialisation is N(0, 1) with the padding row zero", "[layers][init]") {
   Generator gen(12);
   Embedding emb({.num_embeddings = 1000, .embedding_dim = 16, .padding_idx = 3}, gen);
-  const Tensor& w = emb.weight.value();
+  const Tensor& w = emb.weight().value();
   double sum = 0, sum_sq = 0;
   int64_t inside_one_sd = 0, n = 0;
   for (int64_t i = 0; i < 1000; ++i) {
@@ -152,22 +152,22 @@ TEST_CASE("Embedding: the same seed gives the same table; reset_parameters redra
   Generator g1(9), g2(9), g3(10);
   Embedding a({.num_embeddings = 6, .embedding_dim = 3}, g1), b({.num_embeddings = 6, .embedding_dim = 3}, g2);
   Embedding c({.num_embeddings = 6, .embedding_dim = 3}, g3);
-  REQUIRE(a.weight.value().bit_equal(b.weight.value()));
-  REQUIRE_FALSE(a.weight.value().bit_equal(c.weight.value()));
+  REQUIRE(a.weight().value().bit_equal(b.weight().value()));
+  REQUIRE_FALSE(a.weight().value().bit_equal(c.weight().value()));
   Embedding p({.num_embeddings = 6, .embedding_dim = 3, .padding_idx = 0});
   Var handle = p.named_parameters()[0].second;
-  p.weight.value().fill_(5.0);
+  Var(p.weight()).value().fill_(5.0);
   Generator again(9);
   p.reset_parameters(again);
-  REQUIRE(handle.same(p.weight));
-  Tensor expected = a.weight.value().clone();
+  REQUIRE(handle.same(p.weight()));
+  Tensor expected = a.weight().value().clone();
   expected.rows(0, 1).zero_();
-  REQUIRE(p.weight.value().bit_equal(expected));
+  REQUIRE(p.weight().value().bit_equal(expected));
 }
 
 TEST_CASE("Embedding: forward looks up rows for any index shape", "[layers]") {
   Embedding emb({.num_embeddings = 3, .embedding_dim = 2}, default_generator(), DType::Float64);
-  emb.weight.value().copy_(Tensor::from_vector(std::vector<double>{0, 1, 10, 11, 20, 21}, {3, 2}));
+  Var(emb.weight()).value().copy_(Tensor::from_vector(std::vector<double>{0, 1, 10, 11, 20, 21}, {3, 2}));
   Var y = emb.forward(Tensor::from_vector(std::vector<int64_t>{2, 0, 2}, {3, 1}));
   REQUIRE(y.shape() == Shape{3, 1, 2});
   REQUIRE(y.value().to_vector() == std::vector<double>{20, 21, 0, 1, 20, 21});

@@ -49,10 +49,10 @@ void check_all_layer_norm_cases(DType dtype, double tol) {
   REQUIRE(cases == 5);   // 1 and 2 trailing dims, affine and not; affine without bias
 }
 
-// Points the layer's parameter handles at gradcheck's leaves v[1], v[2] (when present), then runs it.
+// Replaces the layer's parameters by gradcheck's leaves v[1], v[2] (when present), then runs it.
 Var run_with(LayerNorm& norm, const std::vector<Var>& v) {
-  if (v.size() > 1) norm.weight = v[1];
-  if (v.size() > 2) norm.bias = v[2];
+  if (v.size() > 1) norm.set_parameter("weight", v[1]);
+  if (v.size() > 2) norm.set_parameter("bias", v[2]);
   return norm.forward(v[0]);
 }
 
@@ -68,19 +68,19 @@ TEST_CASE("LayerNorm: matches PyTorch output and grads (float32)", "[layers][par
 
 TEST_CASE("LayerNorm: grad matches finite differences (1 trailing dim, affine)", "[layers][grad]") {
   LayerNorm norm({.normalized_shape = {5}}, DType::Float64);
-  norm.weight.value().copy_(rand_tensor({5}, 21, 0.5, 1.5));
-  norm.bias.value().copy_(rand_tensor({5}, 22));
+  Var(norm.weight()).value().copy_(rand_tensor({5}, 21, 0.5, 1.5));
+  Var(norm.bias()).value().copy_(rand_tensor({5}, 22));
   auto x = rand_var({3, 5}, 23, -2.0, 2.0);
-  REQUIRE_GRADCHECK([&](const std::vector<Var>& v) { return run_with(norm, v); }, {x, norm.weight, norm.bias});
+  REQUIRE_GRADCHECK([&](const std::vector<Var>& v) { return run_with(norm, v); }, {x, norm.weight(), norm.bias()});
 }
 
 TEST_CASE("LayerNorm: grad matches finite differences (2 trailing dims, affine, after to(float64))", "[layers][grad]") {
   LayerNorm norm({.normalized_shape = {2, 3}, .eps = 1e-3});
   norm.to(DType::Float64);
-  norm.weight.value().copy_(rand_tensor({2, 3}, 24, 0.5, 1.5));
-  norm.bias.value().copy_(rand_tensor({2, 3}, 25));
+  Var(norm.weight()).value().copy_(rand_tensor({2, 3}, 24, 0.5, 1.5));
+  Var(norm.bias()).value().copy_(rand_tensor({2, 3}, 25));
   auto x = rand_var({2, 2, 2, 3}, 26, -2.0, 2.0);
-  REQUIRE_GRADCHECK([&](const std::vector<Var>& v) { return run_with(norm, v); }, {x, norm.weight, norm.bias});
+  REQUIRE_GRADCHECK([&](const std::vector<Var>& v) { return run_with(norm, v); }, {x, norm.weight(), norm.bias()});
 }
 
 TEST_CASE("LayerNorm: grad matches finite differences (no affine; weight without bias)", "[layers][grad]") {
@@ -88,9 +88,9 @@ TEST_CASE("LayerNorm: grad matches finite differences (no affine; weight without
   auto x = rand_var({4, 3, 2}, 27, -2.0, 2.0);
   REQUIRE_GRADCHECK([&](const std::vector<Var>& v) { return run_with(plain, v); }, {x});
   LayerNorm no_bias({.normalized_shape = {4}, .bias = false}, DType::Float64);
-  no_bias.weight.value().copy_(rand_tensor({4}, 28, 0.5, 1.5));
+  Var(no_bias.weight()).value().copy_(rand_tensor({4}, 28, 0.5, 1.5));
   auto x2 = rand_var({3, 4}, 29, -2.0, 2.0);
-  REQUIRE_GRADCHECK([&](const std::vector<Var>& v) { return run_with(no_bias, v); }, {x2, no_bias.weight});
+  REQUIRE_GRADCHECK([&](const std::vector<Var>& v) { return run_with(no_bias, v); }, {x2, no_bias.weight()});
 }
 
 TEST_CASE("LayerNorm: options have PyTorch's defaults; weight is 1 and bias 0", "[layers][init]") {
@@ -99,46 +99,46 @@ TEST_CASE("LayerNorm: options have PyTorch's defaults; weight is 1 and bias 0", 
   REQUIRE(o.elementwise_affine);
   REQUIRE(o.bias);
   LayerNorm norm(o);
-  REQUIRE(norm.weight.shape() == Shape{2, 3});
-  REQUIRE(norm.bias.shape() == Shape{2, 3});
-  REQUIRE(norm.weight.dtype() == DType::Float32);
-  REQUIRE(norm.weight.value().to_vector() == std::vector<double>(6, 1.0));
-  REQUIRE(norm.bias.value().to_vector() == std::vector<double>(6, 0.0));
+  REQUIRE(norm.weight().shape() == Shape{2, 3});
+  REQUIRE(norm.bias().shape() == Shape{2, 3});
+  REQUIRE(norm.weight().dtype() == DType::Float32);
+  REQUIRE(norm.weight().value().to_vector() == std::vector<double>(6, 1.0));
+  REQUIRE(norm.bias().value().to_vector() == std::vector<double>(6, 0.0));
   auto named = norm.named_parameters();
   REQUIRE(named.size() == 2);
   REQUIRE(named[0].first == "weight");
-  REQUIRE(named[0].second.same(norm.weight));
+  REQUIRE(named[0].second.same(norm.weight()));
   REQUIRE(named[1].first == "bias");
-  REQUIRE(named[1].second.same(norm.bias));
+  REQUIRE(named[1].second.same(norm.bias()));
 
   LayerNorm plain({.normalized_shape = {4}, .elementwise_affine = false});
-  REQUIRE_FALSE(plain.weight.defined());
-  REQUIRE_FALSE(plain.bias.defined());
+  REQUIRE_FALSE(plain.weight().defined());
+  REQUIRE_FALSE(plain.bias().defined());
   REQUIRE(plain.named_parameters().empty());
   REQUIRE(plain.state_dict().empty());
   LayerNorm no_bias({.normalized_shape = {4}, .bias = false});
-  REQUIRE(no_bias.weight.defined());
-  REQUIRE_FALSE(no_bias.bias.defined());
+  REQUIRE(no_bias.weight().defined());
+  REQUIRE_FALSE(no_bias.bias().defined());
   REQUIRE(no_bias.named_parameters().size() == 1);
 
   // The generator overload draws nothing and builds the same module.
   Generator gen(3);
   LayerNorm with_gen({.normalized_shape = {4}}, gen, DType::Float64);
   REQUIRE(gen.state() == Generator(3).state());
-  REQUIRE(with_gen.weight.dtype() == DType::Float64);
-  REQUIRE(with_gen.weight.value().to_vector() == std::vector<double>(4, 1.0));
-  REQUIRE(with_gen.bias.value().to_vector() == std::vector<double>(4, 0.0));
+  REQUIRE(with_gen.weight().dtype() == DType::Float64);
+  REQUIRE(with_gen.weight().value().to_vector() == std::vector<double>(4, 1.0));
+  REQUIRE(with_gen.bias().value().to_vector() == std::vector<double>(4, 0.0));
 }
 
 TEST_CASE("LayerNorm: reset_parameters restores 1 and 0 in place", "[layers][init]") {
   LayerNorm norm({.normalized_shape = {3}});
   Var w = norm.named_parameters()[0].second;
-  norm.weight.value().fill_(4.0);
-  norm.bias.value().fill_(-2.0);
+  Var(norm.weight()).value().fill_(4.0);
+  Var(norm.bias()).value().fill_(-2.0);
   norm.reset_parameters();
-  REQUIRE(w.same(norm.weight));
-  REQUIRE(norm.weight.value().to_vector() == std::vector<double>(3, 1.0));
-  REQUIRE(norm.bias.value().to_vector() == std::vector<double>(3, 0.0));
+  REQUIRE(w.same(norm.weight()));
+  REQUIRE(norm.weight().value().to_vector() == std::vector<double>(3, 1.0));
+  REQUIRE(norm.bias().value().to_vector() == std::vector<double>(3, 0.0));
 }
 
 TEST_CASE("LayerNorm: forward normalises each row to mean 0 and variance 1", "[layers]") {

@@ -64,25 +64,25 @@ TEST_CASE("Linear: grad matches finite differences over input, weight and bias",
   // The fn points the layer's parameter handles at gradcheck's leaves, so grads flow to them.
   REQUIRE_GRADCHECK(
       [&](const std::vector<Var>& v) {
-        lin.weight = v[1];
-        lin.bias = v[2];
+        lin.set_parameter("weight", v[1]);
+        lin.set_parameter("bias", v[2]);
         return lin.forward(v[0]);
       },
-      {x, lin.weight, lin.bias});
+      {x, lin.weight(), lin.bias()});
 }
 
 TEST_CASE("Linear: grad matches finite differences without bias, after to(float64)", "[layers][grad]") {
   Generator gen(2);
   Linear lin({.in_features = 4, .out_features = 3, .bias = false}, gen);
   lin.to(DType::Float64);
-  REQUIRE(lin.weight.dtype() == DType::Float64);
+  REQUIRE(lin.weight().dtype() == DType::Float64);
   auto x = rand_var({5, 4}, 6);
   REQUIRE_GRADCHECK(
       [&](const std::vector<Var>& v) {
-        lin.weight = v[1];
+        lin.set_parameter("weight", v[1]);
         return lin.forward(v[0]);
       },
-      {x, lin.weight});
+      {x, lin.weight()});
 }
 
 TEST_CASE("Linear: options have PyTorch's defaults and parameters its names and shapes", "[layers]") {
@@ -91,21 +91,21 @@ TEST_CASE("Linear: options have PyTorch's defaults and parameters its names and 
   Linear lin(o);
   REQUIRE(lin.options().in_features == 5);
   REQUIRE(lin.options().out_features == 7);
-  REQUIRE(lin.weight.shape() == Shape{7, 5});
-  REQUIRE(lin.bias.shape() == Shape{7});
-  REQUIRE(lin.weight.dtype() == DType::Float32);
-  REQUIRE(lin.weight.requires_grad());
-  REQUIRE(lin.bias.requires_grad());
+  REQUIRE(lin.weight().shape() == Shape{7, 5});
+  REQUIRE(lin.bias().shape() == Shape{7});
+  REQUIRE(lin.weight().dtype() == DType::Float32);
+  REQUIRE(lin.weight().requires_grad());
+  REQUIRE(lin.bias().requires_grad());
   auto named = lin.named_parameters();
   REQUIRE(named.size() == 2);
   REQUIRE(named[0].first == "weight");
-  REQUIRE(named[0].second.same(lin.weight));
+  REQUIRE(named[0].second.same(lin.weight()));
   REQUIRE(named[1].first == "bias");
-  REQUIRE(named[1].second.same(lin.bias));
-  REQUIRE(lin.parameter_count() == 42);
+  REQUIRE(named[1].second.same(lin.bias()));
+  REQUIRE(parameter_count(lin) == 42);
 
   Linear no_bias({.in_features = 5, .out_features = 7, .bias = false});
-  REQUIRE_FALSE(no_bias.bias.defined());
+  REQUIRE_FALSE(no_bias.bias().defined());
   REQUIRE(no_bias.named_parameters().size() == 1);
   REQUIRE(no_bias.state_dict().size() == 1);
   REQUIRE(no_bias.state_dict()[0].first == "weight");
@@ -115,7 +115,7 @@ TEST_CASE("Linear: initialisation is U(-1/sqrt(in), 1/sqrt(in)) for weight and b
   Generator gen(11);
   Linear lin({.in_features = 64, .out_features = 32}, gen);
   const double bound = 1.0 / 8.0;
-  std::vector<double> w = lin.weight.value().to_vector(), b = lin.bias.value().to_vector();
+  std::vector<double> w = lin.weight().value().to_vector(), b = lin.bias().value().to_vector();
   REQUIRE(w.size() == 2048);
   double sum = 0, sum_sq = 0;
   int quarter[4] = {0, 0, 0, 0}, outside = 0;
@@ -142,8 +142,8 @@ TEST_CASE("Linear: draws the weight then the bias from the generator, as PyTorch
   Tensor w = init::kaiming_uniform({4, 6}, std::sqrt(5.0), ref);
   double bound = 1.0 / std::sqrt(6.0);
   Tensor b = init::uniform({4}, -bound, bound, ref);
-  REQUIRE(lin.weight.value().bit_equal(w));
-  REQUIRE(lin.bias.value().bit_equal(b));
+  REQUIRE(lin.weight().value().bit_equal(w));
+  REQUIRE(lin.bias().value().bit_equal(b));
   REQUIRE(gen.state() == ref.state());
 }
 
@@ -152,38 +152,38 @@ TEST_CASE("Linear: the same seed gives the same parameters in any dtype", "[laye
   Linear a({.in_features = 10, .out_features = 3}, g1), b({.in_features = 10, .out_features = 3}, g2);
   Linear c({.in_features = 10, .out_features = 3}, g3);
   Linear d({.in_features = 10, .out_features = 3}, g4, DType::Float64);
-  REQUIRE(a.weight.value().bit_equal(b.weight.value()));
-  REQUIRE(a.bias.value().bit_equal(b.bias.value()));
-  REQUIRE_FALSE(a.weight.value().bit_equal(c.weight.value()));
-  REQUIRE(d.weight.dtype() == DType::Float64);
-  REQUIRE(d.weight.value().to(DType::Float32).bit_equal(a.weight.value()));
-  REQUIRE(d.bias.value().to(DType::Float32).bit_equal(a.bias.value()));
+  REQUIRE(a.weight().value().bit_equal(b.weight().value()));
+  REQUIRE(a.bias().value().bit_equal(b.bias().value()));
+  REQUIRE_FALSE(a.weight().value().bit_equal(c.weight().value()));
+  REQUIRE(d.weight().dtype() == DType::Float64);
+  REQUIRE(d.weight().value().to(DType::Float32).bit_equal(a.weight().value()));
+  REQUIRE(d.bias().value().to(DType::Float32).bit_equal(a.bias().value()));
 
   manual_seed(123);
   Linear e({.in_features = 10, .out_features = 3});
   manual_seed(123);
   Linear f({.in_features = 10, .out_features = 3});
-  REQUIRE(e.weight.value().bit_equal(f.weight.value()));
-  REQUIRE(e.bias.value().bit_equal(f.bias.value()));
+  REQUIRE(e.weight().value().bit_equal(f.weight().value()));
+  REQUIRE(e.bias().value().bit_equal(f.bias().value()));
 }
 
 TEST_CASE("Linear: reset_parameters redraws in place", "[layers][init]") {
   Generator gen(3), again(3);
   Linear lin({.in_features = 4, .out_features = 2}, gen);
   Var handle = lin.named_parameters()[0].second;
-  lin.weight.value().fill_(9.0);
+  Var(lin.weight()).value().fill_(9.0);
   lin.reset_parameters(again);
-  REQUIRE(handle.same(lin.weight));
+  REQUIRE(handle.same(lin.weight()));
   Generator fresh(3);
   Linear ref({.in_features = 4, .out_features = 2}, fresh);
-  REQUIRE(lin.weight.value().bit_equal(ref.weight.value()));
-  REQUIRE(lin.bias.value().bit_equal(ref.bias.value()));
+  REQUIRE(lin.weight().value().bit_equal(ref.weight().value()));
+  REQUIRE(lin.bias().value().bit_equal(ref.bias().value()));
 }
 
 TEST_CASE("Linear: forward values for a hand-computed case, batched and 1-d", "[layers]") {
   Linear lin({.in_features = 2, .out_features = 2}, default_generator(), DType::Float64);
-  lin.weight.value().copy_(Tensor::from_vector(std::vector<double>{1, 2, 3, 4}, {2, 2}));
-  lin.bias.value().copy_(Tensor::from_vector(std::vector<double>{10, 20}, {2}));
+  Var(lin.weight()).value().copy_(Tensor::from_vector(std::vector<double>{1, 2, 3, 4}, {2, 2}));
+  Var(lin.bias()).value().copy_(Tensor::from_vector(std::vector<double>{10, 20}, {2}));
   Var x(Tensor::from_vector(std::vector<double>{1, 1, 2, -1}, {2, 1, 2}));
   Var y = lin.forward(x);
   REQUIRE(y.shape() == Shape{2, 1, 2});

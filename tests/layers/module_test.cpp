@@ -35,24 +35,30 @@ struct Block : Module {
   }
 };
 
-// A model with its own parameter and buffer, an embedding, and a ModuleList of blocks.
+// A model with its own parameter and buffer (read through accessors of the registry entries, the
+// pattern layers use), an embedding, and a ModuleList of blocks.
 struct Model : Module {
-  Var scale, mask;
   std::shared_ptr<Embedding> emb;
   std::shared_ptr<ModuleList> layers;
 
   explicit Model(Generator& gen, int blocks = 2) {
     emb = register_module("emb", std::make_shared<Embedding>(EmbeddingOptions{.num_embeddings = 7, .embedding_dim = 4}, gen));
-    scale = register_parameter("scale", Tensor::full({4}, 2.0));   // registered after emb, listed before it
-    mask = register_buffer("mask", Tensor::ones({4}));
+    scale_ = &register_parameter("scale", Tensor::full({4}, 2.0));   // registered after emb, listed before it
+    mask_ = &register_buffer("mask", Tensor::ones({4}));
     layers = register_module("layers", std::make_shared<ModuleList>());
     for (int i = 0; i < blocks; ++i) layers->push_back(std::make_shared<Block>(gen));
   }
   Var forward(const Tensor& tokens) {
-    Var h = emb->forward(tokens) * scale * mask;
+    Var h = emb->forward(tokens) * scale() * mask();
     for (size_t i = 0; i < layers->size(); ++i) h = std::static_pointer_cast<Block>((*layers)[i])->forward(h);
     return h;
   }
+  const Var& scale() const { return *scale_; }
+  const Var& mask() const { return *mask_; }
+
+ private:
+  const Var* scale_;
+  const Var* mask_;
 };
 
 const std::vector<std::string> kParamNames = {
@@ -75,12 +81,12 @@ TEST_CASE("Module: named_parameters gives PyTorch's dotted names in PyTorch's or
   for (const auto& [n, v] : named) names.push_back(n);
   REQUIRE(names == kParamNames);
   // Handles share the registered nodes.
-  REQUIRE(named[0].second.same(m.scale));
-  REQUIRE(named[1].second.same(m.emb->weight));
+  REQUIRE(named[0].second.same(m.scale()));
+  REQUIRE(named[1].second.same(m.emb->weight()));
   auto block1 = std::static_pointer_cast<Block>((*m.layers)[1]);
-  REQUIRE(named[8].second.same(block1->linear1->weight));
+  REQUIRE(named[8].second.same(block1->linear1->weight()));
   REQUIRE(m.parameters().size() == kParamNames.size());
-  REQUIRE(m.parameters()[13].same(block1->norm1->bias));
+  REQUIRE(m.parameters()[13].same(block1->norm1->bias()));
   auto children = m.named_children();
   REQUIRE(children.size() == 2);
   REQUIRE(children[0].first == "emb");
@@ -124,18 +130,18 @@ TEST_CASE("Module: state_dict lists parameters then buffers, module by module", 
   REQUIRE(sd[0].second.to_vector() == std::vector<double>(4, 2.0));
   REQUIRE(sd[1].second.to_vector() == std::vector<double>(4, 1.0));
   REQUIRE(m.named_parameters().size() == 8);   // the buffer is not a parameter
-  REQUIRE_FALSE(m.mask.requires_grad());
+  REQUIRE_FALSE(m.mask().requires_grad());
 }
 
 TEST_CASE("Module: load_state_dict copies values in place and round-trips", "[layers][module]") {
   Generator g1(4), g2(5);
   Model a(g1), b(g2);
-  Var handle = b.emb->weight;
-  const Tensor storage_before = b.emb->weight.value();
-  REQUIRE_FALSE(a.emb->weight.value().bit_equal(b.emb->weight.value()));
+  Var handle = b.emb->weight();
+  const Tensor storage_before = b.emb->weight().value();
+  REQUIRE_FALSE(a.emb->weight().value().bit_equal(b.emb->weight().value()));
   b.load_state_dict(a.state_dict());
-  REQUIRE(handle.same(b.emb->weight));
-  REQUIRE(b.emb->weight.value().shares_storage(storage_before));   // in place
+  REQUIRE(handle.same(b.emb->weight()));
+  REQUIRE(b.emb->weight().value().shares_storage(storage_before));   // in place
   auto sa = a.state_dict(), sb = b.state_dict();
   REQUIRE(sa.size() == sb.size());
   for (size_t i = 0; i < sa.size(); ++i) {
@@ -152,8 +158,8 @@ TEST_CASE("Module: load_state_dict copies values in place and round-trips", "[la
   for (const auto& [k, t] : a.state_dict()) f64.emplace_back(k, t.to(DType::Float64));
   f64[0].second.fill_(0.25);
   b.load_state_dict(f64);
-  REQUIRE(b.scale.dtype() == DType::Float32);
-  REQUIRE(b.scale.value().to_vector() == std::vector<double>(4, 0.25));
+  REQUIRE(b.scale().dtype() == DType::Float32);
+  REQUIRE(b.scale().value().to_vector() == std::vector<double>(4, 0.25));
 }
 
 TEST_CASE("Module: load_state_dict errors name every missing, unexpected and mis-shaped key", "[layers][module][errors]") {
@@ -168,13 +174,13 @@ TEST_CASE("Module: load_state_dict errors name every missing, unexpected and mis
   extra.emplace_back("bogus", Tensor::zeros({1}));
   REQUIRE_THROWS_WITH(m.load_state_dict(extra), Contains("unexpected keys: layers.0.linear3.weight, bogus;"));
   StateDict misshaped = sd;
-  misshaped[3].second = Tensor::zeros({4, 6});   // layers.0.linear1.weight is [6, 4]
+  misshaped[3].second = Tensor::zeros({4, 6});   // layers.0.linear1.weight() is [6, 4]
   REQUIRE_THROWS_WITH(m.load_state_dict(misshaped),
                       Contains("size mismatch: layers.0.linear1.weight expected [6, 4], got [4, 6];"));
   // All three at once, each listed.
   StateDict all(sd.begin() + 1, sd.end());
   all.emplace_back("bogus", Tensor::zeros({1}));
-  all[1].second = Tensor::zeros({7, 5});   // emb.weight is [7, 4]
+  all[1].second = Tensor::zeros({7, 5});   // emb.weight() is [7, 4]
   try {
     m.load_state_dict(all);
     FAIL("load_state_dict did not throw");
@@ -185,11 +191,11 @@ TEST_CASE("Module: load_state_dict errors name every missing, unexpected and mis
     REQUIRE_THAT(msg, Contains("size mismatch: emb.weight expected [7, 4], got [7, 5];"));
   }
   // Nothing was copied by a failed load.
-  REQUIRE(m.scale.value().to_vector() == std::vector<double>(4, 2.0));
+  REQUIRE(m.scale().value().to_vector() == std::vector<double>(4, 2.0));
   // strict = false ignores missing and unexpected keys but never a size mismatch (as PyTorch).
   StateDict partial{{"scale", Tensor::full({4}, 3.0)}, {"bogus", Tensor::zeros({1})}};
   m.load_state_dict(partial, false);
-  REQUIRE(m.scale.value().to_vector() == std::vector<double>(4, 3.0));
+  REQUIRE(m.scale().value().to_vector() == std::vector<double>(4, 3.0));
   REQUIRE_THROWS_WITH(m.load_state_dict({{"scale", Tensor::zeros({5})}}, false),
                       Contains("size mismatch: scale expected [4], got [5];"));
   // A submodule's load names its path.
@@ -245,9 +251,9 @@ TEST_CASE("Module: parameter_count sums the elements of every parameter", "[laye
   Generator gen(10);
   Model m(gen);
   // scale 4 + emb 7*4 + per block: linear1 6*4+6, linear2 4*6+4, norm1 4+4.
-  REQUIRE(m.parameter_count() == 4 + 28 + 2 * (30 + 28 + 8));
-  REQUIRE(Linear({.in_features = 3, .out_features = 5, .bias = false}).parameter_count() == 15);
-  REQUIRE(Dropout().parameter_count() == 0);
+  REQUIRE(parameter_count(m) == 4 + 28 + 2 * (30 + 28 + 8));
+  REQUIRE(parameter_count(Linear({.in_features = 3, .out_features = 5, .bias = false})) == 15);
+  REQUIRE(parameter_count(Dropout()) == 0);
 }
 
 TEST_CASE("Module: to(dtype) converts every parameter and buffer in place", "[layers][module]") {
@@ -264,10 +270,10 @@ TEST_CASE("Module: to(dtype) converts every parameter and buffer in place", "[la
   }
   auto after = m.state_dict();
   for (size_t i = 0; i < before.size(); ++i) REQUIRE(after[i].second.to(DType::Float32).bit_equal(before[i].second));
-  REQUIRE(m.mask.dtype() == DType::Float64);
+  REQUIRE(m.mask().dtype() == DType::Float64);
   auto block0 = std::static_pointer_cast<Block>((*m.layers)[0]);
-  REQUIRE(handle.same(block0->linear1->weight));
-  REQUIRE(block0->linear1->weight.dtype() == DType::Float64);
+  REQUIRE(handle.same(block0->linear1->weight()));
+  REQUIRE(block0->linear1->weight().dtype() == DType::Float64);
   Var y64 = m.forward(tokens());
   REQUIRE(y64.dtype() == DType::Float64);
   REQUIRE(max_abs_diff(y64.value(), y32) < 1e-5);
@@ -298,5 +304,5 @@ TEST_CASE("Module: registration rejects bad and duplicate names", "[layers][modu
   Var frozen = m.register_parameter("frozen", Tensor::zeros({3}), false);
   REQUIRE_FALSE(frozen.requires_grad());
   REQUIRE(m.named_parameters().size() == 2);
-  REQUIRE(m.parameter_count() == 5);
+  REQUIRE(parameter_count(m) == 5);
 }

@@ -44,7 +44,7 @@ TEST_CASE("MultiheadAttention errors: batched query needs a 2-D key_padding_mask
 
 TEST_CASE("MultiheadAttention errors: batched query needs a 2-D, 3-D or 4-D attn_mask", "[mha][errors]") {
   Fixture f;
-  REQUIRE_THROWS_WITH(f.mha.forward(f.q, f.k, f.v, Var(), true, boolean({4})),
+  REQUIRE_THROWS_WITH(f.mha.forward(f.q, f.k, f.v, {.attn_mask = boolean({4})}),
                       Contains("attn_mask must be 2-D (L, S), 3-D (N*num_heads, L, S) or (N, L, S), or 4-D (N, num_heads, L, S); got attn_mask=[4]"));
 }
 
@@ -62,13 +62,13 @@ TEST_CASE("MultiheadAttention errors: unbatched query needs a 1-D key_padding_ma
 
 TEST_CASE("MultiheadAttention errors: unbatched query needs a 2-D or 3-D attn_mask", "[mha][errors]") {
   Fixture f;
-  REQUIRE_THROWS_WITH(f.mha.forward(rand_var({3, 8}, 6), rand_var({4, 8}, 7), rand_var({4, 8}, 8), Var(), true, boolean({1, 2, 3, 4})),
+  REQUIRE_THROWS_WITH(f.mha.forward(rand_var({3, 8}, 6), rand_var({4, 8}, 7), rand_var({4, 8}, 8), {.attn_mask = boolean({1, 2, 3, 4})}),
                       Contains("attn_mask must be 2-D (L, S) or 3-D (num_heads, L, S); got attn_mask=[1, 2, 3, 4]"));
 }
 
 TEST_CASE("MultiheadAttention errors: unbatched 3-D attn_mask must be (num_heads, L, S)", "[mha][errors]") {
   Fixture f;
-  REQUIRE_THROWS_WITH(f.mha.forward(rand_var({3, 8}, 6), rand_var({4, 8}, 7), rand_var({4, 8}, 8), Var(), true, boolean({1, 3, 4})),
+  REQUIRE_THROWS_WITH(f.mha.forward(rand_var({3, 8}, 6), rand_var({4, 8}, 7), rand_var({4, 8}, 8), {.attn_mask = boolean({1, 3, 4})}),
                       Contains("3-D attn_mask for unbatched input must be (num_heads, L, S)=[2, 3, 4]; got attn_mask=[1, 3, 4]"));
 }
 
@@ -106,25 +106,25 @@ TEST_CASE("MultiheadAttention errors: inputs must have the parameters' dtype", "
 
 TEST_CASE("MultiheadAttention errors: attn_mask dtype must be bool or floating", "[mha][errors]") {
   Fixture f;
-  REQUIRE_THROWS_WITH(f.mha.forward(f.q, f.k, f.v, Var(), true, Var(Tensor::zeros({3, 4}, DType::Int64))),
+  REQUIRE_THROWS_WITH(f.mha.forward(f.q, f.k, f.v, {.attn_mask = Var(Tensor::zeros({3, 4}, DType::Int64))}),
                       Contains("attn_mask must be bool or floating; got attn_mask=int64[3, 4]"));
 }
 
 TEST_CASE("MultiheadAttention errors: a 2-D attn_mask must be (L, S), not transposed", "[mha][errors]") {
   Fixture f;
-  REQUIRE_THROWS_WITH(f.mha.forward(f.q, f.k, f.v, Var(), true, boolean({4, 3})),
+  REQUIRE_THROWS_WITH(f.mha.forward(f.q, f.k, f.v, {.attn_mask = boolean({4, 3})}),
                       Contains("2-D attn_mask must be (L, S)=[3, 4]; got attn_mask=[4, 3]"));
 }
 
 TEST_CASE("MultiheadAttention errors: a 3-D attn_mask must be (N*H, L, S), (N, L, S) or (1, L, S)", "[mha][errors]") {
   Fixture f;
-  REQUIRE_THROWS_WITH(f.mha.forward(f.q, f.k, f.v, Var(), true, boolean({3, 3, 4})),
+  REQUIRE_THROWS_WITH(f.mha.forward(f.q, f.k, f.v, {.attn_mask = boolean({3, 3, 4})}),
                       Contains("3-D attn_mask must be (N*num_heads, L, S)=[4, 3, 4] with row n*num_heads+h, or (N, L, S)=[2, 3, 4] or (1, L, S); got attn_mask=[3, 3, 4]"));
 }
 
 TEST_CASE("MultiheadAttention errors: a 4-D attn_mask must be (N or 1, H or 1, L, S)", "[mha][errors]") {
   Fixture f;
-  REQUIRE_THROWS_WITH(f.mha.forward(f.q, f.k, f.v, Var(), true, boolean({2, 3, 3, 4})),
+  REQUIRE_THROWS_WITH(f.mha.forward(f.q, f.k, f.v, {.attn_mask = boolean({2, 3, 3, 4})}),
                       Contains("4-D attn_mask must be (N, num_heads, L, S)=[2, 2, 3, 4] or broadcast over N or num_heads; got attn_mask=[2, 3, 3, 4]"));
 }
 

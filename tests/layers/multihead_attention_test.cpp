@@ -53,23 +53,23 @@ TEST_CASE("MultiheadAttention: initialisation follows PyTorch's distributions", 
   const int64_t E = 64;
   MultiheadAttention mha({.embed_dim = E, .num_heads = 4, .add_bias_kv = true}, gen, DType::Float64);
   double xavier = std::sqrt(6.0 / (E + 3 * E));   // one (3E, E) matrix, not per chunk
-  REQUIRE(max_abs(mha.in_proj_weight.value()) <= xavier);
-  REQUIRE(max_abs(mha.in_proj_weight.value()) > 0.95 * xavier);
-  REQUIRE(max_abs(mha.out_proj->weight.value()) <= 1.0 / std::sqrt(double(E)));
-  REQUIRE(max_abs(mha.out_proj->weight.value()) > 0.9 / std::sqrt(double(E)));
-  REQUIRE(max_abs(mha.in_proj_bias.value()) == 0.0);
-  REQUIRE(max_abs(mha.out_proj->bias.value()) == 0.0);
+  REQUIRE(max_abs(mha.in_proj_weight().value()) <= xavier);
+  REQUIRE(max_abs(mha.in_proj_weight().value()) > 0.95 * xavier);
+  REQUIRE(max_abs(mha.out_proj->weight().value()) <= 1.0 / std::sqrt(double(E)));
+  REQUIRE(max_abs(mha.out_proj->weight().value()) > 0.9 / std::sqrt(double(E)));
+  REQUIRE(max_abs(mha.in_proj_bias().value()) == 0.0);
+  REQUIRE(max_abs(mha.out_proj->bias().value()) == 0.0);
   // bias_k ~ xavier_normal on (1, 1, E): std = 1/sqrt(E).
-  Tensor bk = mha.bias_k.value();
+  Tensor bk = mha.bias_k().value();
   double var = 0;
   for (double x : bk.to_vector()) var += x * x / double(E);
   REQUIRE(std::sqrt(var) == Approx(1.0 / std::sqrt(double(E))).epsilon(0.3));
   MultiheadAttention sep({.embed_dim = 8, .num_heads = 2, .kdim = 24}, gen, DType::Float64);
-  REQUIRE(max_abs(sep.q_proj_weight.value()) <= std::sqrt(6.0 / 16));
-  REQUIRE(max_abs(sep.k_proj_weight.value()) <= std::sqrt(6.0 / 32));
+  REQUIRE(max_abs(sep.q_proj_weight().value()) <= std::sqrt(6.0 / 16));
+  REQUIRE(max_abs(sep.k_proj_weight().value()) <= std::sqrt(6.0 / 32));
   Generator a(7), b(7);
   MultiheadAttention m1({.embed_dim = 8, .num_heads = 2}, a), m2({.embed_dim = 8, .num_heads = 2}, b);
-  REQUIRE(m1.in_proj_weight.value().bit_equal(m2.in_proj_weight.value()));
+  REQUIRE(m1.in_proj_weight().value().bit_equal(m2.in_proj_weight().value()));
 }
 
 TEST_CASE("MultiheadAttention: fused path (need_weights=false) equals the composite path in output and gradients", "[mha]") {
@@ -112,12 +112,12 @@ TEST_CASE("MultiheadAttention: weights are batch-major, averaged or per head, an
   Var q = rand_var({2, 3, 8}, 1), kv = rand_var({2, 5, 8}, 2);
   auto avg = mha.forward(q, kv, kv);
   REQUIRE(avg.attn_weights.shape() == Shape{2, 3, 6});   // S' = S + 1 (zero attention)
-  auto per = mha.forward(q, kv, kv, Var(), true, Var(), false);
+  auto per = mha.forward(q, kv, kv, {.average_attn_weights = false});
   REQUIRE(per.attn_weights.shape() == Shape{2, 2, 3, 6});
   REQUIRE(max_abs_diff(mean(per.attn_weights, {1}).value(), avg.attn_weights.value()) < 1e-15);
   Tensor rows = sum(avg.attn_weights, {-1}).value();
   REQUIRE(max_abs_diff(rows, Tensor::ones(rows.shape(), DType::Float64)) < 1e-14);
-  auto unb = mha.forward(rand_var({3, 8}, 3), rand_var({5, 8}, 4), rand_var({5, 8}, 5), Var(), true, Var(), false);
+  auto unb = mha.forward(rand_var({3, 8}, 3), rand_var({5, 8}, 4), rand_var({5, 8}, 5), {.average_attn_weights = false});
   REQUIRE(unb.attn_output.shape() == Shape{3, 8});
   REQUIRE(unb.attn_weights.shape() == Shape{2, 3, 6});
 }
@@ -133,14 +133,14 @@ TEST_CASE("MultiheadAttention beyond PyTorch: (N, L, S), (1, L, S) and (N, H, L,
     for (int64_t h = 0; h < H; ++h)
       for (int64_t i = 0; i < L; ++i)
         for (int64_t j = 0; j < S; ++j) rep.set({n * H + h, i, j}, m.at({n, i, j}));
-  Tensor ref = mha.forward(q, k, v, Var(), true, Var(rep)).attn_output.value();
-  REQUIRE(max_abs_diff(mha.forward(q, k, v, Var(), true, Var(m)).attn_output.value(), ref) < 1e-15);
-  REQUIRE(max_abs_diff(mha.forward(q, k, v, Var(), false, Var(rep.reshape({N, H, L, S}))).attn_output.value(), ref) < 1e-14);
+  Tensor ref = mha.forward(q, k, v, {.attn_mask = Var(rep)}).attn_output.value();
+  REQUIRE(max_abs_diff(mha.forward(q, k, v, {.attn_mask = Var(m)}).attn_output.value(), ref) < 1e-15);
+  REQUIRE(max_abs_diff(mha.forward(q, k, v, {.attn_mask = Var(rep.reshape({N, H, L, S})), .need_weights = false}).attn_output.value(), ref) < 1e-14);
   Tensor one = m.rows(0, 1).clone();   // (1, L, S): the same mask for every batch element
   Tensor tiled({N, L, S}, DType::Float64);
   for (int64_t i = 0; i < tiled.numel(); ++i) tiled.set_flat(i, one.flat(i % (L * S)));
-  REQUIRE(max_abs_diff(mha.forward(q, k, v, Var(), true, Var(one)).attn_output.value(),
-                       mha.forward(q, k, v, Var(), true, Var(tiled)).attn_output.value()) < 1e-15);
+  REQUIRE(max_abs_diff(mha.forward(q, k, v, {.attn_mask = Var(one)}).attn_output.value(),
+                       mha.forward(q, k, v, {.attn_mask = Var(tiled)}).attn_output.value()) < 1e-15);
 }
 
 TEST_CASE("MultiheadAttention beyond PyTorch: is_causal without a mask builds the causal mask", "[mha]") {
@@ -149,21 +149,21 @@ TEST_CASE("MultiheadAttention beyond PyTorch: is_causal without a mask builds th
   Var x = rand_var({2, 5, 8}, 1);
   Var explicit_mask(causal_mask(5, 5, DType::Float64));
   for (bool need : {false, true}) {
-    Tensor a = mha.forward(x, x, x, Var(), need, Var(), true, /*is_causal=*/true).attn_output.value();
-    Tensor b = mha.forward(x, x, x, Var(), need, explicit_mask).attn_output.value();
+    Tensor a = mha.forward(x, x, x, {.need_weights = need, .is_causal = true}).attn_output.value();
+    Tensor b = mha.forward(x, x, x, {.attn_mask = explicit_mask, .need_weights = need}).attn_output.value();
     REQUIRE(max_abs_diff(a, b) < 1e-14);
-    REQUIRE(max_abs_diff(a, mha.forward(x, x, x, Var(), need).attn_output.value()) > 1e-3);
+    REQUIRE(max_abs_diff(a, mha.forward(x, x, x, {.need_weights = need}).attn_output.value()) > 1e-3);
   }
   // With a mask, the mask is used as given (is_causal is only a hint).
   Var none(Tensor::zeros({5, 5}, DType::Float64));
-  REQUIRE(max_abs_diff(mha.forward(x, x, x, Var(), false, none, true, true).attn_output.value(),
+  REQUIRE(max_abs_diff(mha.forward(x, x, x, {.attn_mask = none, .need_weights = false, .is_causal = true}).attn_output.value(),
                        mha.forward(x, x, x).attn_output.value()) < 1e-14);
 }
 
 TEST_CASE("MultiheadAttention beyond PyTorch: fully masked rows give out_proj.bias, zero weights, finite grads", "[mha][grad]") {
   Generator gen(7);
   MultiheadAttention mha({.embed_dim = 8, .num_heads = 2}, gen, DType::Float64);
-  mha.out_proj->bias.value().copy_(rand_tensor({8}, 9));
+  Var(mha.out_proj->bias()).value().copy_(rand_tensor({8}, 9));
   Var q = rand_var({3, 2, 8}, 1), k = rand_var({4, 2, 8}, 2), v = rand_var({4, 2, 8}, 3);
   Tensor kpm = Tensor::zeros({2, 4}, DType::Bool);
   for (int64_t j = 0; j < 4; ++j) kpm.set({1, j}, 1.0);          // batch 1: all padding
@@ -174,8 +174,8 @@ TEST_CASE("MultiheadAttention beyond PyTorch: fully masked rows give out_proj.bi
     auto out = mha.forward(q, k, v, Var(kpm), need, Var(am));
     for (int64_t i = 0; i < 3; ++i)
       for (int64_t c = 0; c < 8; ++c) {
-        REQUIRE(out.attn_output.value().at({i, 1, c}) == mha.out_proj->bias.value().at({c}));
-        REQUIRE(out.attn_output.value().at({0, 0, c}) == mha.out_proj->bias.value().at({c}));
+        REQUIRE(out.attn_output.value().at({i, 1, c}) == mha.out_proj->bias().value().at({c}));
+        REQUIRE(out.attn_output.value().at({0, 0, c}) == mha.out_proj->bias().value().at({c}));
       }
     if (need)
       for (int64_t i = 0; i < 3; ++i)
@@ -195,7 +195,7 @@ TEST_CASE("MultiheadAttention: dropout acts on the weights in training mode only
   auto ev2 = mha.forward(x, x, x);
   REQUIRE(ev.attn_output.value().bit_equal(ev2.attn_output.value()));
   mha.train();
-  auto tr = mha.forward(x, x, x, Var(), true, Var(), false);
+  auto tr = mha.forward(x, x, x, {.average_attn_weights = false});
   REQUIRE(max_abs_diff(tr.attn_output.value(), ev.attn_output.value()) > 1e-3);
   // Post-dropout weights: a fraction p of exact zeros, the rest scaled by 1/(1-p), so the mean is kept.
   std::vector<double> w = tr.attn_weights.value().to_vector();
@@ -208,8 +208,8 @@ TEST_CASE("MultiheadAttention: dropout acts on the weights in training mode only
   REQUIRE(mean_w == Approx(1.0 / 32).epsilon(0.03));
   // need_weights=false (fused kernel) draws the same masks from the same stream position.
   GeneratorState s = gen.state();
-  Tensor fused = mha.forward(x, x, x, Var(), false).attn_output.value();
+  Tensor fused = mha.forward(x, x, x, {.need_weights = false}).attn_output.value();
   gen.set_state(s);
-  Tensor composite = mha.forward(x, x, x, Var(), true).attn_output.value();
+  Tensor composite = mha.forward(x, x, x, {.need_weights = true}).attn_output.value();
   REQUIRE(max_abs_diff(fused, composite) < 1e-13);
 }

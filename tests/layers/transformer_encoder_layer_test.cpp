@@ -40,12 +40,12 @@ TEST_CASE("TransformerEncoderLayer: forward is the composition of its blocks (po
                                    .activation = Activation::gelu, .norm_first = norm_first}, gen, DType::Float64);
     Var x = rand_var({5, 2, 8}, 3);
     Var mask(causal_mask(5, 5, DType::Float64));
-    auto sa = [&](const Var& h) { return layer.self_attn->forward(h, h, h, Var(), false, mask).attn_output; };
+    auto sa = [&](const Var& h) { return layer.self_attn->forward(h, h, h, {.attn_mask = mask, .need_weights = false}).attn_output; };
     auto ff = [&](const Var& h) { return layer.linear2->forward(gelu(layer.linear1->forward(h))); };
     Var ref = norm_first ? [&] { Var h = x + sa(layer.norm1->forward(x)); return h + ff(layer.norm2->forward(h)); }()
                          : [&] { Var h = layer.norm1->forward(x + sa(x)); return layer.norm2->forward(h + ff(h)); }();
     REQUIRE(layer.forward(x, mask).value().bit_equal(ref.value()));
-    REQUIRE(max_abs_diff(layer.forward(x, Var(), Var(), /*is_causal=*/true).value(), ref.value()) < 1e-14);
+    REQUIRE(max_abs_diff(layer.forward(x, {.is_causal = true}).value(), ref.value()) < 1e-14);
   }
 }
 
@@ -74,7 +74,7 @@ TEST_CASE("TransformerEncoderLayer grad: dropout everywhere in training mode, re
   Var x = rand_var({3, 2, 4}, 6);
   REQUIRE_GRADCHECK([&](const std::vector<Var>& in) {
     gen.manual_seed(5);
-    return layer.forward(in[0], Var(), Var(), true);
+    return layer.forward(in[0], {.is_causal = true});
   }, {x}, layer.parameters());
   layer.eval();
   Tensor a = layer.forward(x).value(), b = layer.forward(x).value();
@@ -97,7 +97,7 @@ TEST_CASE("TransformerEncoder: layers start identical, keys layers.i.* and norm.
   Var h = x;
   for (size_t i = 0; i < 3; ++i) h = std::static_pointer_cast<TransformerEncoderLayer>((*enc.layers)[i])->forward(h);
   REQUIRE(enc.forward(x).value().bit_equal(enc.norm->forward(h).value()));
-  REQUIRE_GRADCHECK([&](const std::vector<Var>& in) { return enc.forward(in[0], Var(), Var(), true); },
+  REQUIRE_GRADCHECK([&](const std::vector<Var>& in) { return enc.forward(in[0], {.is_causal = true}); },
                     {rand_var({1, 3, 8}, 8)}, enc.parameters());
 }
 
