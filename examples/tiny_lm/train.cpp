@@ -6,7 +6,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <ostream>
 #include <sstream>
@@ -146,14 +145,9 @@ std::pair<double, int64_t> evaluate_file(TinyLM& model, const Vocabulary& vocab,
                                          int64_t batch_size, int64_t max_batches) {
   TG_CHECK(batch_size >= 1, "evaluate_file", "batch_size must be positive; got batch_size=", batch_size);
   TG_CHECK(max_batches >= 0, "evaluate_file", "max_batches must be >= 0 (0: the whole file); got max_batches=", max_batches);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(path + ": cannot open the data file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw std::runtime_error(path + ": cannot read the data file");
   std::vector<int64_t> data;
   try {
-    data = vocab.encode(ss.str());
+    data = vocab.encode(read_text_file(path));
   } catch (const std::invalid_argument& e) {
     throw std::runtime_error(path + ": " + e.what());
   }

@@ -142,7 +142,9 @@ std::vector<BadCall> train_calls() {
       {{"train", "--data", ""}, 2, "--data"},
       {{"train", "--out-dir", ""}, 2, "--out-dir"},
       {{"train", "--max-iters"}, 2, "--max-iters"},
-      {{"train", "--data", "/nonexistent/corpus.txt"}, 1, "/nonexistent/corpus.txt"},
+      {{"train", "--data", "/nonexistent/corpus.txt"}, 1, "/nonexistent/corpus.txt: cannot read the data file"},
+      {{"train", "--data", "/dev/zero"}, 1, "/dev/zero: cannot read the data file: not a regular file"},   // endless
+      {{"train", "--data", "/"}, 1, "/: cannot read the data file: Is a directory"},
   };
 }
 
@@ -168,6 +170,7 @@ std::vector<BadCall> sample_eval_calls(const std::string& ckpt_dir) {
       {{"eval", "--data", ""}, 2, "--data"},
       {{"eval"}, 2, "--data"},
       {{"eval", "--out-dir", ckpt_dir, "--data", "/nonexistent/text.txt"}, 1, "/nonexistent/text.txt"},
+      {{"eval", "--out-dir", ckpt_dir, "--data", "/dev/zero"}, 1, "/dev/zero: cannot read the data file"},
       // commands
       {{"fly"}, 2, "unknown command 'fly'"},
   };

@@ -157,6 +157,16 @@ TEST_CASE("memory estimates grow with the batch and count the optimizer state", 
   REQUIRE(format_count(2147483904.0) == "2147483904");
 }
 
+TEST_CASE("read_text_file reads regular files only, naming the file and the reason", "[tiny_lm][errors]") {
+  const std::string path = scratch_file("bytes.txt");
+  std::ofstream(path, std::ios::binary) << std::string("a\0b\n", 4);
+  REQUIRE(read_text_file(path) == std::string("a\0b\n", 4));
+  const std::string dir = scratch_file("a_dir");
+  fs::create_directories(dir);
+  REQUIRE_THROWS_WITH(read_text_file(dir), dir + ": cannot read the data file: Is a directory");
+  REQUIRE_THROWS_WITH(load_corpus("/dev/zero"), "/dev/zero: cannot read the data file: not a regular file");
+}
+
 TEST_CASE("LossLog writes rows, keeps the rows before a checkpoint on resume, and reports failures",
           "[tiny_lm][errors]") {
   const std::string path = scratch_file("losses.csv");
@@ -208,7 +218,11 @@ TEST_CASE("evaluate_file and sample_tokens refuse bad arguments; a tiny temperat
   auto [loss, scored] = evaluate_file(model, vocab, text_path, 3, 0);
   REQUIRE(scored == 7 * 8);   // (64 - 1) / 8 = 7 windows of 8 tokens
   REQUIRE(std::isfinite(loss));
-  REQUIRE_THROWS_WITH(evaluate_file(model, vocab, scratch_file("absent.txt"), 2, 0), Contains("cannot open the data file"));
+  const std::string absent = scratch_file("absent.txt");
+  REQUIRE_THROWS_WITH(evaluate_file(model, vocab, absent, 2, 0),
+                      absent + ": cannot read the data file: No such file or directory");
+  REQUIRE_THROWS_WITH(evaluate_file(model, vocab, "/dev/zero", 2, 0),
+                      "/dev/zero: cannot read the data file: not a regular file");
 
   const std::vector<int64_t> prompt{1, 2, 3};
   Generator g(5);
