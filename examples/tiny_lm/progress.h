@@ -29,7 +29,8 @@ class Progress {
 // out_dir/losses.csv: the header "iter,train_loss,lr,kind", then one row per training iteration and
 // per evaluation ("250,1.234,0.001,val"). Each row is flushed as it is written and every write, flush
 // and the close are checked: a failure (a full disk, a directory in the file's place) throws
-// std::runtime_error "<path>: cannot write the losses log: <the OS's reason>", never goes unnoticed.
+// std::runtime_error "<path>: cannot write the losses log: <the OS's reason>" (create, rewrite, close
+// and read on resume likewise), never goes unnoticed.
 class LossLog {
  public:
   // A new log (an existing file is replaced) holding only the header.
