@@ -1,9 +1,11 @@
 #include "examples/tiny_lm/data.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
+#include <cstring>
 #include <stdexcept>
 
 #include "tapegrad/framework/check.h"
@@ -58,12 +60,26 @@ Corpus split(std::string name, const std::string& text) {
 }
 }  // namespace
 
+std::string read_text_file(const std::string& path) {
+  auto fail = [&](const std::string& why) { return std::runtime_error(path + ": cannot read the data file: " + why); };
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) throw fail(std::strerror(errno));
+  struct stat st {};
+  if (::fstat(::fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+    std::fclose(f);
+    throw fail(S_ISDIR(st.st_mode) ? "Is a directory" : "not a regular file");
+  }
+  std::string text;
+  char buf[65536];
+  while (size_t n = std::fread(buf, 1, sizeof buf, f)) text.append(buf, n);
+  const int error = std::ferror(f) ? errno : 0;
+  std::fclose(f);
+  if (error != 0) throw fail(std::strerror(error));
+  return text;
+}
+
 Corpus load_corpus(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(path + ": cannot open the data file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
+  std::string text = read_text_file(path);
   if (text.size() < 1000) throw std::runtime_error(path + ": the data file is too short (" + std::to_string(text.size()) + " bytes)");
   return split(path, text);
 }

@@ -35,6 +35,10 @@ struct Corpus {
   std::vector<int64_t> val;    // last 10%
 };
 
+// The bytes of a regular file. Throws std::runtime_error "<path>: cannot read the data file: <the OS's
+// reason>" (or "not a regular file": a device such as /dev/zero would never end).
+std::string read_text_file(const std::string& path);
+
 // Reads a text file; throws std::runtime_error naming the file when it cannot be read or is too short.
 Corpus load_corpus(const std::string& path);
 

@@ -45,12 +45,18 @@ std::vector<std::vector<int64_t>> greedy_complete(TinyLM& model, const std::vect
 
 std::vector<int64_t> sample_tokens(TinyLM& model, std::vector<int64_t> prompt, int64_t n, double temperature,
                                    int64_t top_k, Generator& gen) {
-  TG_CHECK(temperature > 0, "sample", "temperature must be positive; got temperature=", temperature);
+  TG_CHECK(std::isfinite(temperature) && temperature > 0, "sample", "temperature must be finite and positive; got temperature=",
+           temperature);
+  TG_CHECK(n >= 0, "sample", "the number of tokens must be >= 0; got n=", n);
+  TG_CHECK(top_k >= 0, "sample", "top_k must be >= 0 (0: all tokens); got top_k=", top_k);
   TG_CHECK(!prompt.empty(), "sample", "the prompt must not be empty");
   std::vector<int64_t> out;
   for (int64_t step = 0; step < n; ++step) {
     std::vector<double> z = last_logits(model, {prompt})[0];
-    for (double& v : z) v /= temperature;
+    // Shift by the largest logit before dividing: with a tiny temperature z / temperature overflows to
+    // inf and inf - inf would be NaN; (z - max) / temperature is <= 0 and exp() stays defined.
+    const double top = *std::max_element(z.begin(), z.end());
+    for (double& v : z) v = (v - top) / temperature;
     if (top_k > 0 && top_k < static_cast<int64_t>(z.size())) {
       std::vector<double> sorted = z;
       std::nth_element(sorted.begin(), sorted.begin() + (top_k - 1), sorted.end(), std::greater<>());

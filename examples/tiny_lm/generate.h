@@ -14,7 +14,8 @@ std::vector<std::vector<int64_t>> greedy_complete(TinyLM& model, const std::vect
 
 // n tokens sampled after `prompt` from softmax(logits / temperature), restricted to the top_k most
 // likely tokens when top_k > 0; draws come from gen (seeded: the same seed gives the same text).
-// Throws std::invalid_argument for temperature <= 0 or an empty prompt.
+// Throws std::invalid_argument for a temperature that is not finite and positive, n < 0, top_k < 0 or
+// an empty prompt.
 std::vector<int64_t> sample_tokens(TinyLM& model, std::vector<int64_t> prompt, int64_t n, double temperature,
                                    int64_t top_k, Generator& gen);
 

@@ -2,14 +2,20 @@
 //   tiny_lm train  [--data FILE] [--out-dir DIR] [...]      (tiny_lm train --help for every flag)
 //   tiny_lm sample [--out-dir DIR] [--prompt TEXT] [--tokens N] [--temperature T] [--top-k K] [--seed S]
 //   tiny_lm eval   --data FILE [--out-dir DIR] [--max-batches N]
+// Exit status: 0 success; 2 a bad command line (unknown command or flag, a value of the wrong type,
+// out of range or not finite, a prompt outside the checkpoint's vocabulary), reported before anything
+// is built; 1 any other failure (a file, a checkpoint, the data, a write). Never a signal.
 #include <boost/program_options.hpp>
 
+#include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <limits>
 #include <string>
 
 #include "examples/tiny_lm/checkpointing.h"
 #include "examples/tiny_lm/generate.h"
+#include "examples/tiny_lm/limits.h"
 #include "examples/tiny_lm/train.h"
 #include "tapegrad/framework/ops/loss.h"
 #include "tapegrad/framework/runtime.h"
@@ -41,6 +47,7 @@ bool parse(int argc, char** argv, po::options_description& desc, po::variables_m
 
 int run_train(int argc, char** argv) {
   TrainOptions o;
+  std::string seed;
   po::options_description d("tiny_lm train options");
   d.add_options()
       ("data", po::value(&o.data), "text file to train on (default: the built-in arithmetic corpus)")
@@ -62,7 +69,7 @@ int run_train(int argc, char** argv) {
       ("grad-clip", po::value(&o.grad_clip)->default_value(o.grad_clip), "clip the global grad norm (0: off)")
       ("eval-interval", po::value(&o.eval_interval)->default_value(o.eval_interval), "iterations between evaluations")
       ("eval-iters", po::value(&o.eval_iters)->default_value(o.eval_iters), "batches per evaluation")
-      ("seed", po::value(&o.seed)->default_value(o.seed), "seed of every random stream")
+      ("seed", po::value(&seed)->default_value(std::to_string(o.seed)), "seed of every random stream")
       ("threads", po::value(&o.threads)->default_value(o.threads), "worker threads")
       ("tie-weights", po::value(&o.tie_weights)->default_value(o.tie_weights), "head shares tok_emb's weight (1/0)")
       ("resume", po::bool_switch(&o.resume), "continue from <out-dir>/ckpt.h5")
@@ -71,55 +78,97 @@ int run_train(int argc, char** argv) {
   po::variables_map vm;
   if (!parse(argc, argv, d, vm, "usage: tiny_lm train [options]")) return 0;
   if (vm.count("no-progress")) o.progress = false;
+  require_flag(!vm.count("data") || !o.data.empty(), "tiny_lm train", "--data", "a file name", "''");
+  o.seed = parse_seed(seed, "tiny_lm train", "--seed");
+  o.validate();
   train(o, std::cout);
   return 0;
 }
 
-int run_sample(int argc, char** argv) {
+// The flags of `tiny_lm sample`.
+struct SampleOptions {
   std::string out_dir = "out-tiny-lm", prompt = "\n";
   int64_t tokens = 500, top_k = 200;
   double temperature = 0.8;
   uint64_t seed = 1337;
   int threads = 2;
+
+  void validate() const {
+    const char* cmd = "tiny_lm sample";
+    require_flag(!out_dir.empty(), cmd, "--out-dir", "a folder name", "''");
+    require_flag(!prompt.empty(), cmd, "--prompt", "at least one character", "''");
+    require_in_range(cmd, "--tokens", tokens, 0, kMaxSampleTokens);
+    require_flag(std::isfinite(temperature) && temperature > 0, cmd, "--temperature", "finite and positive", temperature);
+    require_in_range(cmd, "--top-k", top_k, 0, kMaxVocabSize);
+    require_in_range(cmd, "--threads", threads, 1, kMaxThreads);
+  }
+};
+
+int run_sample(int argc, char** argv) {
+  SampleOptions o;
+  std::string seed;
   po::options_description d("tiny_lm sample options");
   d.add_options()
-      ("out-dir", po::value(&out_dir)->default_value(out_dir), "folder holding ckpt.h5")
-      ("prompt", po::value(&prompt)->default_value("\\n"), "text to continue")
-      ("tokens", po::value(&tokens)->default_value(tokens), "characters to generate")
-      ("temperature", po::value(&temperature)->default_value(temperature), "softmax temperature (> 0)")
-      ("top-k", po::value(&top_k)->default_value(top_k), "sample among the k most likely (0: all)")
-      ("seed", po::value(&seed)->default_value(seed), "seed of the sampling stream")
-      ("threads", po::value(&threads)->default_value(threads), "worker threads");
+      ("out-dir", po::value(&o.out_dir)->default_value(o.out_dir), "folder holding ckpt.h5")
+      ("prompt", po::value(&o.prompt)->default_value("\\n"), "text to continue")
+      ("tokens", po::value(&o.tokens)->default_value(o.tokens), "characters to generate")
+      ("temperature", po::value(&o.temperature)->default_value(o.temperature), "softmax temperature (> 0)")
+      ("top-k", po::value(&o.top_k)->default_value(o.top_k), "sample among the k most likely (0: all)")
+      ("seed", po::value(&seed)->default_value(std::to_string(o.seed)), "seed of the sampling stream")
+      ("threads", po::value(&o.threads)->default_value(o.threads), "worker threads");
   po::variables_map vm;
   if (!parse(argc, argv, d, vm, "usage: tiny_lm sample [options]")) return 0;
-  if (prompt == "\\n") prompt = "\n";
-  tg::set_num_threads(threads);
+  if (o.prompt == "\\n") o.prompt = "\n";
+  o.seed = parse_seed(seed, "tiny_lm sample", "--seed");
+  o.validate();
+  tg::set_num_threads(o.threads);
   Vocabulary vocab;
-  auto model = load_model(out_dir + "/ckpt.h5", &vocab);
-  tg::Generator gen(seed);
-  auto out = sample_tokens(*model, vocab.encode(prompt), tokens, temperature, top_k, gen);
-  std::cout << prompt << vocab.decode(out) << std::endl;
+  auto model = load_model(o.out_dir + "/ckpt.h5", &vocab);
+  std::vector<int64_t> prompt;
+  try {
+    prompt = vocab.encode(o.prompt);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError("[tiny_lm sample] --prompt must use the checkpoint's characters; " + std::string(e.what()));
+  }
+  tg::Generator gen(o.seed);
+  auto out = sample_tokens(*model, prompt, o.tokens, o.temperature, o.top_k, gen);
+  std::cout << o.prompt << vocab.decode(out) << std::endl;
   return 0;
 }
 
-int run_eval(int argc, char** argv) {
+// The flags of `tiny_lm eval`.
+struct EvalOptions {
   std::string out_dir = "out-tiny-lm", data;
   int64_t batch_size = 12, max_batches = 0;
   int threads = 2;
+
+  void validate() const {
+    const char* cmd = "tiny_lm eval";
+    require_flag(!data.empty(), cmd, "--data", "a file name", "''");
+    require_flag(!out_dir.empty(), cmd, "--out-dir", "a folder name", "''");
+    require_in_range(cmd, "--batch-size", batch_size, 1, kMaxBatchSize);
+    require_in_range(cmd, "--max-batches", max_batches, 0, std::numeric_limits<int64_t>::max());
+    require_in_range(cmd, "--threads", threads, 1, kMaxThreads);
+  }
+};
+
+int run_eval(int argc, char** argv) {
+  EvalOptions o;
   po::options_description d("tiny_lm eval options");
   d.add_options()
-      ("data", po::value(&data)->required(), "text file to evaluate on (every character must be in the vocabulary)")
-      ("out-dir", po::value(&out_dir)->default_value(out_dir), "folder holding ckpt.h5")
-      ("batch-size", po::value(&batch_size)->default_value(batch_size), "sequences per batch")
-      ("max-batches", po::value(&max_batches)->default_value(max_batches), "stop after this many batches (0: whole file)")
-      ("threads", po::value(&threads)->default_value(threads), "worker threads");
+      ("data", po::value(&o.data)->required(), "text file to evaluate on (every character must be in the vocabulary)")
+      ("out-dir", po::value(&o.out_dir)->default_value(o.out_dir), "folder holding ckpt.h5")
+      ("batch-size", po::value(&o.batch_size)->default_value(o.batch_size), "sequences per batch")
+      ("max-batches", po::value(&o.max_batches)->default_value(o.max_batches), "stop after this many batches (0: whole file)")
+      ("threads", po::value(&o.threads)->default_value(o.threads), "worker threads");
   po::variables_map vm;
   if (!parse(argc, argv, d, vm, "usage: tiny_lm eval --data FILE [options]")) return 0;
-  tg::set_num_threads(threads);
+  o.validate();
+  tg::set_num_threads(o.threads);
   Vocabulary vocab;
-  auto model = load_model(out_dir + "/ckpt.h5", &vocab);
-  auto [loss, tokens] = evaluate_file(*model, vocab, data, batch_size, max_batches);
-  std::printf("eval loss %.6f over %lld tokens of %s\n", loss, static_cast<long long>(tokens), data.c_str());
+  auto model = load_model(o.out_dir + "/ckpt.h5", &vocab);
+  auto [loss, tokens] = evaluate_file(*model, vocab, o.data, o.batch_size, o.max_batches);
+  std::printf("eval loss %.6f over %lld tokens of %s\n", loss, static_cast<long long>(tokens), o.data.c_str());
   return 0;
 }
 
@@ -139,6 +188,9 @@ int main(int argc, char** argv) {
     return 2;
   } catch (const po::error& e) {
     std::cerr << "tiny_lm " << cmd << ": " << e.what() << " (see tiny_lm " << cmd << " --help)\n";
+    return 2;
+  } catch (const UsageError& e) {
+    std::cerr << e.what() << " (see tiny_lm " << cmd << " --help)\n";
     return 2;
   } catch (const std::exception& e) {
     std::cerr << "tiny_lm " << cmd << ": " << e.what() << "\n";

@@ -1,5 +1,8 @@
 #include "examples/tiny_lm/model.h"
 
+#include <cmath>
+
+#include "examples/tiny_lm/limits.h"
 #include "tapegrad/framework/check.h"
 #include "tapegrad/framework/ops/elementwise.h"
 #include "tapegrad/framework/ops/loss.h"
@@ -8,13 +11,25 @@
 namespace tg::tiny_lm {
 
 void TinyLMConfig::validate() const {
+  // Each size is bounded first, so that no product below can overflow; then the whole model.
   const char* op = "TinyLM";
-  TG_CHECK(vocab_size > 0, op, "vocab_size must be positive; got vocab_size=", vocab_size);
-  TG_CHECK(block_size > 0, op, "block_size must be positive; got block_size=", block_size);
-  TG_CHECK(n_layer > 0, op, "n_layer must be positive; got n_layer=", n_layer);
-  TG_CHECK(n_head > 0 && n_embd > 0 && n_embd % n_head == 0, op, "n_embd must be a positive multiple of n_head; got n_embd=",
+  TG_CHECK(vocab_size > 0 && vocab_size <= kMaxVocabSize, op, "vocab_size must be in [1, ", kMaxVocabSize,
+           "]; got vocab_size=", vocab_size);
+  TG_CHECK(block_size > 0 && block_size <= kMaxWidth, op, "block_size must be in [1, ", kMaxWidth,
+           "]; got block_size=", block_size);
+  TG_CHECK(n_layer > 0 && n_layer <= kMaxLayers, op, "n_layer must be in [1, ", kMaxLayers, "]; got n_layer=", n_layer);
+  TG_CHECK(n_embd > 0 && n_embd <= kMaxWidth, op, "n_embd must be in [1, ", kMaxWidth, "]; got n_embd=", n_embd);
+  TG_CHECK(n_head > 0 && n_embd % n_head == 0, op, "n_embd must be a positive multiple of n_head; got n_embd=",
            n_embd, ", n_head=", n_head);
+  TG_CHECK(dim_feedforward >= 0 && dim_feedforward <= kMaxFeedForward, op, "dim_feedforward must be in [0, ",
+           kMaxFeedForward, "] (0: 4 * n_embd); got dim_feedforward=", dim_feedforward);
   TG_CHECK(dropout >= 0.0 && dropout < 1.0, op, "dropout must be in [0, 1); got dropout=", dropout);
+  TG_CHECK(std::isfinite(layer_norm_eps) && layer_norm_eps > 0, op,
+           "layer_norm_eps must be finite and positive; got layer_norm_eps=", layer_norm_eps);
+  const double params = parameter_count(*this);
+  TG_CHECK(params <= static_cast<double>(kMaxParameters), op, "the model would have ", format_count(params),
+           " parameters, more than the limit of ", kMaxParameters, "; got vocab_size=", vocab_size,
+           ", block_size=", block_size, ", n_layer=", n_layer, ", n_embd=", n_embd, ", dim_feedforward=", ff());
 }
 
 TinyLM::TinyLM(TinyLMConfig c, Generator gen, DType dtype) : config_((c.validate(), c)) {

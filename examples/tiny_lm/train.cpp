@@ -6,13 +6,15 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
+#include <limits>
 #include <ostream>
 #include <sstream>
 
 #include "examples/tiny_lm/checkpointing.h"
 #include "examples/tiny_lm/generate.h"
+#include "examples/tiny_lm/limits.h"
 #include "examples/tiny_lm/progress.h"
+#include "tapegrad/framework/check.h"
 #include "tapegrad/framework/runtime.h"
 #include "tapegrad/optim/adam.h"
 #include "tapegrad/optim/lr_scheduler.h"
@@ -23,20 +25,80 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-// Keeps the losses CSV consistent with a checkpoint: rows of iterations >= step are dropped.
-void truncate_csv(const std::string& path, int64_t step) {
-  std::ifstream in(path);
-  if (!in) return;
-  std::string line, kept;
-  std::getline(in, line);
-  kept = line + "\n";
-  while (std::getline(in, line))
-    if (std::stoll(line.substr(0, line.find(','))) < step) kept += line + "\n";
-  in.close();
-  std::ofstream(path, std::ios::trunc) << kept;
+constexpr const char* kTrain = "tiny_lm train";
+constexpr int64_t kMaxCount = std::numeric_limits<int64_t>::max();
+constexpr int64_t kMaxByteVocabulary = 256;   // a corpus has at most 256 distinct bytes
+
+void validate_model(const TrainOptions& o) {
+  require_in_range(kTrain, "--block-size", o.block_size, 1, kMaxWidth);
+  require_in_range(kTrain, "--batch-size", o.batch_size, 1, kMaxBatchSize);
+  require_in_range(kTrain, "--n-layer", o.n_layer, 1, kMaxLayers);
+  require_in_range(kTrain, "--n-embd", o.n_embd, 1, kMaxWidth);
+  require_in_range(kTrain, "--n-head", o.n_head, 1, o.n_embd);
+  require_flag(o.n_embd % o.n_head == 0, kTrain, "--n-embd", "a multiple of --n-head=" + std::to_string(o.n_head), o.n_embd);
+  require_flag(o.dropout >= 0.0 && o.dropout < 1.0, kTrain, "--dropout", "in [0, 1)", o.dropout);
+}
+
+void validate_optimization(const TrainOptions& o) {
+  require_in_range(kTrain, "--max-iters", o.max_iters, 1, kMaxCount);
+  require_in_range(kTrain, "--warmup-iters", o.warmup_iters, 0, kMaxCount - 1);
+  require_in_range(kTrain, "--lr-decay-iters", o.lr_decay_iters, o.warmup_iters + 1, kMaxCount);
+  require_flag(std::isfinite(o.lr) && o.lr > 0, kTrain, "--lr", "finite and positive", o.lr);
+  std::ostringstream lr;
+  lr << o.lr;
+  require_flag(std::isfinite(o.min_lr) && o.min_lr >= 0 && o.min_lr <= o.lr, kTrain, "--min-lr",
+               "finite, >= 0 and <= --lr=" + lr.str(), o.min_lr);
+  require_flag(std::isfinite(o.weight_decay) && o.weight_decay >= 0, kTrain, "--weight-decay", "finite and >= 0",
+               o.weight_decay);
+  require_flag(o.beta1 >= 0 && o.beta1 < 1, kTrain, "--beta1", "in [0, 1)", o.beta1);
+  require_flag(o.beta2 >= 0 && o.beta2 < 1, kTrain, "--beta2", "in [0, 1)", o.beta2);
+  require_flag(std::isfinite(o.grad_clip) && o.grad_clip >= 0, kTrain, "--grad-clip", "finite and >= 0 (0: off)",
+               o.grad_clip);
+}
+
+void validate_run(const TrainOptions& o) {
+  require_flag(!o.out_dir.empty(), kTrain, "--out-dir", "a folder name", "''");
+  require_in_range(kTrain, "--eval-interval", o.eval_interval, 1, kMaxCount);
+  require_in_range(kTrain, "--eval-iters", o.eval_iters, 1, kMaxCount);
+  require_in_range(kTrain, "--threads", o.threads, 1, kMaxThreads);
+  require_flag(o.stop_at >= -1, kTrain, "--stop-at", "-1 (off) or >= 0", o.stop_at);
+}
+
+// The whole model and run against the limits, with the largest vocabulary a corpus can have.
+void validate_size(const TrainOptions& o) {
+  const TinyLMConfig c = model_config(o, kMaxByteVocabulary);
+  const std::string got = "; got --n-layer=" + std::to_string(o.n_layer) + ", --n-embd=" + std::to_string(o.n_embd) +
+                          ", --block-size=" + std::to_string(o.block_size);
+  const double params = parameter_count(c);
+  if (params > static_cast<double>(kMaxParameters))
+    throw UsageError("[" + std::string(kTrain) + "] the model would have " + format_count(params) +
+                     " parameters, more than the limit of " + std::to_string(kMaxParameters) +
+                     "; reduce --n-layer, --n-embd or --block-size" + got);
+  const double need = training_bytes(c, o.batch_size), have = memory_limit_bytes();
+  if (need > have)
+    throw UsageError("[" + std::string(kTrain) + "] the run would need about " + format_gib(need) +
+                     " (weights, gradients, AdamW state and the activations of --batch-size=" +
+                     std::to_string(o.batch_size) + " sequences) but this machine has " + format_gib(have) +
+                     "; reduce --batch-size, --block-size, --n-embd or --n-layer" + got);
+}
+
+// Both splits must hold a window of block_size + 1 tokens after a random start.
+void check_corpus_fits(const TrainOptions& o, const Corpus& corpus) {
+  const int64_t shortest = static_cast<int64_t>(std::min(corpus.train.size(), corpus.val.size()));
+  require_flag(o.block_size + 2 <= shortest, kTrain, "--block-size",
+               "at most " + std::to_string(shortest - 2) + " for " + corpus.name + " (its validation split has " +
+                   std::to_string(corpus.val.size()) + " tokens)",
+               o.block_size);
 }
 
 }  // namespace
+
+void TrainOptions::validate() const {
+  validate_model(*this);
+  validate_optimization(*this);
+  validate_run(*this);
+  validate_size(*this);
+}
 
 TinyLMConfig model_config(const TrainOptions& o, int64_t vocab_size) {
   return {.vocab_size = vocab_size, .block_size = o.block_size, .n_layer = o.n_layer, .n_head = o.n_head,
@@ -81,14 +143,21 @@ double arithmetic_accuracy(TinyLM& model, const Corpus& corpus, int64_t n) {
 
 std::pair<double, int64_t> evaluate_file(TinyLM& model, const Vocabulary& vocab, const std::string& path,
                                          int64_t batch_size, int64_t max_batches) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(path + ": cannot open the data file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::vector<int64_t> data = vocab.encode(ss.str());
+  TG_CHECK(batch_size >= 1, "evaluate_file", "batch_size must be positive; got batch_size=", batch_size);
+  TG_CHECK(max_batches >= 0, "evaluate_file", "max_batches must be >= 0 (0: the whole file); got max_batches=", max_batches);
+  std::vector<int64_t> data;
+  try {
+    data = vocab.encode(read_text_file(path));
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(path + ": " + e.what());
+  }
   const int64_t T = model.config().block_size;
   const int64_t windows = (static_cast<int64_t>(data.size()) - 1) / T;
   if (windows < 1) throw std::runtime_error(path + ": shorter than one block of " + std::to_string(T + 1) + " characters");
+  const double need = inference_bytes(model.config(), std::min(batch_size, windows)), have = memory_limit_bytes();
+  TG_CHECK(need <= have, "evaluate_file", "a batch of ", std::min(batch_size, windows), " windows of ", T,
+           " tokens would need about ", format_gib(need), " but this machine has ", format_gib(have),
+           "; use a smaller batch_size (--batch-size); got batch_size=", batch_size);
   NoGradGuard no_grad;
   model.eval();
   double total = 0;
@@ -107,48 +176,62 @@ std::pair<double, int64_t> evaluate_file(TinyLM& model, const Vocabulary& vocab,
   return {total / static_cast<double>(scored), scored};
 }
 
-TrainResult train(const TrainOptions& o, std::ostream& out) {
-  const auto t0 = Clock::now();
-  set_num_threads(o.threads);
-  out << runtime_info() << "\n";
-  const Corpus corpus = training_corpus(o);
-  const bool arithmetic = o.data.empty();
-  std::filesystem::create_directories(o.out_dir);
-  const std::string ckpt = o.out_dir + "/ckpt.h5", csv = o.out_dir + "/losses.csv";
+namespace {
 
-  TrainingState s(model_config(o, corpus.vocab.size()), o, corpus);
-  if (o.resume) {
-    s.load(ckpt);
-    truncate_csv(csv, s.step);
-    out << "resumed from " << ckpt << " at iter " << s.step << "\n";
-  } else {
-    std::ofstream(csv, std::ios::trunc) << "iter,train_loss,lr,kind\n";
-  }
-  out << "data " << corpus.name << ": vocab " << corpus.vocab.size() << ", train " << corpus.train.size() << " tokens, val "
-      << corpus.val.size() << " | model " << parameter_count(s.model) << " parameters\n";
-  std::ofstream log(csv, std::ios::app);
-  Progress progress(out, o.progress && ::isatty(STDOUT_FILENO), o.max_iters, o.batch_size * o.block_size);
-  const int64_t end = o.stop_at >= 0 ? std::min(o.stop_at, o.max_iters) : o.max_iters;
+// The loop: train from s.step to `end`, evaluating and checkpointing every eval_interval iterations.
+void run_iterations(TrainingState& s, const TrainOptions& o, const Corpus& corpus, int64_t end, LossLog& log,
+                    Progress& progress, const std::string& ckpt) {
   while (s.step < end) {
     const double lr = s.optimizer.lr(0);
     auto [x, y] = s.train_batches.next();
     const double l = s.train_step(x, y, o.grad_clip);
-    log << s.step << "," << l << "," << lr << ",train\n";
+    log.row(s.step, l, lr, "train");
     ++s.step;   // completed iterations; what a checkpoint records
     progress.update(s.step, l, lr);
     if (s.step % o.eval_interval == 0 && s.step < o.max_iters) {
       double tl = estimate_loss(s.model, s.eval_train, o.eval_iters), vl = estimate_loss(s.model, s.eval_val, o.eval_iters);
       std::ostringstream msg;
       msg << "iter " << s.step << " train_loss " << tl << " val_loss " << vl;
-      if (arithmetic) msg << " exact_match " << 100.0 * arithmetic_accuracy(s.model, corpus, 200) << "%";
+      if (o.data.empty()) msg << " exact_match " << 100.0 * arithmetic_accuracy(s.model, corpus, 200) << "%";
       progress.message(msg.str());
-      log << s.step << "," << vl << "," << lr << ",val\n";
-      log.flush();
+      log.row(s.step, vl, lr, "val");
       s.save(ckpt);
     }
   }
-  progress.finish();
+}
+
+}  // namespace
+
+TrainResult train(const TrainOptions& o, std::ostream& out) {
+  o.validate();
+  const auto t0 = Clock::now();
+  set_num_threads(o.threads);
+  out << runtime_info() << "\n";
+  const Corpus corpus = training_corpus(o);
+  check_corpus_fits(o, corpus);
+  if (!o.resume) std::filesystem::create_directories(o.out_dir);   // a resume needs the folder's checkpoint
+  const std::string ckpt = o.out_dir + "/ckpt.h5", csv = o.out_dir + "/losses.csv";
+
+  TrainingState s(model_config(o, corpus.vocab.size()), o, corpus);
   TrainResult r;
+  if (o.resume) {
+    s.load(ckpt);
+    if (s.step >= o.max_iters) {   // a finished run: no evaluation, no write
+      out << "nothing to do: " << ckpt << " already finished at iter " << s.step << "\n";
+      r.iter = s.step;
+      r.already_finished = true;
+      return r;
+    }
+    out << "resumed from " << ckpt << " at iter " << s.step << "\n";
+  }
+  LossLog log = o.resume ? LossLog::resume(csv, s.step) : LossLog::create(csv);
+  out << "data " << corpus.name << ": vocab " << corpus.vocab.size() << ", train " << corpus.train.size() << " tokens, val "
+      << corpus.val.size() << " | model " << tg::parameter_count(s.model) << " parameters\n";
+  Progress progress(out, o.progress && ::isatty(STDOUT_FILENO), o.max_iters, o.batch_size * o.block_size);
+  const int64_t end = o.stop_at >= 0 ? std::min(o.stop_at, o.max_iters) : o.max_iters;
+  run_iterations(s, o, corpus, end, log, progress, ckpt);
+  log.close();
+  progress.finish();
   r.iter = s.step;
   if (s.step < o.max_iters) {
     s.save(ckpt);
@@ -160,7 +243,7 @@ TrainResult train(const TrainOptions& o, std::ostream& out) {
   r.train_loss = estimate_loss(s.model, s.eval_train, o.eval_iters);
   r.val_loss = estimate_loss(s.model, s.eval_val, o.eval_iters);
   s.save(ckpt);
-  if (arithmetic) out << "exact_match " << 100.0 * arithmetic_accuracy(s.model, corpus, 200) << "%\n";
+  if (o.data.empty()) out << "exact_match " << 100.0 * arithmetic_accuracy(s.model, corpus, 200) << "%\n";
   r.wall_s = seconds_since(t0);
   char line[160];
   std::snprintf(line, sizeof line, "final iter %lld train_loss %.6f val_loss %.6f wall_s %.1f",

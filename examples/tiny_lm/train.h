@@ -10,7 +10,8 @@
 
 namespace tg::tiny_lm {
 
-// Defaults are nanoGPT's CPU configuration (the "macbook" settings of its shakespeare_char config).
+// The flags of `tiny_lm train`, field for field. Defaults are nanoGPT's CPU configuration (the "macbook"
+// settings of its shakespeare_char config).
 struct TrainOptions {
   std::string data;                 // empty: the built-in arithmetic corpus
   std::string out_dir = "out-tiny-lm";
@@ -25,12 +26,19 @@ struct TrainOptions {
   bool resume = false;              // continue from out_dir/ckpt.h5
   int64_t stop_at = -1;             // save and exit after this many iterations (an interrupted run)
   bool progress = true;             // a live progress bar when stdout is a terminal
+
+  // Checks every value for range and finiteness, and the model and the run against the limits of
+  // limits.h (parameters, and the memory of this machine), before anything is built. Throws
+  // UsageError naming the flag, e.g. "[tiny_lm train] --eval-interval must be in [1, ...]; got
+  // --eval-interval=0".
+  void validate() const;
 };
 
 struct TrainResult {
   int64_t iter = 0;
   double train_loss = 0, val_loss = 0, wall_s = 0;
   bool stopped = false;             // ended by stop_at (no final evaluation)
+  bool already_finished = false;    // --resume of a finished run: nothing was done or written
 };
 
 // The model configuration `train` builds for these options and a vocabulary size.
@@ -40,7 +48,11 @@ TinyLMConfig model_config(const TrainOptions& options, int64_t vocab_size);
 Corpus training_corpus(const TrainOptions& options);
 
 // Runs training, printing progress and, last, "final iter N train_loss X val_loss Y wall_s W".
-// Writes out_dir/ckpt.h5 (at each evaluation and at the end) and out_dir/losses.csv.
+// Writes out_dir/ckpt.h5 (at each evaluation and at the end) and out_dir/losses.csv. Validates the
+// options first (UsageError), and throws UsageError naming --block-size when the corpus is shorter than
+// a block. A resume of a run that already reached max_iters prints "nothing to do: <ckpt> already
+// finished at iter N" and writes nothing. A failed write of losses.csv throws std::runtime_error
+// naming the file and the OS's reason.
 TrainResult train(const TrainOptions& options, std::ostream& out);
 
 // The mean loss over `iters` batches drawn by `sampler` (eval mode, no grad).
@@ -50,7 +62,9 @@ double estimate_loss(TinyLM& model, BatchSampler& sampler, int64_t iters);
 double arithmetic_accuracy(TinyLM& model, const Corpus& corpus, int64_t n);
 
 // Mean next-token loss of `model` over consecutive windows of a text file (block_size + 1 tokens,
-// stride block_size), batched; max_batches > 0 stops early. Returns {loss, tokens scored}.
+// stride block_size), batched; max_batches > 0 stops early. Returns {loss, tokens scored}. Throws
+// std::invalid_argument for batch_size < 1 or max_batches < 0, and when a batch would need more
+// memory than the machine has (naming batch_size); std::runtime_error when the file cannot be read.
 std::pair<double, int64_t> evaluate_file(TinyLM& model, const Vocabulary& vocab, const std::string& path,
                                          int64_t batch_size, int64_t max_batches);
 

@@ -1,8 +1,14 @@
 // End-to-end tests of the tiny_lm program: exact resume, learning on the built-in corpus, sample,
-// eval, and its error handling.
+// eval, and its error handling (the table of bad flags is in tiny_lm_bad_flags_test.cpp): resume of a
+// finished run, losses.csv write failures.
+#include <sys/wait.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <regex>
+#include <sstream>
 #include <string>
 
 #include "support/test_support.h"
@@ -137,4 +143,119 @@ TEST_CASE("tiny_lm: bad usage and mismatched checkpoints give clear errors", "[e
   Run missing = run("sample --out-dir " + scratch("nothing"));
   REQUIRE(missing.status == 1);
   REQUIRE_THAT(missing.output, Contains("ckpt.h5"));
+}
+
+namespace {
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  REQUIRE(in);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Runs a shell command line (for ulimit and traps), stdout and stderr together.
+Run run_shell(const std::string& line) {
+  FILE* p = popen((line + " 2>&1").c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
+}
+
+const std::string kTiny =
+    "--n-layer 1 --n-head 2 --n-embd 16 --block-size 16 --batch-size 4 --warmup-iters 2 --eval-iters 2 --no-progress ";
+
+}  // namespace
+
+TEST_CASE("tiny_lm: --resume of a finished run says so and changes nothing", "[e2e][resume]") {
+  const std::string dir = scratch("resume_finished");
+  const std::string args = "train " + kTiny + "--max-iters 12 --lr-decay-iters 12 --eval-interval 5 --out-dir " + dir;
+  Run full = run(args);
+  INFO(full.output);
+  REQUIRE(full.status == 0);
+  const std::string ckpt = file_bytes(dir + "/ckpt.h5"), csv = file_bytes(dir + "/losses.csv");
+  // 12 training rows and the evaluations at 5 and 10, after the header.
+  REQUIRE(std::count(csv.begin(), csv.end(), '\n') == 1 + 12 + 2);
+  const auto stamp = fs::last_write_time(dir + "/ckpt.h5");
+  Run again = run(args + " --resume");
+  INFO(again.output);
+  REQUIRE(again.status == 0);
+  REQUIRE_THAT(again.output, Contains("nothing to do: " + dir + "/ckpt.h5 already finished at iter 12"));
+  REQUIRE(again.output.find("final iter") == std::string::npos);
+  REQUIRE(again.output.find("train_loss") == std::string::npos);   // no re-evaluation
+  REQUIRE(file_bytes(dir + "/ckpt.h5") == ckpt);
+  REQUIRE(file_bytes(dir + "/losses.csv") == csv);
+  REQUIRE(fs::last_write_time(dir + "/ckpt.h5") == stamp);
+  // A smaller --max-iters than the checkpoint's step is finished too.
+  Run lower = run("train " + kTiny + "--max-iters 8 --lr-decay-iters 12 --eval-interval 5 --out-dir " + dir + " --resume");
+  REQUIRE(lower.status == 0);
+  REQUIRE_THAT(lower.output, Contains("already finished at iter 12"));
+  REQUIRE(file_bytes(dir + "/losses.csv") == csv);
+}
+
+TEST_CASE("tiny_lm: --resume keeps the losses rows before the checkpoint and appends the rest", "[e2e][resume]") {
+  const std::string a = scratch("csv_full"), b = scratch("csv_resumed");
+  const std::string args = "train " + kTiny + "--max-iters 12 --lr-decay-iters 12 --eval-interval 5 --out-dir ";
+  REQUIRE(run(args + a).status == 0);
+  REQUIRE(run(args + b + " --stop-at 7").status == 0);
+  REQUIRE(run(args + b + " --resume").status == 0);
+  REQUIRE(file_bytes(b + "/losses.csv") == file_bytes(a + "/losses.csv"));
+}
+
+TEST_CASE("tiny_lm: losses.csv write failures stop the run with the OS's reason naming the file", "[e2e][errors]") {
+  const std::string args = "train " + kTiny + "--max-iters 300 --lr-decay-iters 300 --eval-interval 1000 --out-dir ";
+  SECTION("a full device (losses.csv -> /dev/full)") {
+    const std::string dir = scratch("csv_dev_full");
+    fs::create_directories(dir);
+    fs::create_symlink("/dev/full", dir + "/losses.csv");
+    Run r = run(args + dir);
+    INFO(r.output);
+    REQUIRE(r.status == 1);
+    REQUIRE_THAT(r.output, Contains(dir + "/losses.csv: cannot write the losses log: No space left on device"));
+    REQUIRE(r.output.find("final iter") == std::string::npos);
+  }
+  SECTION("a directory where losses.csv should be") {
+    const std::string dir = scratch("csv_is_dir");
+    fs::create_directories(dir + "/losses.csv");
+    Run r = run(args + dir);
+    INFO(r.output);
+    REQUIRE(r.status == 1);
+    REQUIRE_THAT(r.output, Contains(dir + "/losses.csv: cannot create the losses log: Is a directory"));
+  }
+  SECTION("the file size limit reached in the middle of the run (EFBIG)") {
+    const std::string dir = scratch("csv_fsize");
+    // ulimit -f counts 512-byte blocks: the log fills 1 KiB after a few dozen rows; no checkpoint is due
+    // before the end. SIGXFSZ ignored, the write fails with EFBIG instead of killing the process.
+    Run r = run_shell("ulimit -f 2; trap '' XFSZ; exec " + kBin + " " + args + dir);
+    INFO(r.output);
+    REQUIRE(r.status == 1);
+    REQUIRE_THAT(r.output, Contains(dir + "/losses.csv: cannot write the losses log: File too large"));
+    REQUIRE_THAT(r.output, Contains("iter 30/300"));   // it failed while training, not at the start
+    REQUIRE(r.output.find("final iter") == std::string::npos);
+  }
+  SECTION("--resume onto a losses.csv that is not a regular file") {
+    const std::string dir = scratch("csv_resume_dev");
+    REQUIRE(run("train " + kTiny + "--max-iters 10 --lr-decay-iters 10 --eval-interval 5 --stop-at 5 --out-dir " + dir)
+                .status == 0);
+    fs::remove(dir + "/losses.csv");
+    fs::create_symlink("/dev/zero", dir + "/losses.csv");
+    Run r = run("train " + kTiny + "--max-iters 10 --lr-decay-iters 10 --eval-interval 5 --out-dir " + dir + " --resume");
+    INFO(r.output);
+    REQUIRE(r.status == 1);
+    REQUIRE_THAT(r.output, Contains(dir + "/losses.csv: cannot read the losses log: not a regular file"));
+  }
+  SECTION("--resume onto a losses.csv with a row that is not iter,...") {
+    const std::string dir = scratch("csv_resume_garbled");
+    REQUIRE(run("train " + kTiny + "--max-iters 10 --lr-decay-iters 10 --eval-interval 5 --stop-at 5 --out-dir " + dir)
+                .status == 0);
+    { std::ofstream(dir + "/losses.csv", std::ios::app) << "garbage row\n"; }
+    Run r = run("train " + kTiny + "--max-iters 10 --lr-decay-iters 10 --eval-interval 5 --out-dir " + dir + " --resume");
+    INFO(r.output);
+    REQUIRE(r.status == 1);
+    REQUIRE_THAT(r.output, Contains(dir + "/losses.csv:8: not a losses row"));
+  }
 }

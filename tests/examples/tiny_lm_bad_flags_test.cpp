@@ -1,0 +1,226 @@
+// A table of bad tiny_lm command lines run against the real binary. Each must end within the time
+// limit (a hang is killed and fails), exit with the documented status — 2 for a bad command line, 1
+// for a failure that is not the command line's (a missing file) — never by a signal, name the flag (or
+// the file) on stderr, and leave no trace (a rejected `train` creates no out-dir).
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "support/test_support.h"
+
+namespace fs = std::filesystem;
+using Catch::Matchers::Contains;
+
+namespace {
+
+const std::string kBin = std::string(TAPEGRAD_BINARY_DIR) + "/examples/tiny_lm/tiny_lm";
+constexpr int kTimeoutSeconds = 20;
+
+struct Outcome {
+  bool exited = false;      // ended by exit(), not by a signal
+  int code = -1;            // exit status when exited
+  int signal = 0;           // the terminating signal otherwise
+  bool timed_out = false;   // killed after kTimeoutSeconds
+  std::string out, err;
+};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Runs tiny_lm with `args` (no shell) in `cwd`, stdout and stderr captured; kills it after the timeout.
+Outcome run_tiny_lm(const std::vector<std::string>& args, const fs::path& cwd) {
+  const fs::path out_file = cwd / "stdout.txt", err_file = cwd / "stderr.txt";
+  std::vector<std::string> argv_s{kBin};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    const int o = ::open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int e = ::open(err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (o < 0 || e < 0 || ::chdir(cwd.c_str()) != 0 || ::dup2(o, 1) < 0 || ::dup2(e, 2) < 0) ::_exit(127);
+    ::execv(kBin.c_str(), argv.data());
+    ::_exit(127);
+  }
+  Outcome r;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(kTimeoutSeconds);
+  int status = 0;
+  while (::waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      r.timed_out = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  r.exited = WIFEXITED(status);
+  r.code = r.exited ? WEXITSTATUS(status) : -1;
+  r.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+  r.out = slurp(out_file);
+  r.err = slurp(err_file);
+  return r;
+}
+
+fs::path scratch(const std::string& name) {
+  fs::path d = fs::path(TAPEGRAD_BINARY_DIR) / "test_scratch" / name;
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+struct BadCall {
+  std::vector<std::string> args;
+  int code;              // expected exit status
+  std::string names;     // what stderr must contain (the flag, or the file)
+};
+
+// train: ranges, finiteness and types of every numeric flag, sizes past the limits, parser errors.
+std::vector<BadCall> train_calls() {
+  return {
+      {{"train", "--eval-interval", "0"}, 2, "--eval-interval"},
+      {{"train", "--eval-interval", "-3"}, 2, "--eval-interval"},
+      {{"train", "--batch-size", "0"}, 2, "--batch-size"},
+      {{"train", "--batch-size", "-1"}, 2, "--batch-size"},
+      {{"train", "--batch-size", "4611686018427387904"}, 2, "--batch-size"},
+      {{"train", "--batch-size", "12abc"}, 2, "--batch-size"},
+      {{"train", "--max-iters", "-5"}, 2, "--max-iters"},
+      {{"train", "--max-iters", "0"}, 2, "--max-iters"},
+      {{"train", "--eval-iters", "0"}, 2, "--eval-iters"},
+      {{"train", "--grad-clip", "nan"}, 2, "--grad-clip"},
+      {{"train", "--grad-clip", "-1"}, 2, "--grad-clip"},
+      {{"train", "--grad-clip", "inf"}, 2, "--grad-clip"},
+      {{"train", "--seed", "-1"}, 2, "--seed"},
+      {{"train", "--seed", "1.5"}, 2, "--seed"},
+      {{"train", "--seed", "18446744073709551616"}, 2, "--seed"},
+      {{"train", "--threads", "-1"}, 2, "--threads"},
+      {{"train", "--threads", "0"}, 2, "--threads"},
+      {{"train", "--threads", "100000"}, 2, "--threads"},
+      {{"train", "--n-embd", "4611686018427387904"}, 2, "--n-embd"},
+      {{"train", "--n-embd", "0"}, 2, "--n-embd"},
+      {{"train", "--n-layer", "100000000"}, 2, "--n-layer"},
+      {{"train", "--n-layer", "0"}, 2, "--n-layer"},
+      {{"train", "--n-head", "3"}, 2, "--n-head=3"},
+      {{"train", "--n-head", "0"}, 2, "--n-head"},
+      {{"train", "--block-size", "0"}, 2, "--block-size"},
+      {{"train", "--block-size", "4611686018427387904"}, 2, "--block-size"},
+      {{"train", "--block-size", "20000"}, 2, "--block-size"},   // longer than the built-in corpus' split
+      {{"train", "--lr", "nan"}, 2, "--lr"},
+      {{"train", "--lr", "-1e-3"}, 2, "--lr"},
+      {{"train", "--lr", "0"}, 2, "--lr"},
+      {{"train", "--min-lr", "0.1"}, 2, "--min-lr"},             // above --lr
+      {{"train", "--dropout", "1.5"}, 2, "--dropout"},
+      {{"train", "--dropout", "-0.1"}, 2, "--dropout"},
+      {{"train", "--dropout", "nan"}, 2, "--dropout"},
+      {{"train", "--beta1", "1"}, 2, "--beta1"},
+      {{"train", "--beta2", "nan"}, 2, "--beta2"},
+      {{"train", "--weight-decay", "-0.1"}, 2, "--weight-decay"},
+      {{"train", "--warmup-iters", "-1"}, 2, "--warmup-iters"},
+      {{"train", "--warmup-iters", "100", "--lr-decay-iters", "50"}, 2, "--lr-decay-iters"},
+      {{"train", "--stop-at", "-2"}, 2, "--stop-at"},
+      {{"train", "--n-layer", "1000", "--n-embd", "2048"}, 2, "--n-layer=1000"},              // 5e10 parameters
+      {{"train", "--batch-size", "1048576", "--block-size", "65536"}, 2, "--batch-size=1048576"},   // memory
+      {{"train", "--frobnicate", "1"}, 2, "--frobnicate"},
+      {{"train", "--lr", "1", "--lr", "2"}, 2, "--lr"},
+      {{"train", "--tie-weights", "maybe"}, 2, "--tie-weights"},
+      {{"train", "--data", ""}, 2, "--data"},
+      {{"train", "--out-dir", ""}, 2, "--out-dir"},
+      {{"train", "--max-iters"}, 2, "--max-iters"},
+      {{"train", "--data", "/nonexistent/corpus.txt"}, 1, "/nonexistent/corpus.txt: cannot read the data file"},
+      {{"train", "--data", "/dev/zero"}, 1, "/dev/zero: cannot read the data file: not a regular file"},   // endless
+      {{"train", "--data", "/"}, 1, "/: cannot read the data file: Is a directory"},
+  };
+}
+
+// sample and eval; ckpt_dir holds a checkpoint trained on the built-in corpus.
+std::vector<BadCall> sample_eval_calls(const std::string& ckpt_dir) {
+  return {
+      {{"sample", "--temperature", "0"}, 2, "--temperature"},
+      {{"sample", "--temperature", "-1"}, 2, "--temperature"},
+      {{"sample", "--temperature", "nan"}, 2, "--temperature"},
+      {{"sample", "--tokens", "-1"}, 2, "--tokens"},
+      {{"sample", "--tokens", "4611686018427387904"}, 2, "--tokens"},
+      {{"sample", "--top-k", "-1"}, 2, "--top-k"},
+      {{"sample", "--seed", "-1"}, 2, "--seed"},
+      {{"sample", "--prompt", ""}, 2, "--prompt"},
+      {{"sample", "--threads", "0"}, 2, "--threads"},
+      {{"sample", "--out-dir", "no-such-dir"}, 1, "no-such-dir/ckpt.h5"},
+      {{"sample", "--out-dir", ckpt_dir, "--prompt", "hello"}, 2, "--prompt"},   // outside the vocabulary
+      // eval
+      {{"eval", "--data", "x.txt", "--batch-size", "0"}, 2, "--batch-size"},
+      {{"eval", "--data", "x.txt", "--batch-size", "-4"}, 2, "--batch-size"},
+      {{"eval", "--data", "x.txt", "--max-batches", "-1"}, 2, "--max-batches"},
+      {{"eval", "--data", "x.txt", "--threads", "-1"}, 2, "--threads"},
+      {{"eval", "--data", ""}, 2, "--data"},
+      {{"eval"}, 2, "--data"},
+      {{"eval", "--out-dir", ckpt_dir, "--data", "/nonexistent/text.txt"}, 1, "/nonexistent/text.txt"},
+      {{"eval", "--out-dir", ckpt_dir, "--data", "/dev/zero"}, 1, "/dev/zero: cannot read the data file"},
+      // commands
+      {{"fly"}, 2, "unknown command 'fly'"},
+  };
+}
+
+}  // namespace
+
+TEST_CASE("tiny_lm: every bad invocation of the table exits 2 (or 1) naming the flag, never crashes or hangs",
+          "[e2e][errors]") {
+  const fs::path dir = scratch("bad_flags");
+  // A small trained checkpoint for the cases that need one.
+  const std::string ckpt_dir = (dir / "trained").string();
+  Outcome trained = run_tiny_lm({"train", "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16",
+                                 "--batch-size", "4", "--max-iters", "4", "--lr-decay-iters", "4", "--warmup-iters",
+                                 "1", "--eval-iters", "1", "--no-progress", "--out-dir", ckpt_dir},
+                                dir);
+  INFO(trained.out << trained.err);
+  REQUIRE(trained.code == 0);
+  auto table = train_calls();
+  for (auto& c : sample_eval_calls(ckpt_dir)) table.push_back(std::move(c));
+  REQUIRE(table.size() >= 40);
+  int index = 0;
+  for (const BadCall& c : table) {
+    std::string line = "tiny_lm";
+    for (const auto& a : c.args) line += " '" + a + "'";
+    const fs::path cwd = scratch("bad_flags_case");
+    std::vector<std::string> args = c.args;
+    const bool is_train = c.args[0] == "train" && c.args.back() != "--max-iters";
+    if (is_train) args.insert(args.end(), {"--no-progress", "--out-dir", "run"});
+    Outcome r = run_tiny_lm(args, cwd);
+    INFO("case " << index++ << ": " << line << "\nstdout: " << r.out << "\nstderr: " << r.err);
+    CHECK_FALSE(r.timed_out);
+    CHECK(r.signal == 0);
+    CHECK(r.exited);
+    CHECK(r.code == c.code);
+    CHECK_THAT(r.err, Contains(c.names));
+    CHECK(r.out.find("final iter") == std::string::npos);
+    if (is_train) CHECK_FALSE(fs::exists(cwd / "run"));   // rejected before anything was created
+  }
+}
+
+TEST_CASE("tiny_lm: a usage error prints the command's help hint and nothing on stdout", "[e2e][errors]") {
+  const fs::path dir = scratch("bad_flags_hint");
+  Outcome r = run_tiny_lm({"train", "--eval-interval", "0"}, dir);
+  REQUIRE(r.code == 2);
+  REQUIRE(r.err == "[tiny_lm train] --eval-interval must be >= 1; got --eval-interval=0 (see tiny_lm train --help)\n");
+  REQUIRE(r.out.empty());
+  Outcome s = run_tiny_lm({"sample", "--seed", "-1"}, dir);
+  REQUIRE(s.code == 2);
+  REQUIRE(s.err ==
+          "[tiny_lm sample] --seed must be an integer in [0, 18446744073709551615]; got --seed='-1' "
+          "(see tiny_lm sample --help)\n");
+}
