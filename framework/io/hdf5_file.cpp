@@ -191,8 +191,12 @@ Shape read_shape(hid_t dset, const Op& op) {
   std::vector<hsize_t> dims(static_cast<size_t>(rank));
   if (H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr) < 0) op.fail_hdf5();
   Shape shape;
+  uint64_t elements = 1;   // checked here, before any allocation: (2^31, 2^31) must not wrap around
   for (hsize_t d : dims) {
     if (d > static_cast<hsize_t>(std::numeric_limits<int64_t>::max())) op.fail("a dimension is too large");
+    if (d != 0 && elements > static_cast<uint64_t>(std::numeric_limits<int64_t>::max() / 8) / d)
+      op.fail("its " + std::to_string(rank) + "-d shape has too many elements");
+    elements *= d;
     shape.push_back(static_cast<int64_t>(d));
   }
   return shape;
@@ -274,8 +278,12 @@ H5File::H5File(const std::string& filename, Mode mode) : filename_(filename) {
   Hid fapl = op.own(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
   op.ok(H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG));
 #if H5_VERSION_GE(1, 10, 7)
-  op.ok(H5Pset_file_locking(fapl.get(), true, true));   // lock, but work on file systems without locks
+  if (mode != Mode::memory) op.ok(H5Pset_file_locking(fapl.get(), true, true));   // lock, but work on file systems without locks
 #endif
+  if (mode == Mode::memory) {
+    // The core driver without a backing store: the file lives in memory until image() copies it out.
+    op.ok(H5Pset_fapl_core(fapl.get(), 1 << 20, false));
+  }
   if (mode == Mode::read) {
     std::error_code ec;
     if (!std::filesystem::exists(filename, ec)) op.fail("no such file");

@@ -22,7 +22,10 @@ namespace tg::io {
 
 class H5File {
  public:
-  enum class Mode { read, truncate };   // read: existing file, read-only; truncate: create or overwrite
+  // read: existing file, read-only; truncate: create or overwrite; memory: a new file that lives in
+  // memory only (filename is used in messages), whose bytes image() returns: the file system is never
+  // touched, so a writer can do its own IO with the OS's error reasons (see io/checkpoint.h).
+  enum class Mode { read, truncate, memory };
   // Opens or creates the file; throws "<file>: cannot open file for reading: no such file" etc.
   H5File(const std::string& filename, Mode mode);
   ~H5File();   // closes the file, ignoring errors (call close() to see them)
@@ -78,6 +81,15 @@ class H5File {
 
   // Flushes buffered data to the operating system (H5Fflush) and, with sync, to disk (fsync).
   void flush(bool sync = false);
+  // The bytes of the whole file as it would be on disk (flushes first). Any mode.
+  std::vector<unsigned char> image();
+  // Refuses anything that could make a reader touch other files or allocate more than the file
+  // holds: throws "<file>: /p is an external link (...)", "... a soft link ...", "dataset /p has
+  // external raw storage ...", "dataset /p is a virtual dataset ...", "dataset /p declares 2^62 bytes
+  // but the file has 1234" (data larger than the file, possible only with compression, which
+  // tapegrad never writes; pass allow_larger_than_file for h5py files with filters).
+  void check_self_contained(bool allow_larger_than_file = false) const;
+
   // Closes the file and reports errors; afterwards every other call throws "<file>: file is closed".
   void close();
 
