@@ -92,19 +92,19 @@ using ConstNamedGenerators = std::vector<std::pair<std::string, std::reference_w
 
 // What save_checkpoint writes.
 struct CheckpointSave {
-  StateRef model, optimizer, scheduler;
-  ConstNamedGenerators generators;
-  std::string metadata;                                  // JSON text; "" is written as "{}"
+  StateRef model{}, optimizer{}, scheduler{};
+  ConstNamedGenerators generators{};
+  std::string metadata{};                                // JSON text; "" is written as "{}"
   int64_t step = 0;                                      // >= 0
-  std::vector<std::pair<std::string, StateDict>> extra;  // /extra/<name>
+  std::vector<std::pair<std::string, StateDict>> extra{};  // /extra/<name>
   bool allow_nonfinite = false;
 };
 
 // What load_checkpoint restores into. Objects given here must be in the file.
 struct CheckpointLoad {
-  StateRef model, optimizer, scheduler;
-  NamedGenerators generators;
-  std::vector<std::string> extra;                        // sections that must be present
+  StateRef model{}, optimizer{}, scheduler{};
+  NamedGenerators generators{};
+  std::vector<std::string> extra{};                      // sections that must be present
   bool allow_nonfinite = false;
 };
 

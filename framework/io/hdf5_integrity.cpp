@@ -2,6 +2,7 @@
 // plain reads and writes (kept apart from hdf5_file.cpp, which is about datasets and attributes).
 #include <hdf5.h>
 
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -75,6 +76,38 @@ herr_t visit_link(hid_t group, const char* name, const H5L_info_t* info, void* d
   }
 }
 
+uint32_t rot(uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
+
+// Bob Jenkins' lookup3 hashlittle with initval 0: HDF5's metadata checksum.
+uint32_t lookup3(const unsigned char* k, size_t length) {
+  uint32_t a, b, c;
+  a = b = c = 0xdeadbeef + static_cast<uint32_t>(length);
+  auto word = [](const unsigned char* p) { return p[0] | (p[1] << 8) | (p[2] << 16) | (static_cast<uint32_t>(p[3]) << 24); };
+  for (; length > 12; length -= 12, k += 12) {
+    a += word(k), b += word(k + 4), c += word(k + 8);
+    a -= c, a ^= rot(c, 4), c += b, b -= a, b ^= rot(a, 6), a += c, c -= b, c ^= rot(b, 8), b += a;
+    a -= c, a ^= rot(c, 16), c += b, b -= a, b ^= rot(a, 19), a += c, c -= b, c ^= rot(b, 4), b += a;
+  }
+  if (length == 0) return c;
+  unsigned char tail[12] = {};
+  std::memcpy(tail, k, length);
+  a += word(tail), b += word(tail + 4), c += word(tail + 8);
+  c ^= b, c -= rot(b, 14), a ^= c, a -= rot(c, 11), b ^= a, b -= rot(a, 25);
+  c ^= b, c -= rot(b, 16), a ^= c, a -= rot(c, 4), b ^= a, b -= rot(a, 14);
+  c ^= b, c -= rot(b, 24);
+  return c;
+}
+
+// HDF5 1.10's H5Fget_file_image clears the "open for writing" flags of a version 2/3 superblock in
+// the copy but leaves the checksum computed with them set, so the image would not open; recompute it.
+void fix_superblock_checksum(std::vector<unsigned char>& image, const Op& op) {
+  if (image.size() < 12 || (image[8] != 2 && image[8] != 3)) return;
+  const size_t n = 12 + 4 * static_cast<size_t>(image[9]);   // signature..root header address
+  if (image.size() < n + 4) op.fail("the image is shorter than its superblock");
+  const uint32_t sum = lookup3(image.data(), n);
+  for (int i = 0; i < 4; ++i) image[n + i] = static_cast<unsigned char>(sum >> (8 * i));
+}
+
 }  // namespace
 
 std::vector<unsigned char> H5File::image() {
@@ -85,6 +118,7 @@ std::vector<unsigned char> H5File::image() {
   if (size < 0) op.fail_hdf5();
   std::vector<unsigned char> out(static_cast<size_t>(size));
   if (size > 0 && H5Fget_file_image(file, out.data(), out.size()) != size) op.fail_hdf5();
+  fix_superblock_checksum(out, op);
   return out;
 }
 
