@@ -174,10 +174,10 @@ std::vector<unsigned char> build_image(const std::string& path, const Checkpoint
     std::memcpy(&bits[1], &s.offset, 8);
     w.tensor("/rng/" + name, Tensor::from_vector(bits, {2}));
   }
-  f.write_string("/metadata", c.metadata);
+  f.write_string("/metadata", c.metadata, H5File::StringStorage::fixed);
   w.digests["/metadata"] = string_digest("/metadata", c.metadata);
   f.set_attr("/metadata", kDigestAttr, w.digests["/metadata"]);
-  f.set_attr("/", "format", kFormat);
+  f.set_attr("/", "format", kFormat, H5File::StringStorage::fixed);
   f.set_attr("/", "version", kCheckpointVersion);
   f.set_attr("/", "step", c.step);
   f.set_attr("/", kDigestAttr, root_digest(c.step, w.digests));
@@ -208,7 +208,7 @@ struct Reader {
   }
   std::string text(const std::string& path) {
     const int64_t stored = stored_digest(path);
-    std::string s = f.read_string(path);
+    std::string s = f.read_string(path, H5File::StringStorage::fixed);
     if (string_digest(path, s) != stored) mismatch(path);
     digests[path] = stored;
     return s;
@@ -239,12 +239,20 @@ struct Reader {
 // Opens path and checks what must hold before any data is read.
 void check_header(const H5File& f, int64_t* step) {
   const std::string& file = f.filename();
-  if (!f.has_attr("/", "format") || f.attr_string("/", "format") != kFormat)
-    throw std::runtime_error(file + ": not a tapegrad checkpoint (attribute /format is missing or differs)");
+  if (!f.has_attr("/", "format") || !f.has_attr("/", "version"))
+    throw std::runtime_error(file + ": not a tapegrad checkpoint (attribute /format or /version is missing)");
+  // The version first: version 1 stored /format as a variable-length string, which is not read any more.
   const int64_t version = f.attr_int("/", "version");
   if (version != kCheckpointVersion)
     throw std::runtime_error(file + ": checkpoint version " + std::to_string(version) +
                              " is not supported; this tapegrad reads version " + std::to_string(kCheckpointVersion));
+  std::string format;
+  try {
+    format = f.attr_string("/", "format", H5File::StringStorage::fixed);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(file + ": not a tapegrad checkpoint (" + e.what() + ")");
+  }
+  if (format != kFormat) throw std::runtime_error(file + ": not a tapegrad checkpoint (attribute /format is '" + format + "')");
   f.check_self_contained();
   *step = f.attr_int("/", "step");
   if (*step < 0) throw std::runtime_error(file + ": attribute /step is " + std::to_string(*step) + ", expected >= 0");

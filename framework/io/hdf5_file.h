@@ -56,14 +56,21 @@ class H5File {
 
   // A scalar variable-length UTF-8 string dataset (h5py: f[path].asstr()[()]); a value containing a NUL
   // character throws. read_string also reads fixed-length string datasets.
-  void write_string(const std::string& path, const std::string& value);
-  std::string read_string(const std::string& path) const;
+  // StringStorage::fixed writes a fixed-length UTF-8 string of exactly the value's bytes (NUL-padded)
+  // stored with the dataset or attribute itself, where HDF5's checksums cover it; variable-length
+  // strings live in the global heap, which has no checksum (and a damaged heap can hang HDF5 1.10's
+  // reader). Readers given StringStorage::fixed refuse variable-length strings before reading them:
+  // "... it is a variable-length string, expected a fixed-length one".
+  enum class StringStorage { variable, fixed };
+  void write_string(const std::string& path, const std::string& value, StringStorage storage = StringStorage::variable);
+  std::string read_string(const std::string& path, StringStorage accept = StringStorage::variable) const;
 
   // ---- attributes (on a group or dataset, which must exist; path "/" is the root) ----
   // set_attr replaces an existing attribute of the same name. Strings are variable-length UTF-8,
   // integers int64, doubles IEEE f64.
   bool has_attr(const std::string& path, const std::string& name) const;
-  void set_attr(const std::string& path, const std::string& name, const std::string& value);
+  void set_attr(const std::string& path, const std::string& name, const std::string& value,
+                StringStorage storage = StringStorage::variable);
   void set_attr(const std::string& path, const std::string& name, const char* value) {
     set_attr(path, name, std::string(value));
   }
@@ -75,7 +82,8 @@ class H5File {
   // Readers accept a single value (scalar or one-element dataspace). attr_string reads variable- and
   // fixed-length strings; attr_int reads any integer width or a bool enum; attr_double reads any float
   // or integer type. A wrong type throws "... has type float64, expected an integer".
-  std::string attr_string(const std::string& path, const std::string& name) const;
+  std::string attr_string(const std::string& path, const std::string& name,
+                          StringStorage accept = StringStorage::variable) const;
   int64_t attr_int(const std::string& path, const std::string& name) const;
   double attr_double(const std::string& path, const std::string& name) const;
 

@@ -154,14 +154,15 @@ void craft_delete(const std::string& file, const std::string& link) {
   edit(file, [&](hid_t fid) { ok(H5Ldelete(fid, link.c_str(), H5P_DEFAULT), "delete " + link); });
 }
 
-void craft_string(const std::string& file, const std::string& dset, const std::string& value) {
+void craft_string(const std::string& file, const std::string& dset, const std::string& value, bool variable) {
   edit(file, [&](hid_t fid) {
     const int64_t digest = take(fid, dset);
     hid_t type = H5Tcopy(H5T_C_S1);
-    H5Tset_size(type, H5T_VARIABLE);
+    H5Tset_size(type, variable ? H5T_VARIABLE : std::max<size_t>(1, value.size()));
+    if (!variable) H5Tset_strpad(type, H5T_STR_NULLPAD);
     H5Tset_cset(type, H5T_CSET_UTF8);
     const char* text = value.c_str();
-    create(fid, dset, type, {}, H5P_DEFAULT, digest, &text);
+    create(fid, dset, type, {}, H5P_DEFAULT, digest, variable ? static_cast<const void*>(&text) : value.data());
     H5Tclose(type);
   });
 }

@@ -25,8 +25,9 @@ void craft_soft_link(const std::string& file, const std::string& link, const std
 void craft_external_link(const std::string& file, const std::string& link, const std::string& other_file,
                          const std::string& object);
 void craft_delete(const std::string& file, const std::string& link);
-// Replaces the scalar string dataset `dset` by one holding `value` (keeping its digest attribute).
-void craft_string(const std::string& file, const std::string& dset, const std::string& value);
+// Replaces the scalar string dataset `dset` by one holding `value` (keeping its digest attribute),
+// fixed-length as tapegrad writes it, or variable-length (in the global heap).
+void craft_string(const std::string& file, const std::string& dset, const std::string& value, bool variable = false);
 void craft_int_attr(const std::string& file, const std::string& object, const std::string& name, int64_t value);
 void craft_string_attr(const std::string& file, const std::string& object, const std::string& name, const std::string& value);
 void craft_delete_attr(const std::string& file, const std::string& object, const std::string& name);
