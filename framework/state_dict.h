@@ -40,8 +40,12 @@ class StateDict {
   void add(std::string key, Tensor value);
   void emplace_back(std::string key, Tensor value) { add(std::move(key), std::move(value)); }
 
-  // Positional access in insertion order (i < size(), else std::out_of_range).
+  // Positional access in insertion order (i < size(), else std::out_of_range). Through the non-const
+  // overload the tensor may be replaced; renaming the key is not supported (use a new StateDict).
   const value_type& operator[](size_t i) const { return entries_.at(i); }
+  value_type& operator[](size_t i) { return entries_.at(i); }
+  const value_type& front() const { return entries_.at(0); }   // std::out_of_range when empty
+  const value_type& back() const { return entries_.at(entries_.size() - 1); }
   size_t size() const { return entries_.size(); }
   bool empty() const { return entries_.empty(); }
   std::vector<std::string> keys() const;

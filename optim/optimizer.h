@@ -21,8 +21,9 @@ namespace tg::optim {
 using NamedParams = std::vector<std::pair<std::string, Var>>;
 
 // Serialisable state of an optimizer or an lr scheduler (state_dict()): a tg::StateDict
-// (framework/state_dict.h) of (key, tensor), every tensor a copy (never aliasing live state). A checkpoint writer stores each entry as the dataset
-// <prefix>/<key>; reading them back in any order and calling load_state_dict restores the object exactly.
+// (framework/state_dict.h) of (key, tensor), every tensor a copy (never aliasing live state). A
+// checkpoint (framework/io/checkpoint.h) stores each entry as the dataset <section>/<key>; reading them
+// back in any order and calling load_state_dict restores the object exactly.
 //
 // Optimizer keys (G = group index, N = parameter name):
 //   state/N/step               int64 0-d: Adam/AdamW updates applied to N (PyTorch's state['step'])
