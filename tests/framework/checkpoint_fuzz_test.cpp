@@ -64,37 +64,33 @@ const char* const kKinds[] = {"byte flips", "truncation", "zeroed block", "rando
                               "soft link", "external link", "edited string", "edited attribute", "missing object"};
 constexpr int kKindCount = sizeof(kKinds) / sizeof(kKinds[0]);
 
-// Writes variant `seed` of base (bytes `bytes`, datasets `datasets`) to path; returns its kind.
-int make_variant(uint64_t seed, const std::string& bytes, const std::vector<std::string>& datasets, const std::string& path,
-                 const std::string& source) {
-  std::mt19937_64 rng(seed);
+// Byte-level damage of kinds 0-4 (flips, truncation, zeroed block, random block, appended garbage).
+void damage_bytes(int kind, std::mt19937_64& rng, std::string& b) {
   auto pick = [&](uint64_t n) { return static_cast<size_t>(rng() % n); };
-  // Byte-level damage in about half of the variants, crafted structure in the others.
-  const int kind = pick(2) == 0 ? static_cast<int>(pick(5)) : 5 + static_cast<int>(pick(kKindCount - 5));
-  std::string b = bytes;
-  const std::string dset = datasets[pick(datasets.size())];
-  const std::vector<std::string> groups = {"/model", "/optimizer", "/scheduler", "/rng", "/extra", "/metadata",
-                                           "/model/layers", "/optimizer/state/emb.weight", "/extra/data"};
   switch (kind) {
     case 0:
       for (size_t i = 0, n = 1 + pick(4); i < n; ++i) b[pick(b.size())] ^= static_cast<char>(1 + pick(255));
       break;
     case 1: b.resize(pick(b.size())); break;
-    case 2: {
-      const size_t at = pick(b.size()), n = std::min(b.size() - at, 1 + pick(256));
-      std::fill_n(b.begin() + static_cast<std::ptrdiff_t>(at), n, '\0');
-      break;
-    }
+    case 2:
     case 3: {
       const size_t at = pick(b.size()), n = std::min(b.size() - at, 1 + pick(256));
-      for (size_t i = 0; i < n; ++i) b[at + i] = static_cast<char>(rng());
+      for (size_t i = 0; i < n; ++i) b[at + i] = kind == 2 ? '\0' : static_cast<char>(rng());
       break;
     }
     case 4: b.append(1 + pick(4096), static_cast<char>(rng())); break;
     default: break;
   }
-  write_bytes(path, b);
+}
+
+// Crafted structure of kinds 5-14, through the HDF5 C API, on the file at path.
+void craft(int kind, std::mt19937_64& rng, const std::vector<std::string>& datasets, const std::string& path,
+           const std::string& source) {
   using test::CraftType;
+  auto pick = [&](uint64_t n) { return static_cast<size_t>(rng() % n); };
+  const std::string dset = datasets[pick(datasets.size())];
+  const std::vector<std::string> groups = {"/model", "/optimizer", "/scheduler", "/rng", "/extra", "/metadata",
+                                           "/model/layers", "/optimizer/state/emb.weight", "/extra/data"};
   const CraftType types[] = {CraftType::f32, CraftType::f64, CraftType::i32, CraftType::i64, CraftType::u8, CraftType::string};
   switch (kind) {
     case 5: test::craft_replace_dataset(path, dset, CraftType::f32, {1 + pick(9), 1 + pick(9)}); break;
@@ -132,6 +128,18 @@ int make_variant(uint64_t seed, const std::string& bytes, const std::vector<std:
     case 14: test::craft_delete(path, pick(2) ? dset : groups[pick(groups.size())]); break;
     default: break;
   }
+}
+
+// Writes variant `seed` of the base file (its bytes and dataset paths) to path; returns its kind.
+int make_variant(uint64_t seed, const std::string& bytes, const std::vector<std::string>& datasets, const std::string& path,
+                 const std::string& source) {
+  std::mt19937_64 rng(seed);
+  // Byte-level damage in about half of the variants, crafted structure in the others.
+  const int kind = rng() % 2 == 0 ? static_cast<int>(rng() % 5) : 5 + static_cast<int>(rng() % (kKindCount - 5));
+  std::string b = bytes;
+  damage_bytes(kind, rng, b);
+  write_bytes(path, b);
+  craft(kind, rng, datasets, path, source);
   return kind;
 }
 
