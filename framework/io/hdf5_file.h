@@ -57,9 +57,10 @@ class H5File {
   // A scalar variable-length UTF-8 string dataset (h5py: f[path].asstr()[()]); a value containing a NUL
   // character throws. read_string also reads fixed-length string datasets.
   // StringStorage::fixed writes a fixed-length UTF-8 string of exactly the value's bytes (NUL-padded)
-  // stored with the dataset or attribute itself, where HDF5's checksums cover it; variable-length
-  // strings live in the global heap, which has no checksum (and a damaged heap can hang HDF5 1.10's
-  // reader). Readers given StringStorage::fixed refuse variable-length strings before reading them:
+  // stored with the dataset or attribute itself (up to 16 KiB in the checksummed object header,
+  // longer dataset values contiguous, unchecksummed by HDF5: checkpoints add their own digest);
+  // variable-length strings live in the global heap, which has no checksum (and a damaged heap can
+  // hang HDF5 1.10's reader). Readers given StringStorage::fixed refuse variable-length strings before reading them:
   // "... it is a variable-length string, expected a fixed-length one".
   enum class StringStorage { variable, fixed };
   void write_string(const std::string& path, const std::string& value, StringStorage storage = StringStorage::variable);
