@@ -196,18 +196,34 @@ TEST_CASE("checkpoint faults: SIGKILL at random moments of saves leaves the prev
   const CheckpointData even = sample(10, 12000), odd = sample(11, 12000);   // ~3 MB each
   write_checkpoint(path, odd);
   const std::string odd_bytes = read_bytes(path);
+  const auto t0 = std::chrono::steady_clock::now();
   write_checkpoint(path, even);
+  const auto save_us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
   const std::string even_bytes = read_bytes(path);
   std::mt19937 rng(20261129);
   int left_temps = 0;
-  for (int round = 0; round < 30; ++round) {
+  // The child reports each finished save through a pipe; after its first one the parent kills it at a
+  // random moment within the next two save durations. At least 30 rounds, more (up to 300) until one
+  // kill has hit a writer between creating and renaming its temporary file.
+  int round = 0;
+  for (; round < 300 && (round < 30 || left_temps == 0); ++round) {
+    int fds[2];
+    REQUIRE(pipe(fds) == 0);
     const pid_t pid = fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
-      for (int i = 0;; ++i) write_checkpoint(path, i % 2 ? odd : even);   // until killed
+      close(fds[0]);
+      for (int i = 0;; ++i) {   // until killed
+        write_checkpoint(path, i % 2 ? odd : even);
+        (void)!write(fds[1], "s", 1);
+      }
     }
-    std::this_thread::sleep_for(std::chrono::microseconds(1000 + rng() % 60000));
+    close(fds[1]);
+    char c;
+    REQUIRE(read(fds[0], &c, 1) == 1);
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % (2 * save_us + 1)));
     kill(pid, SIGKILL);
+    close(fds[0]);
     int status = 0;
     waitpid(pid, &status, 0);
     REQUIRE(WIFSIGNALED(status));
@@ -218,7 +234,7 @@ TEST_CASE("checkpoint faults: SIGKILL at random moments of saves leaves the prev
     left_temps += count_temps(dir);
     REQUIRE(stale_temp_files(path).size() == static_cast<size_t>(count_temps(dir)));   // the killed writer's
   }
-  INFO("rounds killed in the middle of writing the file: " << left_temps);
+  INFO("rounds killed in the middle of writing the file: " << left_temps << " of " << round);
   REQUIRE(left_temps > 0);
   // The next save removes what killed writers left behind.
   write_checkpoint(path, even);
