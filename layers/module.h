@@ -20,11 +20,10 @@
 #include <utility>
 #include <vector>
 
+#include "tapegrad/framework/state_dict.h"
 #include "tapegrad/framework/tape.h"
 
 namespace tg {
-
-using StateDict = std::vector<std::pair<std::string, Tensor>>;   // ordered like PyTorch's
 
 class Module {
  public:

@@ -95,9 +95,9 @@ void AdamBase<Options>::check_param_state(const std::string& param_name, const P
   const char* op = this->name().c_str();
   for (const auto& [field, t] : st.tensors)
     TG_CHECK(field == "step" || field == "exp_avg" || field == "exp_avg_sq" || field == "max_exp_avg_sq", op,
-             "load_state: unknown state field '", field, "' of parameter '", param_name, "'");
+             "load_state_dict: unknown state field '", field, "' of parameter '", param_name, "'");
   for (const char* required : {"step", "exp_avg", "exp_avg_sq"})
-    TG_CHECK(st.find(required) != nullptr, op, "load_state: parameter '", param_name, "' has state but no ",
+    TG_CHECK(st.find(required) != nullptr, op, "load_state_dict: parameter '", param_name, "' has state but no ",
              required);
 }
 

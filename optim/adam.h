@@ -47,7 +47,7 @@ struct AdamWOptions {
 };
 
 // Options <-> state keys "<prefix>lr", "eps", "weight_decay" (float64 0-d), "betas" (float64 [2]),
-// "amsgrad", "maximize" (bool 0-d). load_options throws "[op] load_state: ..." for missing/mistyped keys.
+// "amsgrad", "maximize" (bool 0-d). load_options throws "[op] load_state_dict: ..." for missing/mistyped keys.
 void save_options(const AdamOptions& o, const std::string& prefix, StateDict& out);
 void load_options(const StateDict& in, const std::string& prefix, const char* op, AdamOptions& o);
 void save_options(const AdamWOptions& o, const std::string& prefix, StateDict& out);

@@ -36,7 +36,7 @@ std::vector<double> LRScheduler::get_last_lr() const {
   return lrs;
 }
 
-StateDict LRScheduler::state() const {
+StateDict LRScheduler::state_dict() const {
   StateDict out;
   out.add("last_step", detail::scalar_i64(last_step_));
   out.add("base_lrs",
@@ -45,14 +45,14 @@ StateDict LRScheduler::state() const {
   return out;
 }
 
-void LRScheduler::load_state(const StateDict& state) {
+void LRScheduler::load_state_dict(const StateDict& state) {
   const char* op = name_.c_str();
   int64_t last_step = detail::read_i64(state, "last_step", op);
-  TG_CHECK(last_step >= 0, op, "load_state: last_step must be >= 0; got last_step=", last_step);
+  TG_CHECK(last_step >= 0, op, "load_state_dict: last_step must be >= 0; got last_step=", last_step);
   const int64_t groups = static_cast<int64_t>(optimizer_->num_groups());
   Tensor base = detail::read_tensor(state, "base_lrs", op, DType::Float64, {groups});
   for (double lr : base.to_vector())
-    TG_CHECK(std::isfinite(lr) && lr >= 0, op, "load_state: base_lrs must be finite and >= 0; got ", format_number(lr));
+    TG_CHECK(std::isfinite(lr) && lr >= 0, op, "load_state_dict: base_lrs must be finite and >= 0; got ", format_number(lr));
   load_options(state);   // validates before assigning; nothing below throws
   last_step_ = last_step;
   base_lrs_ = base.to_vector();

@@ -35,12 +35,12 @@ class LRScheduler {
   const std::vector<double>& base_lrs() const { return base_lrs_; }
   std::vector<double> get_last_lr() const;   // lr_at(last_step, g) for every group
 
-  StateDict state() const;
-  // Restores state() output, then writes lr_at(last_step, g) into the optimizer's groups (so the
+  StateDict state_dict() const;
+  // Restores state_dict() output, then writes lr_at(last_step, g) into the optimizer's groups (so the
   // resumed run uses the same lrs whether or not the optimizer state is loaded afterwards).
-  // All-or-nothing; throws std::invalid_argument "[<name>] load_state: ..." on a missing or mistyped
+  // All-or-nothing; throws std::invalid_argument "[<name>] load_state_dict: ..." on a missing or mistyped
   // key, a base_lrs size different from the optimizer's group count, or invalid options.
-  void load_state(const StateDict& state);
+  void load_state_dict(const StateDict& state);
 
  protected:
   LRScheduler(std::string name, Optimizer& optimizer);

@@ -24,30 +24,7 @@ bool split_state_key(const std::string& key, std::string& name, std::string& fie
 
 }  // namespace
 
-// ---- StateDict, ParamState ----
-
-bool StateDict::contains(const std::string& key) const {
-  for (const auto& [k, t] : tensors)
-    if (k == key) return true;
-  return false;
-}
-
-const Tensor& StateDict::at(const std::string& key) const {
-  const Tensor* found = nullptr;
-  for (const auto& [k, t] : tensors) {
-    if (k == key) {
-      found = &t;
-      break;
-    }
-  }
-  TG_CHECK(found != nullptr, "StateDict", "missing key ", key);
-  return *found;
-}
-
-void StateDict::add(std::string key, Tensor value) {
-  TG_CHECK(!contains(key), "StateDict", "duplicate key ", key);
-  tensors.emplace_back(std::move(key), std::move(value));
-}
+// ---- ParamState ----
 
 Tensor* ParamState::find(const std::string& field) {
   for (auto& [k, t] : tensors)
@@ -118,7 +95,7 @@ void Optimizer::check_grad(const std::string& param_name, const Var& param) cons
            describe(param.value()));
 }
 
-StateDict Optimizer::state() const {
+StateDict Optimizer::state_dict() const {
   StateDict out;
   for (size_t g = 0; g < num_groups(); ++g) {
     for (const auto& [name, p] : group_params(g)) {
@@ -134,34 +111,34 @@ StateDict Optimizer::state() const {
   return out;
 }
 
-void Optimizer::load_state(const StateDict& state) {
+void Optimizer::load_state_dict(const StateDict& state) {
   const char* op = name_.c_str();
   std::unordered_map<std::string, const Var*> params;
   for (size_t g = 0; g < num_groups(); ++g) {
     std::string key = group_prefix(g) + "num_params";
     int64_t n = detail::read_i64(state, key, op);
-    TG_CHECK(n == static_cast<int64_t>(group_params(g).size()), op, "load_state: ", key, " is ", n,
+    TG_CHECK(n == static_cast<int64_t>(group_params(g).size()), op, "load_state_dict: ", key, " is ", n,
              " but param group ", g, " has ", group_params(g).size(), " parameters");
     for (const auto& [name, p] : group_params(g)) params.emplace(name, &p);
   }
   TG_CHECK(!state.contains(group_prefix(num_groups()) + "num_params"), op,
-           "load_state: the state has more param groups than the optimizer (", num_groups(), ")");
+           "load_state_dict: the state has more param groups than the optimizer (", num_groups(), ")");
 
   std::unordered_map<std::string, ParamState> loaded;
-  for (const auto& [key, t] : state.tensors) {
+  for (const auto& [key, t] : state) {
     std::string name, field;
     if (!split_state_key(key, name, field)) continue;
     auto it = params.find(name);
-    TG_CHECK(it != params.end(), op, "load_state: key ", key, " names no parameter of this optimizer");
+    TG_CHECK(it != params.end(), op, "load_state_dict: key ", key, " names no parameter of this optimizer");
     const Tensor& pv = it->second->value();
     bool is_step = field == "step";
     DType want_dtype = is_step ? DType::Int64 : pv.dtype();
     Shape want_shape = is_step ? Shape{} : pv.shape();
-    TG_CHECK(t.defined() && t.dtype() == want_dtype && t.shape() == want_shape, op, "load_state: ", key, " has ",
+    TG_CHECK(t.defined() && t.dtype() == want_dtype && t.shape() == want_shape, op, "load_state_dict: ", key, " has ",
              t.defined() ? describe(t) : std::string("an undefined tensor"), ", expected ", to_string(want_dtype),
              to_string(want_shape));
-    if (is_step) TG_CHECK(t.item() >= 0, op, "load_state: ", key, " is negative; got ", t.item());
-    TG_CHECK(loaded[name].find(field) == nullptr, op, "load_state: duplicate key ", key);
+    if (is_step) TG_CHECK(t.item() >= 0, op, "load_state_dict: ", key, " is negative; got ", t.item());
+    TG_CHECK(loaded[name].find(field) == nullptr, op, "load_state_dict: duplicate key ", key);
     loaded[name].tensors.emplace_back(field, t.clone());
   }
   for (const auto& [name, st] : loaded) check_param_state(name, st);
@@ -192,9 +169,9 @@ Tensor scalar_i64(int64_t v) {
 Tensor scalar_bool(bool v) { return Tensor::scalar(v ? 1.0 : 0.0, DType::Bool); }
 
 Tensor read_tensor(const StateDict& in, const std::string& key, const char* op, DType dtype, const Shape& shape) {
-  TG_CHECK(in.contains(key), op, "load_state: missing key ", key);
+  TG_CHECK(in.contains(key), op, "load_state_dict: missing key ", key);
   const Tensor& t = in.at(key);
-  TG_CHECK(t.defined() && t.dtype() == dtype && t.shape() == shape, op, "load_state: ", key, " has ",
+  TG_CHECK(t.defined() && t.dtype() == dtype && t.shape() == shape, op, "load_state_dict: ", key, " has ",
            t.defined() ? describe(t) : std::string("an undefined tensor"), ", expected ", to_string(dtype),
            to_string(shape));
   return t;

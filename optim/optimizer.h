@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "tapegrad/framework/state_dict.h"
 #include "tapegrad/framework/tape.h"
 
 namespace tg::optim {
@@ -19,9 +20,10 @@ namespace tg::optim {
 // ("linear1.weight"); within one optimizer they are unique and contain no '/'.
 using NamedParams = std::vector<std::pair<std::string, Var>>;
 
-// Serialisable state of an optimizer or an lr scheduler: an ordered list of (key, tensor), every
-// tensor a copy (never aliasing live state). A checkpoint writer stores each entry as the dataset
-// <prefix>/<key>; reading them back in any order and calling load_state restores the object exactly.
+// Serialisable state of an optimizer or an lr scheduler (state_dict()): a tg::StateDict
+// (framework/state_dict.h) of (key, tensor), every tensor a copy (never aliasing live state). A
+// checkpoint (framework/io/checkpoint.h) stores each entry as the dataset <section>/<key>; reading them
+// back in any order and calling load_state_dict restores the object exactly.
 //
 // Optimizer keys (G = group index, N = parameter name):
 //   state/N/step               int64 0-d: Adam/AdamW updates applied to N (PyTorch's state['step'])
@@ -35,16 +37,6 @@ using NamedParams = std::vector<std::pair<std::string, Var>>;
 //                              maximize, amsgrad), float64 [2] betas
 // A parameter that never had a step with a grad has no state/N keys (PyTorch's empty state).
 // Scheduler keys: see optim/lr_scheduler.h.
-struct StateDict {
-  std::vector<std::pair<std::string, Tensor>> tensors;
-
-  bool contains(const std::string& key) const;
-  // Throws std::invalid_argument "[StateDict] missing key <key>".
-  const Tensor& at(const std::string& key) const;
-  // Appends; throws std::invalid_argument "[StateDict] duplicate key <key>".
-  void add(std::string key, Tensor value);
-};
-using OptimizerState = StateDict;
 
 // One parameter's state, as PyTorch's optimizer.state[p]: tensors by name, in creation order.
 struct ParamState {
@@ -86,12 +78,12 @@ class Optimizer {
   const ParamState* param_state(const std::string& param_name) const;
 
   // Everything needed to continue bit-identically: per-parameter state and every group's options.
-  StateDict state() const;
-  // Restores state() output (keys in any order) into an optimizer of the same type whose groups have
+  StateDict state_dict() const;
+  // Restores state_dict() output (keys in any order) into an optimizer of the same type whose groups have
   // the same sizes and parameter names/shapes. All-or-nothing: on any mismatch (unknown parameter or
   // field, wrong shape/dtype, missing key, invalid options) throws std::invalid_argument
-  // "[<name>] load_state: ..." and leaves the optimizer unchanged.
-  void load_state(const StateDict& state);
+  // "[<name>] load_state_dict: ..." and leaves the optimizer unchanged.
+  void load_state_dict(const StateDict& state);
 
  protected:
   explicit Optimizer(std::string name) : name_(std::move(name)) {}
@@ -107,7 +99,7 @@ class Optimizer {
   // Replaces every group's options from `in`, all-or-nothing (validates before assigning).
   virtual void load_group_options(const StateDict& in) = 0;
   // Throws std::invalid_argument when a loaded parameter state misses a required field or has an
-  // unknown one. Shapes and dtypes are checked by load_state ("step": int64 0-d, others: param's).
+  // unknown one. Shapes and dtypes are checked by load_state_dict ("step": int64 0-d, others: param's).
   virtual void check_param_state(const std::string& param_name, const ParamState& st) const = 0;
 
  private:
@@ -165,8 +157,8 @@ std::string format_number(double v);
 Tensor scalar_f64(double v);
 Tensor scalar_i64(int64_t v);
 Tensor scalar_bool(bool v);
-// Read a 0-d entry of the given kind; throw "[op] load_state: missing key K" or
-// "[op] load_state: K has <dtype>[shape], expected float64[]" (int64[], bool[]).
+// Read a 0-d entry of the given kind; throw "[op] load_state_dict: missing key K" or
+// "[op] load_state_dict: K has <dtype>[shape], expected float64[]" (int64[], bool[]).
 double read_f64(const StateDict& in, const std::string& key, const char* op);
 int64_t read_i64(const StateDict& in, const std::string& key, const char* op);
 bool read_bool(const StateDict& in, const std::string& key, const char* op);

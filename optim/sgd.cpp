@@ -74,9 +74,9 @@ void SGD::step() {
 
 void SGD::check_param_state(const std::string& param_name, const ParamState& st) const {
   for (const auto& [field, t] : st.tensors)
-    TG_CHECK(field == "momentum_buffer", "SGD", "load_state: unknown state field '", field, "' of parameter '",
+    TG_CHECK(field == "momentum_buffer", "SGD", "load_state_dict: unknown state field '", field, "' of parameter '",
              param_name, "'");
-  TG_CHECK(st.find("momentum_buffer") != nullptr, "SGD", "load_state: parameter '", param_name,
+  TG_CHECK(st.find("momentum_buffer") != nullptr, "SGD", "load_state_dict: parameter '", param_name,
            "' has state but no momentum_buffer");
 }
 

@@ -32,7 +32,7 @@ struct SGDOptions {
 };
 
 // Options <-> state keys "<prefix>lr", "momentum", "dampening", "weight_decay" (float64 0-d),
-// "nesterov", "maximize" (bool 0-d). load_options throws "[op] load_state: ..." for missing/mistyped keys.
+// "nesterov", "maximize" (bool 0-d). load_options throws "[op] load_state_dict: ..." for missing/mistyped keys.
 void save_options(const SGDOptions& o, const std::string& prefix, StateDict& out);
 void load_options(const StateDict& in, const std::string& prefix, const char* op, SGDOptions& o);
 

@@ -22,10 +22,43 @@ TinyLM& initialised(TinyLM& m, Generator& gen) {
   return m;
 }
 
-io::NamedTensors data_state(int64_t train_tokens, int64_t val_tokens, int64_t batch, int64_t block) {
+// The extra section "data": the corpus sizes and batch shape the samplers' streams belong to, and the
+// vocabulary as byte values (any bytes, which JSON text could not carry).
+StateDict data_state(const Corpus& corpus, int64_t batch, int64_t block) {
   auto scalar = [](int64_t v) { return Tensor::full({}, static_cast<double>(v), DType::Int64); };
-  return {{"train_tokens", scalar(train_tokens)}, {"val_tokens", scalar(val_tokens)}, {"batch_size", scalar(batch)},
-          {"block_size", scalar(block)}};
+  std::vector<int64_t> bytes;
+  for (unsigned char ch : corpus.vocab.chars()) bytes.push_back(ch);
+  return {{"train_tokens", scalar(static_cast<int64_t>(corpus.train.size()))},
+          {"val_tokens", scalar(static_cast<int64_t>(corpus.val.size()))},
+          {"batch_size", scalar(batch)},
+          {"block_size", scalar(block)},
+          {"vocabulary", Tensor::from_vector(bytes, {static_cast<int64_t>(bytes.size())})}};
+}
+
+std::string vocabulary_of(const StateDict& data, const std::string& path) {
+  const Tensor& v = data.at("vocabulary");
+  if (v.dtype() != DType::Int64 || v.dim() != 1)
+    throw std::runtime_error(path + ": dataset /extra/data/vocabulary is not int64[V]");
+  std::string chars;
+  for (int64_t i = 0; i < v.numel(); ++i) {
+    const int64_t b = v.data<int64_t>()[i];
+    if (b < 0 || b > 255) throw std::runtime_error(path + ": dataset /extra/data/vocabulary holds " + std::to_string(b) + ", not a byte");
+    chars += static_cast<char>(b);
+  }
+  return chars;
+}
+
+// The metadata: {"tiny_lm": {"config": {...}}}.
+std::string metadata_of(const TinyLMConfig& c) {
+  return nlohmann::json{{"tiny_lm", {{"config", nlohmann::json::parse(config_to_json(c))}}}}.dump();
+}
+
+std::string config_json_of(const std::string& metadata, const std::string& path) {
+  try {
+    return nlohmann::json::parse(metadata).at("tiny_lm").at("config").dump();
+  } catch (const std::exception& e) {
+    throw std::runtime_error(path + ": /metadata has no tiny_lm configuration: " + e.what());
+  }
 }
 
 }  // namespace
@@ -68,70 +101,72 @@ double TrainingState::train_step(const Tensor& x, const Tensor& y, double grad_c
 }
 
 void TrainingState::save(const std::string& path) const {
-  io::Checkpoint c;
-  c.model = model.state_dict();
-  c.optimizer = optimizer.state().tensors;
-  c.scheduler = scheduler.state().tensors;
-  c.data = data_state(static_cast<int64_t>(corpus.train.size()), static_cast<int64_t>(corpus.val.size()), batch_size,
-                      block_size);
-  c.generators = {{"model", model_gen.state()},
-                  {"train_batches", train_batches.generator().state()},
-                  {"eval_train", eval_train.generator().state()},
-                  {"eval_val", eval_val.generator().state()}};
-  c.step = step;
-  c.config = config_to_json(config);
-  c.vocabulary = corpus.vocab.chars();
-  io::save_checkpoint(path, c);
+  io::save_checkpoint(path, {.model = &model, .optimizer = &optimizer, .scheduler = &scheduler,
+                             .generators = {{"model", model_gen}, {"train_batches", train_batches.generator()},
+                                            {"eval_train", eval_train.generator()}, {"eval_val", eval_val.generator()}},
+                             .metadata = metadata_of(config), .step = step,
+                             .extra = {{"data", data_state(corpus, batch_size, block_size)}}});
 }
 
 void TrainingState::load(const std::string& path) {
-  io::Checkpoint c = io::load_checkpoint(path);
-  if (c.vocabulary != corpus.vocab.chars())
-    throw std::runtime_error(path + ": /vocabulary differs from the data's vocabulary (another corpus?)");
-  if (c.config != config_to_json(config))
-    throw std::runtime_error(path + ": /config " + c.config + " differs from this run's model " + config_to_json(config));
-  io::NamedTensors expected = data_state(static_cast<int64_t>(corpus.train.size()), static_cast<int64_t>(corpus.val.size()),
-                                         batch_size, block_size);
+  // Check that the file belongs to this run before anything changes.
+  const io::CheckpointData c = io::read_checkpoint(path);
+  const std::string stored = config_json_of(c.metadata, path);
+  if (stored != config_to_json(config))
+    throw std::runtime_error(path + ": /metadata config " + stored + " differs from this run's model " + config_to_json(config));
+  const StateDict* data = nullptr;
+  for (const auto& [name, sd] : c.extra)
+    if (name == "data") data = &sd;
+  if (!data) throw std::runtime_error(path + ": missing /extra/data");
+  const StateDict expected = data_state(corpus, batch_size, block_size);
   for (const auto& [name, t] : expected) {
-    const Tensor& got = io::find_entry(c.data, name, path, "data");
-    if (!got.bit_equal(t))
-      throw std::runtime_error(path + ": /data/" + name + " is " + std::to_string(static_cast<int64_t>(got.item())) +
-                               " but this run has " + std::to_string(static_cast<int64_t>(t.item())));
+    if (!data->contains(name)) throw std::runtime_error(path + ": missing dataset /extra/data/" + name);
+    if (name == "vocabulary") {
+      if (vocabulary_of(*data, path) != corpus.vocab.chars())
+        throw std::runtime_error(path + ": /extra/data/vocabulary differs from the data's vocabulary (another corpus?)");
+    } else if (!data->at(name).bit_equal(t)) {
+      const Tensor& got = data->at(name);
+      const bool scalar = got.dtype() == DType::Int64 && got.dim() == 0;
+      throw std::runtime_error(path + ": dataset /extra/data/" + name + " is " +
+                               (scalar ? std::to_string(got.data<int64_t>()[0]) : describe(got)) + " but this run has " +
+                               std::to_string(static_cast<int64_t>(t.item())));
+    }
   }
-  try {
-    model.load_state_dict(c.model);
-    optimizer.load_state({c.optimizer});
-    scheduler.load_state({c.scheduler});
-  } catch (const std::invalid_argument& e) {
-    throw std::runtime_error(path + ": " + e.what());
-  }
-  model_gen.set_state(io::find_generator(c, "model", path));
-  train_batches.generator().set_state(io::find_generator(c, "train_batches", path));
-  eval_train.generator().set_state(io::find_generator(c, "eval_train", path));
-  eval_val.generator().set_state(io::find_generator(c, "eval_val", path));
-  step = c.step;
+  io::CheckpointInfo info = io::load_checkpoint(
+      path, {.model = &model, .optimizer = &optimizer, .scheduler = &scheduler,
+             .generators = {{"model", model_gen}, {"train_batches", train_batches.generator()},
+                            {"eval_train", eval_train.generator()}, {"eval_val", eval_val.generator()}},
+             .extra = {"data"}});
+  step = info.step;
 }
 
 std::unique_ptr<TinyLM> load_model(const std::string& path, Vocabulary* vocab) {
-  io::Checkpoint c = io::load_checkpoint(path);
+  const io::CheckpointData c = io::read_checkpoint(path);
   TinyLMConfig config;
   try {
-    config = config_from_json(c.config);
+    config = config_from_json(config_json_of(c.metadata, path));
+  } catch (const std::runtime_error&) {
+    throw;
   } catch (const std::exception& e) {
-    throw std::runtime_error(path + ": /config is not a tiny_lm configuration: " + e.what());
+    throw std::runtime_error(path + ": /metadata is not a tiny_lm configuration: " + e.what());
   }
+  if (!c.model) throw std::runtime_error(path + ": missing /model");
+  const StateDict* data = nullptr;
+  for (const auto& [name, sd] : c.extra)
+    if (name == "data") data = &sd;
+  if (!data || !data->contains("vocabulary")) throw std::runtime_error(path + ": missing dataset /extra/data/vocabulary");
   static Generator scratch(0);   // initial values are overwritten by the checkpoint
   auto model = std::make_unique<TinyLM>(config, scratch);
   try {
-    model->load_state_dict(c.model);
+    model->load_state_dict(*c.model);
   } catch (const std::invalid_argument& e) {
     throw std::runtime_error(path + ": " + e.what());
   }
   model->eval();
-  *vocab = Vocabulary::from_text(c.vocabulary);
+  *vocab = Vocabulary::from_text(vocabulary_of(*data, path));
   if (vocab->size() != config.vocab_size)
-    throw std::runtime_error(path + ": /vocabulary has " + std::to_string(vocab->size()) + " characters but /config says " +
-                             std::to_string(config.vocab_size));
+    throw std::runtime_error(path + ": /extra/data/vocabulary has " + std::to_string(vocab->size()) +
+                             " characters but the configuration says " + std::to_string(config.vocab_size));
   return model;
 }
 

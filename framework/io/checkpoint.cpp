@@ -1,133 +1,112 @@
+// save_checkpoint / load_checkpoint: live objects <-> CheckpointData (the format is checkpoint_data.cpp).
 #include "tapegrad/framework/io/checkpoint.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cstdio>
-#include <cstring>
-#include <filesystem>
 #include <stdexcept>
-
-#include "tapegrad/framework/io/hdf5_file.h"
 
 namespace tg::io {
 namespace {
 
-constexpr const char* kFormat = "tapegrad-checkpoint";
-constexpr int64_t kVersion = 1;
-
-std::string dotted_to_path(const std::string& name) {
-  std::string p = name;
-  for (char& c : p)
-    if (c == '.') c = '/';
-  return p;
-}
-
-void write_section(H5File& f, const std::string& root, const NamedTensors& entries, bool dotted) {
-  f.create_group(root);
-  for (const auto& [name, t] : entries) f.write(root + "/" + (dotted ? dotted_to_path(name) : name), t);
-}
-
-// Every dataset below `group`, named by its path relative to `root` (separator `sep`).
-void read_section(const H5File& f, const std::string& root, const std::string& group, char sep, NamedTensors& out) {
-  for (const std::string& child : f.children(group)) {
-    const std::string path = group + "/" + child;
-    if (f.is_group(path)) {
-      read_section(f, root, path, sep, out);
-    } else {
-      std::string name = path.substr(root.size() + 1);
-      for (char& c : name)
-        if (c == '/') c = sep;
-      out.emplace_back(name, f.read(path));
+// Entries of the live model that share one tensor (tied weights): pairs of keys.
+std::vector<std::pair<std::string, std::string>> tied_keys(const StateDict& live) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (size_t i = 0; i < live.size(); ++i)
+    for (size_t j = i + 1; j < live.size(); ++j) {
+      const Tensor& a = live[i].second;
+      const Tensor& b = live[j].second;
+      if (a.defined() && b.defined() && a.numel() > 0 && a.raw() == b.raw() && a.shape() == b.shape())
+        out.emplace_back(live[i].first, live[j].first);
     }
+  return out;
+}
+
+void check_tied(const std::string& path, const StateDict& live, const StateDict& stored) {
+  for (const auto& [a, b] : tied_keys(live)) {
+    if (!stored.contains(a) || !stored.contains(b)) continue;   // load_state_dict reports missing keys
+    if (!stored.at(a).bit_equal(stored.at(b)))
+      throw std::runtime_error(path + ": datasets /model/" + a + " and /model/" + b +
+                               " hold weights that are tied in the model but differ in the file");
   }
 }
 
-void fsync_path(const std::string& path, int flags) {
-  int fd = ::open(path.c_str(), flags);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
+const StateDict& required(const std::optional<StateDict>& section, const std::string& path, const char* name) {
+  if (!section) throw std::runtime_error(path + ": missing /" + std::string(name) + " (the checkpoint has no " + name + " state)");
+  return *section;
+}
+
+StateDict clone_of(const StateDict& sd) {
+  StateDict out;
+  for (const auto& [k, t] : sd) out.add(k, t.clone());
+  return out;
+}
+
+// Loads each (object, state) in order; when one refuses, restores the ones already loaded and
+// rethrows as std::runtime_error naming the file.
+void load_all(const std::string& path, const std::vector<std::pair<const StateRef*, const StateDict*>>& jobs) {
+  std::vector<StateDict> before;
+  for (const auto& [ref, sd] : jobs) before.push_back(clone_of(ref->state_dict()));
+  size_t done = 0;
+  try {
+    for (; done < jobs.size(); ++done) jobs[done].first->load_state_dict(*jobs[done].second);
+  } catch (const std::exception& e) {
+    for (size_t i = 0; i < done; ++i) jobs[i].first->load_state_dict(before[i]);
+    if (dynamic_cast<const std::logic_error*>(&e) && !dynamic_cast<const std::invalid_argument*>(&e)) throw;
+    throw std::runtime_error(path + ": " + e.what());
+  }
 }
 
 }  // namespace
 
-void save_checkpoint(const std::string& path, const Checkpoint& c) {
-  namespace fs = std::filesystem;
-  const fs::path target(path);
-  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  const std::string tmp = (dir / (target.filename().string() + ".tmp." + std::to_string(::getpid()))).string();
-  try {
-    {
-      H5File f(tmp, H5File::Mode::truncate);
-      f.set_attr("/", "format", kFormat);
-      f.set_attr("/", "version", kVersion);
-      f.set_attr("/", "step", c.step);
-      write_section(f, "/model", c.model, true);
-      write_section(f, "/optimizer", c.optimizer, false);
-      write_section(f, "/scheduler", c.scheduler, false);
-      write_section(f, "/data", c.data, false);
-      f.create_group("/rng");
-      for (const auto& [name, s] : c.generators) {
-        std::vector<int64_t> bits(2);
-        std::memcpy(&bits[0], &s.seed, 8);
-        std::memcpy(&bits[1], &s.offset, 8);
-        f.write("/rng/" + name, Tensor::from_vector(bits, {2}));
-      }
-      f.write_string("/config", c.config);
-      f.write_string("/vocabulary", c.vocabulary);
-      f.flush(/*sync=*/true);
-      f.close();
-    }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0)
-      throw std::runtime_error(path + ": cannot rename " + tmp + " over it: " + std::strerror(errno));
-    fsync_path(dir.string(), O_RDONLY | O_DIRECTORY);   // make the rename itself durable
-  } catch (...) {
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    throw;
+void StateRef::load_state_dict(const StateDict& sd) const {
+  if (!load_) throw std::logic_error("[load_checkpoint] cannot load into an object given as a pointer to const");
+  load_(sd);
+}
+
+const StateDict& CheckpointInfo::extra_section(const std::string& name) const {
+  for (const auto& [n, sd] : extra)
+    if (n == name) return sd;
+  throw std::out_of_range("[CheckpointInfo] no extra section '" + name + "'");
+}
+
+void save_checkpoint(const std::string& path, const CheckpointSave& items) {
+  CheckpointData data;
+  data.step = items.step;
+  data.metadata = items.metadata.empty() ? "{}" : items.metadata;
+  if (items.model) data.model = items.model.state_dict();
+  if (items.optimizer) data.optimizer = items.optimizer.state_dict();
+  if (items.scheduler) data.scheduler = items.scheduler.state_dict();
+  data.extra = items.extra;
+  for (const auto& [name, gen] : items.generators) data.generators.emplace_back(name, gen.get().state());
+  write_checkpoint(path, data, items.allow_nonfinite);
+}
+
+CheckpointInfo load_checkpoint(const std::string& path, const CheckpointLoad& items) {
+  CheckpointData data = read_checkpoint(path, items.allow_nonfinite);
+  // Everything requested must be there before anything changes.
+  std::vector<GeneratorState> streams;
+  for (const auto& [name, gen] : items.generators) {
+    const GeneratorState* found = nullptr;
+    for (const auto& [n, s] : data.generators)
+      if (n == name) found = &s;
+    if (!found) throw std::runtime_error(path + ": missing /rng/" + name + " (random stream '" + name + "')");
+    streams.push_back(*found);
   }
-}
-
-Checkpoint load_checkpoint(const std::string& path) {
-  H5File f(path, H5File::Mode::read);
-  if (!f.has_attr("/", "format") || f.attr_string("/", "format") != kFormat)
-    throw std::runtime_error(path + ": not a tapegrad checkpoint (attribute /format is missing or differs)");
-  const int64_t version = f.attr_int("/", "version");
-  if (version != kVersion)
-    throw std::runtime_error(path + ": checkpoint version " + std::to_string(version) + " is not supported (expected " +
-                             std::to_string(kVersion) + ")");
-  for (const char* group : {"/model", "/optimizer", "/scheduler", "/data", "/rng", "/config", "/vocabulary"})
-    if (!f.exists(group)) throw std::runtime_error(path + ": missing " + std::string(group));
-  Checkpoint c;
-  c.step = f.attr_int("/", "step");
-  read_section(f, "/model", "/model", '.', c.model);
-  read_section(f, "/optimizer", "/optimizer", '/', c.optimizer);
-  read_section(f, "/scheduler", "/scheduler", '/', c.scheduler);
-  read_section(f, "/data", "/data", '/', c.data);
-  for (const std::string& name : f.children("/rng")) {
-    Tensor bits = f.read("/rng/" + name, DType::Int64, {2});
-    GeneratorState s;
-    std::memcpy(&s.seed, bits.data<int64_t>(), 8);
-    std::memcpy(&s.offset, bits.data<int64_t>() + 1, 8);
-    c.generators.emplace_back(name, s);
+  CheckpointInfo info{data.step, data.metadata, data.extra};
+  for (const std::string& name : items.extra) {
+    bool found = false;
+    for (const auto& [n, sd] : data.extra) found = found || n == name;
+    if (!found) throw std::runtime_error(path + ": missing /extra/" + name);
   }
-  c.config = f.read_string("/config");
-  c.vocabulary = f.read_string("/vocabulary");
-  return c;
-}
-
-const Tensor& find_entry(const NamedTensors& entries, const std::string& name, const std::string& file,
-                         const std::string& section) {
-  for (const auto& [n, t] : entries)
-    if (n == name) return t;
-  throw std::runtime_error(file + ": no dataset /" + section + "/" + name);
-}
-
-GeneratorState find_generator(const Checkpoint& c, const std::string& name, const std::string& file) {
-  for (const auto& [n, s] : c.generators)
-    if (n == name) return s;
-  throw std::runtime_error(file + ": no dataset /rng/" + name);
+  std::vector<std::pair<const StateRef*, const StateDict*>> jobs;
+  if (items.model) {
+    check_tied(path, items.model.state_dict(), required(data.model, path, "model"));
+    jobs.emplace_back(&items.model, &*data.model);
+  }
+  if (items.optimizer) jobs.emplace_back(&items.optimizer, &required(data.optimizer, path, "optimizer"));
+  // The scheduler last: its load_state_dict writes lrs into the optimizer's groups.
+  if (items.scheduler) jobs.emplace_back(&items.scheduler, &required(data.scheduler, path, "scheduler"));
+  load_all(path, jobs);
+  for (size_t i = 0; i < streams.size(); ++i) items.generators[i].second.get().set_state(streams[i]);
+  return info;
 }
 
 }  // namespace tg::io

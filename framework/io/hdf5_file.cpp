@@ -130,7 +130,7 @@ int64_t read_int_attr(hid_t attr, const Op& op) {
 }
 
 // Reads a one-element string (variable or fixed length) from a dataset or an attribute.
-std::string read_string_value(hid_t obj, bool is_attr, const Op& op) {
+std::string read_string_value(hid_t obj, bool is_attr, const Op& op, bool fixed_only = false) {
   Hid type = op.own(is_attr ? H5Aget_type(obj) : H5Dget_type(obj), H5Tclose);
   Hid space = op.own(is_attr ? H5Aget_space(obj) : H5Dget_space(obj), H5Sclose);
   if (H5Tget_class(type.get()) != H5T_STRING) wrong_type(type.get(), "a string", op);
@@ -139,6 +139,7 @@ std::string read_string_value(hid_t obj, bool is_attr, const Op& op) {
     op.ok(is_attr ? H5Aread(obj, mem, buffer) : H5Dread(obj, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer));
   };
   if (op.truth(H5Tis_variable_str(type.get()))) {
+    if (fixed_only) op.fail("it is a variable-length string, expected a fixed-length one");
     Hid mem = op.own(H5Tcopy(H5T_C_S1), H5Tclose);
     op.ok(H5Tset_size(mem.get(), H5T_VARIABLE));
     op.ok(H5Tset_cset(mem.get(), H5Tget_cset(type.get())));
@@ -180,6 +181,15 @@ Hid vlen_utf8(const Op& op) {
   return type;
 }
 
+// A fixed-length UTF-8 string type of exactly `size` bytes (at least 1), NUL-padded, no terminator.
+Hid fixed_utf8(size_t size, const Op& op) {
+  Hid type = op.own(H5Tcopy(H5T_C_S1), H5Tclose);
+  op.ok(H5Tset_size(type.get(), std::max<size_t>(size, 1)));
+  op.ok(H5Tset_strpad(type.get(), H5T_STR_NULLPAD));
+  op.ok(H5Tset_cset(type.get(), H5T_CSET_UTF8));
+  return type;
+}
+
 Shape read_shape(hid_t dset, const Op& op) {
   Hid space = op.own(H5Dget_space(dset), H5Sclose);
   const H5S_class_t cls = H5Sget_simple_extent_type(space.get());
@@ -191,8 +201,12 @@ Shape read_shape(hid_t dset, const Op& op) {
   std::vector<hsize_t> dims(static_cast<size_t>(rank));
   if (H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr) < 0) op.fail_hdf5();
   Shape shape;
+  uint64_t elements = 1;   // checked here, before any allocation: (2^31, 2^31) must not wrap around
   for (hsize_t d : dims) {
     if (d > static_cast<hsize_t>(std::numeric_limits<int64_t>::max())) op.fail("a dimension is too large");
+    if (d != 0 && elements > static_cast<uint64_t>(std::numeric_limits<int64_t>::max() / 8) / d)
+      op.fail("its " + std::to_string(rank) + "-d shape has too many elements");
+    elements *= d;
     shape.push_back(static_cast<int64_t>(d));
   }
   return shape;
@@ -274,8 +288,12 @@ H5File::H5File(const std::string& filename, Mode mode) : filename_(filename) {
   Hid fapl = op.own(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
   op.ok(H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG));
 #if H5_VERSION_GE(1, 10, 7)
-  op.ok(H5Pset_file_locking(fapl.get(), true, true));   // lock, but work on file systems without locks
+  if (mode != Mode::memory) op.ok(H5Pset_file_locking(fapl.get(), true, true));   // lock, but work on file systems without locks
 #endif
+  if (mode == Mode::memory) {
+    // The core driver without a backing store: the file lives in memory until image() copies it out.
+    op.ok(H5Pset_fapl_core(fapl.get(), 1 << 20, false));
+  }
   if (mode == Mode::read) {
     std::error_code ec;
     if (!std::filesystem::exists(filename, ec)) op.fail("no such file");
@@ -395,11 +413,23 @@ Shape H5File::dataset_shape(const std::string& path) const {
   return read_shape(dset.get(), op);
 }
 
-void H5File::write_string(const std::string& path, const std::string& value) {
+void H5File::write_string(const std::string& path, const std::string& value, StringStorage storage) {
   const hid_t file = fid();
   const std::string p = normalize(path);
   const Op op{filename_, "cannot write string " + p};
   if (value.find('\0') != std::string::npos) op.fail("the value contains a NUL character");
+  if (storage == StringStorage::fixed) {
+    Hid type = fixed_utf8(value.size(), op);
+    Hid space = op.own(H5Screate(H5S_SCALAR), H5Sclose);
+    // In the checksummed object header up to 16 KiB; longer ones contiguous (a scalar cannot be chunked).
+    Hid dcpl = op.own(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+    op.ok(H5Pset_obj_track_times(dcpl.get(), false));
+    if (value.size() <= kCompactBytes) op.ok(H5Pset_layout(dcpl.get(), H5D_COMPACT));
+    Hid dset = create_dataset(file, p, type.get(), space.get(), dcpl.get(), op);
+    const std::string padded = value.empty() ? std::string(1, '\0') : value;
+    op.ok(H5Dwrite(dset.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, padded.data()));
+    return;
+  }
   Hid type = vlen_utf8(op);
   Hid space = op.own(H5Screate(H5S_SCALAR), H5Sclose);
   Hid dcpl = op.own(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);   // the heap reference in the object header
@@ -410,12 +440,12 @@ void H5File::write_string(const std::string& path, const std::string& value) {
   op.ok(H5Dwrite(dset.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, &text));
 }
 
-std::string H5File::read_string(const std::string& path) const {
+std::string H5File::read_string(const std::string& path, StringStorage accept) const {
   const hid_t file = fid();
   const std::string p = normalize(path);
   const Op op{filename_, "cannot read string " + p};
   Hid dset = open_dataset(file, p, op);
-  return read_string_value(dset.get(), false, op);
+  return read_string_value(dset.get(), false, op, accept == StringStorage::fixed);
 }
 
 bool H5File::has_attr(const std::string& path, const std::string& name) const {
@@ -426,12 +456,18 @@ bool H5File::has_attr(const std::string& path, const std::string& name) const {
   return op.truth(H5Aexists(obj.get(), name.c_str()));
 }
 
-void H5File::set_attr(const std::string& path, const std::string& name, const std::string& value) {
+void H5File::set_attr(const std::string& path, const std::string& name, const std::string& value, StringStorage storage) {
   const hid_t file = fid();
   const std::string p = normalize(path);
   const Op op{filename_, attr_what("write", name, p)};
   if (value.find('\0') != std::string::npos) op.fail("the value contains a NUL character");
   Hid obj = open_object(file, p, op);
+  if (storage == StringStorage::fixed) {
+    Hid type = fixed_utf8(value.size(), op);
+    const std::string padded = value.empty() ? std::string(1, '\0') : value;
+    write_attr(obj.get(), name, type.get(), type.get(), padded.data(), op);
+    return;
+  }
   Hid type = vlen_utf8(op);
   const char* text = value.c_str();
   write_attr(obj.get(), name, type.get(), type.get(), &text, op);
@@ -453,13 +489,13 @@ void H5File::set_attr(const std::string& path, const std::string& name, double v
   write_attr(obj.get(), name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value, op);
 }
 
-std::string H5File::attr_string(const std::string& path, const std::string& name) const {
+std::string H5File::attr_string(const std::string& path, const std::string& name, StringStorage accept) const {
   const hid_t file = fid();
   const std::string p = normalize(path);
   const Op op{filename_, attr_what("read", name, p)};
   Hid obj = open_object(file, p, op);
   Hid attr = open_attr(obj.get(), name, op);
-  return read_string_value(attr.get(), true, op);
+  return read_string_value(attr.get(), true, op, accept == StringStorage::fixed);
 }
 
 int64_t H5File::attr_int(const std::string& path, const std::string& name) const {

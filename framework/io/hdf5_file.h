@@ -22,7 +22,10 @@ namespace tg::io {
 
 class H5File {
  public:
-  enum class Mode { read, truncate };   // read: existing file, read-only; truncate: create or overwrite
+  // read: existing file, read-only; truncate: create or overwrite; memory: a new file that lives in
+  // memory only (filename is used in messages), whose bytes image() returns: the file system is never
+  // touched, so a writer can do its own IO with the OS's error reasons (see io/checkpoint.h).
+  enum class Mode { read, truncate, memory };
   // Opens or creates the file; throws "<file>: cannot open file for reading: no such file" etc.
   H5File(const std::string& filename, Mode mode);
   ~H5File();   // closes the file, ignoring errors (call close() to see them)
@@ -53,14 +56,22 @@ class H5File {
 
   // A scalar variable-length UTF-8 string dataset (h5py: f[path].asstr()[()]); a value containing a NUL
   // character throws. read_string also reads fixed-length string datasets.
-  void write_string(const std::string& path, const std::string& value);
-  std::string read_string(const std::string& path) const;
+  // StringStorage::fixed writes a fixed-length UTF-8 string of exactly the value's bytes (NUL-padded)
+  // stored with the dataset or attribute itself (up to 16 KiB in the checksummed object header,
+  // longer dataset values contiguous, unchecksummed by HDF5: checkpoints add their own digest);
+  // variable-length strings live in the global heap, which has no checksum (and a damaged heap can
+  // hang HDF5 1.10's reader). Readers given StringStorage::fixed refuse variable-length strings before reading them:
+  // "... it is a variable-length string, expected a fixed-length one".
+  enum class StringStorage { variable, fixed };
+  void write_string(const std::string& path, const std::string& value, StringStorage storage = StringStorage::variable);
+  std::string read_string(const std::string& path, StringStorage accept = StringStorage::variable) const;
 
   // ---- attributes (on a group or dataset, which must exist; path "/" is the root) ----
   // set_attr replaces an existing attribute of the same name. Strings are variable-length UTF-8,
   // integers int64, doubles IEEE f64.
   bool has_attr(const std::string& path, const std::string& name) const;
-  void set_attr(const std::string& path, const std::string& name, const std::string& value);
+  void set_attr(const std::string& path, const std::string& name, const std::string& value,
+                StringStorage storage = StringStorage::variable);
   void set_attr(const std::string& path, const std::string& name, const char* value) {
     set_attr(path, name, std::string(value));
   }
@@ -72,12 +83,22 @@ class H5File {
   // Readers accept a single value (scalar or one-element dataspace). attr_string reads variable- and
   // fixed-length strings; attr_int reads any integer width or a bool enum; attr_double reads any float
   // or integer type. A wrong type throws "... has type float64, expected an integer".
-  std::string attr_string(const std::string& path, const std::string& name) const;
+  std::string attr_string(const std::string& path, const std::string& name,
+                          StringStorage accept = StringStorage::variable) const;
   int64_t attr_int(const std::string& path, const std::string& name) const;
   double attr_double(const std::string& path, const std::string& name) const;
 
   // Flushes buffered data to the operating system (H5Fflush) and, with sync, to disk (fsync).
   void flush(bool sync = false);
+  // The bytes of the whole file as it would be on disk (flushes first). Any mode.
+  std::vector<unsigned char> image();
+  // Refuses anything that could make a reader touch other files or allocate more than the file
+  // holds: throws "<file>: /p is an external link (...)", "... a soft link ...", "dataset /p has
+  // external raw storage ...", "dataset /p is a virtual dataset ...", "dataset /p declares 2^62 bytes
+  // but the file has 1234" (data larger than the file, possible only with compression, which
+  // tapegrad never writes; pass allow_larger_than_file for h5py files with filters).
+  void check_self_contained(bool allow_larger_than_file = false) const;
+
   // Closes the file and reports errors; afterwards every other call throws "<file>: file is closed".
   void close();
 

@@ -139,7 +139,7 @@ TEST_CASE("tiny_lm: bad usage and mismatched checkpoints give clear errors", "[e
   REQUIRE(run("train " + kModel + "--n-embd 32 --max-iters 10 --lr-decay-iters 20 --out-dir " + dir).status == 0);
   Run other = run("train " + kModel + "--n-embd 16 --max-iters 10 --lr-decay-iters 20 --out-dir " + dir + " --resume");
   REQUIRE(other.status == 1);
-  REQUIRE_THAT(other.output, Contains("ckpt.h5: /config"));
+  REQUIRE_THAT(other.output, Contains("ckpt.h5: /metadata config"));
   Run missing = run("sample --out-dir " + scratch("nothing"));
   REQUIRE(missing.status == 1);
   REQUIRE_THAT(missing.output, Contains("ckpt.h5"));

@@ -149,6 +149,50 @@ TEST_CASE("hdf5: strings round-trip as UTF-8 and a NUL character is rejected", "
           tmp.path + ": cannot read dataset /meta/config: it has type string, which is not a tensor type");
 }
 
+TEST_CASE("hdf5: fixed-length strings round-trip and fixed-only readers refuse variable-length ones", "[io]") {
+  TempFile tmp("fixed_strings.h5");
+  const std::string long_text(20000, 'x');   // beyond the 16 KiB compact limit: stored contiguous
+  {
+    H5File f(tmp.path, H5File::Mode::truncate);
+    f.write_string("/fixed", "h\xc3\xa9llo", H5File::StringStorage::fixed);
+    f.write_string("/empty", "", H5File::StringStorage::fixed);
+    f.write_string("/long", long_text, H5File::StringStorage::fixed);
+    f.write_string("/variable", "heap");
+    f.set_attr("/", "fixed", "tapegrad", H5File::StringStorage::fixed);
+    f.set_attr("/", "variable", "tapegrad");
+  }
+  H5File f(tmp.path, H5File::Mode::read);
+  constexpr auto fixed = H5File::StringStorage::fixed;
+  REQUIRE(f.read_string("/fixed", fixed) == "h\xc3\xa9llo");
+  REQUIRE(f.read_string("/fixed") == "h\xc3\xa9llo");
+  REQUIRE(f.read_string("/empty", fixed).empty());
+  REQUIRE(f.read_string("/long", fixed) == long_text);
+  REQUIRE(f.attr_string("/", "fixed", fixed) == "tapegrad");
+  REQUIRE(f.read_string("/variable") == "heap");
+  REQUIRE(runtime_error_of([&] { f.read_string("/variable", fixed); }) ==
+          tmp.path + ": cannot read string /variable: it is a variable-length string, expected a fixed-length one");
+  REQUIRE(runtime_error_of([&] { f.attr_string("/", "variable", fixed); }) ==
+          tmp.path + ": cannot read attribute 'variable' of /: it is a variable-length string, expected a fixed-length one");
+}
+
+TEST_CASE("hdf5: an in-memory file's image opens as a file with the same content", "[io]") {
+  TempFile tmp("image.h5");
+  std::vector<unsigned char> image;
+  {
+    H5File f(tmp.path, H5File::Mode::memory);
+    f.write("/w", Tensor::arange(10));
+    f.set_attr("/", "step", int64_t{7});
+    image = f.image();
+    REQUIRE_FALSE(std::filesystem::exists(tmp.path));   // nothing touched the disk
+  }
+  std::ofstream(tmp.path, std::ios::binary).write(reinterpret_cast<const char*>(image.data()),
+                                                    static_cast<std::streamsize>(image.size()));
+  H5File f(tmp.path, H5File::Mode::read);
+  REQUIRE(f.read("/w").bit_equal(Tensor::arange(10)));
+  REQUIRE(f.attr_int("/", "step") == 7);
+  f.check_self_contained();
+}
+
 TEST_CASE("hdf5: attributes of every type on the root, groups and datasets", "[io]") {
   TempFile tmp("attrs.h5");
   {

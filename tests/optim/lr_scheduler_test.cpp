@@ -136,7 +136,7 @@ TEST_CASE("lr schedules: state round trip restores the position and writes the l
   auto opt = optimizer_with({0.1, 0.2});
   WarmupCosine src(*opt, {.learning_rate = 1e-2, .warmup_iters = 2, .lr_decay_iters = 9, .min_lr = 1e-3});
   for (int k = 0; k < 5; ++k) src.step();
-  StateDict sd = src.state();
+  StateDict sd = src.state_dict();
   CHECK(sd.at("last_step").item() == 5.0);
   CHECK(sd.at("last_step").dtype() == DType::Int64);
   CHECK(sd.at("base_lrs").to_vector() == std::vector<double>{0.1, 0.2});
@@ -144,7 +144,7 @@ TEST_CASE("lr schedules: state round trip restores the position and writes the l
 
   auto opt2 = optimizer_with({0.5, 0.5});
   WarmupCosine dst(*opt2, {.learning_rate = 1.0, .warmup_iters = 0, .lr_decay_iters = 3, .min_lr = 0.0});
-  dst.load_state(sd);
+  dst.load_state_dict(sd);
   CHECK(dst.last_step() == 5);
   CHECK(dst.base_lrs() == std::vector<double>{0.1, 0.2});
   CHECK(dst.options().lr_decay_iters == 9);
@@ -159,39 +159,39 @@ TEST_CASE("lr schedules: state round trip restores the position and writes the l
   StepLR step_src(*opt, {.step_size = 3, .gamma = 0.5});
   step_src.step();
   StepLR step_dst(*opt2, {.step_size = 1});
-  step_dst.load_state(step_src.state());
+  step_dst.load_state_dict(step_src.state_dict());
   CHECK(step_dst.options().step_size == 3);
   CHECK(step_dst.options().gamma == 0.5);
   ConstantLR const_src(*opt, {.factor = 0.5, .total_iters = 2});
   ConstantLR const_dst(*opt2);
-  const_dst.load_state(const_src.state());
+  const_dst.load_state_dict(const_src.state_dict());
   CHECK(const_dst.options().factor == 0.5);
   CHECK(const_dst.options().total_iters == 2);
 }
 
-TEST_CASE("lr schedules: load_state rejects mismatched state and changes nothing", "[optim][errors]") {
+TEST_CASE("lr schedules: load_state_dict rejects mismatched state and changes nothing", "[optim][errors]") {
   auto opt = optimizer_with({0.1, 0.2});
   StepLR sched(*opt, {.step_size = 2, .gamma = 0.5});
-  StateDict good = sched.state();
+  StateDict good = sched.state_dict();
   auto one_group = optimizer_with({0.1});
   StepLR other(*one_group, {.step_size = 2});
-  REQUIRE_THROWS_WITH(other.load_state(good), Contains("[StepLR] load_state: base_lrs has float64[2], expected float64[1]"));
+  REQUIRE_THROWS_WITH(other.load_state_dict(good), Contains("[StepLR] load_state_dict: base_lrs has float64[2], expected float64[1]"));
   StateDict bad;
-  for (const auto& [k, t] : good.tensors)
+  for (const auto& [k, t] : good)
     bad.add(k, k == "gamma" ? Tensor::scalar(-2.0, DType::Float64) : t);
-  REQUIRE_THROWS_WITH(sched.load_state(bad), Contains("[StepLR] gamma must be finite and >= 0; got gamma=-2"));
+  REQUIRE_THROWS_WITH(sched.load_state_dict(bad), Contains("[StepLR] gamma must be finite and >= 0; got gamma=-2"));
   bad = StateDict{};
-  for (const auto& [k, t] : good.tensors)
+  for (const auto& [k, t] : good)
     if (k != "step_size") bad.add(k, t);
-  REQUIRE_THROWS_WITH(sched.load_state(bad), Contains("[StepLR] load_state: missing key step_size"));
+  REQUIRE_THROWS_WITH(sched.load_state_dict(bad), Contains("[StepLR] load_state_dict: missing key step_size"));
   bad = StateDict{};
-  for (const auto& [k, t] : good.tensors)
+  for (const auto& [k, t] : good)
     bad.add(k, k == "last_step" ? detail::scalar_i64(-1) : t);
-  REQUIRE_THROWS_WITH(sched.load_state(bad), Contains("[StepLR] load_state: last_step must be >= 0; got last_step=-1"));
+  REQUIRE_THROWS_WITH(sched.load_state_dict(bad), Contains("[StepLR] load_state_dict: last_step must be >= 0; got last_step=-1"));
   bad = StateDict{};
-  for (const auto& [k, t] : good.tensors)
+  for (const auto& [k, t] : good)
     bad.add(k, k == "base_lrs" ? Tensor::from_vector(std::vector<double>{0.1, -0.2}, {2}) : t);
-  REQUIRE_THROWS_WITH(sched.load_state(bad), Contains("[StepLR] load_state: base_lrs must be finite and >= 0; got -0.2"));
+  REQUIRE_THROWS_WITH(sched.load_state_dict(bad), Contains("[StepLR] load_state_dict: base_lrs must be finite and >= 0; got -0.2"));
   CHECK(other.last_step() == 0);
   CHECK(sched.options().gamma == 0.5);
   CHECK(sched.base_lrs() == std::vector<double>{0.1, 0.2});

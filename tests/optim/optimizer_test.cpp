@@ -1,5 +1,5 @@
 // Behaviour shared by all optimizers (optim/optimizer.h): parameter checks, grads, zero_grad,
-// param groups, state() layout and load_state errors.
+// param groups, state_dict() layout and load_state_dict errors.
 #include "tapegrad/framework/ops/elementwise.h"
 #include "tapegrad/optim/adam.h"
 #include "tapegrad/optim/sgd.h"
@@ -14,7 +14,7 @@ namespace {
 
 std::vector<std::string> keys_of(const StateDict& sd) {
   std::vector<std::string> keys;
-  for (const auto& [k, t] : sd.tensors) keys.push_back(k);
+  for (const auto& [k, t] : sd) keys.push_back(k);
   return keys;
 }
 
@@ -131,14 +131,14 @@ TEST_CASE("Optimizer: options made invalid after construction throw at step, bef
   CHECK(w.value().bit_equal(w0));
 }
 
-TEST_CASE("Optimizer: state() lists per-parameter state and group options under documented keys", "[optim]") {
+TEST_CASE("Optimizer: state_dict() lists per-parameter state and group options under documented keys", "[optim]") {
   Var w = rand_var({2, 3}, 1), b = rand_var({3}, 2);
   Adam opt(std::vector<ParamGroup<AdamOptions>>{{{{"layer.weight", w}}, {.amsgrad = true}},
                                                 {{{"layer.bias", b}}, {.lr = 0.5}}});
   w.set_grad(rand_tensor({2, 3}, 3));
   opt.step();
   opt.step();
-  StateDict sd = opt.state();
+  StateDict sd = opt.state_dict();
   std::vector<std::string> expected{"state/layer.weight/step",      "state/layer.weight/exp_avg",
                                     "state/layer.weight/exp_avg_sq", "state/layer.weight/max_exp_avg_sq",
                                     "groups/0/num_params",           "groups/0/lr",
@@ -159,7 +159,7 @@ TEST_CASE("Optimizer: state() lists per-parameter state and group options under 
   CHECK(sd.at("groups/0/amsgrad").item() == 1.0);
   CHECK(sd.at("groups/0/betas").to_vector() == std::vector<double>{0.9, 0.999});
   CHECK(sd.at("groups/1/num_params").item() == 1.0);
-  // state() copies: later steps do not change it.
+  // state_dict() copies: later steps do not change it.
   Tensor m = sd.at("state/layer.weight/exp_avg").clone();
   opt.step();
   CHECK(sd.at("state/layer.weight/exp_avg").bit_equal(m));
@@ -168,66 +168,66 @@ TEST_CASE("Optimizer: state() lists per-parameter state and group options under 
 
   SGD sgd({{"w", w}}, {.lr = 0.1, .momentum = 0.9, .nesterov = true});
   sgd.step();
-  CHECK(keys_of(sgd.state()) ==
+  CHECK(keys_of(sgd.state_dict()) ==
         std::vector<std::string>{"state/w/momentum_buffer", "groups/0/num_params", "groups/0/lr", "groups/0/momentum",
                                  "groups/0/dampening", "groups/0/weight_decay", "groups/0/nesterov",
                                  "groups/0/maximize"});
 }
 
-TEST_CASE("Optimizer: load_state rejects mismatched state and leaves the optimizer unchanged", "[optim][errors]") {
+TEST_CASE("Optimizer: load_state_dict rejects mismatched state and leaves the optimizer unchanged", "[optim][errors]") {
   Var w = rand_var({2, 3}, 1), b = rand_var({3}, 2);
   auto make = [&](double lr) { return std::make_unique<Adam>(NamedParams{{"w", w}, {"b", b}}, AdamOptions{.lr = lr}); };
   auto src = make(0.1);
   w.set_grad(rand_tensor({2, 3}, 3));
   b.set_grad(rand_tensor({3}, 4));
   src->step();
-  const StateDict good = src->state();
+  const StateDict good = src->state_dict();
   auto dst = make(0.2);
   auto with = [&](const std::string& key, Tensor value) {
     StateDict sd = good;
-    for (auto& [k, t] : sd.tensors)
+    for (auto& [k, t] : sd)
       if (k == key) t = value;
     return sd;
   };
   auto without = [&](const std::string& key) {
     StateDict sd;
-    for (const auto& [k, t] : good.tensors)
+    for (const auto& [k, t] : good)
       if (k != key) sd.add(k, t);
     return sd;
   };
-  REQUIRE_THROWS_WITH(dst->load_state(with("state/w/exp_avg", Tensor::zeros({3, 2}, DType::Float64))),
-                      Contains("[Adam] load_state: state/w/exp_avg has float64[3, 2], expected float64[2, 3]"));
-  REQUIRE_THROWS_WITH(dst->load_state(with("state/w/step", Tensor::scalar(1.0, DType::Float32))),
-                      Contains("[Adam] load_state: state/w/step has float32[], expected int64[]"));
-  REQUIRE_THROWS_WITH(dst->load_state(with("groups/0/lr", Tensor::scalar(-1.0, DType::Float64))),
+  REQUIRE_THROWS_WITH(dst->load_state_dict(with("state/w/exp_avg", Tensor::zeros({3, 2}, DType::Float64))),
+                      Contains("[Adam] load_state_dict: state/w/exp_avg has float64[3, 2], expected float64[2, 3]"));
+  REQUIRE_THROWS_WITH(dst->load_state_dict(with("state/w/step", Tensor::scalar(1.0, DType::Float32))),
+                      Contains("[Adam] load_state_dict: state/w/step has float32[], expected int64[]"));
+  REQUIRE_THROWS_WITH(dst->load_state_dict(with("groups/0/lr", Tensor::scalar(-1.0, DType::Float64))),
                       Contains("[Adam] invalid learning rate: -1"));
-  REQUIRE_THROWS_WITH(dst->load_state(with("groups/0/num_params", detail::scalar_i64(3))),
-                      Contains("[Adam] load_state: groups/0/num_params is 3 but param group 0 has 2 parameters"));
-  REQUIRE_THROWS_WITH(dst->load_state(without("groups/0/eps")), Contains("[Adam] load_state: missing key groups/0/eps"));
-  REQUIRE_THROWS_WITH(dst->load_state(without("state/b/exp_avg_sq")),
-                      Contains("[Adam] load_state: parameter 'b' has state but no exp_avg_sq"));
+  REQUIRE_THROWS_WITH(dst->load_state_dict(with("groups/0/num_params", detail::scalar_i64(3))),
+                      Contains("[Adam] load_state_dict: groups/0/num_params is 3 but param group 0 has 2 parameters"));
+  REQUIRE_THROWS_WITH(dst->load_state_dict(without("groups/0/eps")), Contains("[Adam] load_state_dict: missing key groups/0/eps"));
+  REQUIRE_THROWS_WITH(dst->load_state_dict(without("state/b/exp_avg_sq")),
+                      Contains("[Adam] load_state_dict: parameter 'b' has state but no exp_avg_sq"));
   StateDict extra = good;
   extra.add("state/ghost/step", detail::scalar_i64(1));
-  REQUIRE_THROWS_WITH(dst->load_state(extra), Contains("[Adam] load_state: key state/ghost/step names no parameter"));
+  REQUIRE_THROWS_WITH(dst->load_state_dict(extra), Contains("[Adam] load_state_dict: key state/ghost/step names no parameter"));
   extra = good;
   extra.add("state/w/momentum_buffer", Tensor::zeros({2, 3}, DType::Float64));
-  REQUIRE_THROWS_WITH(dst->load_state(extra),
-                      Contains("[Adam] load_state: unknown state field 'momentum_buffer' of parameter 'w'"));
+  REQUIRE_THROWS_WITH(dst->load_state_dict(extra),
+                      Contains("[Adam] load_state_dict: unknown state field 'momentum_buffer' of parameter 'w'"));
   extra = good;
   extra.add("groups/1/num_params", detail::scalar_i64(1));
-  REQUIRE_THROWS_WITH(dst->load_state(extra),
-                      Contains("[Adam] load_state: the state has more param groups than the optimizer (1)"));
+  REQUIRE_THROWS_WITH(dst->load_state_dict(extra),
+                      Contains("[Adam] load_state_dict: the state has more param groups than the optimizer (1)"));
   // All-or-nothing: after the failures the destination still has no state and its own lr.
   CHECK(dst->param_state("w") == nullptr);
   CHECK(dst->lr(0) == 0.2);
-  dst->load_state(good);
+  dst->load_state_dict(good);
   CHECK(dst->lr(0) == 0.1);
   CHECK(dst->param_state("w")->find("exp_avg")->bit_equal(*src->param_state("w")->find("exp_avg")));
   // An SGD state does not load into Adam, and vice versa.
   SGD sgd({{"w", w}, {"b", b}}, {.lr = 0.1, .momentum = 0.5});
   sgd.step();
-  REQUIRE_THROWS_WITH(dst->load_state(sgd.state()), Contains("[Adam] load_state: unknown state field 'momentum_buffer'"));
-  REQUIRE_THROWS_WITH(sgd.load_state(good), Contains("[SGD] load_state: unknown state field 'step'"));
+  REQUIRE_THROWS_WITH(dst->load_state_dict(sgd.state_dict()), Contains("[Adam] load_state_dict: unknown state field 'momentum_buffer'"));
+  REQUIRE_THROWS_WITH(sgd.load_state_dict(good), Contains("[SGD] load_state_dict: unknown state field 'step'"));
 }
 
 TEST_CASE("Optimizer: groups split by dim (decay for matrices, none for biases) as the tiny LM builds them",

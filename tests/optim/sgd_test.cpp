@@ -65,7 +65,7 @@ TEST_CASE("SGD: without momentum no state is kept; momentum state starts at the 
   w.set_grad(rand_tensor({3}, 2));
   plain.step();
   CHECK(plain.param_state("w") == nullptr);
-  CHECK(plain.state().tensors.size() == 7);   // group 0: num_params and six options
+  CHECK(plain.state_dict().size() == 7);   // group 0: num_params and six options
   // Switching momentum on later starts the buffer from the current d, as PyTorch's None buffer.
   plain.group_options(0).momentum = 0.9;
   Tensor w0 = w.value().clone();

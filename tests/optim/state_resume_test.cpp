@@ -1,4 +1,4 @@
-// Checkpoint/resume: state() -> load_state() into fresh optimizers and schedulers (built with other
+// Checkpoint/resume: state_dict() -> load_state_dict() into fresh optimizers and schedulers (built with other
 // options) continues bit-identically to an uninterrupted run, in memory and through an HDF5 file.
 #include <cstdio>
 #include <memory>
@@ -24,7 +24,7 @@ struct Run {
   std::unique_ptr<LRScheduler> sched;
 };
 
-// `alt` builds the same structure with different options, which load_state must overwrite.
+// `alt` builds the same structure with different options, which load_state_dict must overwrite.
 Run make_run(Kind kind, const Tensor& w0, const Tensor& b0, bool alt) {
   Run r{Var(w0.clone(), true), Var(b0.clone(), true), nullptr, nullptr};
   const double s = alt ? 3.0 : 1.0;
@@ -57,7 +57,7 @@ void train_step(Run& r, int k) {
 }
 
 void write_state(io::H5File& f, const std::string& group, const StateDict& sd) {
-  for (const auto& [key, t] : sd.tensors) f.write(group + "/" + key, t);
+  for (const auto& [key, t] : sd) f.write(group + "/" + key, t);
 }
 
 void read_state(const io::H5File& f, const std::string& path, const std::string& key, StateDict& out) {
@@ -69,8 +69,8 @@ void read_state(const io::H5File& f, const std::string& path, const std::string&
 }
 
 bool same_state(const StateDict& a, const StateDict& b) {
-  if (a.tensors.size() != b.tensors.size()) return false;
-  for (const auto& [k, t] : a.tensors)
+  if (a.size() != b.size()) return false;
+  for (const auto& [k, t] : a)
     if (!b.contains(k) || !b.at(k).bit_equal(t)) return false;
   return true;
 }
@@ -82,7 +82,7 @@ void check_resume(Kind kind, DType dtype, bool through_file) {
 
   Run first = make_run(kind, w0, b0, false);
   for (int k = 0; k < kSplit; ++k) train_step(first, k);
-  StateDict opt_state = first.opt->state(), sched_state = first.sched->state();
+  StateDict opt_state = first.opt->state_dict(), sched_state = first.sched->state_dict();
   if (through_file) {
     // One file per (kind, dtype): CTest may run the cases of this file in parallel processes.
     const std::string path = std::string(TAPEGRAD_BINARY_DIR) + "/optim_state_resume_test_" +
@@ -101,14 +101,14 @@ void check_resume(Kind kind, DType dtype, bool through_file) {
   }
   // The checkpoint writer saves the parameters themselves; the resumed run starts from them.
   Run resumed = make_run(kind, first.w.value(), first.b.value(), true);
-  resumed.opt->load_state(opt_state);
-  resumed.sched->load_state(sched_state);
+  resumed.opt->load_state_dict(opt_state);
+  resumed.sched->load_state_dict(sched_state);
   for (int k = kSplit; k < kSteps; ++k) train_step(resumed, k);
 
   CHECK(resumed.w.value().bit_equal(full.w.value()));
   CHECK(resumed.b.value().bit_equal(full.b.value()));
-  CHECK(same_state(resumed.opt->state(), full.opt->state()));
-  CHECK(same_state(resumed.sched->state(), full.sched->state()));
+  CHECK(same_state(resumed.opt->state_dict(), full.opt->state_dict()));
+  CHECK(same_state(resumed.sched->state_dict(), full.sched->state_dict()));
   // Without the state the continuation differs (so the checks above can fail).
   Run cold = make_run(kind, first.w.value(), first.b.value(), false);
   for (int k = kSplit; k < kSteps; ++k) train_step(cold, k);
@@ -117,17 +117,17 @@ void check_resume(Kind kind, DType dtype, bool through_file) {
 
 }  // namespace
 
-TEST_CASE("resume: SGD + StepLR continue bit-identically after load_state", "[optim][checkpoint]") {
+TEST_CASE("resume: SGD + StepLR continue bit-identically after load_state_dict", "[optim][checkpoint]") {
   check_resume(Kind::sgd_steplr, DType::Float64, false);
   check_resume(Kind::sgd_steplr, DType::Float32, true);
 }
 
-TEST_CASE("resume: Adam + ConstantLR continue bit-identically after load_state", "[optim][checkpoint]") {
+TEST_CASE("resume: Adam + ConstantLR continue bit-identically after load_state_dict", "[optim][checkpoint]") {
   check_resume(Kind::adam_constantlr, DType::Float64, false);
   check_resume(Kind::adam_constantlr, DType::Float32, true);
 }
 
-TEST_CASE("resume: AdamW + WarmupCosine continue bit-identically after load_state (also via HDF5)",
+TEST_CASE("resume: AdamW + WarmupCosine continue bit-identically after load_state_dict (also via HDF5)",
           "[optim][checkpoint]") {
   check_resume(Kind::adamw_warmup_cosine, DType::Float64, false);
   check_resume(Kind::adamw_warmup_cosine, DType::Float64, true);
@@ -139,13 +139,13 @@ TEST_CASE("resume: the Adam step count round-trips exactly beyond float precisio
   Adam src({{"w", w}});
   w.set_grad(rand_tensor({2}, 2));
   src.step();
-  StateDict sd = src.state();
+  StateDict sd = src.state_dict();
   const int64_t big = (int64_t{1} << 53) + 1;   // not representable in float64 (PyTorch keeps a float32)
-  for (auto& [k, t] : sd.tensors)
+  for (auto& [k, t] : sd)
     if (k == "state/w/step") t = detail::scalar_i64(big);
   Adam dst({{"w", w}});
-  dst.load_state(sd);
-  CHECK(dst.state().at("state/w/step").data<int64_t>()[0] == big);
+  dst.load_state_dict(sd);
+  CHECK(dst.state_dict().at("state/w/step").data<int64_t>()[0] == big);
   dst.step();
   CHECK(dst.param_state("w")->find("step")->data<int64_t>()[0] == big + 1);
 }
