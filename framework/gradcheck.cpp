@@ -43,7 +43,7 @@ GradcheckResult gradcheck(const GradcheckFn& fn, const std::vector<Var>& inputs,
   return gradcheck(fn, inputs, {}, o);
 }
 
-GradcheckResult gradcheck(const GradcheckFn& fn, const std::vector<Var>& inputs, const std::vector<Var>& params,
+GradcheckResult gradcheck(const GradcheckFn& fn, const std::vector<Var>& inputs, std::span<const Var> params,
                           const GradcheckOptions& o) {
   TG_CHECK(static_cast<bool>(fn), "gradcheck", "fn is empty");
   for (size_t i = 0; i < inputs.size(); ++i)

@@ -9,6 +9,7 @@
 // fn is called once for the analytic pass and twice per checked element, so it must be a pure
 // function of its inputs (re-seed any Generator inside fn to replay dropout masks).
 #include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -45,7 +46,9 @@ GradcheckResult gradcheck(const GradcheckFn& fn, const std::vector<Var>& inputs,
 // rather than through its argument. Their values are perturbed in place and restored exactly; their
 // .grad() is left as it was before the call. In the report, param i is numbered after the inputs.
 //   tg::gradcheck([&](const std::vector<tg::Var>& x) { return model.forward(x[0]); }, {x}, model.parameters());
-GradcheckResult gradcheck(const GradcheckFn& fn, const std::vector<Var>& inputs, const std::vector<Var>& params,
+// (params is a span, not a vector, so that a braced options list `{.max_elements = 10}` as the third
+// argument can only mean the options.)
+GradcheckResult gradcheck(const GradcheckFn& fn, const std::vector<Var>& inputs, std::span<const Var> params,
                           const GradcheckOptions& options = {});
 
 }  // namespace tg

@@ -1,7 +1,10 @@
 #include "examples/tiny_lm/checkpointing.h"
 
+#include <cstdio>
+
 #include <nlohmann/json.hpp>
 
+#include "examples/tiny_lm/limits.h"
 #include "examples/tiny_lm/train.h"
 #include "tapegrad/framework/io/checkpoint.h"
 #include "tapegrad/optim/clip_grad.h"
@@ -59,6 +62,13 @@ std::string config_json_of(const std::string& metadata, const std::string& path)
   } catch (const std::exception& e) {
     throw std::runtime_error(path + ": /metadata has no tiny_lm configuration: " + e.what());
   }
+}
+
+// A count that may exceed int64 (parameter_count of a crafted configuration), printed as an integer.
+std::string count_text(double v) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.0f", v);
+  return buf;
 }
 
 }  // namespace
@@ -155,8 +165,19 @@ std::unique_ptr<TinyLM> load_model(const std::string& path, Vocabulary* vocab) {
   for (const auto& [name, sd] : c.extra)
     if (name == "data") data = &sd;
   if (!data || !data->contains("vocabulary")) throw std::runtime_error(path + ": missing dataset /extra/data/vocabulary");
-  static Generator scratch(0);   // initial values are overwritten by the checkpoint
-  auto model = std::make_unique<TinyLM>(config, scratch);
+  // Limits before anything is built: the configuration's own bounds (TinyLMConfig::validate), and no more
+  // parameters than the file holds (a crafted /metadata cannot make us build a model larger than the file).
+  try {
+    config.validate();
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(path + ": /metadata holds an invalid tiny_lm configuration: " + e.what());
+  }
+  double stored = 0;
+  for (const auto& [name, t] : *c.model) stored += static_cast<double>(t.numel());
+  if (parameter_count(config) > stored)
+    throw std::runtime_error(path + ": /metadata describes a model of " + count_text(parameter_count(config)) +
+                             " parameters but /model holds " + count_text(stored) + " values");
+  auto model = std::make_unique<TinyLM>(config, Generator(0));   // initial values are overwritten below
   try {
     model->load_state_dict(*c.model);
   } catch (const std::invalid_argument& e) {

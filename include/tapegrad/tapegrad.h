@@ -16,6 +16,7 @@
 #include "tapegrad/framework/dtype.h"
 #include "tapegrad/framework/dtype_impl.h"
 #include "tapegrad/framework/gradcheck.h"
+#include "tapegrad/framework/io/atomic_file.h"
 #include "tapegrad/framework/io/checkpoint.h"
 #include "tapegrad/framework/io/hdf5_file.h"
 #include "tapegrad/framework/ops/attention.h"
@@ -28,8 +29,10 @@
 #include "tapegrad/framework/random.h"
 #include "tapegrad/framework/runtime.h"
 #include "tapegrad/framework/shape.h"
+#include "tapegrad/framework/state_dict.h"
 #include "tapegrad/framework/tape.h"
 #include "tapegrad/framework/tensor.h"
+#include "tapegrad/framework/tensor_ops.h"
 
 #include "tapegrad/layers/activation.h"
 #include "tapegrad/layers/attention_masks.h"

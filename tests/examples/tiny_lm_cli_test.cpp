@@ -90,7 +90,7 @@ TEST_CASE("tiny_lm: --stop-at then --resume gives the same final line, bit for b
   (void)e2;
 }
 
-TEST_CASE("tiny_lm: the model learns the built-in arithmetic corpus within 60 seconds", "[e2e]") {
+TEST_CASE("tiny_lm: the model learns the built-in arithmetic corpus in 500 iterations", "[e2e]") {
   const std::string dir = scratch("learn");
   Run r = run("train --n-layer 2 --n-head 4 --n-embd 64 --block-size 32 --batch-size 16 --max-iters 500 "
               "--lr-decay-iters 500 --warmup-iters 50 --lr 3e-3 --eval-interval 250 --eval-iters 10 --threads 2 "
@@ -101,7 +101,6 @@ TEST_CASE("tiny_lm: the model learns the built-in arithmetic corpus within 60 se
   // perfect model scores 0.4 * ln 10 = 0.92 nats per character; a model that only learned the character
   // frequencies scores about 2.2. Learning the format and part of the sums brings the loss well below that.
   REQUIRE(field(r.output, "val_loss") < 1.5);
-  REQUIRE(field(r.output, "wall_s") < 60.0);
   REQUIRE(field(r.output, "exact_match") > 0.0);
   Run s = run("sample --out-dir " + dir + " --tokens 40 --seed 3 --prompt 12+");
   REQUIRE(s.status == 0);

@@ -8,11 +8,13 @@
 #include <limits>
 #include <sstream>
 
+#include "examples/tiny_lm/checkpointing.h"
 #include "examples/tiny_lm/generate.h"
 #include "examples/tiny_lm/limits.h"
 #include "examples/tiny_lm/progress.h"
 #include "examples/tiny_lm/train.h"
 #include "support/test_support.h"
+#include "tapegrad/framework/io/checkpoint.h"
 
 using Catch::Matchers::Contains;
 namespace fs = std::filesystem;
@@ -234,4 +236,35 @@ TEST_CASE("evaluate_file and sample_tokens refuse bad arguments; a tiny temperat
   const auto greedy = greedy_complete(model, {prompt}, 12)[0];
   REQUIRE(sample_tokens(model, prompt, 12, 1e-300, 0, g) == greedy);
   REQUIRE(sample_tokens(model, prompt, 12, 1e-300, 3, g) == greedy);
+}
+
+TEST_CASE("load_model refuses a crafted /metadata before building the model it describes", "[tiny_lm][limits][errors]") {
+  // A valid file (digests recomputed by the writer, as a hostile tool would) whose metadata describes
+  // another model than the weights it holds: first beyond TinyLMConfig's bounds, then within them but
+  // larger than the file. Neither may build anything: the error names the file and /metadata.
+  Generator gen(5);
+  TinyLM small(small_config(), gen);
+  StateDict data{{"vocabulary", Tensor::from_vector(std::vector<int64_t>{48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 10},
+                                                    {11})}};
+  auto craft = [&](const std::string& name, const std::string& config_json) {
+    const std::string path = scratch_file(name);
+    io::save_checkpoint(path, {.model = &small, .metadata = R"({"tiny_lm": {"config": )" + config_json + "}}",
+                               .extra = {{"data", data}}});
+    return path;
+  };
+  TinyLMConfig huge = small_config();
+  huge.n_layer = 1000000;
+  const std::string beyond = craft("beyond.h5", config_to_json(huge));
+  Vocabulary vocab;
+  REQUIRE_THROWS_WITH(load_model(beyond, &vocab),
+                      Contains(beyond + ": /metadata holds an invalid tiny_lm configuration: ") && Contains("n_layer"));
+  TinyLMConfig larger = small_config();
+  larger.n_layer = 64;
+  larger.n_embd = 128;
+  const std::string too_big = craft("larger.h5", config_to_json(larger));
+  REQUIRE_THROWS_WITH(load_model(too_big, &vocab),
+                      Contains(too_big + ": /metadata describes a model of 12693515 parameters but /model holds 2011 values"));
+  // The honest file loads.
+  const std::string honest = craft("honest.h5", config_to_json(small_config()));
+  REQUIRE(load_model(honest, &vocab)->config().n_layer == 2);
 }

@@ -297,7 +297,8 @@ TEST_CASE("gradcheck: a wrong parameter gradient is reported as param N after th
     if (g.wants(1)) g.add(1, sum_to(gy * av, {3}));
   };
   Report rep = parse(
-      gradcheck([&](const std::vector<Var>& in) { return mul_with(in[0], w, wrong_x); }, {x}, {w}).message);
+      gradcheck([&](const std::vector<Var>& in) { return mul_with(in[0], w, wrong_x); }, {x},
+                      std::vector{w}).message);
   // Input 0 (x) has the wrong gradient; the parameter's is right.
   REQUIRE(rep.failed == 6);
   for (const FailureLine& l : rep.lines) {
@@ -309,7 +310,8 @@ TEST_CASE("gradcheck: a wrong parameter gradient is reported as param N after th
     if (g.wants(0)) g.add(0, gy * bv);
     if (g.wants(1)) g.add(1, (gy * av).rows(1, 2).reshape({3}).clone());
   };
-  GradcheckResult r = gradcheck([&](const std::vector<Var>& in) { return mul_with(in[0], w, wrong_param); }, {x}, {w});
+  GradcheckResult r = gradcheck([&](const std::vector<Var>& in) { return mul_with(in[0], w, wrong_param); }, {x},
+                                std::vector{w});
   Report rp = parse(r.message);
   REQUIRE(rp.failed == 3);
   REQUIRE(rp.checked == 9);
@@ -379,7 +381,7 @@ TEST_CASE("gradcheck: max_elements samples evenly spaced elements (a wrong eleme
       });
     };
   };
-  Report on_grid = parse(gradcheck(wrong_at(300), {x}, GradcheckOptions{.max_elements = 10}).message);
+  Report on_grid = parse(gradcheck(wrong_at(300), {x}, {.max_elements = 10}).message);
   REQUIRE(on_grid.failed == 1);
   REQUIRE(on_grid.checked == 10);
   REQUIRE(on_grid.lines[0].shape == "[10, 100]");

@@ -75,6 +75,6 @@ int main() {
   }
   const bool learned = last < 0.5 * first;
   std::printf("consumer: %lld parameters, MSE %.6f -> %.6f after %d AdamW steps: %s\n",
-              static_cast<long long>(model.parameter_count()), first, last, steps, learned ? "learned" : "DID NOT LEARN");
+              static_cast<long long>(tg::parameter_count(model)), first, last, steps, learned ? "learned" : "DID NOT LEARN");
   return learned ? 0 : 1;
 }
