@@ -78,13 +78,6 @@ Outcome run_tiny_lm(const std::vector<std::string>& args, const fs::path& cwd) {
   return r;
 }
 
-fs::path scratch(const std::string& name) {
-  fs::path d = fs::path(TAPEGRAD_BINARY_DIR) / "test_scratch" / name;
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
 struct BadCall {
   std::vector<std::string> args;
   int code;              // expected exit status
@@ -180,7 +173,7 @@ std::vector<BadCall> sample_eval_calls(const std::string& ckpt_dir) {
 
 TEST_CASE("tiny_lm: every bad invocation of the table exits 2 (or 1) naming the flag, never crashes or hangs",
           "[e2e][errors]") {
-  const fs::path dir = scratch("bad_flags");
+  const fs::path dir = tg::test::scratch_dir("bad_flags");
   // A small trained checkpoint for the cases that need one.
   const std::string ckpt_dir = (dir / "trained").string();
   Outcome trained = run_tiny_lm({"train", "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16",
@@ -196,7 +189,7 @@ TEST_CASE("tiny_lm: every bad invocation of the table exits 2 (or 1) naming the 
   for (const BadCall& c : table) {
     std::string line = "tiny_lm";
     for (const auto& a : c.args) line += " '" + a + "'";
-    const fs::path cwd = scratch("bad_flags_case");
+    const fs::path cwd = tg::test::scratch_dir("bad_flags_case");
     std::vector<std::string> args = c.args;
     const bool is_train = c.args[0] == "train" && c.args.back() != "--max-iters";
     if (is_train) args.insert(args.end(), {"--no-progress", "--out-dir", "run"});
@@ -213,7 +206,7 @@ TEST_CASE("tiny_lm: every bad invocation of the table exits 2 (or 1) naming the 
 }
 
 TEST_CASE("tiny_lm: a usage error prints the command's help hint and nothing on stdout", "[e2e][errors]") {
-  const fs::path dir = scratch("bad_flags_hint");
+  const fs::path dir = tg::test::scratch_dir("bad_flags_hint");
   Outcome r = run_tiny_lm({"train", "--eval-interval", "0"}, dir);
   REQUIRE(r.code == 2);
   REQUIRE(r.err == "[tiny_lm train] --eval-interval must be >= 1; got --eval-interval=0 (see tiny_lm train --help)\n");

@@ -27,17 +27,11 @@
 
 using namespace tg;
 using namespace tg::io;
+using tg::test::scratch_dir;
 using Catch::Matchers::Contains;
 namespace fs = std::filesystem;
 
 namespace {
-
-fs::path scratch_dir(const std::string& name) {
-  fs::path d = fs::path(TAPEGRAD_BINARY_DIR) / "test_scratch" / ("faults_" + name);
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
 
 CheckpointData sample(int64_t step, int64_t rows) {
   CheckpointData c;
@@ -137,7 +131,7 @@ void require_clean_failure(const ChildResult& r, const std::string& reason) {
 }  // namespace
 
 TEST_CASE("checkpoint faults: a full disk (tiny tmpfs) fails cleanly with the OS's reason", "[checkpoint][faults]") {
-  const fs::path dir = scratch_dir("full_tmpfs");
+  const fs::path dir = scratch_dir("faults_full_tmpfs");
   const std::string path = (dir / "ckpt.h5").string();
   ChildResult r = in_child([&]() -> std::string {
     const std::string why = mount_tmpfs(dir, "96k");
@@ -154,7 +148,7 @@ TEST_CASE("checkpoint faults: a full disk (tiny tmpfs) fails cleanly with the OS
 }
 
 TEST_CASE("checkpoint faults: a write failure (RLIMIT_FSIZE) fails cleanly with the OS's reason", "[checkpoint][faults]") {
-  const fs::path dir = scratch_dir("full_rlimit");
+  const fs::path dir = scratch_dir("faults_full_rlimit");
   const std::string path = (dir / "ckpt.h5").string();
   ChildResult r = in_child([&]() -> std::string {
     write_checkpoint(path, sample(1, 8));
@@ -168,7 +162,7 @@ TEST_CASE("checkpoint faults: a write failure (RLIMIT_FSIZE) fails cleanly with 
 }
 
 TEST_CASE("checkpoint faults: a read-only folder fails cleanly with the OS's reason", "[checkpoint][faults]") {
-  const fs::path dir = scratch_dir("read_only");
+  const fs::path dir = scratch_dir("faults_read_only");
   const std::string path = (dir / "ckpt.h5").string();
   ChildResult r = in_child([&]() -> std::string {
     if (geteuid() != 0) {
@@ -191,7 +185,7 @@ TEST_CASE("checkpoint faults: a read-only folder fails cleanly with the OS's rea
 
 TEST_CASE("checkpoint faults: SIGKILL at random moments of saves leaves the previous checkpoint byte-identical",
           "[checkpoint][faults]") {
-  const fs::path dir = scratch_dir("kill");
+  const fs::path dir = scratch_dir("faults_kill");
   const std::string path = (dir / "ckpt.h5").string();
   const CheckpointData even = sample(10, 12000), odd = sample(11, 12000);   // ~3 MB each
   write_checkpoint(path, odd);

@@ -188,9 +188,7 @@ int variant_count() {
 
 TEST_CASE("checkpoint fuzz: corrupted and crafted files load exactly or fail cleanly, never crash or hang",
           "[checkpoint][fuzz]") {
-  const fs::path dir = fs::path(TAPEGRAD_BINARY_DIR) / "test_scratch" / "checkpoint_fuzz";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = tg::test::scratch_dir("checkpoint_fuzz");
   const std::string base = (dir / "base.h5").string(), source = (dir / "source.h5").string();
   const CheckpointData expected = original();
   write_checkpoint(base, expected);

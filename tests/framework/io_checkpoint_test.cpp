@@ -22,17 +22,11 @@
 
 using namespace tg;
 using namespace tg::io;
+using tg::test::scratch_dir;
 using Catch::Matchers::Contains;
 namespace fs = std::filesystem;
 
 namespace {
-
-fs::path scratch_dir(const std::string& name) {
-  fs::path d = fs::path(TAPEGRAD_BINARY_DIR) / "test_scratch" / ("ckpt_" + name);
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
 
 CheckpointData sample(int64_t step, int64_t big = 4) {
   CheckpointData c;
@@ -111,7 +105,7 @@ TEST_CASE("StateDict: ordered, unique keys, at/contains/add", "[checkpoint][stat
 }
 
 TEST_CASE("checkpoint: plain data round-trips exactly in the documented layout", "[checkpoint]") {
-  fs::path dir = scratch_dir("roundtrip");
+  fs::path dir = scratch_dir("ckpt_roundtrip");
   const std::string path = write_sample(dir);
   REQUIRE(read_checkpoint(path) == sample(3));
   REQUIRE_FALSE(read_checkpoint(path) == sample(4));
@@ -138,7 +132,7 @@ TEST_CASE("checkpoint: plain data round-trips exactly in the documented layout",
 }
 
 TEST_CASE("checkpoint: model, optimizer, scheduler and streams of a run resume bit-identically", "[checkpoint]") {
-  fs::path dir = scratch_dir("live");
+  fs::path dir = scratch_dir("ckpt_live");
   const std::string path = (dir / "ckpt.h5").string();
   Run a(11);
   a.step();
@@ -165,7 +159,7 @@ TEST_CASE("checkpoint: model, optimizer, scheduler and streams of a run resume b
 }
 
 TEST_CASE("checkpoint: restore is all-or-nothing across objects", "[checkpoint][errors]") {
-  fs::path dir = scratch_dir("all_or_nothing");
+  fs::path dir = scratch_dir("ckpt_all_or_nothing");
   const std::string path = (dir / "ckpt.h5").string();
   Run a(1);
   a.step();
@@ -189,7 +183,7 @@ TEST_CASE("checkpoint: restore is all-or-nothing across objects", "[checkpoint][
 }
 
 TEST_CASE("checkpoint save: bad input throws std::invalid_argument naming it", "[checkpoint][errors]") {
-  fs::path dir = scratch_dir("bad_save");
+  fs::path dir = scratch_dir("ckpt_bad_save");
   const std::string path = (dir / "ckpt.h5").string();
   CheckpointData c = sample(1);
   c.step = -1;
@@ -214,7 +208,7 @@ TEST_CASE("checkpoint save: bad input throws std::invalid_argument naming it", "
 
 TEST_CASE("checkpoint load: other versions, links, foreign storage and huge shapes are refused before reading data",
           "[checkpoint][errors]") {
-  fs::path dir = scratch_dir("hostile");
+  fs::path dir = scratch_dir("ckpt_hostile");
   const std::string path = write_sample(dir);
   auto variant = [&](const std::string& name) { return copy_of(path, name); };
   std::string v = variant("v1.h5");
@@ -253,7 +247,7 @@ TEST_CASE("checkpoint load: other versions, links, foreign storage and huge shap
 }
 
 TEST_CASE("checkpoint load: edited, removed or retyped content is a digest error naming the dataset", "[checkpoint][errors]") {
-  fs::path dir = scratch_dir("digest");
+  fs::path dir = scratch_dir("ckpt_digest");
   const std::string path = write_sample(dir);
   auto variant = [&](const std::string& name) { return copy_of(path, name); };
   std::string v = variant("metadata.h5");
@@ -290,7 +284,7 @@ TEST_CASE("checkpoint load: edited, removed or retyped content is a digest error
 }
 
 TEST_CASE("checkpoint load: weights tied in the model must be identical in the file", "[checkpoint][errors]") {
-  fs::path dir = scratch_dir("tied");
+  fs::path dir = scratch_dir("ckpt_tied");
   const std::string path = (dir / "ckpt.h5").string();
   struct Tied : Module {
     Var a = register_parameter("a", Tensor::full({2, 2}, 1.0, DType::Float64));
@@ -312,7 +306,7 @@ TEST_CASE("checkpoint load: weights tied in the model must be identical in the f
 }
 
 TEST_CASE("checkpoint save: stale temporary files of dead writers are removed, live ones kept", "[checkpoint]") {
-  fs::path dir = scratch_dir("stale");
+  fs::path dir = scratch_dir("ckpt_stale");
   const std::string path = (dir / "ckpt.h5").string();
   // A pid that certainly is dead: a child that has exited and been reaped.
   pid_t dead = fork();

@@ -80,4 +80,11 @@ std::string golden_dir() {
   return env && *env ? std::string(env) : std::string(TAPEGRAD_GOLDEN_DEFAULT);
 }
 
+std::filesystem::path scratch_dir(const std::string& name) {
+  std::filesystem::path d = std::filesystem::path(TAPEGRAD_SCRATCH_ROOT) / name;
+  std::filesystem::remove_all(d);
+  std::filesystem::create_directories(d);
+  return d;
+}
+
 }  // namespace tg::test

@@ -2,6 +2,7 @@
 // Helpers shared by the tests: seeded random inputs and a gradcheck assertion that prints the report.
 #include <catch2/catch.hpp>
 
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <utility>
@@ -11,6 +12,9 @@
 #include "tapegrad/framework/tape.h"
 
 namespace tg::test {
+
+// A fresh, empty folder build/test_scratch/<name> for a test's files (removed first if present).
+std::filesystem::path scratch_dir(const std::string& name);
 
 // A float64 leaf with values uniform in [lo, hi), seeded.
 Var rand_var(const Shape& shape, uint64_t seed, double lo = -1.0, double hi = 1.0, bool requires_grad = true,
