@@ -51,6 +51,43 @@ Tensor offset_causal_mask(int64_t L, int64_t S, int64_t P, DType dtype) {
   return m;
 }
 
+// A cache is bound by its first use to batched/unbatched input, a batch size and a dtype.
+void check_binding(const char* n, const AttentionCache& cache, const MhaShapes& s, const Var& query) {
+  if (cache.empty()) return;
+  TG_CHECK(cache.batched() == s.batched, n, "forward_step: the cache was filled with ",
+           cache.batched() ? "batched" : "unbatched", " input; got query=", shape_of(query));
+  TG_CHECK(cache.batch_size() == s.N, n, "forward_step: the cache holds batch size ", cache.batch_size(),
+           "; got query=", shape_of(query), " (batch size ", s.N, ")");
+  TG_CHECK(cache.keys().dtype() == query.dtype(), n, "forward_step: the cache holds ", to_string(cache.keys().dtype()),
+           "; got query=", describe(query.value()));
+}
+
+// The step's additive mask over the S cached keys: the caller's masks, plus the causal rule with offset
+// `past` for a self-attention cache.
+Var step_mask(const std::string& op, const MhaShapes& s, int64_t S, int64_t past, bool self_kind, int64_t H, DType dtype,
+              const MultiheadAttentionStepOptions& f) {
+  const char* n = op.c_str();
+  if (f.attn_mask.defined())
+    TG_CHECK(f.attn_mask.shape() == (Shape{s.L, S}), n, "forward_step: attn_mask must be (L_step, S_total)=",
+             to_string(Shape{s.L, S}), "; got attn_mask=", shape_of(f.attn_mask));
+  if (f.key_padding_mask.defined()) {
+    Shape want = s.batched ? Shape{s.N, S} : Shape{S};
+    TG_CHECK(f.key_padding_mask.shape() == want, n, "forward_step: key_padding_mask must be ",
+             s.batched ? "(N, S_total)=" : "(S_total)=", to_string(want), "; got key_padding_mask=",
+             shape_of(f.key_padding_mask));
+  }
+  for (const Var* m : {&f.attn_mask, &f.key_padding_mask})
+    TG_CHECK(!m->defined() || m->dtype() == DType::Bool || is_floating(m->dtype()), n,
+             "forward_step: masks must be bool or floating; got ", describe(m->value()));
+  const MhaShapes full{.batched = s.batched, .N = s.N, .L = s.L, .S = S};
+  Var mask = build_attention_mask(op, full, H, dtype, f.attn_mask, f.key_padding_mask, false, 0);
+  if (self_kind && s.L > 1) {
+    Var c(offset_causal_mask(s.L, S, past, dtype).reshape({1, 1, s.L, S}));
+    mask = mask.defined() ? mask + c : c;
+  }
+  return mask;
+}
+
 }  // namespace
 
 Var MultiheadAttention::project_step(const Var& x, int64_t which) const {
@@ -92,18 +129,14 @@ Var MultiheadAttention::forward_step(const Var& query, const Var& key, const Var
     TG_CHECK(s.S == s.L, n, "forward_step with a self-attention cache: key and value must hold the same positions ",
              "as query; got query=", shape_of(query), ", key=", shape_of(key));
   const DType dtype = query.dtype();
-  if (!cache.empty()) {
-    TG_CHECK(cache.batched_ == s.batched, n, "forward_step: the cache was filled with ",
-             cache.batched_ ? "batched" : "unbatched", " input; got query=", shape_of(query));
-    TG_CHECK(cache.batch_size() == s.N, n, "forward_step: the cache holds batch size ", cache.batch_size(),
-             "; got query=", shape_of(query), " (batch size ", s.N, ")");
-    TG_CHECK(cache.keys_.dtype() == dtype, n, "forward_step: the cache holds ", to_string(cache.keys_.dtype()),
-             "; got query=", describe(query.value()));
-  }
+  check_binding(n, cache, s, query);
   const int64_t past = self_kind ? cache.length() : 0;
   if (self_kind && cache.max_length() > 0)
     TG_CHECK(past + s.L <= cache.max_length(), n, "forward_step: the step would pass the cache's max_length=",
              cache.max_length(), "; got cached=", past, ", query=", shape_of(query));
+  // Checked and built before the cache changes, so a rejected step leaves the cache as it was.
+  const int64_t S_total = self_kind ? past + s.L : (project_kv ? s.S : cache.length());
+  Var mask = step_mask(op, s, S_total, past, self_kind, o.num_heads, dtype, f);
   const bool bf = s.batched && o.batch_first;
   Var q = project_step(to_batch_major(query, s.batched, bf), 0);   // (N, L, E)
   if (project_kv) {
@@ -116,25 +149,6 @@ Var MultiheadAttention::forward_step(const Var& query, const Var& key, const Var
     cache.keys_ = kn;
     cache.values_ = vn;
     cache.batched_ = s.batched;
-  }
-  const int64_t S = cache.length();
-  MhaShapes full{.batched = s.batched, .N = s.N, .L = s.L, .S = S};
-  if (f.attn_mask.defined())
-    TG_CHECK(f.attn_mask.shape() == (Shape{s.L, S}), n, "forward_step: attn_mask must be (L_step, S_total)=",
-             to_string(Shape{s.L, S}), "; got attn_mask=", shape_of(f.attn_mask));
-  if (f.key_padding_mask.defined()) {
-    Shape want = s.batched ? Shape{s.N, S} : Shape{S};
-    TG_CHECK(f.key_padding_mask.shape() == want, n, "forward_step: key_padding_mask must be ",
-             s.batched ? "(N, S_total)=" : "(S_total)=", to_string(want), "; got key_padding_mask=",
-             shape_of(f.key_padding_mask));
-  }
-  for (const Var* m : {&f.attn_mask, &f.key_padding_mask})
-    TG_CHECK(!m->defined() || m->dtype() == DType::Bool || is_floating(m->dtype()), n,
-             "forward_step: masks must be bool or floating; got ", describe(m->value()));
-  Var mask = build_attention_mask(op, full, o.num_heads, dtype, f.attn_mask, f.key_padding_mask, false, 0);
-  if (self_kind && s.L > 1) {
-    Var c(offset_causal_mask(s.L, S, past, dtype).reshape({1, 1, s.L, S}));
-    mask = mask.defined() ? mask + c : c;
   }
   Var attended = fused_attention(q, Var(cache.keys_), Var(cache.values_),
                                  AttentionArgs{.num_heads = o.num_heads, .batch_first = true, .attn_mask = mask});

@@ -32,6 +32,7 @@ class AttentionCache {
   bool empty() const { return !keys_.defined(); }
   int64_t length() const { return empty() ? 0 : keys_.size(1); }   // cached key positions
   int64_t batch_size() const { return empty() ? 0 : keys_.size(0); }
+  bool batched() const { return batched_; }   // whether it was filled from batched (3-D) input
   // The cached projections (N, S, E), batch-major in every layout (N = 1 for unbatched input);
   // undefined while empty.
   const Tensor& keys() const { return keys_; }

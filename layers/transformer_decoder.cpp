@@ -53,9 +53,15 @@ Var TransformerDecoder::forward_step(const Var& tgt_step, const Var& memory, Cac
   TG_CHECK(cache.layers.size() == layers->size(), error_op("TransformerDecoder").c_str(),
            "cache was made for ", cache.layers.size(), " layers; this decoder has ", layers->size(),
            " (use make_cache())");
-  Var x = tgt_step;
-  for (size_t i = 0; i < layers->size(); ++i) x = layer(i).forward_step(x, memory, cache.layers[i], f);
-  return norm ? norm->forward(x) : x;
+  const Cache saved = cache;   // a step rejected in a later layer leaves every layer's cache as it was
+  try {
+    Var x = tgt_step;
+    for (size_t i = 0; i < layers->size(); ++i) x = layer(i).forward_step(x, memory, cache.layers[i], f);
+    return norm ? norm->forward(x) : x;
+  } catch (...) {
+    cache = saved;
+    throw;
+  }
 }
 
 }  // namespace tg

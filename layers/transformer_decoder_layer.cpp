@@ -103,17 +103,22 @@ Var TransformerDecoderLayer::forward_step(const Var& tgt_step, const Var& memory
     return multihead_attn->forward_step(y, memory, memory, cache.multihead_attn,
                                         {.attn_mask = f.memory_mask, .key_padding_mask = f.memory_key_padding_mask});
   };
-  Var x = tgt_step;
-  if (options_.norm_first) {
-    x = x + sa(norm1->forward(x));
-    x = x + ca(norm2->forward(x));
-    x = x + feed_forward_block(norm3->forward(x), false);
-  } else {
+  // A step rejected part-way (e.g. a bad memory mask) must leave the cache as it was: keep the handles.
+  const Cache saved = cache;
+  try {
+    Var x = tgt_step;
+    if (options_.norm_first) {
+      x = x + sa(norm1->forward(x));
+      x = x + ca(norm2->forward(x));
+      return x + feed_forward_block(norm3->forward(x), false);
+    }
     x = norm1->forward(x + sa(x));
     x = norm2->forward(x + ca(x));
-    x = norm3->forward(x + feed_forward_block(x, false));
+    return norm3->forward(x + feed_forward_block(x, false));
+  } catch (...) {
+    cache = saved;
+    throw;
   }
-  return x;
 }
 
 }  // namespace tg

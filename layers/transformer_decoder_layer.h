@@ -102,6 +102,8 @@ class TransformerDecoderLayer : public Module {
   // holds the next T_step positions (usually 1); the self-attention attends over every position
   // cached so far plus this step, causally; the cross-attention projects memory once into the cache.
   // Equals rows [T_past, T_past + T_step) of forward(tgt, memory, {.tgt_is_causal = true, ...}).
+  // Throws check_memory's and MultiheadAttention::forward_step's errors; a rejected step leaves the
+  // cache unchanged.
   Var forward_step(const Var& tgt_step, const Var& memory, Cache& cache,
                    const TransformerDecoderLayerStepOptions& options = {});
 

@@ -151,10 +151,13 @@ TEST_CASE("AttentionCache: misuse throws naming the argument and the shapes", "[
   REQUIRE_THROWS_WITH(layer.forward_step(step, mem, cache, {.memory_key_padding_mask = Var(Tensor::zeros({2, 5}, DType::Bool))}),
                       Contains("[MultiheadAttention multihead_attn] forward_step: key_padding_mask must be (N, S_total)=[2, 4]; "
                                "got key_padding_mask=[2, 5]"));
+  REQUIRE(cache.self_attn.empty());          // a rejected step leaves both caches as they were
+  REQUIRE(cache.multihead_attn.empty());
   cache = TransformerDecoderLayer::Cache();
   REQUIRE_THROWS_WITH(layer.forward_step(step, mem, cache, {.memory_mask = Var(Tensor::zeros({4, 1}))}),
                       Contains("[MultiheadAttention multihead_attn] forward_step: attn_mask must be (L_step, S_total)=[1, 4]; "
                                "got attn_mask=[4, 1]"));
+  REQUIRE(cache.multihead_attn.empty());
   cache = TransformerDecoderLayer::Cache();
   layer.forward_step(step, mem, cache);
   REQUIRE_THROWS_WITH(layer.forward_step(Var(Tensor::zeros({1, 3, 8})), Var(Tensor::zeros({4, 3, 8})), cache),
