@@ -1,6 +1,9 @@
 // nn.Transformer: module tree and state_dict order, PyTorch's exact draws (prototype layers, then
 // xavier on every dim > 1 parameter), generate_square_subsequent_mask, routing, errors, gradcheck.
+#include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <sstream>
 
 #include "tapegrad/layers/init.h"
 #include "tapegrad/layers/transformer.h"
@@ -126,4 +129,54 @@ TEST_CASE("Transformer grad: small model, both norm modes, src/tgt/memory masks,
                                       .tgt_is_causal = true});
     }, {src, tgt}, t.parameters());
   }
+}
+
+namespace {
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path);
+  REQUIRE(f.good());
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// Each line without its leading blanks, so a README block matches the same code indented in a test.
+std::string unindent(const std::string& text) {
+  std::stringstream in(text);
+  std::string line, out;
+  while (std::getline(in, line)) out += line.substr(std::min(line.find_first_not_of(' '), line.size())) + "\n";
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("Transformer: the README's cached decoding snippet runs", "[transformer][docs]") {
+  Generator gen(8);
+  Var src(rand_tensor({2, 5, 32}, 1, -1, 1, DType::Float32)), bos(rand_tensor({2, 1, 32}, 2, -1, 1, DType::Float32));
+  Tensor kpm = Tensor::zeros({2, 5}, DType::Bool);
+  kpm.set({1, 4}, 1.0);
+  Var src_kpm(kpm);
+  // --- README block begins
+  tg::Transformer model({.d_model = 32, .nhead = 4, .num_encoder_layers = 2, .num_decoder_layers = 2,
+                         .dim_feedforward = 64, .dropout = 0.0, .batch_first = true}, gen);
+  tg::Var memory = model.encoder->forward(src, {.src_key_padding_mask = src_kpm});    // (N, S, 32)
+  tg::TransformerDecoder::Cache cache = model.decoder->make_cache(/*max_length=*/16);
+  tg::Var y = bos;                                                                    // (N, 1, 32)
+  for (int t = 0; t < 4; ++t)
+    y = model.decoder->forward_step(y, memory, cache, {.memory_key_padding_mask = src_kpm});
+  // --- README block ends
+  REQUIRE(cache.length() == 4);
+  REQUIRE(y.shape() == Shape{2, 1, 32});
+  const std::string readme = read_file(std::string(TAPEGRAD_SOURCE_DIR) + "/README.md");
+  const std::string heading = "### Transformer decoder, nn.Transformer and cached decoding";
+  size_t at = readme.find(heading);
+  REQUIRE(at != std::string::npos);
+  size_t b = readme.find("```cpp\n", at), e = readme.find("```\n", b + 7);
+  REQUIRE((b != std::string::npos && e != std::string::npos));
+  const std::string block = readme.substr(b + 7, e - b - 7);
+  const std::string self = read_file(std::string(TAPEGRAD_SOURCE_DIR) + "/tests/layers/transformer_test.cpp");
+  size_t s0 = self.find("// --- README block begins\n"), s1 = self.find("  // --- README block ends");
+  INFO(block);
+  REQUIRE(unindent(self.substr(s0 + 27, s1 - s0 - 27)) == unindent(block));
 }
