@@ -29,6 +29,7 @@
 
 #include "tapegrad/framework/ops/attention.h"
 #include "tapegrad/framework/random.h"
+#include "tapegrad/layers/attention_cache.h"
 #include "tapegrad/layers/linear.h"
 #include "tapegrad/layers/module.h"
 
@@ -67,6 +68,13 @@ struct MultiheadAttentionForwardOptions {
   bool is_causal = false;
 };
 
+// The optional arguments of one cached step (MultiheadAttention::forward_step). S_total is the
+// number of key positions attended by this step (cached + new for a self-attention cache).
+struct MultiheadAttentionStepOptions {
+  Var attn_mask = Var();          // (L_step, S_total), bool or float; added to the causal rule of a self cache
+  Var key_padding_mask = Var();   // (N, S_total) or (S_total) unbatched, bool or float
+};
+
 class MultiheadAttention : public Module {
  public:
   // Draws the initial parameters from gen in PyTorch's order. The module keeps a copy of the handle
@@ -95,6 +103,17 @@ class MultiheadAttention : public Module {
                                                     .is_causal = is_causal});
   }
 
+  // Incremental decoding with cache (layers/attention_cache.h): query (L_step, N, qdim), batch-first
+  // or unbatched as in forward; key/value this step's new positions (self-attention cache, same length
+  // as query) or the whole memory (cross-attention cache; ignored and may be undefined once the cache is
+  // filled). Returns the attention output in query's layout, equal (to rounding) to the matching rows
+  // of a full causal forward. No tape, no dropout, no weights; add_bias_kv / add_zero_attn are not
+  // supported here. Throws std::invalid_argument "[MultiheadAttention <path>] ..." naming the argument
+  // and shapes: bad shapes or dtypes, a cache bound to another batch size / dtype / layout, a step
+  // past the cache's max_length, masks of the wrong shape.
+  Var forward_step(const Var& query, const Var& key, const Var& value, AttentionCache& cache,
+                   const MultiheadAttentionStepOptions& options = {});
+
   const MultiheadAttentionOptions& options() const { return options_; }
   bool packed() const { return packed_; }   // PyTorch's _qkv_same_embed_dim
 
@@ -118,6 +137,7 @@ class MultiheadAttention : public Module {
   void resolve_masks(Call& c, const MultiheadAttentionForwardOptions& f) const;
   Projected project(const Call& c) const;
   AttentionArgs attention_args(const Call& c);
+  Var project_step(const Var& x, int64_t which) const;   // which: 0 q, 1 k, 2 v; x batch-major 3-D
   Var attend_with_weights(const Call& c, const Projected& p, const MultiheadAttentionForwardOptions& f,
                           Var* attn_weights);
 

@@ -45,9 +45,10 @@ Var TransformerEncoderLayer::self_attention_block(const Var& x, const Transforme
                                .attn_output);
 }
 
-Var TransformerEncoderLayer::feed_forward_block(const Var& x) {
+Var TransformerEncoderLayer::feed_forward_block(const Var& x, bool with_dropout) {
   Var h = linear1->forward(x);
   h = options_.activation == Activation::relu ? relu(h) : gelu(h);
+  if (!with_dropout) return linear2->forward(h);
   return dropout2->forward(linear2->forward(dropout->forward(h)));
 }
 
@@ -59,6 +60,22 @@ Var TransformerEncoderLayer::forward(const Var& src, const TransformerEncoderLay
   } else {
     x = norm1->forward(x + self_attention_block(x, f));
     x = norm2->forward(x + feed_forward_block(x));
+  }
+  return x;
+}
+
+Var TransformerEncoderLayer::forward_step(const Var& src_step, AttentionCache& cache, const Var& src_key_padding_mask) {
+  NoGradGuard no_grad;
+  auto sa = [&](const Var& y) {
+    return self_attn->forward_step(y, y, y, cache, {.key_padding_mask = src_key_padding_mask});
+  };
+  Var x = src_step;
+  if (options_.norm_first) {
+    x = x + sa(norm1->forward(x));
+    x = x + feed_forward_block(norm2->forward(x), false);
+  } else {
+    x = norm1->forward(x + sa(x));
+    x = norm2->forward(x + feed_forward_block(x, false));
   }
   return x;
 }

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "tapegrad/layers/activation.h"
+#include "tapegrad/layers/attention_cache.h"
 #include "tapegrad/layers/dropout.h"
 #include "tapegrad/layers/layer_norm.h"
 #include "tapegrad/layers/linear.h"
@@ -67,6 +68,14 @@ class TransformerEncoderLayer : public Module {
                             .src_mask = src_mask, .src_key_padding_mask = src_key_padding_mask, .is_causal = is_causal});
   }
 
+  // One step of cached causal decoding for decoder-only models (e.g. a causal LM built from these
+  // layers): src_step holds the next positions (usually 1); the self-attention appends their keys and
+  // values to `cache` (an AttentionCache::self_attention(max_length)) and attends over every cached
+  // position causally. Equals rows [P, P + L_step) of forward(src, {.is_causal = true}). Inference
+  // only: no tape, no dropout. src_key_padding_mask covers every position so far: (N, P + L_step).
+  // Throws MultiheadAttention::forward_step's errors (layers/attention_cache.h).
+  Var forward_step(const Var& src_step, AttentionCache& cache, const Var& src_key_padding_mask = Var());
+
   const TransformerEncoderLayerOptions& options() const { return options_; }
 
   std::shared_ptr<MultiheadAttention> self_attn;
@@ -78,7 +87,7 @@ class TransformerEncoderLayer : public Module {
 
  private:
   Var self_attention_block(const Var& x, const TransformerEncoderLayerForwardOptions& f);
-  Var feed_forward_block(const Var& x);
+  Var feed_forward_block(const Var& x, bool with_dropout = true);
 
   TransformerEncoderLayerOptions options_;
 };

@@ -5,6 +5,7 @@
 #include "tapegrad/framework/ops/nn_functional.h"
 #include "tapegrad/framework/ops/reduce.h"
 #include "tapegrad/framework/runtime.h"
+#include "tapegrad/layers/transformer_decoder.h"
 #include "tapegrad/optim/adam.h"
 #include "support/test_support.h"
 
@@ -47,7 +48,35 @@ std::vector<Tensor> lm_step(int threads) {
   return out;
 }
 
+// One decoder training step (forward + backward of a 2-layer TransformerDecoder with causal and
+// memory padding masks, dropout on) followed by cached decoding steps; outputs and every gradient.
+std::vector<Tensor> decoder_step(int threads) {
+  set_num_threads(threads);
+  Generator gen(9);
+  TransformerDecoder dec({.d_model = 64, .nhead = 4, .dim_feedforward = 128, .dropout = 0.1, .batch_first = true}, 2,
+                         true, gen);
+  Var tgt(rand_tensor({6, 24, 64}, 1, -1, 1, DType::Float32), true);
+  Var mem(rand_tensor({6, 32, 64}, 2, -1, 1, DType::Float32), true);
+  Tensor kpm = Tensor::zeros({6, 32}, DType::Bool);
+  for (int64_t n = 0; n < 6; ++n) kpm.set({n, 31 - n}, 1.0);
+  Var y = dec.forward(tgt, mem, {.memory_key_padding_mask = Var(kpm), .tgt_is_causal = true});
+  Var loss = mean(y * y);
+  loss.backward();
+  std::vector<Tensor> out{loss.value(), y.value(), tgt.grad(), mem.grad()};
+  for (const auto& [name, p] : dec.named_parameters()) out.push_back(p.grad());
+  TransformerDecoder::Cache cache = dec.make_cache();
+  for (int64_t t = 0; t < 4; ++t) {
+    Var step(rand_tensor({6, 1, 64}, 10 + t, -1, 1, DType::Float32));
+    out.push_back(dec.forward_step(step, Var(mem.value()), cache, {.memory_key_padding_mask = Var(kpm)}).value());
+  }
+  return out;
+}
+
 }  // namespace
+
+TEST_CASE("determinism: a TransformerDecoder training step and cached decoding steps are bitwise equal with 1 and 2 threads", "[determinism]") {
+  require_same_bits_across_threads(decoder_step);
+}
 
 TEST_CASE("determinism: MLP, softmax, layer_norm and sum forward + backward are bitwise equal with 1 and 2 threads", "[determinism]") {
   require_same_bits_across_threads(mlp_step);

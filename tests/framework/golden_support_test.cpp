@@ -18,7 +18,7 @@ namespace fs = std::filesystem;
 namespace {
 
 const std::string kGolden = TAPEGRAD_SOURCE_DIR "/tests/golden/";
-const std::set<std::string> kKinds = {"mha", "encoder_layer", "tiny_lm"};
+const std::set<std::string> kKinds = {"mha", "encoder_layer", "tiny_lm", "decoder_layer", "transformer"};
 
 bool golden_dir_is_default() {
   return fs::weakly_canonical(golden_dir()) == fs::weakly_canonical(TAPEGRAD_GOLDEN_DEFAULT);
@@ -115,8 +115,10 @@ TEST_CASE("golden: every case of every file loads with a float dtype, a known ki
     }
   }
   if (!golden_dir_is_default()) return;   // TAPEGRAD_GOLDEN_DIR points elsewhere: counts are not ours to know
-  REQUIRE(counts == std::map<std::string, int>{{"encoder_layer.h5", 12}, {"mha.h5", 60}, {"tiny_lm.h5", 4}});
-  REQUIRE(f64_counts == std::map<std::string, int>{{"encoder_layer.h5", 8}, {"mha.h5", 31}, {"tiny_lm.h5", 2}});
+  REQUIRE(counts == std::map<std::string, int>{{"decoder_layer.h5", 16}, {"encoder_layer.h5", 12}, {"mha.h5", 60},
+                                               {"tiny_lm.h5", 4}, {"transformer.h5", 8}});
+  REQUIRE(f64_counts == std::map<std::string, int>{{"decoder_layer.h5", 10}, {"encoder_layer.h5", 8}, {"mha.h5", 31},
+                                                   {"tiny_lm.h5", 2}, {"transformer.h5", 4}});
 }
 
 TEST_CASE("golden: uint8 masks load as Bool, float masks keep the case dtype, tokens are int64", "[golden]") {
@@ -202,7 +204,8 @@ TEST_CASE("golden: golden_files lists the .h5 files of a directory, sorted", "[g
           "golden directory " + missing + " does not exist");
   if (golden_dir_is_default())
     REQUIRE(golden_files(golden_dir()) ==
-            std::vector<std::string>{kGolden + "encoder_layer.h5", kGolden + "mha.h5", kGolden + "tiny_lm.h5"});
+            std::vector<std::string>{kGolden + "decoder_layer.h5", kGolden + "encoder_layer.h5", kGolden + "mha.h5",
+                                     kGolden + "tiny_lm.h5", kGolden + "transformer.h5"});
 }
 
 TEST_CASE("golden: require_known_keys fails on a config key the test does not know", "[golden]") {

@@ -50,3 +50,15 @@ TEST_CASE("golden: every case of every file in TAPEGRAD_GOLDEN_DIR matches PyTor
   INFO(report);
   REQUIRE(all);
 }
+
+TEST_CASE("golden: the decoder_layer and transformer runners fail a case with a config key they do not know", "[golden]") {
+  for (const char* file : {"decoder_layer.h5", "transformer.h5"}) {
+    std::vector<GoldenCase> cases = load_golden_cases(std::string(TAPEGRAD_SOURCE_DIR) + "/tests/golden/" + file);
+    REQUIRE(!cases.empty());
+    GoldenCase c = cases.front();
+    REQUIRE(golden_runners().at(c.kind)(c).size() > 0);   // runs as recorded
+    c.config["memory_is_causal_hint"] = true;
+    REQUIRE_THROWS_WITH(golden_runners().at(c.kind)(c),
+                        "unknown config key 'memory_is_causal_hint' in " + c.where());
+  }
+}

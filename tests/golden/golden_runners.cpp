@@ -4,7 +4,8 @@ namespace tg::test {
 
 const std::map<std::string, GoldenRunner>& golden_runners() {
   static const std::map<std::string, GoldenRunner> runners = {
-      {"mha", run_mha_case}, {"encoder_layer", run_encoder_layer_case}, {"tiny_lm", run_tiny_lm_case}};
+      {"mha", run_mha_case}, {"encoder_layer", run_encoder_layer_case}, {"tiny_lm", run_tiny_lm_case},
+      {"decoder_layer", run_decoder_layer_case}, {"transformer", run_transformer_case}};
   return runners;
 }
 

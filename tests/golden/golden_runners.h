@@ -16,6 +16,8 @@ using GoldenRunner = std::function<std::vector<Compare>(const GoldenCase&)>;
 std::vector<Compare> run_mha_case(const GoldenCase& c);
 std::vector<Compare> run_encoder_layer_case(const GoldenCase& c);
 std::vector<Compare> run_tiny_lm_case(const GoldenCase& c);
+std::vector<Compare> run_decoder_layer_case(const GoldenCase& c);
+std::vector<Compare> run_transformer_case(const GoldenCase& c);
 
 // kind -> runner. A case of a kind not listed here fails; it is never skipped.
 const std::map<std::string, GoldenRunner>& golden_runners();

@@ -1,0 +1,158 @@
+// AttentionCache and MultiheadAttention::forward_step: incremental decoding over cached keys/values.
+#include "tapegrad/layers/attention_cache.h"
+
+#include <limits>
+
+#include "tapegrad/framework/check.h"
+#include "tapegrad/framework/ops/attention.h"
+#include "tapegrad/framework/ops/elementwise.h"
+#include "tapegrad/framework/ops/matmul.h"
+#include "tapegrad/framework/ops/nn_functional.h"
+#include "tapegrad/framework/ops/shape.h"
+#include "tapegrad/layers/attention_masks.h"
+#include "tapegrad/layers/multihead_attention.h"
+
+namespace tg {
+
+AttentionCache AttentionCache::self_attention(int64_t max_length) {
+  TG_CHECK(max_length >= 0, "AttentionCache", "max_length must be >= 0 (0: unbounded); got max_length=", max_length);
+  return AttentionCache(Kind::self_attention, max_length);
+}
+
+AttentionCache AttentionCache::cross_attention() { return AttentionCache(Kind::cross_attention, 0); }
+
+void AttentionCache::reset() {
+  keys_ = Tensor();
+  values_ = Tensor();
+  batched_ = true;
+}
+
+namespace {
+
+std::string shape_of(const Var& v) { return v.defined() ? to_string(v.shape()) : std::string("undefined"); }
+
+// (L, N, F) seq-first, (N, L, F) batch-first or (L, F) unbatched -> (N, L, F)
+Var to_batch_major(const Var& x, bool batched, bool batch_first) {
+  if (!batched) return reshape(x, {1, x.size(0), x.size(1)});
+  return batch_first ? x : permute(x, {1, 0, 2});
+}
+
+// (N, L, E) -> the caller's layout
+Var from_batch_major(const Var& x, bool batched, bool batch_first) {
+  if (!batched) return reshape(x, {x.size(1), x.size(2)});
+  return batch_first ? x : permute(x, {1, 0, 2});
+}
+
+// -inf where key j > P + i (query i of a step starting at cached length P), 0 elsewhere: (L, S).
+Tensor offset_causal_mask(int64_t L, int64_t S, int64_t P, DType dtype) {
+  Tensor m = Tensor::zeros({L, S}, dtype);
+  for (int64_t i = 0; i < L; ++i)
+    for (int64_t j = P + i + 1; j < S; ++j) m.set({i, j}, -std::numeric_limits<double>::infinity());
+  return m;
+}
+
+// A cache is bound by its first use to batched/unbatched input, a batch size and a dtype.
+void check_binding(const char* n, const AttentionCache& cache, const MhaShapes& s, const Var& query) {
+  if (cache.empty()) return;
+  TG_CHECK(cache.batched() == s.batched, n, "forward_step: the cache was filled with ",
+           cache.batched() ? "batched" : "unbatched", " input; got query=", shape_of(query));
+  TG_CHECK(cache.batch_size() == s.N, n, "forward_step: the cache holds batch size ", cache.batch_size(),
+           "; got query=", shape_of(query), " (batch size ", s.N, ")");
+  TG_CHECK(cache.keys().dtype() == query.dtype(), n, "forward_step: the cache holds ", to_string(cache.keys().dtype()),
+           "; got query=", describe(query.value()));
+}
+
+// The step's additive mask over the S cached keys: the caller's masks, plus the causal rule with offset
+// `past` for a self-attention cache.
+Var step_mask(const std::string& op, const MhaShapes& s, int64_t S, int64_t past, bool self_kind, int64_t H, DType dtype,
+              const MultiheadAttentionStepOptions& f) {
+  const char* n = op.c_str();
+  if (f.attn_mask.defined())
+    TG_CHECK(f.attn_mask.shape() == (Shape{s.L, S}), n, "forward_step: attn_mask must be (L_step, S_total)=",
+             to_string(Shape{s.L, S}), "; got attn_mask=", shape_of(f.attn_mask));
+  if (f.key_padding_mask.defined()) {
+    Shape want = s.batched ? Shape{s.N, S} : Shape{S};
+    TG_CHECK(f.key_padding_mask.shape() == want, n, "forward_step: key_padding_mask must be ",
+             s.batched ? "(N, S_total)=" : "(S_total)=", to_string(want), "; got key_padding_mask=",
+             shape_of(f.key_padding_mask));
+  }
+  for (const Var* m : {&f.attn_mask, &f.key_padding_mask})
+    TG_CHECK(!m->defined() || m->dtype() == DType::Bool || is_floating(m->dtype()), n,
+             "forward_step: masks must be bool or floating; got ", describe(m->value()));
+  const MhaShapes full{.batched = s.batched, .N = s.N, .L = s.L, .S = S};
+  Var mask = build_attention_mask(op, full, H, dtype, f.attn_mask, f.key_padding_mask, false, 0);
+  if (self_kind && s.L > 1) {
+    Var c(offset_causal_mask(s.L, S, past, dtype).reshape({1, 1, s.L, S}));
+    mask = mask.defined() ? mask + c : c;
+  }
+  return mask;
+}
+
+}  // namespace
+
+Var MultiheadAttention::project_step(const Var& x, int64_t which) const {
+  const int64_t E = options_.embed_dim;
+  const Var& b = in_proj_bias();
+  Var bias = b.defined() ? narrow(b, 0, which * E, E) : Var();
+  if (packed_) return linear(x, narrow(in_proj_weight(), 0, which * E, E), bias);
+  return linear(x, which == 0 ? q_proj_weight() : which == 1 ? k_proj_weight() : v_proj_weight(), bias);
+}
+
+Var MultiheadAttention::forward_step(const Var& query, const Var& key, const Var& value, AttentionCache& cache,
+                                     const MultiheadAttentionStepOptions& f) {
+  NoGradGuard no_grad;
+  const auto& o = options_;
+  const std::string op = error_op("MultiheadAttention");
+  const char* n = op.c_str();
+  TG_CHECK(!o.add_bias_kv && !o.add_zero_attn, n, "forward_step does not support add_bias_kv or add_zero_attn");
+  const bool self_kind = cache.kind() == AttentionCache::Kind::self_attention;
+  const bool project_kv = self_kind || cache.empty();
+  TG_CHECK(query.defined() && (query.dim() == 2 || query.dim() == 3), n,
+           "forward_step: query must be unbatched 2-D (L, E) or batched 3-D; got query=", shape_of(query));
+  Var k = key.defined() ? key : query, v = value.defined() ? value : k;
+  if (project_kv) {
+    TG_CHECK(key.defined() && value.defined(), n, "forward_step: key and value are required ",
+             self_kind ? "for a self-attention cache" : "to fill an empty cross-attention cache");
+  }
+  if (!project_kv && !key.defined()) {
+    // Memory already projected and not passed again: a one-position stand-in keeps the query checks.
+    Shape ks = query.shape();
+    ks[ks.size() - 1] = o.kdim.value_or(o.embed_dim);
+    ks[(query.dim() == 3 && o.batch_first) ? 1 : 0] = 1;
+    k = Var(Tensor::zeros(ks, query.dtype()));
+    ks[ks.size() - 1] = o.vdim.value_or(o.embed_dim);
+    v = Var(Tensor::zeros(ks, query.dtype()));
+  }
+  const MhaShapes s =
+      check_mha_inputs(op, o, packed_ ? in_proj_weight().dtype() : q_proj_weight().dtype(), query, k, v, Var(), Var());
+  if (self_kind)
+    TG_CHECK(s.S == s.L, n, "forward_step with a self-attention cache: key and value must hold the same positions ",
+             "as query; got query=", shape_of(query), ", key=", shape_of(key));
+  const DType dtype = query.dtype();
+  check_binding(n, cache, s, query);
+  const int64_t past = self_kind ? cache.length() : 0;
+  if (self_kind && cache.max_length() > 0)
+    TG_CHECK(past + s.L <= cache.max_length(), n, "forward_step: the step would pass the cache's max_length=",
+             cache.max_length(), "; got cached=", past, ", query=", shape_of(query));
+  // Checked and built before the cache changes, so a rejected step leaves the cache as it was.
+  const int64_t S_total = self_kind ? past + s.L : (project_kv ? s.S : cache.length());
+  Var mask = step_mask(op, s, S_total, past, self_kind, o.num_heads, dtype, f);
+  const bool bf = s.batched && o.batch_first;
+  Var q = project_step(to_batch_major(query, s.batched, bf), 0);   // (N, L, E)
+  if (project_kv) {
+    Tensor kn = project_step(to_batch_major(k, s.batched, bf), 1).value();   // (N, S_new, E)
+    Tensor vn = project_step(to_batch_major(v, s.batched, bf), 2).value();
+    if (self_kind && !cache.empty()) {
+      kn = concat({Var(cache.keys_), Var(kn)}, 1).value();
+      vn = concat({Var(cache.values_), Var(vn)}, 1).value();
+    }
+    cache.keys_ = kn;
+    cache.values_ = vn;
+    cache.batched_ = s.batched;
+  }
+  Var attended = fused_attention(q, Var(cache.keys_), Var(cache.values_),
+                                 AttentionArgs{.num_heads = o.num_heads, .batch_first = true, .attn_mask = mask});
+  return from_batch_major(out_proj->forward(attended), s.batched, bf);
+}
+
+}  // namespace tg

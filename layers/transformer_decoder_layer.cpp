@@ -1,0 +1,124 @@
+#include "tapegrad/layers/transformer_decoder_layer.h"
+
+#include "tapegrad/framework/check.h"
+#include "tapegrad/framework/ops/elementwise.h"
+
+namespace tg {
+
+void TransformerDecoderLayerOptions::validate() const {
+  const char* op = "TransformerDecoderLayer";
+  TG_CHECK(d_model > 0, op, "d_model must be positive; got d_model=", d_model);
+  TG_CHECK(nhead > 0, op, "nhead must be positive; got nhead=", nhead);
+  TG_CHECK(d_model % nhead == 0, op, "d_model must be divisible by nhead; got d_model=", d_model, ", nhead=", nhead);
+  TG_CHECK(dim_feedforward > 0, op, "dim_feedforward must be positive; got dim_feedforward=", dim_feedforward);
+  TG_CHECK(dropout >= 0.0 && dropout < 1.0, op, "dropout must be in [0, 1); got dropout=", dropout);
+  TG_CHECK(layer_norm_eps > 0.0, op, "layer_norm_eps must be positive; got layer_norm_eps=", layer_norm_eps);
+}
+
+TransformerDecoderLayer::TransformerDecoderLayer(TransformerDecoderLayerOptions o, Generator gen, DType dtype)
+    : options_((o.validate(), o)) {
+  // Construction (and so random draw) order is PyTorch's: self_attn, multihead_attn, linear1,
+  // dropout, linear2, norm1..3, dropout1..3.
+  const MultiheadAttentionOptions mha{.embed_dim = o.d_model, .num_heads = o.nhead, .dropout = o.dropout,
+                                      .bias = o.bias, .batch_first = o.batch_first};
+  self_attn = register_module("self_attn", std::make_shared<MultiheadAttention>(mha, gen, dtype));
+  multihead_attn = register_module("multihead_attn", std::make_shared<MultiheadAttention>(mha, gen, dtype));
+  linear1 = register_module("linear1", std::make_shared<Linear>(
+      LinearOptions{.in_features = o.d_model, .out_features = o.dim_feedforward, .bias = o.bias}, gen, dtype));
+  dropout = register_module("dropout", std::make_shared<Dropout>(DropoutOptions{.p = o.dropout}, gen));
+  linear2 = register_module("linear2", std::make_shared<Linear>(
+      LinearOptions{.in_features = o.dim_feedforward, .out_features = o.d_model, .bias = o.bias}, gen, dtype));
+  LayerNormOptions ln{.normalized_shape = {o.d_model}, .eps = o.layer_norm_eps, .elementwise_affine = true, .bias = o.bias};
+  norm1 = register_module("norm1", std::make_shared<LayerNorm>(ln, dtype));
+  norm2 = register_module("norm2", std::make_shared<LayerNorm>(ln, dtype));
+  norm3 = register_module("norm3", std::make_shared<LayerNorm>(ln, dtype));
+  dropout1 = register_module("dropout1", std::make_shared<Dropout>(DropoutOptions{.p = o.dropout}, gen));
+  dropout2 = register_module("dropout2", std::make_shared<Dropout>(DropoutOptions{.p = o.dropout}, gen));
+  dropout3 = register_module("dropout3", std::make_shared<Dropout>(DropoutOptions{.p = o.dropout}, gen));
+}
+
+void TransformerDecoderLayer::check_memory(const Var& tgt, const Var& memory) const {
+  const std::string op = error_op("TransformerDecoderLayer");
+  const char* n = op.c_str();
+  TG_CHECK(tgt.defined() && memory.defined(), n, "tgt and memory must be defined; got tgt=",
+           tgt.defined() ? to_string(tgt.shape()) : "undefined", ", memory=",
+           memory.defined() ? to_string(memory.shape()) : "undefined");
+  TG_CHECK(tgt.dim() == 2 || tgt.dim() == 3, n, "tgt must be unbatched 2-D (T, E) or batched 3-D; got tgt=",
+           to_string(tgt.shape()));
+  TG_CHECK(memory.dim() == tgt.dim(), n, "memory must have tgt's number of dims (", tgt.dim() == 3 ? "batched" : "unbatched",
+           "); got tgt=", to_string(tgt.shape()), ", memory=", to_string(memory.shape()));
+  TG_CHECK(tgt.size(-1) == options_.d_model, n, "tgt feature size must be d_model=", options_.d_model, "; got tgt=",
+           to_string(tgt.shape()));
+  TG_CHECK(memory.size(-1) == options_.d_model, n, "memory feature size must be d_model=", options_.d_model,
+           "; got tgt=", to_string(tgt.shape()), ", memory=", to_string(memory.shape()));
+  if (tgt.dim() == 3) {
+    const int64_t b = options_.batch_first ? 0 : 1;
+    TG_CHECK(tgt.size(b) == memory.size(b), n, "tgt and memory batch sizes differ (", options_.batch_first ? "batch_first: dim 0" : "dim 1",
+             "); got tgt=", to_string(tgt.shape()), ", memory=", to_string(memory.shape()));
+  }
+}
+
+Var TransformerDecoderLayer::feed_forward_block(const Var& x, bool with_dropout) {
+  Var h = linear1->forward(x);
+  h = options_.activation == Activation::relu ? relu(h) : gelu(h);
+  if (!with_dropout) return linear2->forward(h);
+  return dropout3->forward(linear2->forward(dropout->forward(h)));
+}
+
+Var TransformerDecoderLayer::forward(const Var& tgt, const Var& memory, const TransformerDecoderLayerForwardOptions& f) {
+  check_memory(tgt, memory);
+  auto sa = [&](const Var& y) {
+    return dropout1->forward(self_attn->forward(y, y, y, {.attn_mask = f.tgt_mask, .key_padding_mask = f.tgt_key_padding_mask,
+                                                          .need_weights = false, .is_causal = f.tgt_is_causal})
+                                 .attn_output);
+  };
+  auto ca = [&](const Var& y) {
+    return dropout2->forward(multihead_attn->forward(y, memory, memory,
+                                                     {.attn_mask = f.memory_mask, .key_padding_mask = f.memory_key_padding_mask,
+                                                      .need_weights = false, .is_causal = f.memory_is_causal})
+                                 .attn_output);
+  };
+  Var x = tgt;
+  if (options_.norm_first) {
+    x = x + sa(norm1->forward(x));
+    x = x + ca(norm2->forward(x));
+    x = x + feed_forward_block(norm3->forward(x), true);
+  } else {
+    x = norm1->forward(x + sa(x));
+    x = norm2->forward(x + ca(x));
+    x = norm3->forward(x + feed_forward_block(x, true));
+  }
+  return x;
+}
+
+Var TransformerDecoderLayer::forward_step(const Var& tgt_step, const Var& memory, Cache& cache,
+                                          const TransformerDecoderLayerStepOptions& f) {
+  NoGradGuard no_grad;
+  check_memory(tgt_step, memory);
+  // Norms and the feed-forward block are positionwise: only the attentions need the cache. No dropout.
+  auto sa = [&](const Var& y) {
+    return self_attn->forward_step(y, y, y, cache.self_attn, {.key_padding_mask = f.tgt_key_padding_mask});
+  };
+  auto ca = [&](const Var& y) {
+    return multihead_attn->forward_step(y, memory, memory, cache.multihead_attn,
+                                        {.attn_mask = f.memory_mask, .key_padding_mask = f.memory_key_padding_mask});
+  };
+  // A step rejected part-way (e.g. a bad memory mask) must leave the cache as it was: keep the handles.
+  const Cache saved = cache;
+  try {
+    Var x = tgt_step;
+    if (options_.norm_first) {
+      x = x + sa(norm1->forward(x));
+      x = x + ca(norm2->forward(x));
+      return x + feed_forward_block(norm3->forward(x), false);
+    }
+    x = norm1->forward(x + sa(x));
+    x = norm2->forward(x + ca(x));
+    return norm3->forward(x + feed_forward_block(x, false));
+  } catch (...) {
+    cache = saved;
+    throw;
+  }
+}
+
+}  // namespace tg
