@@ -35,6 +35,7 @@
 #include "tapegrad/framework/tensor_ops.h"
 
 #include "tapegrad/layers/activation.h"
+#include "tapegrad/layers/attention_cache.h"
 #include "tapegrad/layers/attention_masks.h"
 #include "tapegrad/layers/dropout.h"
 #include "tapegrad/layers/embedding.h"
@@ -43,6 +44,9 @@
 #include "tapegrad/layers/linear.h"
 #include "tapegrad/layers/module.h"
 #include "tapegrad/layers/multihead_attention.h"
+#include "tapegrad/layers/transformer.h"
+#include "tapegrad/layers/transformer_decoder.h"
+#include "tapegrad/layers/transformer_decoder_layer.h"
 #include "tapegrad/layers/transformer_encoder_layer.h"
 
 #include "tapegrad/optim/adam.h"
