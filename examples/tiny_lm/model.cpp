@@ -84,6 +84,28 @@ Var TinyLM::forward(const Tensor& tokens) {
   return head->forward(x);
 }
 
+TinyLM::Cache TinyLM::make_cache() const {
+  Cache cache;
+  for (int64_t i = 0; i < config_.n_layer; ++i) cache.layers.push_back(AttentionCache::self_attention(config_.block_size));
+  return cache;
+}
+
+Var TinyLM::forward_step(const Tensor& tokens_step, Cache& cache) {
+  TG_CHECK(tokens_step.dim() == 2 && tokens_step.dtype() == DType::Int64 && tokens_step.size(1) > 0, "TinyLM",
+           "tokens_step must be int64 (B, S) with S >= 1; got tokens_step=", describe(tokens_step));
+  TG_CHECK(cache.layers.size() == layers->size(), "TinyLM", "the cache must come from make_cache(); got ",
+           cache.layers.size(), " layer caches for n_layer=", layers->size());
+  const int64_t start = cache.length(), S = tokens_step.size(1);
+  TG_CHECK(start + S <= config_.block_size, "TinyLM", "positions ", start, "..", start + S - 1,
+           " exceed block_size=", config_.block_size, "; got cache length=", start, ", step length=", S);
+  NoGradGuard no_grad;
+  Tensor positions = Tensor::arange(static_cast<double>(start), static_cast<double>(start + S), 1.0, DType::Int64);
+  Var x = tok_emb->forward(tokens_step) + pos_emb->forward(positions);   // (B, S, C) + (S, C)
+  for (size_t i = 0; i < layers->size(); ++i)
+    x = std::static_pointer_cast<TransformerEncoderLayer>((*layers)[i])->forward_step(x, cache.layers[i]);
+  return head->forward(ln_f->forward(x));
+}
+
 Var TinyLM::loss(const Tensor& tokens, const Tensor& targets) {
   TG_CHECK(targets.shape() == tokens.shape(), "TinyLM", "targets must have the tokens' shape; got tokens=",
            to_string(tokens.shape()), ", targets=", to_string(targets.shape()));

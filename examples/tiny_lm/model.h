@@ -8,7 +8,9 @@
 // keys, named_parameters() only tok_emb.weight (as PyTorch).
 #include <cstdint>
 #include <memory>
+#include <vector>
 
+#include "tapegrad/layers/attention_cache.h"
 #include "tapegrad/layers/embedding.h"
 #include "tapegrad/layers/layer_norm.h"
 #include "tapegrad/layers/linear.h"
@@ -49,6 +51,19 @@ class TinyLM : public Module {
   Var forward(const Tensor& tokens);
   // Mean cross-entropy of the next-token logits against targets (B, T) int64.
   Var loss(const Tensor& tokens, const Tensor& targets);
+
+  // Cached incremental decoding: one self-attention AttentionCache per layer (bounded by block_size).
+  struct Cache {
+    std::vector<AttentionCache> layers;
+    int64_t length() const { return layers.empty() ? 0 : layers[0].length(); }   // positions fed so far
+  };
+  Cache make_cache() const;
+  // Inference only (no tape, no dropout, whatever the training flag): tokens_step (B, S) int64 are the
+  // next S tokens, at positions cache.length() .. cache.length() + S - 1 (pos_emb rows), -> logits
+  // (B, S, vocab_size), equal to forward()'s at those positions of the whole sequence fed so far.
+  // Prime with the prompt in one call, then one call per new token. Throws std::invalid_argument when
+  // the positions would pass block_size or the batch size / dtype differs from the cache's first use.
+  Var forward_step(const Tensor& tokens_step, Cache& cache);
 
   const TinyLMConfig& config() const { return config_; }
 
