@@ -94,7 +94,8 @@ std::vector<int64_t> sample_tokens(TinyLM& model, std::vector<int64_t> prompt, i
   std::vector<int64_t> out;
   for (int64_t step = 0; step < n; ++step) {
     const bool fits = static_cast<int64_t>(prompt.size()) <= model.config().block_size;
-    std::vector<double> z = use_cache && fits ? cached_last_logits(model, cache, prompt) : last_logits(model, {prompt})[0];
+    std::vector<double> z =
+        use_cache && fits ? cached_last_logits(model, cache, prompt) : last_logits(model, {prompt})[0];
     const int64_t pick = pick_token(std::move(z), temperature, top_k, gen);
     prompt.push_back(pick);
     out.push_back(pick);

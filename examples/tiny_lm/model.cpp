@@ -86,7 +86,8 @@ Var TinyLM::forward(const Tensor& tokens) {
 
 TinyLM::Cache TinyLM::make_cache() const {
   Cache cache;
-  for (int64_t i = 0; i < config_.n_layer; ++i) cache.layers.push_back(AttentionCache::self_attention(config_.block_size));
+  for (int64_t i = 0; i < config_.n_layer; ++i)
+    cache.layers.push_back(AttentionCache::self_attention(config_.block_size));
   return cache;
 }
 
