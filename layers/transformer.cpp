@@ -8,14 +8,9 @@ namespace tg {
 
 void TransformerOptions::validate() const {
   const char* op = "Transformer";
-  TG_CHECK(d_model > 0, op, "d_model must be positive; got d_model=", d_model);
-  TG_CHECK(nhead > 0, op, "nhead must be positive; got nhead=", nhead);
-  TG_CHECK(d_model % nhead == 0, op, "d_model must be divisible by nhead; got d_model=", d_model, ", nhead=", nhead);
+  detail::check_transformer_sizes(op, d_model, nhead, dim_feedforward, dropout, layer_norm_eps);
   TG_CHECK(num_encoder_layers > 0, op, "num_encoder_layers must be positive; got num_encoder_layers=", num_encoder_layers);
   TG_CHECK(num_decoder_layers > 0, op, "num_decoder_layers must be positive; got num_decoder_layers=", num_decoder_layers);
-  TG_CHECK(dim_feedforward > 0, op, "dim_feedforward must be positive; got dim_feedforward=", dim_feedforward);
-  TG_CHECK(dropout >= 0.0 && dropout < 1.0, op, "dropout must be in [0, 1); got dropout=", dropout);
-  TG_CHECK(layer_norm_eps > 0.0, op, "layer_norm_eps must be positive; got layer_norm_eps=", layer_norm_eps);
 }
 
 Transformer::Transformer(TransformerOptions o, Generator gen, DType dtype) : options_((o.validate(), o)) {

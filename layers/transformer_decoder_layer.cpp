@@ -7,12 +7,7 @@ namespace tg {
 
 void TransformerDecoderLayerOptions::validate() const {
   const char* op = "TransformerDecoderLayer";
-  TG_CHECK(d_model > 0, op, "d_model must be positive; got d_model=", d_model);
-  TG_CHECK(nhead > 0, op, "nhead must be positive; got nhead=", nhead);
-  TG_CHECK(d_model % nhead == 0, op, "d_model must be divisible by nhead; got d_model=", d_model, ", nhead=", nhead);
-  TG_CHECK(dim_feedforward > 0, op, "dim_feedforward must be positive; got dim_feedforward=", dim_feedforward);
-  TG_CHECK(dropout >= 0.0 && dropout < 1.0, op, "dropout must be in [0, 1); got dropout=", dropout);
-  TG_CHECK(layer_norm_eps > 0.0, op, "layer_norm_eps must be positive; got layer_norm_eps=", layer_norm_eps);
+  detail::check_transformer_sizes(op, d_model, nhead, dim_feedforward, dropout, layer_norm_eps);
 }
 
 TransformerDecoderLayer::TransformerDecoderLayer(TransformerDecoderLayerOptions o, Generator gen, DType dtype)

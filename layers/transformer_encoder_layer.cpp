@@ -11,14 +11,19 @@ Activation parse_activation(const std::string& name) {
   detail::fail_invalid("TransformerEncoderLayer", "activation should be relu/gelu, not ", name);
 }
 
-void TransformerEncoderLayerOptions::validate() const {
-  const char* op = "TransformerEncoderLayer";
+void detail::check_transformer_sizes(const char* op, int64_t d_model, int64_t nhead, int64_t dim_feedforward,
+                                     double dropout, double layer_norm_eps) {
   TG_CHECK(d_model > 0, op, "d_model must be positive; got d_model=", d_model);
   TG_CHECK(nhead > 0, op, "nhead must be positive; got nhead=", nhead);
   TG_CHECK(d_model % nhead == 0, op, "d_model must be divisible by nhead; got d_model=", d_model, ", nhead=", nhead);
   TG_CHECK(dim_feedforward > 0, op, "dim_feedforward must be positive; got dim_feedforward=", dim_feedforward);
   TG_CHECK(dropout >= 0.0 && dropout < 1.0, op, "dropout must be in [0, 1); got dropout=", dropout);
   TG_CHECK(layer_norm_eps > 0.0, op, "layer_norm_eps must be positive; got layer_norm_eps=", layer_norm_eps);
+}
+
+void TransformerEncoderLayerOptions::validate() const {
+  const char* op = "TransformerEncoderLayer";
+  detail::check_transformer_sizes(op, d_model, nhead, dim_feedforward, dropout, layer_norm_eps);
 }
 
 TransformerEncoderLayer::TransformerEncoderLayer(TransformerEncoderLayerOptions o, Generator gen, DType dtype)

@@ -27,6 +27,14 @@
 
 namespace tg {
 
+namespace detail {
+// The option checks every transformer layer and model shares (encoder/decoder layers, Transformer): throws
+// std::invalid_argument "[op] d_model must be positive; got d_model=0" and likewise for nhead, d_model % nhead,
+// dim_feedforward, dropout in [0, 1) and layer_norm_eps.
+void check_transformer_sizes(const char* op, int64_t d_model, int64_t nhead, int64_t dim_feedforward, double dropout,
+                             double layer_norm_eps);
+}  // namespace detail
+
 enum class Activation { relu, gelu };   // gelu is the exact erf form, as PyTorch's "gelu"
 // "relu" or "gelu"; anything else throws "[TransformerEncoderLayer] activation should be relu/gelu, not tanh".
 Activation parse_activation(const std::string& name);
