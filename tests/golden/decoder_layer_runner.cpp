@@ -12,23 +12,15 @@ std::vector<Compare> run_decoder_layer_case(const GoldenCase& c) {
                       "memory_mask", "tgt_key_padding_mask", "memory_key_padding_mask", "tgt_is_causal",
                       "memory_is_causal", "note"},
                      c.where());
-  TransformerDecoderLayerOptions o{.d_model = cfg.at("d_model").get<int64_t>(),
-                                   .nhead = cfg.at("nhead").get<int64_t>(),
-                                   .dim_feedforward = cfg.value("dim_feedforward", int64_t{2048}),
-                                   .dropout = cfg.value("dropout", 0.1),
-                                   .activation = parse_activation(cfg.value("activation", std::string("relu"))),
-                                   .layer_norm_eps = cfg.value("layer_norm_eps", 1e-5),
-                                   .batch_first = config_flag(cfg, "batch_first", false),
-                                   .norm_first = config_flag(cfg, "norm_first", false),
-                                   .bias = config_flag(cfg, "bias", true)};
-  Generator gen(0);
-  TransformerDecoderLayer layer(o, gen, c.dtype);
-  layer.load_state_dict(StateDict(c.params.begin(), c.params.end()));
-  layer.train(config_flag(cfg, "training", false));
+  const auto o = with_shared_transformer_options(
+      TransformerDecoderLayerOptions{.d_model = cfg.at("d_model").get<int64_t>(),
+          .nhead = cfg.at("nhead").get<int64_t>()},
+      cfg);
+  const auto layer = module_from_case<TransformerDecoderLayer>(o, c);
   std::map<std::string, Var> in;
   for (const char* name : {"tgt", "memory", "tgt_mask", "memory_mask", "tgt_key_padding_mask", "memory_key_padding_mask"})
     in[name] = golden_input(c, name);
-  Var out = layer.forward(in["tgt"], in["memory"],
+  Var out = layer->forward(in["tgt"], in["memory"],
                           {.tgt_mask = in["tgt_mask"], .memory_mask = in["memory_mask"],
                            .tgt_key_padding_mask = in["tgt_key_padding_mask"],
                            .memory_key_padding_mask = in["memory_key_padding_mask"],
@@ -38,7 +30,7 @@ std::vector<Compare> run_decoder_layer_case(const GoldenCase& c) {
   std::map<std::string, Tensor> grads;
   for (const auto& [name, v] : in)
     if (c.grad_inputs.count(name)) grads[name] = v.grad();
-  return compare_case(c, {{"output", out.value()}}, grads, param_grads(c, layer));
+  return compare_case(c, {{"output", out.value()}}, grads, param_grads(c, *layer));
 }
 
 }  // namespace tg::test

@@ -11,27 +11,19 @@ std::vector<Compare> run_encoder_layer_case(const GoldenCase& c) {
                       "norm_first", "bias", "training", "unbatched", "seq_len", "batch_size", "src_mask",
                       "src_key_padding_mask", "is_causal", "note"},
                      c.where());
-  TransformerEncoderLayerOptions o{.d_model = cfg.at("d_model").get<int64_t>(),
-                                   .nhead = cfg.at("nhead").get<int64_t>(),
-                                   .dim_feedforward = cfg.value("dim_feedforward", int64_t{2048}),
-                                   .dropout = cfg.value("dropout", 0.1),
-                                   .activation = parse_activation(cfg.value("activation", std::string("relu"))),
-                                   .layer_norm_eps = cfg.value("layer_norm_eps", 1e-5),
-                                   .batch_first = config_flag(cfg, "batch_first", false),
-                                   .norm_first = config_flag(cfg, "norm_first", false),
-                                   .bias = config_flag(cfg, "bias", true)};
-  Generator gen(0);
-  TransformerEncoderLayer layer(o, gen, c.dtype);
-  layer.load_state_dict(StateDict(c.params.begin(), c.params.end()));
-  layer.train(config_flag(cfg, "training", false));
+  const auto o = with_shared_transformer_options(
+      TransformerEncoderLayerOptions{.d_model = cfg.at("d_model").get<int64_t>(),
+          .nhead = cfg.at("nhead").get<int64_t>()},
+      cfg);
+  const auto layer = module_from_case<TransformerEncoderLayer>(o, c);
   Var src = golden_input(c, "src"), mask = golden_input(c, "src_mask"), kpm = golden_input(c, "src_key_padding_mask");
-  Var out = layer.forward(src, {.src_mask = mask, .src_key_padding_mask = kpm,
+  Var out = layer->forward(src, {.src_mask = mask, .src_key_padding_mask = kpm,
                                 .is_causal = config_flag(cfg, "is_causal", false)});
   out.backward(c.grad_output);
   std::map<std::string, Tensor> grads;
   for (const auto& [name, v] : std::map<std::string, Var>{{"src", src}, {"src_mask", mask}, {"src_key_padding_mask", kpm}})
     if (c.grad_inputs.count(name)) grads[name] = v.grad();
-  return compare_case(c, {{"output", out.value()}}, grads, param_grads(c, layer));
+  return compare_case(c, {{"output", out.value()}}, grads, param_grads(c, *layer));
 }
 
 }  // namespace tg::test

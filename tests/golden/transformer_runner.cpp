@@ -13,21 +13,13 @@ std::vector<Compare> run_transformer_case(const GoldenCase& c) {
                       "tgt_key_padding_mask", "memory_key_padding_mask", "memory_key_padding_mask_is_src_key_padding_mask",
                       "src_is_causal", "tgt_is_causal", "memory_is_causal", "note"},
                      c.where());
-  TransformerOptions o{.d_model = cfg.value("d_model", int64_t{512}),
-                       .nhead = cfg.value("nhead", int64_t{8}),
-                       .num_encoder_layers = cfg.value("num_encoder_layers", int64_t{6}),
-                       .num_decoder_layers = cfg.value("num_decoder_layers", int64_t{6}),
-                       .dim_feedforward = cfg.value("dim_feedforward", int64_t{2048}),
-                       .dropout = cfg.value("dropout", 0.1),
-                       .activation = parse_activation(cfg.value("activation", std::string("relu"))),
-                       .layer_norm_eps = cfg.value("layer_norm_eps", 1e-5),
-                       .batch_first = config_flag(cfg, "batch_first", false),
-                       .norm_first = config_flag(cfg, "norm_first", false),
-                       .bias = config_flag(cfg, "bias", true)};
-  Generator gen(0);
-  Transformer model(o, gen, c.dtype);
-  model.load_state_dict(StateDict(c.params.begin(), c.params.end()));
-  model.train(config_flag(cfg, "training", false));
+  const auto o = with_shared_transformer_options(
+      TransformerOptions{.d_model = cfg.value("d_model", int64_t{512}),
+          .nhead = cfg.value("nhead", int64_t{8}),
+          .num_encoder_layers = cfg.value("num_encoder_layers", int64_t{6}),
+          .num_decoder_layers = cfg.value("num_decoder_layers", int64_t{6})},
+      cfg);
+  const auto model = module_from_case<Transformer>(o, c);
   std::map<std::string, Var> in;
   for (const char* name : {"src", "tgt", "src_mask", "tgt_mask", "memory_mask", "src_key_padding_mask",
                            "tgt_key_padding_mask", "memory_key_padding_mask"})
@@ -36,7 +28,7 @@ std::vector<Compare> run_transformer_case(const GoldenCase& c) {
   if (config_flag(cfg, "memory_key_padding_mask_is_src_key_padding_mask", false) &&
       !in["memory_key_padding_mask"].defined())
     in["memory_key_padding_mask"] = in["src_key_padding_mask"];
-  Var out = model.forward(in["src"], in["tgt"],
+  Var out = model->forward(in["src"], in["tgt"],
                           {.src_mask = in["src_mask"], .tgt_mask = in["tgt_mask"], .memory_mask = in["memory_mask"],
                            .src_key_padding_mask = in["src_key_padding_mask"],
                            .tgt_key_padding_mask = in["tgt_key_padding_mask"],
@@ -48,7 +40,7 @@ std::vector<Compare> run_transformer_case(const GoldenCase& c) {
   std::map<std::string, Tensor> grads;
   for (const auto& [name, v] : in)
     if (c.grad_inputs.count(name)) grads[name] = v.grad();
-  return compare_case(c, {{"output", out.value()}}, grads, param_grads(c, model));
+  return compare_case(c, {{"output", out.value()}}, grads, param_grads(c, *model));
 }
 
 }  // namespace tg::test
