@@ -202,7 +202,7 @@ TEST_CASE("LossLog writes rows, keeps the rows before a checkpoint on resume, an
   REQUIRE_THROWS_WITH(LossLog::resume(dir, 1), dir + ": cannot read the losses log: not a regular file");
 }
 
-TEST_CASE("evaluate_file and sample_tokens refuse bad arguments; a tiny temperature samples greedily",
+TEST_CASE("evaluate_file and sample_tokens refuse bad arguments, a tiny temperature samples greedily",
           "[tiny_lm][errors]") {
   Generator gen(3);
   TinyLMConfig c = small_config();

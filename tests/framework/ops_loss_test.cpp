@@ -204,7 +204,7 @@ TEST_CASE("cross_entropy: equals its composite from basic ops in value and grad"
   REQUIRE(max_abs_diff(a.grad(), b.grad()) <= 1e-12);
 }
 
-TEST_CASE("cross_entropy: all targets ignored gives 0 with zero grad (tapegrad's choice; PyTorch: NaN)", "[ops]") {
+TEST_CASE("cross_entropy: all targets ignored gives 0 with zero grad (tapegrad's choice, PyTorch: NaN)", "[ops]") {
   Var x = rand_var({3, 4}, 531);
   Tensor t = targets({-100, -100, -100}, {3});
   for (Reduction r : {Reduction::mean, Reduction::sum}) {

@@ -256,7 +256,7 @@ TEST_CASE("softmax: large logits are numerically stable", "[ops]") {
           1e-15);
 }
 
-TEST_CASE("softmax: -inf entries give exact zeros; an all -inf row gives zeros and zero grad", "[ops]") {
+TEST_CASE("softmax: -inf entries give exact zeros, an all -inf row gives zeros and zero grad", "[ops]") {
   // Row 0 is fully masked, row 1 partly: tapegrad's documented choice (PyTorch gives NaN for row 0).
   Tensor t = Tensor::from_vector(std::vector<double>{-kInf, -kInf, -kInf, 0.5, -kInf, 1.5}, {2, 3});
   Var x(t, true);
@@ -397,7 +397,7 @@ TEST_CASE("dropout: grad matches finite differences with the mask replayed from 
       {x});
 }
 
-TEST_CASE("dropout: kept fraction and mean match 1 - p on 100k elements; masks replay from a seed", "[ops][stats]") {
+TEST_CASE("dropout: kept fraction and mean match 1 - p on 100k elements, masks replay from a seed", "[ops][stats]") {
   const int64_t n = 100000;
   const double p = 0.3;
   Var x(Tensor::ones({n}, DType::Float64));
@@ -429,7 +429,7 @@ TEST_CASE("dropout: kept fraction and mean match 1 - p on 100k elements; masks r
   REQUIRE(!dropout(x, p, true, gen).value().bit_equal(y.value()));
 }
 
-TEST_CASE("dropout: identity in eval mode or p = 0; p = 1 gives zeros and zero grad", "[ops]") {
+TEST_CASE("dropout: identity in eval mode or p = 0, p = 1 gives zeros and zero grad", "[ops]") {
   auto x = rand_var({3, 4}, 52);
   Generator gen(7);
   REQUIRE(dropout(x, 0.5, false, gen).same(x));

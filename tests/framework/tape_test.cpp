@@ -58,7 +58,7 @@ TEST_CASE("tape: detach and NoGradGuard record nothing", "[tape]") {
   REQUIRE((a * 2.0).requires_grad());
 }
 
-TEST_CASE("tape: a second backward over a freed graph throws; retain_graph allows it", "[tape]") {
+TEST_CASE("tape: a second backward over a freed graph throws, retain_graph allows it", "[tape]") {
   Var a(Tensor::from_vector(std::vector<double>{1.5}, {1}), true);
   Var y = exp(a) * a;
   y.backward(true);   // retain_graph

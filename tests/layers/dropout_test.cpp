@@ -66,7 +66,7 @@ TEST_CASE("Dropout: p = 0 keeps everything and p = 1 zeroes everything in traini
   REQUIRE(drop_all.forward(x).value().to_vector() == std::vector<double>(21, 0.0));
 }
 
-TEST_CASE("Dropout: re-seeding the generator replays the mask; successive calls differ", "[layers]") {
+TEST_CASE("Dropout: re-seeding the generator replays the mask, successive calls differ", "[layers]") {
   Generator gen(6);
   Dropout d({.p = 0.5}, gen);
   auto x = rand_var({8, 8}, 7);

@@ -74,7 +74,7 @@ TEST_CASE("Embedding: grad matches finite differences (repeated indices)", "[lay
       {padded.weight()});
 }
 
-TEST_CASE("Embedding: the padding row gets no gradient; repeated rows accumulate", "[layers][grad]") {
+TEST_CASE("Embedding: the padding row gets no gradient, repeated rows accumulate", "[layers][grad]") {
   // PyTorch's padding_idx semantics: the padding row's gradient is zero by definition (not the true
   // derivative, so it is checked by value instead of by finite differences).
   Generator gen(4);
@@ -103,7 +103,7 @@ TEST_CASE("Embedding: grad matches finite differences after to(float64)", "[laye
       {emb.weight()});
 }
 
-TEST_CASE("Embedding: options have PyTorch's defaults; negative padding_idx is normalised", "[layers]") {
+TEST_CASE("Embedding: options have PyTorch's defaults, negative padding_idx is normalised", "[layers]") {
   EmbeddingOptions o{.num_embeddings = 10, .embedding_dim = 4};
   REQUIRE_FALSE(o.padding_idx.has_value());
   Embedding plain(o);
@@ -148,7 +148,7 @@ TEST_CASE("Embedding: initialisation is N(0, 1) with the padding row zero", "[la
   REQUIRE(gen.state() == ref.state());
 }
 
-TEST_CASE("Embedding: the same seed gives the same table; reset_parameters redraws in place", "[layers][init]") {
+TEST_CASE("Embedding: the same seed gives the same table, reset_parameters redraws in place", "[layers][init]") {
   Generator g1(9), g2(9), g3(10);
   Embedding a({.num_embeddings = 6, .embedding_dim = 3}, g1), b({.num_embeddings = 6, .embedding_dim = 3}, g2);
   Embedding c({.num_embeddings = 6, .embedding_dim = 3}, g3);

@@ -12,7 +12,7 @@
 using namespace tg;
 using namespace tg::test;
 
-TEST_CASE("Generator: a copy shares the stream; draws and re-seeding through either are seen by both", "[random]") {
+TEST_CASE("Generator: a copy shares the stream, draws and re-seeding through either are seen by both", "[random]") {
   Generator a(42);
   Generator b = a;
   REQUIRE(b.shares_stream_with(a));
@@ -108,7 +108,7 @@ TEST_CASE("MultiheadAttention and TransformerEncoderLayer outlive their Generato
   REQUIRE(max_abs_diff(trained, live.forward(x, x, x).attn_output.value()) > 1e-3);
 }
 
-TEST_CASE("Modules built from copies of one Generator share its stream; from a clone they do not", "[random][layers]") {
+TEST_CASE("Modules built from copies of one Generator share its stream, from a clone they do not", "[random][layers]") {
   auto x = rand_var({8, 8}, 5);
   Generator gen(9);
   Dropout a({.p = 0.5}, gen), b({.p = 0.5}, gen);

@@ -83,7 +83,7 @@ TEST_CASE("LayerNorm: grad matches finite differences (2 trailing dims, affine, 
   REQUIRE_GRADCHECK([&](const std::vector<Var>& v) { return run_with(norm, v); }, {x, norm.weight(), norm.bias()});
 }
 
-TEST_CASE("LayerNorm: grad matches finite differences (no affine; weight without bias)", "[layers][grad]") {
+TEST_CASE("LayerNorm: grad matches finite differences (no affine, weight without bias)", "[layers][grad]") {
   LayerNorm plain({.normalized_shape = {3, 2}, .elementwise_affine = false}, DType::Float64);
   auto x = rand_var({4, 3, 2}, 27, -2.0, 2.0);
   REQUIRE_GRADCHECK([&](const std::vector<Var>& v) { return run_with(plain, v); }, {x});
@@ -93,7 +93,7 @@ TEST_CASE("LayerNorm: grad matches finite differences (no affine; weight without
   REQUIRE_GRADCHECK([&](const std::vector<Var>& v) { return run_with(no_bias, v); }, {x2, no_bias.weight()});
 }
 
-TEST_CASE("LayerNorm: options have PyTorch's defaults; weight is 1 and bias 0", "[layers][init]") {
+TEST_CASE("LayerNorm: options have PyTorch's defaults, weight is 1 and bias 0", "[layers][init]") {
   LayerNormOptions o{.normalized_shape = {2, 3}};
   REQUIRE(o.eps == 1e-5);
   REQUIRE(o.elementwise_affine);

@@ -37,7 +37,7 @@ Tensor tokens() { return Tensor::from_vector(std::vector<int64_t>{0, 3, 4, 3}, {
 
 }  // namespace
 
-TEST_CASE("set_parameter: tying is one call; forward, named_parameters, state_dict and an optimizer see it", "[layers][module][tying]") {
+TEST_CASE("set_parameter: tying is one call, forward, named_parameters, state_dict and an optimizer see it", "[layers][module][tying]") {
   TiedLM m(Generator(1), true);
   // The accessor, the registry and the state dict all give the embedding's node.
   REQUIRE(m.head->weight().same(m.emb->weight()));
@@ -130,7 +130,7 @@ TEST_CASE("set_parameter errors: unknown name, wrong shape, wrong dtype, undefin
   REQUIRE(m.named_parameters().size() == 2);
 }
 
-TEST_CASE("parameter accessors: optional parameters are undefined Vars; registry references stay valid", "[layers][module]") {
+TEST_CASE("parameter accessors: optional parameters are undefined Vars, registry references stay valid", "[layers][module]") {
   Linear no_bias({.in_features = 2, .out_features = 3, .bias = false});
   REQUIRE(no_bias.weight().defined());
   REQUIRE_FALSE(no_bias.bias().defined());

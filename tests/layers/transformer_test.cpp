@@ -79,7 +79,7 @@ TEST_CASE("Transformer: generate_square_subsequent_mask is -inf above the diagon
                       Contains("[Transformer] generate_square_subsequent_mask: sz must be >= 0; got sz=-1"));
 }
 
-TEST_CASE("Transformer: forward is decoder(tgt, encoder(src)); src_key_padding_mask does not reach the cross-attention", "[transformer]") {
+TEST_CASE("Transformer: forward is decoder(tgt, encoder(src)), src_key_padding_mask does not reach the cross-attention", "[transformer]") {
   Generator gen(3);
   Transformer t({.d_model = 8, .nhead = 2, .num_encoder_layers = 1, .num_decoder_layers = 2, .dim_feedforward = 12,
                  .dropout = 0.0, .batch_first = true}, gen, DType::Float64);

@@ -82,7 +82,7 @@ TEST_CASE("clip_grad_value_: clamps like PyTorch and skips params without grad",
   CHECK(p.grad().flat(2) == 0.25);
 }
 
-TEST_CASE("clip_grad_norm_: no grads gives 0; non-finite norms scale like PyTorch or throw on request",
+TEST_CASE("clip_grad_norm_: no grads gives 0, non-finite norms scale like PyTorch or throw on request",
           "[optim][errors]") {
   Var a(Tensor::zeros({2}, DType::Float64), true);
   CHECK(clip_grad_norm_(std::vector<Var>{a}, 1.0) == 0.0);

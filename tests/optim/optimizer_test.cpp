@@ -94,7 +94,7 @@ TEST_CASE("Optimizer: zero_grad sets grads to none, or to zeros in place", "[opt
   CHECK(adam.param_state("w")->find("step")->item() == 1.0);
 }
 
-TEST_CASE("Optimizer: param groups keep their own options; lr is settable", "[optim]") {
+TEST_CASE("Optimizer: param groups keep their own options, lr is settable", "[optim]") {
   Var w = rand_var({2, 3}, 1), b = rand_var({3}, 2), g = rand_var({3}, 3);
   AdamW opt(std::vector<ParamGroup<AdamWOptions>>{{{{"w", w}}, {.lr = 0.01, .weight_decay = 0.1}},
                                                   {{{"b", b}, {"g", g}}, {.lr = 0.02, .weight_decay = 0.0}}});

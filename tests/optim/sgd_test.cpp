@@ -59,7 +59,7 @@ TEST_CASE("SGD: nesterov and maximize follow PyTorch's formulas", "[optim]") {
   CHECK(p.value().flat(0) == 4.25);
 }
 
-TEST_CASE("SGD: without momentum no state is kept; momentum state starts at the first grad", "[optim]") {
+TEST_CASE("SGD: without momentum no state is kept, momentum state starts at the first grad", "[optim]") {
   Var w = rand_var({3}, 1);
   SGD plain({{"w", w}}, {.lr = 0.1});
   w.set_grad(rand_tensor({3}, 2));
