@@ -14,22 +14,18 @@ TransformerDecoderLayer::TransformerDecoderLayer(TransformerDecoderLayerOptions 
     : options_((o.validate(), o)) {
   // Construction (and so random draw) order is PyTorch's: self_attn, multihead_attn, linear1,
   // dropout, linear2, norm1..3, dropout1..3.
-  const MultiheadAttentionOptions mha{.embed_dim = o.d_model, .num_heads = o.nhead, .dropout = o.dropout,
-                                      .bias = o.bias, .batch_first = o.batch_first};
-  self_attn = register_module("self_attn", std::make_shared<MultiheadAttention>(mha, gen, dtype));
-  multihead_attn = register_module("multihead_attn", std::make_shared<MultiheadAttention>(mha, gen, dtype));
-  linear1 = register_module("linear1", std::make_shared<Linear>(
-      LinearOptions{.in_features = o.d_model, .out_features = o.dim_feedforward, .bias = o.bias}, gen, dtype));
-  dropout = register_module("dropout", std::make_shared<Dropout>(DropoutOptions{.p = o.dropout}, gen));
-  linear2 = register_module("linear2", std::make_shared<Linear>(
-      LinearOptions{.in_features = o.dim_feedforward, .out_features = o.d_model, .bias = o.bias}, gen, dtype));
-  LayerNormOptions ln{.normalized_shape = {o.d_model}, .eps = o.layer_norm_eps, .elementwise_affine = true, .bias = o.bias};
-  norm1 = register_module("norm1", std::make_shared<LayerNorm>(ln, dtype));
-  norm2 = register_module("norm2", std::make_shared<LayerNorm>(ln, dtype));
-  norm3 = register_module("norm3", std::make_shared<LayerNorm>(ln, dtype));
-  dropout1 = register_module("dropout1", std::make_shared<Dropout>(DropoutOptions{.p = o.dropout}, gen));
-  dropout2 = register_module("dropout2", std::make_shared<Dropout>(DropoutOptions{.p = o.dropout}, gen));
-  dropout3 = register_module("dropout3", std::make_shared<Dropout>(DropoutOptions{.p = o.dropout}, gen));
+  const auto p = detail::register_transformer_layer_parts(*this, o, {"self_attn", "multihead_attn"}, gen, dtype);
+  self_attn = p.attentions[0];
+  multihead_attn = p.attentions[1];
+  linear1 = p.linear1;
+  dropout = p.dropout;
+  linear2 = p.linear2;
+  norm1 = p.norms[0];
+  norm2 = p.norms[1];
+  norm3 = p.norms[2];
+  dropout1 = p.dropouts[0];
+  dropout2 = p.dropouts[1];
+  dropout3 = p.dropouts[2];
 }
 
 void TransformerDecoderLayer::check_memory(const Var& tgt, const Var& memory) const {
