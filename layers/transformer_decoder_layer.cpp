@@ -49,6 +49,14 @@ void TransformerDecoderLayer::check_memory(const Var& tgt, const Var& memory) co
   }
 }
 
+void TransformerDecoderLayer::check_cached_memory(const Var& memory, const Cache& cache) const {
+  if (cache.multihead_attn.empty()) return;
+  const int64_t S = memory.size(memory.dim() == 3 && options_.batch_first ? 1 : 0);
+  TG_CHECK(S == cache.multihead_attn.length(), error_op("TransformerDecoderLayer").c_str(),
+           "forward_step: the cross-attention cache holds a memory of length ", cache.multihead_attn.length(),
+           "; got memory=", to_string(memory.shape()), " (reset() the cache for a new memory)");
+}
+
 Var TransformerDecoderLayer::feed_forward_block(const Var& x, bool with_dropout) {
   Var h = linear1->forward(x);
   h = options_.activation == Activation::relu ? relu(h) : gelu(h);
@@ -86,6 +94,7 @@ Var TransformerDecoderLayer::forward_step(const Var& tgt_step, const Var& memory
                                           const TransformerDecoderLayerStepOptions& f) {
   NoGradGuard no_grad;
   check_memory(tgt_step, memory);
+  check_cached_memory(memory, cache);
   // Norms and the feed-forward block are positionwise: only the attentions need the cache. No dropout.
   auto sa = [&](const Var& y) {
     return self_attn->forward_step(y, y, y, cache.self_attn, {.key_padding_mask = f.tgt_key_padding_mask});

@@ -98,6 +98,10 @@ TEST_CASE("TransformerDecoder::Cache is bound to a batch size, a dtype and batch
   REQUIRE_THROWS_WITH(dec.forward_step(rand_var({1, 8}, 8, -1, 1, false), rand_var({4, 8}, 9, -1, 1, false), cache),
                       Contains("[MultiheadAttention layers.0.self_attn] forward_step: the cache was filled with batched "
                                "input; got query=[1, 8]"));
+  REQUIRE_THROWS_WITH(dec.forward_step(rand_var({1, 2, 8}, 10, -1, 1, false), rand_var({5, 2, 8}, 11, -1, 1, false), cache),
+                      Contains("[TransformerDecoderLayer layers.0] forward_step: the cross-attention cache holds a memory "
+                               "of length 4; got memory=[5, 2, 8] (reset() the cache for a new memory)"));
+  REQUIRE(cache.length() == 1);
   TransformerDecoder dec32(lo, 2, true, gen, DType::Float32);
   REQUIRE_THROWS_WITH(dec32.forward_step(Var(Tensor::zeros({1, 2, 8})), Var(Tensor::zeros({4, 2, 8})), cache),
                       Contains("[MultiheadAttention layers.0.self_attn] forward_step: the cache holds float64; "
