@@ -153,10 +153,6 @@ class TransformerEncoderLayer : public Module {
   TransformerEncoderLayerOptions options_;
 };
 
-// num_layers encoder layers that start from identical weights (PyTorch deep-copies the layer it is
-// given), keys "layers.<i>.*", and an optional final LayerNorm ("norm.*"). As PyTorch, only the first
-// layer draws from the Generator: its state afterwards is the one a single layer leaves, whatever
-// num_layers is (layers/transformer_decoder.h does the same).
 // The optional arguments of TransformerEncoder::forward, PyTorch's names (`mask`, not `src_mask`).
 struct TransformerEncoderForwardOptions {
   Var mask = Var();
@@ -164,6 +160,10 @@ struct TransformerEncoderForwardOptions {
   bool is_causal = false;
 };
 
+// num_layers encoder layers that start from identical weights (PyTorch deep-copies the layer it is
+// given), keys "layers.<i>.*", and an optional final LayerNorm ("norm.*"). As PyTorch, only the first
+// layer draws from the Generator: its state afterwards is the one a single layer leaves, whatever
+// num_layers is (layers/transformer_decoder.h does the same).
 class TransformerEncoder : public Module {
  public:
   TransformerEncoder(TransformerEncoderLayerOptions layer, int64_t num_layers, bool final_norm = false,
