@@ -18,17 +18,9 @@ Transformer::Transformer(TransformerOptions o, Generator gen, DType dtype) : opt
                                            .dropout = o.dropout, .activation = o.activation,
                                            .layer_norm_eps = o.layer_norm_eps, .batch_first = o.batch_first,
                                            .norm_first = o.norm_first, .bias = o.bias};
-  // PyTorch draws for the encoder's prototype layer only (its clones are deep copies). Our
-  // TransformerEncoder builds each clone (drawing) before loading the first one's weights, so the
-  // stream is moved to where one prototype layer leaves it.
-  GeneratorState after_prototype;
-  {
-    Generator probe = gen.clone();
-    TransformerEncoderLayer prototype(enc, probe, dtype);
-    after_prototype = probe.state();
-  }
+  // PyTorch draws for each stack's prototype layer only (the clones are deep copies); the encoder and
+  // the decoder leave the stream where their prototype left it.
   encoder = register_module("encoder", std::make_shared<TransformerEncoder>(enc, o.num_encoder_layers, true, gen, dtype));
-  gen.set_state(after_prototype);
   const TransformerDecoderLayerOptions dec{.d_model = o.d_model, .nhead = o.nhead, .dim_feedforward = o.dim_feedforward,
                                            .dropout = o.dropout, .activation = o.activation,
                                            .layer_norm_eps = o.layer_norm_eps, .batch_first = o.batch_first,

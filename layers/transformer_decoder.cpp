@@ -13,22 +13,11 @@ void TransformerDecoder::Cache::reset() {
 
 TransformerDecoder::TransformerDecoder(TransformerDecoderLayerOptions layer, int64_t num_layers, bool final_norm,
                                        Generator gen, DType dtype) {
-  TG_CHECK(num_layers > 0, "TransformerDecoder", "num_layers must be positive; got num_layers=", num_layers);
   layers = register_module("layers", std::make_shared<ModuleList>());
-  // PyTorch deep-copies one layer: every layer starts from the first one's weights, and the copies
-  // draw nothing (the copies' construction draws are rewound).
-  auto first = layers->push_back(std::make_shared<TransformerDecoderLayer>(layer, gen, dtype));
-  const GeneratorState after_first = gen.state();
-  StateDict weights = first->state_dict();
-  for (int64_t i = 1; i < num_layers; ++i) {
-    auto copy = layers->push_back(std::make_shared<TransformerDecoderLayer>(layer, gen, dtype));
-    copy->load_state_dict(weights);
-  }
-  gen.set_state(after_first);
-  if (final_norm)
-    norm = register_module("norm", std::make_shared<LayerNorm>(
-        LayerNormOptions{.normalized_shape = {layer.d_model}, .eps = layer.layer_norm_eps, .elementwise_affine = true,
-                         .bias = layer.bias}, dtype));
+  // PyTorch deep-copies one layer: every layer starts from the first one's weights, the copies draw nothing.
+  detail::build_transformer_clones("TransformerDecoder", *layers, num_layers, gen,
+                                   [&] { return std::make_shared<TransformerDecoderLayer>(layer, gen, dtype); });
+  if (final_norm) norm = register_module("norm", detail::make_transformer_norm(layer, dtype));
 }
 
 TransformerDecoderLayer& TransformerDecoder::layer(size_t i) const {

@@ -14,22 +14,18 @@ TransformerDecoderLayer::TransformerDecoderLayer(TransformerDecoderLayerOptions 
     : options_((o.validate(), o)) {
   // Construction (and so random draw) order is PyTorch's: self_attn, multihead_attn, linear1,
   // dropout, linear2, norm1..3, dropout1..3.
-  const MultiheadAttentionOptions mha{.embed_dim = o.d_model, .num_heads = o.nhead, .dropout = o.dropout,
-                                      .bias = o.bias, .batch_first = o.batch_first};
-  self_attn = register_module("self_attn", std::make_shared<MultiheadAttention>(mha, gen, dtype));
-  multihead_attn = register_module("multihead_attn", std::make_shared<MultiheadAttention>(mha, gen, dtype));
-  linear1 = register_module("linear1", std::make_shared<Linear>(
-      LinearOptions{.in_features = o.d_model, .out_features = o.dim_feedforward, .bias = o.bias}, gen, dtype));
-  dropout = register_module("dropout", std::make_shared<Dropout>(DropoutOptions{.p = o.dropout}, gen));
-  linear2 = register_module("linear2", std::make_shared<Linear>(
-      LinearOptions{.in_features = o.dim_feedforward, .out_features = o.d_model, .bias = o.bias}, gen, dtype));
-  LayerNormOptions ln{.normalized_shape = {o.d_model}, .eps = o.layer_norm_eps, .elementwise_affine = true, .bias = o.bias};
-  norm1 = register_module("norm1", std::make_shared<LayerNorm>(ln, dtype));
-  norm2 = register_module("norm2", std::make_shared<LayerNorm>(ln, dtype));
-  norm3 = register_module("norm3", std::make_shared<LayerNorm>(ln, dtype));
-  dropout1 = register_module("dropout1", std::make_shared<Dropout>(DropoutOptions{.p = o.dropout}, gen));
-  dropout2 = register_module("dropout2", std::make_shared<Dropout>(DropoutOptions{.p = o.dropout}, gen));
-  dropout3 = register_module("dropout3", std::make_shared<Dropout>(DropoutOptions{.p = o.dropout}, gen));
+  const auto p = detail::register_transformer_layer_parts(*this, o, {"self_attn", "multihead_attn"}, gen, dtype);
+  self_attn = p.attentions[0];
+  multihead_attn = p.attentions[1];
+  linear1 = p.linear1;
+  dropout = p.dropout;
+  linear2 = p.linear2;
+  norm1 = p.norms[0];
+  norm2 = p.norms[1];
+  norm3 = p.norms[2];
+  dropout1 = p.dropouts[0];
+  dropout2 = p.dropouts[1];
+  dropout3 = p.dropouts[2];
 }
 
 void TransformerDecoderLayer::check_memory(const Var& tgt, const Var& memory) const {
@@ -51,6 +47,14 @@ void TransformerDecoderLayer::check_memory(const Var& tgt, const Var& memory) co
     TG_CHECK(tgt.size(b) == memory.size(b), n, "tgt and memory batch sizes differ (", options_.batch_first ? "batch_first: dim 0" : "dim 1",
              "); got tgt=", to_string(tgt.shape()), ", memory=", to_string(memory.shape()));
   }
+}
+
+void TransformerDecoderLayer::check_cached_memory(const Var& memory, const Cache& cache) const {
+  if (cache.multihead_attn.empty()) return;
+  const int64_t S = memory.size(memory.dim() == 3 && options_.batch_first ? 1 : 0);
+  TG_CHECK(S == cache.multihead_attn.length(), error_op("TransformerDecoderLayer").c_str(),
+           "forward_step: the cross-attention cache holds a memory of length ", cache.multihead_attn.length(),
+           "; got memory=", to_string(memory.shape()), " (reset() the cache for a new memory)");
 }
 
 Var TransformerDecoderLayer::feed_forward_block(const Var& x, bool with_dropout) {
@@ -90,6 +94,7 @@ Var TransformerDecoderLayer::forward_step(const Var& tgt_step, const Var& memory
                                           const TransformerDecoderLayerStepOptions& f) {
   NoGradGuard no_grad;
   check_memory(tgt_step, memory);
+  check_cached_memory(memory, cache);
   // Norms and the feed-forward block are positionwise: only the attentions need the cache. No dropout.
   auto sa = [&](const Var& y) {
     return self_attn->forward_step(y, y, y, cache.self_attn, {.key_padding_mask = f.tgt_key_padding_mask});

@@ -102,8 +102,10 @@ class TransformerDecoderLayer : public Module {
   // holds the next T_step positions (usually 1); the self-attention attends over every position
   // cached so far plus this step, causally; the cross-attention projects memory once into the cache.
   // Equals rows [T_past, T_past + T_step) of forward(tgt, memory, {.tgt_is_causal = true, ...}).
-  // Throws check_memory's and MultiheadAttention::forward_step's errors; a rejected step leaves the
-  // cache unchanged.
+  // Throws check_memory's and MultiheadAttention::forward_step's errors, and "[TransformerDecoderLayer]
+  // forward_step: the cross-attention cache holds a memory of length 4; got memory=[5, 2, 8] ..." for a
+  // memory whose length differs from the cached one (reset() the cache for a new memory; a memory of the
+  // same shape is NOT compared: the cached projections are used). A rejected step leaves the cache unchanged.
   Var forward_step(const Var& tgt_step, const Var& memory, Cache& cache,
                    const TransformerDecoderLayerStepOptions& options = {});
 
@@ -118,6 +120,8 @@ class TransformerDecoderLayer : public Module {
 
  private:
   void check_memory(const Var& tgt, const Var& memory) const;
+  // A filled cross-attention cache holds one memory's projections: a memory of another length throws.
+  void check_cached_memory(const Var& memory, const Cache& cache) const;
   Var feed_forward_block(const Var& x, bool with_dropout);
 
   TransformerDecoderLayerOptions options_;

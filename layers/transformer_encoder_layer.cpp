@@ -26,22 +26,28 @@ void TransformerEncoderLayerOptions::validate() const {
   detail::check_transformer_sizes(op, d_model, nhead, dim_feedforward, dropout, layer_norm_eps);
 }
 
+void detail::build_transformer_clones(const char* op, ModuleList& layers, int64_t num_layers, Generator gen,
+                                      const std::function<std::shared_ptr<Module>()>& make_layer) {
+  TG_CHECK(num_layers > 0, op, "num_layers must be positive; got num_layers=", num_layers);
+  auto first = layers.push_back(make_layer());
+  const GeneratorState after_first = gen.state();
+  const StateDict weights = first->state_dict();
+  for (int64_t i = 1; i < num_layers; ++i) layers.push_back(make_layer())->load_state_dict(weights);
+  gen.set_state(after_first);
+}
+
 TransformerEncoderLayer::TransformerEncoderLayer(TransformerEncoderLayerOptions o, Generator gen, DType dtype)
     : options_((o.validate(), o)) {
   // Construction (and so random draw) order is PyTorch's: self_attn, linear1, dropout, linear2, norms.
-  self_attn = register_module("self_attn", std::make_shared<MultiheadAttention>(
-      MultiheadAttentionOptions{.embed_dim = o.d_model, .num_heads = o.nhead, .dropout = o.dropout, .bias = o.bias,
-                                .batch_first = o.batch_first}, gen, dtype));
-  linear1 = register_module("linear1", std::make_shared<Linear>(
-      LinearOptions{.in_features = o.d_model, .out_features = o.dim_feedforward, .bias = o.bias}, gen, dtype));
-  dropout = register_module("dropout", std::make_shared<Dropout>(DropoutOptions{.p = o.dropout}, gen));
-  linear2 = register_module("linear2", std::make_shared<Linear>(
-      LinearOptions{.in_features = o.dim_feedforward, .out_features = o.d_model, .bias = o.bias}, gen, dtype));
-  LayerNormOptions ln{.normalized_shape = {o.d_model}, .eps = o.layer_norm_eps, .elementwise_affine = true, .bias = o.bias};
-  norm1 = register_module("norm1", std::make_shared<LayerNorm>(ln, dtype));
-  norm2 = register_module("norm2", std::make_shared<LayerNorm>(ln, dtype));
-  dropout1 = register_module("dropout1", std::make_shared<Dropout>(DropoutOptions{.p = o.dropout}, gen));
-  dropout2 = register_module("dropout2", std::make_shared<Dropout>(DropoutOptions{.p = o.dropout}, gen));
+  const auto p = detail::register_transformer_layer_parts(*this, o, {"self_attn"}, gen, dtype);
+  self_attn = p.attentions[0];
+  linear1 = p.linear1;
+  dropout = p.dropout;
+  linear2 = p.linear2;
+  norm1 = p.norms[0];
+  norm2 = p.norms[1];
+  dropout1 = p.dropouts[0];
+  dropout2 = p.dropouts[1];
 }
 
 Var TransformerEncoderLayer::self_attention_block(const Var& x, const TransformerEncoderLayerForwardOptions& f) {
@@ -87,19 +93,10 @@ Var TransformerEncoderLayer::forward_step(const Var& src_step, AttentionCache& c
 
 TransformerEncoder::TransformerEncoder(TransformerEncoderLayerOptions layer, int64_t num_layers, bool final_norm,
                                        Generator gen, DType dtype) {
-  TG_CHECK(num_layers > 0, "TransformerEncoder", "num_layers must be positive; got num_layers=", num_layers);
   layers = register_module("layers", std::make_shared<ModuleList>());
-  // PyTorch deep-copies one layer: every layer starts from the first one's weights.
-  auto first = layers->push_back(std::make_shared<TransformerEncoderLayer>(layer, gen, dtype));
-  StateDict weights = first->state_dict();
-  for (int64_t i = 1; i < num_layers; ++i) {
-    auto copy = layers->push_back(std::make_shared<TransformerEncoderLayer>(layer, gen, dtype));
-    copy->load_state_dict(weights);
-  }
-  if (final_norm)
-    norm = register_module("norm", std::make_shared<LayerNorm>(
-        LayerNormOptions{.normalized_shape = {layer.d_model}, .eps = layer.layer_norm_eps, .elementwise_affine = true,
-                         .bias = layer.bias}, dtype));
+  detail::build_transformer_clones("TransformerEncoder", *layers, num_layers, gen,
+                                   [&] { return std::make_shared<TransformerEncoderLayer>(layer, gen, dtype); });
+  if (final_norm) norm = register_module("norm", detail::make_transformer_norm(layer, dtype));
 }
 
 Var TransformerEncoder::forward(const Var& src, const TransformerEncoderForwardOptions& f) {

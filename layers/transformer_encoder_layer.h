@@ -14,8 +14,10 @@
 // Randomness: the layer's attention and Dropouts keep copies of the Generator handle given at
 // construction, sharing the caller's stream (the rule is in framework/random.h).
 #include <concepts>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "tapegrad/layers/activation.h"
 #include "tapegrad/layers/attention_cache.h"
@@ -33,6 +35,57 @@ namespace detail {
 // dim_feedforward, dropout in [0, 1) and layer_norm_eps.
 void check_transformer_sizes(const char* op, int64_t d_model, int64_t nhead, int64_t dim_feedforward, double dropout,
                              double layer_norm_eps);
+
+// The submodules every transformer layer has (encoder: one attention, decoder: two).
+struct TransformerLayerParts {
+  std::vector<std::shared_ptr<MultiheadAttention>> attentions;   // in the order of attention_names
+  std::shared_ptr<Linear> linear1;
+  std::shared_ptr<Dropout> dropout;   // after the activation
+  std::shared_ptr<Linear> linear2;
+  std::vector<std::shared_ptr<LayerNorm>> norms;    // norm1 .. normK, K = attentions + 1 (one per block)
+  std::vector<std::shared_ptr<Dropout>> dropouts;   // dropout1 .. dropoutK
+};
+
+// The final LayerNorm of a stack or of nn.Transformer's encoder/decoder: (d_model), layer_norm_eps, bias.
+template <class LayerOptions> std::shared_ptr<LayerNorm> make_transformer_norm(const LayerOptions& o, DType dtype) {
+  return std::make_shared<LayerNorm>(
+      LayerNormOptions{.normalized_shape = {o.d_model}, .eps = o.layer_norm_eps, .elementwise_affine = true, .bias = o.bias},
+      dtype);
+}
+
+// Registers on `layer`, in PyTorch's construction (and so random draw) order: the attentions named
+// attention_names (MultiheadAttention(d_model, nhead, dropout, bias, batch_first)), linear1, dropout, linear2,
+// norm1..normK, dropout1..dropoutK. The Dropouts and attentions keep `gen` (share the caller's stream).
+// LayerOptions: TransformerEncoderLayerOptions or TransformerDecoderLayerOptions (the same fields).
+template <class LayerOptions>
+TransformerLayerParts register_transformer_layer_parts(Module& layer, const LayerOptions& o,
+                                                       const std::vector<std::string>& attention_names,
+                                                       const Generator& gen, DType dtype) {
+  TransformerLayerParts p;
+  const MultiheadAttentionOptions mha{.embed_dim = o.d_model, .num_heads = o.nhead, .dropout = o.dropout, .bias = o.bias,
+                                      .batch_first = o.batch_first};
+  for (const std::string& name : attention_names)
+    p.attentions.push_back(layer.register_module(name, std::make_shared<MultiheadAttention>(mha, gen, dtype)));
+  const DropoutOptions drop{.p = o.dropout};
+  p.linear1 = layer.register_module("linear1", std::make_shared<Linear>(
+      LinearOptions{.in_features = o.d_model, .out_features = o.dim_feedforward, .bias = o.bias}, gen, dtype));
+  p.dropout = layer.register_module("dropout", std::make_shared<Dropout>(drop, gen));
+  p.linear2 = layer.register_module("linear2", std::make_shared<Linear>(
+      LinearOptions{.in_features = o.dim_feedforward, .out_features = o.d_model, .bias = o.bias}, gen, dtype));
+  const size_t blocks = attention_names.size() + 1;
+  for (size_t i = 1; i <= blocks; ++i)
+    p.norms.push_back(layer.register_module("norm" + std::to_string(i), make_transformer_norm(o, dtype)));
+  for (size_t i = 1; i <= blocks; ++i)
+    p.dropouts.push_back(layer.register_module("dropout" + std::to_string(i), std::make_shared<Dropout>(drop, gen)));
+  return p;
+}
+
+// Fills `layers` with num_layers layers made by make_layer (which draws from gen) that start from the first
+// one's weights, as PyTorch's _get_clones (copy.deepcopy of one prototype): the clones' construction draws
+// are rewound, so gen ends where one layer leaves it. Throws std::invalid_argument
+// "[<op>] num_layers must be positive; got num_layers=0".
+void build_transformer_clones(const char* op, ModuleList& layers, int64_t num_layers, Generator gen,
+                              const std::function<std::shared_ptr<Module>()>& make_layer);
 }  // namespace detail
 
 enum class Activation { relu, gelu };   // gelu is the exact erf form, as PyTorch's "gelu"
@@ -100,8 +153,6 @@ class TransformerEncoderLayer : public Module {
   TransformerEncoderLayerOptions options_;
 };
 
-// num_layers encoder layers that start from identical weights (PyTorch deep-copies the layer it is
-// given), keys "layers.<i>.*", and an optional final LayerNorm ("norm.*").
 // The optional arguments of TransformerEncoder::forward, PyTorch's names (`mask`, not `src_mask`).
 struct TransformerEncoderForwardOptions {
   Var mask = Var();
@@ -109,6 +160,10 @@ struct TransformerEncoderForwardOptions {
   bool is_causal = false;
 };
 
+// num_layers encoder layers that start from identical weights (PyTorch deep-copies the layer it is
+// given), keys "layers.<i>.*", and an optional final LayerNorm ("norm.*"). As PyTorch, only the first
+// layer draws from the Generator: its state afterwards is the one a single layer leaves, whatever
+// num_layers is (layers/transformer_decoder.h does the same).
 class TransformerEncoder : public Module {
  public:
   TransformerEncoder(TransformerEncoderLayerOptions layer, int64_t num_layers, bool final_norm = false,

@@ -101,6 +101,28 @@ TEST_CASE("TransformerEncoder: layers start identical, keys layers.i.* and norm.
                     {rand_var({1, 3, 8}, 8)}, enc.parameters());
 }
 
+TEST_CASE("TransformerEncoder: the clones draw nothing, the Generator ends where one layer leaves it", "[encoder]") {
+  // PyTorch's _get_clones deep-copies the prototype: a stack of any depth consumes exactly one layer's
+  // draws, like TransformerDecoder (spec/decoder.md §6, §7.3).
+  const TransformerEncoderLayerOptions lo{.d_model = 8, .nhead = 2, .dim_feedforward = 12, .norm_first = true};
+  for (int64_t num_layers : {1, 2, 3})
+    for (bool final_norm : {false, true}) {
+      Generator gen(31), one(31);
+      TransformerEncoder enc(lo, num_layers, final_norm, gen, DType::Float64);
+      TransformerEncoderLayer single(lo, one, DType::Float64);
+      INFO("num_layers=" << num_layers << " final_norm=" << final_norm);
+      REQUIRE(gen.state() == one.state());
+      REQUIRE(gen.next_u64() == one.next_u64());   // and the stream goes on identically
+      StateDict sd = enc.state_dict(), ref = single.state_dict();
+      REQUIRE(sd.size() == static_cast<size_t>(num_layers) * 12 + (final_norm ? 2 : 0));
+      for (size_t l = 0; l < static_cast<size_t>(num_layers); ++l)
+        for (size_t i = 0; i < 12; ++i) {
+          REQUIRE(sd[l * 12 + i].first == "layers." + std::to_string(l) + "." + ref[i].first);
+          REQUIRE(sd[l * 12 + i].second.bit_equal(ref[i].second));
+        }
+    }
+}
+
 TEST_CASE("TransformerEncoderLayer errors: options and activation are validated", "[encoder][errors]") {
   Generator gen(6);
   REQUIRE_THROWS_WITH(parse_activation("tanh"), Contains("[TransformerEncoderLayer] activation should be relu/gelu, not tanh"));
