@@ -138,7 +138,12 @@ double arithmetic_accuracy(TinyLM& model, const Corpus& corpus, int64_t n) {
     answers.push_back(corpus.vocab.decode({val.begin() + static_cast<std::ptrdiff_t>(i + kFactPrompt),
                                            val.begin() + static_cast<std::ptrdiff_t>(i + kFactWidth - 1)}));
   }
+  // Eval mode: no dropout masks, so the evaluation neither perturbs the answers nor draws from the
+  // training's dropout stream (which every process of an mpirun launch must advance alike).
+  const bool was_training = model.is_training();
+  model.eval();
   std::vector<std::vector<int64_t>> done = greedy_complete(model, prompts, kFactWidth - 1 - kFactPrompt);
+  model.train(was_training);
   int64_t right = 0;
   for (size_t i = 0; i < done.size(); ++i) right += corpus.vocab.decode(done[i]) == answers[i];
   return prompts.empty() ? 0.0 : static_cast<double>(right) / static_cast<double>(prompts.size());

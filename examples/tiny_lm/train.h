@@ -66,7 +66,8 @@ TrainResult train(const TrainOptions& options, std::ostream& out, const Processe
 // The mean loss over `iters` batches drawn by `sampler` (eval mode, no grad).
 double estimate_loss(TinyLM& model, BatchSampler& sampler, int64_t iters);
 
-// Exact-match accuracy of greedy completion on the first `n` validation facts of the arithmetic corpus.
+// Exact-match accuracy of greedy completion on the first `n` validation facts of the arithmetic corpus
+// (eval mode, no grad; the training flag is restored).
 double arithmetic_accuracy(TinyLM& model, const Corpus& corpus, int64_t n);
 
 // Mean next-token loss of `model` over consecutive windows of a text file (block_size + 1 tokens,
