@@ -31,6 +31,10 @@ struct TrainingState {
   // AdamW step, schedule step. Returns the mean loss ((l_0 + l_1) + ...) / K. With K = 1 this is
   // loss, backward, clip, step: the bits of a run without accumulation.
   double train_iteration(double grad_clip);
+  // Bytes this process sends per iteration (0 alone): per micro-batch round, sum_in_rank_order of every
+  // gradient (2 (N-1)/N of the float32 gradient bytes, plus 24 bytes to each other rank for its length
+  // check) and the all-gather of the loss (8 bytes to each other rank).
+  double bytes_sent_per_iteration() const;
 
   // Writes path atomically (call it on rank 0 only). Load throws std::runtime_error naming the file and
   // the dataset when the checkpoint does not fit this run (another model configuration, vocabulary,

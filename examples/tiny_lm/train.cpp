@@ -27,6 +27,12 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 constexpr const char* kTrain = "tiny_lm train";
+
+std::string megabytes(double bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f MB", bytes / 1e6);
+  return buf;
+}
 constexpr int64_t kMaxCount = std::numeric_limits<int64_t>::max();
 constexpr int64_t kMaxByteVocabulary = 256;   // a corpus has at most 256 distinct bytes
 constexpr int64_t kMaxGradAccum = 1 << 16;     // micro-batches per iteration and process
@@ -272,6 +278,7 @@ TrainResult train(const TrainOptions& o, std::ostream& all_out, const Processes&
   if (s.micro_batches > 1)
     out << " | " << s.micro_batches << " micro-batches of " << o.batch_size << " per iteration on " << processes.size()
         << (processes.size() == 1 ? " process" : " processes");
+  if (processes.size() > 1) out << " | sends " << megabytes(s.bytes_sent_per_iteration()) << " per iteration and process";
   out << "\n";
   Progress progress(out, o.progress && ::isatty(STDOUT_FILENO), o.max_iters, s.micro_batches * o.batch_size * o.block_size);
   const int64_t end = o.stop_at >= 0 ? std::min(o.stop_at, o.max_iters) : o.max_iters;

@@ -92,4 +92,13 @@ double TrainingState::train_iteration(double grad_clip) {
   return loss_sum / static_cast<double>(micro_batches);
 }
 
+double TrainingState::bytes_sent_per_iteration() const {
+  const int n = processes.size();
+  if (n == 1) return 0.0;
+  double grads = 0;
+  for (const auto& [name, p] : model.named_parameters()) grads += static_cast<double>(p.numel()) * sizeof(float);
+  const double round = 2.0 * (n - 1) / n * grads + (24.0 + 8.0) * (n - 1);
+  return static_cast<double>(micro_batches / n) * round;
+}
+
 }  // namespace tg::tiny_lm
