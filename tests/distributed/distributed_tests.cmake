@@ -28,3 +28,14 @@ add_executable(distributed_single_process_test ${CMAKE_CURRENT_LIST_DIR}/single_
 target_link_libraries(distributed_single_process_test PRIVATE tapegrad_test_support tapegrad_distributed)
 target_compile_options(distributed_single_process_test PRIVATE ${TAPEGRAD_WARNINGS})
 catch_discover_tests(distributed_single_process_test TEST_PREFIX "distributed/" PROPERTIES TIMEOUT 60 LABELS mpi)
+
+# Without MPI the build must still work: configure (default run) and, opt-in, build with TAPEGRAD_WITH_MPI=OFF.
+add_test(NAME distributed/absent_without_mpi
+         COMMAND ${CMAKE_COMMAND} -DSOURCE_DIR=${PROJECT_SOURCE_DIR} -DWORK_DIR=${PROJECT_BINARY_DIR}/test_scratch/without_mpi
+                 -DLAUNCHER=${CMAKE_CXX_COMPILER_LAUNCHER} -P ${CMAKE_CURRENT_LIST_DIR}/without_mpi.cmake)
+set_tests_properties(distributed/absent_without_mpi PROPERTIES LABELS mpi TIMEOUT 300)
+add_test(NAME distributed/builds_without_mpi
+         COMMAND ${CMAKE_COMMAND} -DSOURCE_DIR=${PROJECT_SOURCE_DIR} -DWORK_DIR=${PROJECT_BINARY_DIR}/test_scratch/without_mpi_build
+                 -DLAUNCHER=${CMAKE_CXX_COMPILER_LAUNCHER} -DBUILD=ON -P ${CMAKE_CURRENT_LIST_DIR}/without_mpi.cmake
+         CONFIGURATIONS mpi-off)
+set_tests_properties(distributed/builds_without_mpi PROPERTIES LABELS mpi-off TIMEOUT 3600)
