@@ -3,17 +3,18 @@
 #   distributed/<name>_np2_shm              -np 2 over shared memory (--mca btl vader,self)
 #   distributed/<name>_np2_tcp              -np 2 with TCP forced (--mca btl tcp,self): stands in for two hosts
 #   distributed/<name>_np3_oversubscribed   -np 3 on this 2-core machine (--oversubscribe)
-# each wrapped in `timeout 30` (tapegrad_add_mpi_test in cmake/tapegradMPI.cmake), so none can hang CI.
+# (readme_example runs the README's snippet verbatim) each wrapped in `timeout 30` (tapegrad_add_mpi_test in cmake/tapegradMPI.cmake), so none can hang CI.
 # single_process_test runs without mpirun (MPI's singleton start), one process per test case.
 add_library(tapegrad_mpi_catch_main STATIC ${CMAKE_CURRENT_LIST_DIR}/mpi_main.cpp)
 target_link_libraries(tapegrad_mpi_catch_main PUBLIC Catch2::Catch2 tapegrad_distributed)
 target_compile_options(tapegrad_mpi_catch_main PRIVATE ${TAPEGRAD_WARNINGS})
 
-foreach(name communicator gradient_averager errors)
+foreach(name communicator gradient_averager errors readme_example)
   set(target distributed_${name}_test)
   add_executable(${target} ${CMAKE_CURRENT_LIST_DIR}/${name}_test.cpp)
-  target_link_libraries(${target} PRIVATE tapegrad_mpi_catch_main tapegrad_layers)
+  target_link_libraries(${target} PRIVATE tapegrad_mpi_catch_main tapegrad_layers tapegrad_optim)
   target_compile_options(${target} PRIVATE ${TAPEGRAD_WARNINGS})
+  target_compile_definitions(${target} PRIVATE TAPEGRAD_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
   tapegrad_add_mpi_test(NAME distributed/${name}_np2_shm NP 2 TRANSPORT shm TIMEOUT 30 COMMAND $<TARGET_FILE:${target}>)
   tapegrad_add_mpi_test(NAME distributed/${name}_np2_tcp NP 2 TRANSPORT tcp TIMEOUT 30 COMMAND $<TARGET_FILE:${target}>)
   tapegrad_add_mpi_test(NAME distributed/${name}_np3_oversubscribed NP 3 TRANSPORT shm TIMEOUT 30
