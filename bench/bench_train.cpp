@@ -42,9 +42,8 @@ int main(int argc, char** argv) {
   for (int it = 0;; ++it) {
     const bool warm = it >= 5 && std::chrono::steady_clock::now() - warm_start > std::chrono::milliseconds(500);
     if (warm && static_cast<int>(ms.size()) == iters) break;
-    auto [x, y] = s.train_batches.next();
     auto t0 = std::chrono::steady_clock::now();
-    s.train_step(x, y, o.grad_clip);
+    s.train_iteration(o.grad_clip);   // includes drawing the batch's windows (12 random numbers)
     if (warm) ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(ms.begin(), ms.end());

@@ -5,7 +5,11 @@
 include(CMakePackageConfigHelpers)
 set(TAPEGRAD_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/tapegrad)
 
-install(TARGETS tapegrad_framework tapegrad_layers tapegrad_optim tapegrad
+set(TAPEGRAD_INSTALL_TARGETS tapegrad_framework tapegrad_layers tapegrad_optim tapegrad)
+if(TARGET tapegrad_distributed)
+  list(APPEND TAPEGRAD_INSTALL_TARGETS tapegrad_distributed)   # tapegrad::distributed, builds with MPI only
+endif()
+install(TARGETS ${TAPEGRAD_INSTALL_TARGETS}
   EXPORT tapegradTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
@@ -30,6 +34,8 @@ else()
 endif()
 # The HDF5 C libraries tapegrad was built against, for tapegrad::hdf5 in the package config.
 string(REPLACE ";" "\" \"" TAPEGRAD_HDF5_LIBRARIES "\"${HDF5_C_LIBRARIES}\"")
+# Likewise the MPI C libraries, for tapegrad::mpi (static tapegrad::distributed links them privately).
+string(REPLACE ";" "\" \"" TAPEGRAD_MPI_LIBRARIES "\"${MPI_C_LIBRARIES}\"")
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/tapegradConfig.cmake.in
   ${PROJECT_BINARY_DIR}/tapegradConfig.cmake INSTALL_DESTINATION ${TAPEGRAD_INSTALL_CMAKEDIR})
 # 0.x: 0.2.* is compatible with a request for 0.2, not 0.1 or 0.3.

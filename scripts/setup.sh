@@ -16,6 +16,7 @@ packages=(
   libhdf5-dev hdf5-tools   # checkpoints; h5dump to inspect them
   catch2                   # Catch2 v2 test framework
   nlohmann-json3-dev       # JSON: golden-case configs and checkpoint model configs
+  openmpi-bin libopenmpi-dev   # MPI: tapegrad::distributed and mpirun (tapegrad builds without it, -DTAPEGRAD_WITH_MPI=OFF)
 )
 
 missing=()

@@ -1,13 +1,13 @@
 #include "examples/tiny_lm/checkpointing.h"
 
 #include <cstdio>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
 #include "examples/tiny_lm/limits.h"
 #include "examples/tiny_lm/train.h"
 #include "tapegrad/framework/io/checkpoint.h"
-#include "tapegrad/optim/clip_grad.h"
 
 namespace tg::tiny_lm {
 namespace {
@@ -25,9 +25,9 @@ TinyLM& initialised(TinyLM& m, Generator& gen) {
   return m;
 }
 
-// The extra section "data": the corpus sizes and batch shape the samplers' streams belong to, and the
-// vocabulary as byte values (any bytes, which JSON text could not carry).
-StateDict data_state(const Corpus& corpus, int64_t batch, int64_t block) {
+// The extra section "data": the corpus sizes and batch shape the samplers' streams belong to (with the
+// micro-batches per iteration, K = --grad-accum x processes), and the vocabulary as byte values (any bytes, which JSON text could not carry).
+StateDict data_state(const Corpus& corpus, int64_t batch, int64_t block, int64_t micro_batches) {
   auto scalar = [](int64_t v) { return Tensor::full({}, static_cast<double>(v), DType::Int64); };
   std::vector<int64_t> bytes;
   for (unsigned char ch : corpus.vocab.chars()) bytes.push_back(ch);
@@ -35,6 +35,7 @@ StateDict data_state(const Corpus& corpus, int64_t batch, int64_t block) {
           {"val_tokens", scalar(static_cast<int64_t>(corpus.val.size()))},
           {"batch_size", scalar(batch)},
           {"block_size", scalar(block)},
+          {"micro_batches", scalar(micro_batches)},
           {"vocabulary", Tensor::from_vector(bytes, {static_cast<int64_t>(bytes.size())})}};
 }
 
@@ -49,6 +50,25 @@ std::string vocabulary_of(const StateDict& data, const std::string& path) {
     chars += static_cast<char>(b);
   }
   return chars;
+}
+
+// The micro-batches per iteration a checkpoint was written with (1 when it predates --grad-accum) must be
+// this run's: another K draws other batches and dropout streams, so the run would not be the one saved.
+void check_micro_batches(const StateDict& data, const std::string& path, int64_t k, int processes) {
+  int64_t stored = 1;
+  if (data.contains("micro_batches")) {
+    const Tensor& t = data.at("micro_batches");
+    if (t.dtype() != DType::Int64 || t.dim() != 0)
+      throw std::runtime_error(path + ": dataset /extra/data/micro_batches is not an int64 scalar");
+    stored = t.data<int64_t>()[0];
+  }
+  if (stored == k) return;
+  throw std::runtime_error(path + ": written by a run of " + std::to_string(stored) +
+                           " micro-batches per iteration (--grad-accum x processes) but this run has " +
+                           std::to_string(k) + " (--grad-accum " + std::to_string(k / processes) + " x " +
+                           std::to_string(processes) + (processes == 1 ? " process" : " processes") +
+                           "); resume with the same product, e.g. --grad-accum " + std::to_string(stored) +
+                           " alone or mpirun -np " + std::to_string(stored) + " with --grad-accum 1");
 }
 
 // The metadata: {"tiny_lm": {"config": {...}}}.
@@ -91,31 +111,22 @@ TinyLMConfig config_from_json(const std::string& text) {
           .tie_weights = j.at("tie_weights")};
 }
 
-TrainingState::TrainingState(const TinyLMConfig& c, const TrainOptions& o, const Corpus& data)
+TrainingState::TrainingState(const TinyLMConfig& c, const TrainOptions& o, const Corpus& data, Processes ps)
     : config(c), corpus(data), batch_size(o.batch_size), block_size(o.block_size), model_gen(o.seed),
       model(c, model_gen), optimizer(decay_groups(initialised(model, model_gen), o)),
       scheduler(optimizer, {.learning_rate = o.lr, .warmup_iters = o.warmup_iters, .lr_decay_iters = o.lr_decay_iters,
                             .min_lr = o.min_lr}),
       train_batches(&data.train, o.batch_size, o.block_size, o.seed + 1),
       eval_train(&data.train, o.batch_size, o.block_size, o.seed + 2),
-      eval_val(&data.val, o.batch_size, o.block_size, o.seed + 3) {}
-
-double TrainingState::train_step(const Tensor& x, const Tensor& y, double grad_clip) {
-  Var loss = model.loss(x, y);
-  optimizer.zero_grad();
-  loss.backward();
-  if (grad_clip > 0) optim::clip_grad_norm_(model.named_parameters(), grad_clip);
-  optimizer.step();
-  scheduler.step();
-  return loss.item();
-}
+      eval_val(&data.val, o.batch_size, o.block_size, o.seed + 3), processes(std::move(ps)),
+      micro_batches(o.grad_accum * processes.size()) {}
 
 void TrainingState::save(const std::string& path) const {
   io::save_checkpoint(path, {.model = &model, .optimizer = &optimizer, .scheduler = &scheduler,
                              .generators = {{"model", model_gen}, {"train_batches", train_batches.generator()},
                                             {"eval_train", eval_train.generator()}, {"eval_val", eval_val.generator()}},
                              .metadata = metadata_of(config), .step = step,
-                             .extra = {{"data", data_state(corpus, batch_size, block_size)}}});
+                             .extra = {{"data", data_state(corpus, batch_size, block_size, micro_batches)}}});
 }
 
 void TrainingState::load(const std::string& path) {
@@ -128,8 +139,12 @@ void TrainingState::load(const std::string& path) {
   for (const auto& [name, sd] : c.extra)
     if (name == "data") data = &sd;
   if (!data) throw std::runtime_error(path + ": missing /extra/data");
-  const StateDict expected = data_state(corpus, batch_size, block_size);
+  const StateDict expected = data_state(corpus, batch_size, block_size, micro_batches);
   for (const auto& [name, t] : expected) {
+    if (name == "micro_batches") {
+      check_micro_batches(*data, path, micro_batches, processes.size());
+      continue;
+    }
     if (!data->contains(name)) throw std::runtime_error(path + ": missing dataset /extra/data/" + name);
     if (name == "vocabulary") {
       if (vocabulary_of(*data, path) != corpus.vocab.chars())

@@ -106,12 +106,23 @@ BatchSampler::BatchSampler(const std::vector<int64_t>* data, int64_t batch_size,
            " tokens, fewer than block_size + 2 = ", block_size + 2);
 }
 
-std::pair<Tensor, Tensor> BatchSampler::next() {
+std::pair<Tensor, Tensor> BatchSampler::next() { return batch(draw_starts(1), 0); }
+
+std::vector<uint64_t> BatchSampler::draw_starts(int64_t micro_batches) {
+  TG_CHECK(micro_batches >= 1, "BatchSampler", "micro_batches must be positive; got micro_batches=", micro_batches);
+  const uint64_t windows = data_->size() - static_cast<uint64_t>(block_size_) - 1;
+  std::vector<uint64_t> starts(static_cast<size_t>(micro_batches * batch_size_));
+  for (uint64_t& s : starts) s = gen_.next_below(windows);
+  return starts;
+}
+
+std::pair<Tensor, Tensor> BatchSampler::batch(const std::vector<uint64_t>& starts, int64_t m) const {
+  TG_CHECK(m >= 0 && (m + 1) * batch_size_ <= static_cast<int64_t>(starts.size()), "BatchSampler",
+           "micro-batch ", m, " is outside the ", starts.size(), " drawn starts of batch_size ", batch_size_);
   Tensor x({batch_size_, block_size_}, DType::Int64), y({batch_size_, block_size_}, DType::Int64);
   int64_t *px = x.data<int64_t>(), *py = y.data<int64_t>();
-  const uint64_t starts = data_->size() - static_cast<uint64_t>(block_size_) - 1;
   for (int64_t b = 0; b < batch_size_; ++b) {
-    const int64_t* w = data_->data() + gen_.next_below(starts);
+    const int64_t* w = data_->data() + starts[static_cast<size_t>(m * batch_size_ + b)];
     std::copy(w, w + block_size_, px + b * block_size_);
     std::copy(w + 1, w + 1 + block_size_, py + b * block_size_);
   }

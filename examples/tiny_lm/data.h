@@ -53,7 +53,15 @@ constexpr int64_t kFactPrompt = 6;      // "07+45="
 class BatchSampler {
  public:
   BatchSampler(const std::vector<int64_t>* data, int64_t batch_size, int64_t block_size, uint64_t seed);
-  std::pair<Tensor, Tensor> next();   // int64 (B, T) each
+  std::pair<Tensor, Tensor> next();   // int64 (B, T) each; = batch(draw_starts(batch_size))
+
+  // Gradient accumulation: the window starts of `micro_batches` consecutive micro-batches
+  // (micro_batches * batch_size draws; micro-batch m owns starts [m * B, (m + 1) * B)), so a process
+  // that computes only micro-batch m draws them all and keeps its own: the stream advances alike
+  // everywhere, and one micro-batch equals next().
+  std::vector<uint64_t> draw_starts(int64_t micro_batches);
+  // The (B, T) int64 inputs and targets of micro-batch m of `starts` (from draw_starts).
+  std::pair<Tensor, Tensor> batch(const std::vector<uint64_t>& starts, int64_t m) const;
   Generator& generator() { return gen_; }
   const Generator& generator() const { return gen_; }
 

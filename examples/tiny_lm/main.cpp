@@ -2,6 +2,7 @@
 //   tiny_lm train  [--data FILE] [--out-dir DIR] [...]      (tiny_lm train --help for every flag)
 //   tiny_lm sample [--out-dir DIR] [--prompt TEXT] [--tokens N] [--temperature T] [--top-k K] [--seed S]
 //   tiny_lm eval   --data FILE [--out-dir DIR] [--max-batches N]
+// Under mpirun every process runs `train` on its share of each iteration's micro-batches (README).
 // Exit status: 0 success; 2 a bad command line (unknown command or flag, a value of the wrong type,
 // out of range or not finite, a prompt outside the checkpoint's vocabulary), reported before anything
 // is built; 1 any other failure (a file, a checkpoint, the data, a write). Never a signal.
@@ -16,6 +17,7 @@
 #include "examples/tiny_lm/checkpointing.h"
 #include "examples/tiny_lm/generate.h"
 #include "examples/tiny_lm/limits.h"
+#include "examples/tiny_lm/processes.h"
 #include "examples/tiny_lm/train.h"
 #include "tapegrad/framework/ops/loss.h"
 #include "tapegrad/framework/runtime.h"
@@ -53,7 +55,9 @@ int run_train(int argc, char** argv) {
       ("data", po::value(&o.data), "text file to train on (default: the built-in arithmetic corpus)")
       ("out-dir", po::value(&o.out_dir)->default_value(o.out_dir), "folder for ckpt.h5 and losses.csv")
       ("block-size", po::value(&o.block_size)->default_value(o.block_size), "context length")
-      ("batch-size", po::value(&o.batch_size)->default_value(o.batch_size), "sequences per iteration")
+      ("batch-size", po::value(&o.batch_size)->default_value(o.batch_size), "sequences per micro-batch")
+      ("grad-accum", po::value(&o.grad_accum)->default_value(o.grad_accum),
+       "micro-batches per iteration and process (under mpirun -np N: N x this many per iteration)")
       ("n-layer", po::value(&o.n_layer)->default_value(o.n_layer), "transformer layers")
       ("n-head", po::value(&o.n_head)->default_value(o.n_head), "attention heads")
       ("n-embd", po::value(&o.n_embd)->default_value(o.n_embd), "embedding width (feed-forward is 4x)")
@@ -81,7 +85,7 @@ int run_train(int argc, char** argv) {
   require_flag(!vm.count("data") || !o.data.empty(), "tiny_lm train", "--data", "a file name", "''");
   o.seed = parse_seed(seed, "tiny_lm train", "--seed");
   o.validate();
-  train(o, std::cout);
+  train(o, std::cout, Processes::current());
   return 0;
 }
 
@@ -174,7 +178,7 @@ int run_eval(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run_command(int argc, char** argv) {
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
     std::cout << kUsage;
     return argc < 2 ? 2 : 0;
@@ -194,6 +198,19 @@ int main(int argc, char** argv) {
     return 2;
   } catch (const std::exception& e) {
     std::cerr << "tiny_lm " << cmd << ": " << e.what() << "\n";
+    return 1;
+  }
+}
+
+// Under mpirun (when built with MPI) every process runs the command inside an MPI environment; a failed
+// process ends the whole launch (MpiScope::fail) instead of waiting for the others.
+int main(int argc, char** argv) {
+  try {
+    MpiScope mpi(argc, argv);
+    const int code = run_command(argc, argv);
+    return code == 0 ? 0 : mpi.fail(code);
+  } catch (const std::exception& e) {
+    std::cerr << "tiny_lm: " << e.what() << "\n";
     return 1;
   }
 }

@@ -97,7 +97,8 @@ std::string read_log(const std::string& path, bool* missing) {
   return text;
 }
 
-// The header and the rows of iterations < step.
+// The header and the rows of iterations < step, and the evaluation row of iteration == step (logged just
+// before the checkpoint of that step was written, which the resumed run does not evaluate again).
 std::string rows_before(const std::string& path, const std::string& text, int64_t step) {
   std::string kept = kLossHeader;
   size_t begin = 0;
@@ -112,7 +113,7 @@ std::string rows_before(const std::string& path, const std::string& text, int64_
     if (ec != std::errc() || stop == line.data() + line.size() || *stop != ',')
       throw std::runtime_error(path + ":" + std::to_string(line_no) + ": not a losses row (iter,train_loss,lr,kind): '" +
                                line.substr(0, 80) + "'");
-    if (iter < step) kept += line + "\n";
+    if (iter < step || (iter == step && line.ends_with(",val"))) kept += line + "\n";
   }
   return kept;
 }

@@ -35,7 +35,8 @@ class LossLog {
  public:
   // A new log (an existing file is replaced) holding only the header.
   static LossLog create(const std::string& path);
-  // The log of a resumed run: rows of iterations >= step (written after the checkpoint) are dropped;
+  // The log of a resumed run: rows of iterations >= step (written after the checkpoint) are dropped,
+  // except the evaluation row of iteration step (written just before that checkpoint);
   // a missing file starts a new log. Throws std::runtime_error naming the file and line of a row that
   // is not "<iter>,...".
   static LossLog resume(const std::string& path, int64_t step);

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <limits>
+#include <optional>
 #include <ostream>
 #include <sstream>
 
@@ -26,12 +27,20 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 constexpr const char* kTrain = "tiny_lm train";
+
+std::string megabytes(double bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f MB", bytes / 1e6);
+  return buf;
+}
 constexpr int64_t kMaxCount = std::numeric_limits<int64_t>::max();
 constexpr int64_t kMaxByteVocabulary = 256;   // a corpus has at most 256 distinct bytes
+constexpr int64_t kMaxGradAccum = 1 << 16;     // micro-batches per iteration and process
 
 void validate_model(const TrainOptions& o) {
   require_in_range(kTrain, "--block-size", o.block_size, 1, kMaxWidth);
   require_in_range(kTrain, "--batch-size", o.batch_size, 1, kMaxBatchSize);
+  require_in_range(kTrain, "--grad-accum", o.grad_accum, 1, kMaxGradAccum);
   require_in_range(kTrain, "--n-layer", o.n_layer, 1, kMaxLayers);
   require_in_range(kTrain, "--n-embd", o.n_embd, 1, kMaxWidth);
   require_in_range(kTrain, "--n-head", o.n_head, 1, o.n_embd);
@@ -135,7 +144,12 @@ double arithmetic_accuracy(TinyLM& model, const Corpus& corpus, int64_t n) {
     answers.push_back(corpus.vocab.decode({val.begin() + static_cast<std::ptrdiff_t>(i + kFactPrompt),
                                            val.begin() + static_cast<std::ptrdiff_t>(i + kFactWidth - 1)}));
   }
+  // Eval mode: no dropout masks, so the evaluation neither perturbs the answers nor draws from the
+  // training's dropout stream (which every process of an mpirun launch must advance alike).
+  const bool was_training = model.is_training();
+  model.eval();
   std::vector<std::vector<int64_t>> done = greedy_complete(model, prompts, kFactWidth - 1 - kFactPrompt);
+  model.train(was_training);
   int64_t right = 0;
   for (size_t i = 0; i < done.size(); ++i) right += corpus.vocab.decode(done[i]) == answers[i];
   return prompts.empty() ? 0.0 : static_cast<double>(right) / static_cast<double>(prompts.size());
@@ -179,40 +193,72 @@ std::pair<double, int64_t> evaluate_file(TinyLM& model, const Vocabulary& vocab,
 namespace {
 
 // The loop: train from s.step to `end`, evaluating and checkpointing every eval_interval iterations.
-void run_iterations(TrainingState& s, const TrainOptions& o, const Corpus& corpus, int64_t end, LossLog& log,
+// Rank 0 alone evaluates, logs (log is null elsewhere) and saves; every rank meets at the barrier after.
+void run_iterations(TrainingState& s, const TrainOptions& o, const Corpus& corpus, int64_t end, LossLog* log,
                     Progress& progress, const std::string& ckpt) {
   while (s.step < end) {
     const double lr = s.optimizer.lr(0);
-    auto [x, y] = s.train_batches.next();
-    const double l = s.train_step(x, y, o.grad_clip);
-    log.row(s.step, l, lr, "train");
+    const double l = s.train_iteration(o.grad_clip);
+    if (log) log->row(s.step, l, lr, "train");
     ++s.step;   // completed iterations; what a checkpoint records
     progress.update(s.step, l, lr);
     if (s.step % o.eval_interval == 0 && s.step < o.max_iters) {
-      double tl = estimate_loss(s.model, s.eval_train, o.eval_iters), vl = estimate_loss(s.model, s.eval_val, o.eval_iters);
-      std::ostringstream msg;
-      msg << "iter " << s.step << " train_loss " << tl << " val_loss " << vl;
-      if (o.data.empty()) msg << " exact_match " << 100.0 * arithmetic_accuracy(s.model, corpus, 200) << "%";
-      progress.message(msg.str());
-      log.row(s.step, vl, lr, "val");
-      s.save(ckpt);
+      if (s.processes.is_root()) {
+        double tl = estimate_loss(s.model, s.eval_train, o.eval_iters), vl = estimate_loss(s.model, s.eval_val, o.eval_iters);
+        std::ostringstream msg;
+        msg << "iter " << s.step << " train_loss " << tl << " val_loss " << vl;
+        if (o.data.empty()) msg << " exact_match " << 100.0 * arithmetic_accuracy(s.model, corpus, 200) << "%";
+        progress.message(msg.str());
+        log->row(s.step, vl, lr, "val");
+        s.save(ckpt);
+      }
+      s.processes.barrier();
     }
   }
 }
 
 }  // namespace
 
-TrainResult train(const TrainOptions& o, std::ostream& out) {
+namespace {
+
+// After the last iteration (rank 0 prints and writes; every rank meets at the barrier after the write):
+// a stopped run saves; a finished one evaluates, saves and prints the final line.
+void finish(TrainingState& s, const TrainOptions& o, const Corpus& corpus, const std::string& ckpt, std::ostream& out,
+            TrainResult& r) {
+  r.iter = s.step;
+  const bool root = s.processes.is_root();
+  if (s.step < o.max_iters) {
+    if (root) s.save(ckpt);
+    s.processes.barrier();
+    r.stopped = true;
+    out << "stopped at iter " << s.step << "; checkpoint " << ckpt << " (continue with --resume)\n";
+    return;
+  }
+  if (root) {
+    r.train_loss = estimate_loss(s.model, s.eval_train, o.eval_iters);
+    r.val_loss = estimate_loss(s.model, s.eval_val, o.eval_iters);
+    s.save(ckpt);
+  }
+  s.processes.barrier();
+  if (root && o.data.empty()) out << "exact_match " << 100.0 * arithmetic_accuracy(s.model, corpus, 200) << "%\n";
+}
+
+}  // namespace
+
+TrainResult train(const TrainOptions& o, std::ostream& all_out, const Processes& processes) {
   o.validate();
   const auto t0 = Clock::now();
+  std::ostream quiet(nullptr);   // ranks other than 0 print nothing
+  std::ostream& out = processes.is_root() ? all_out : quiet;
   set_num_threads(o.threads);
   out << runtime_info() << "\n";
   const Corpus corpus = training_corpus(o);
   check_corpus_fits(o, corpus);
-  if (!o.resume) std::filesystem::create_directories(o.out_dir);   // a resume needs the folder's checkpoint
+  // A resume needs the folder's checkpoint; only rank 0 ever writes to the folder.
+  if (!o.resume && processes.is_root()) std::filesystem::create_directories(o.out_dir);
   const std::string ckpt = o.out_dir + "/ckpt.h5", csv = o.out_dir + "/losses.csv";
 
-  TrainingState s(model_config(o, corpus.vocab.size()), o, corpus);
+  TrainingState s(model_config(o, corpus.vocab.size()), o, corpus, processes);
   TrainResult r;
   if (o.resume) {
     s.load(ckpt);
@@ -224,27 +270,24 @@ TrainResult train(const TrainOptions& o, std::ostream& out) {
     }
     out << "resumed from " << ckpt << " at iter " << s.step << "\n";
   }
-  LossLog log = o.resume ? LossLog::resume(csv, s.step) : LossLog::create(csv);
+  processes.broadcast_module(s.model);   // every rank starts from rank 0's parameters
+  std::optional<LossLog> log;
+  if (processes.is_root()) log.emplace(o.resume ? LossLog::resume(csv, s.step) : LossLog::create(csv));
   out << "data " << corpus.name << ": vocab " << corpus.vocab.size() << ", train " << corpus.train.size() << " tokens, val "
-      << corpus.val.size() << " | model " << tg::parameter_count(s.model) << " parameters\n";
-  Progress progress(out, o.progress && ::isatty(STDOUT_FILENO), o.max_iters, o.batch_size * o.block_size);
+      << corpus.val.size() << " | model " << tg::parameter_count(s.model) << " parameters";
+  if (s.micro_batches > 1)
+    out << " | " << s.micro_batches << " micro-batches of " << o.batch_size << " per iteration on " << processes.size()
+        << (processes.size() == 1 ? " process" : " processes");
+  if (processes.size() > 1) out << " | sends " << megabytes(s.bytes_sent_per_iteration()) << " per iteration and process";
+  out << "\n";
+  Progress progress(out, o.progress && ::isatty(STDOUT_FILENO), o.max_iters, s.micro_batches * o.batch_size * o.block_size);
   const int64_t end = o.stop_at >= 0 ? std::min(o.stop_at, o.max_iters) : o.max_iters;
-  run_iterations(s, o, corpus, end, log, progress, ckpt);
-  log.close();
+  run_iterations(s, o, corpus, end, log ? &*log : nullptr, progress, ckpt);
+  if (log) log->close();
   progress.finish();
-  r.iter = s.step;
-  if (s.step < o.max_iters) {
-    s.save(ckpt);
-    r.stopped = true;
-    r.wall_s = seconds_since(t0);
-    out << "stopped at iter " << s.step << "; checkpoint " << ckpt << " (continue with --resume)\n";
-    return r;
-  }
-  r.train_loss = estimate_loss(s.model, s.eval_train, o.eval_iters);
-  r.val_loss = estimate_loss(s.model, s.eval_val, o.eval_iters);
-  s.save(ckpt);
-  if (o.data.empty()) out << "exact_match " << 100.0 * arithmetic_accuracy(s.model, corpus, 200) << "%\n";
+  finish(s, o, corpus, ckpt, out, r);
   r.wall_s = seconds_since(t0);
+  if (r.stopped) return r;
   char line[160];
   std::snprintf(line, sizeof line, "final iter %lld train_loss %.6f val_loss %.6f wall_s %.1f",
                 static_cast<long long>(r.iter), r.train_loss, r.val_loss, r.wall_s);

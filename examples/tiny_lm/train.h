@@ -7,6 +7,7 @@
 
 #include "examples/tiny_lm/data.h"
 #include "examples/tiny_lm/model.h"
+#include "examples/tiny_lm/processes.h"
 
 namespace tg::tiny_lm {
 
@@ -16,6 +17,9 @@ struct TrainOptions {
   std::string data;                 // empty: the built-in arithmetic corpus
   std::string out_dir = "out-tiny-lm";
   int64_t block_size = 64, batch_size = 12, n_layer = 4, n_head = 4, n_embd = 128;
+  // Micro-batches of batch_size per iteration and process (gradient accumulation); under mpirun each
+  // of the N processes computes grad_accum of the K = grad_accum * N micro-batches of an iteration.
+  int64_t grad_accum = 1;
   double dropout = 0.0;
   int64_t max_iters = 2000, lr_decay_iters = 2000, warmup_iters = 100;
   double lr = 1e-3, min_lr = 1e-4, weight_decay = 0.1, beta1 = 0.9, beta2 = 0.99, grad_clip = 1.0;
@@ -48,17 +52,22 @@ TinyLMConfig model_config(const TrainOptions& options, int64_t vocab_size);
 Corpus training_corpus(const TrainOptions& options);
 
 // Runs training, printing progress and, last, "final iter N train_loss X val_loss Y wall_s W".
-// Writes out_dir/ckpt.h5 (at each evaluation and at the end) and out_dir/losses.csv. Validates the
+// Writes out_dir/ckpt.h5 (at each evaluation and at the end) and out_dir/losses.csv. With several
+// processes (mpirun), every process trains its micro-batches of each iteration (TrainingState); rank 0
+// alone prints, evaluates, writes losses.csv and the checkpoint (the others wait at a barrier after each
+// write) and returns the losses; the others return only `iter`. A resume must have the checkpoint's K
+// (= --grad-accum x processes); another K throws std::runtime_error naming both. Validates the
 // options first (UsageError), and throws UsageError naming --block-size when the corpus is shorter than
 // a block. A resume of a run that already reached max_iters prints "nothing to do: <ckpt> already
 // finished at iter N" and writes nothing. A failed write of losses.csv throws std::runtime_error
 // naming the file and the OS's reason.
-TrainResult train(const TrainOptions& options, std::ostream& out);
+TrainResult train(const TrainOptions& options, std::ostream& out, const Processes& processes = {});
 
 // The mean loss over `iters` batches drawn by `sampler` (eval mode, no grad).
 double estimate_loss(TinyLM& model, BatchSampler& sampler, int64_t iters);
 
-// Exact-match accuracy of greedy completion on the first `n` validation facts of the arithmetic corpus.
+// Exact-match accuracy of greedy completion on the first `n` validation facts of the arithmetic corpus
+// (eval mode, no grad; the training flag is restored).
 double arithmetic_accuracy(TinyLM& model, const Corpus& corpus, int64_t n);
 
 // Mean next-token loss of `model` over consecutive windows of a text file (block_size + 1 tokens,

@@ -5,11 +5,12 @@
 //
 // Namespaces: tg (tensors, Var and the tape, ops, gradcheck, random streams, runtime, layers),
 // tg::io (HDF5 files and checkpoints), tg::init (initialisers), tg::optim (optimizers, schedules,
-// gradient clipping). Each header below may also be included on its own. Internals (framework/kernels,
-// the HDF5 handles) are not installed and not reachable from here.
+// gradient clipping), tg::dist (data-parallel training over MPI; builds with MPI only, TAPEGRAD_HAS_MPI).
+// Each header below may also be included on its own. Internals (framework/kernels, the HDF5 handles,
+// distributed/collectives.h) are not installed and not reachable from here.
 //
 // Every public header is listed here by hand; the `umbrella_header` test fails when a header under
-// framework/, layers/ or optim/ is missing from this list (or listed but gone).
+// framework/, layers/, optim/ or distributed/ is missing from this list (or listed but gone).
 #include "tapegrad/version.h"
 
 #include "tapegrad/framework/check.h"
@@ -54,3 +55,7 @@
 #include "tapegrad/optim/lr_scheduler.h"
 #include "tapegrad/optim/optimizer.h"
 #include "tapegrad/optim/sgd.h"
+
+#if TAPEGRAD_HAS_MPI   // tg::dist: link tapegrad::distributed (a build with MPI only)
+#include "tapegrad/distributed/distributed.h"
+#endif

@@ -50,6 +50,10 @@ bool version_is_consistent() {
 
 int main() {
   if (!version_is_consistent()) return 1;
+#if TAPEGRAD_HAS_MPI
+  // tapegrad::distributed links, with its MPI dependency (MPI itself starts only with a tg::dist::Environment).
+  std::printf("tapegrad::distributed: started by mpirun: %s\n", tg::dist::launched_by_mpi() ? "yes" : "no");
+#endif
   tg::set_num_threads(2);
   const int64_t B = 16, T = 5, E = 8;
   tg::Generator gen(2024);
