@@ -10,6 +10,7 @@
 #include <ostream>
 #include <sstream>
 
+#include "examples/common/loss_plot.h"
 #include "examples/tiny_lm/checkpointing.h"
 #include "examples/tiny_lm/generate.h"
 #include "examples/tiny_lm/limits.h"
@@ -180,7 +181,7 @@ namespace {
 
 // The loop: train from s.step to `end`, evaluating and checkpointing every eval_interval iterations.
 void run_iterations(TrainingState& s, const TrainOptions& o, const Corpus& corpus, int64_t end, LossLog& log,
-                    Progress& progress, const std::string& ckpt) {
+                    Progress& progress, const std::string& ckpt, examples::LossPlot& plot) {
   while (s.step < end) {
     const double lr = s.optimizer.lr(0);
     auto [x, y] = s.train_batches.next();
@@ -196,6 +197,7 @@ void run_iterations(TrainingState& s, const TrainOptions& o, const Corpus& corpu
       progress.message(msg.str());
       log.row(s.step, vl, lr, "val");
       s.save(ckpt);
+      plot.refresh();   // out_dir/losses.png
     }
   }
 }
@@ -229,8 +231,10 @@ TrainResult train(const TrainOptions& o, std::ostream& out) {
       << corpus.val.size() << " | model " << tg::parameter_count(s.model) << " parameters\n";
   Progress progress(out, o.progress && ::isatty(STDOUT_FILENO), o.max_iters, o.batch_size * o.block_size);
   const int64_t end = o.stop_at >= 0 ? std::min(o.stop_at, o.max_iters) : o.max_iters;
-  run_iterations(s, o, corpus, end, log, progress, ckpt);
+  examples::LossPlot plot(csv, o.out_dir + "/losses.png", [&](const std::string& m) { progress.message(m); });
+  run_iterations(s, o, corpus, end, log, progress, ckpt, plot);
   log.close();
+  plot.refresh();
   progress.finish();
   r.iter = s.step;
   if (s.step < o.max_iters) {
