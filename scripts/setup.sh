@@ -16,6 +16,7 @@ packages=(
   libhdf5-dev hdf5-tools   # checkpoints; h5dump to inspect them
   catch2                   # Catch2 v2 test framework
   nlohmann-json3-dev       # JSON: golden-case configs and checkpoint model configs
+  gnuplot-nox              # the examples' pictures: losses.png, attention maps
 )
 
 missing=()

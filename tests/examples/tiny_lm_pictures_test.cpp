@@ -75,6 +75,25 @@ const fs::path& trained_run() {
   return dir;
 }
 
+// attn_layer<L>.csv: {head, query, key} -> the weight as printed; REQUIREs the header, the layer and
+// that no masked (key > query) cell is listed.
+std::map<std::tuple<int64_t, int64_t, int64_t>, std::string> read_attention_csv(const std::string& path, int64_t layer) {
+  std::istringstream csv(slurp(path));
+  std::string line;
+  std::getline(csv, line);
+  REQUIRE(line == "layer,head,query,key,weight");
+  std::map<std::tuple<int64_t, int64_t, int64_t>, std::string> cells;
+  while (std::getline(csv, line)) {
+    long long L, h, q, k;
+    char weight[64];
+    REQUIRE(std::sscanf(line.c_str(), "%lld,%lld,%lld,%lld,%63s", &L, &h, &q, &k, weight) == 5);
+    REQUIRE(L == layer);
+    REQUIRE(k <= q);   // the masked future is absent
+    cells[{h, q, k}] = weight;
+  }
+  return cells;
+}
+
 }  // namespace
 
 TEST_CASE("tiny_lm --help: every default reads as a person writes it", "[e2e][help]") {
@@ -163,19 +182,7 @@ TEST_CASE("tiny_lm attend: PNG, SVG and CSV per layer; the CSV is MultiheadAtten
                    .attn_weights.value();   // (1, H, T, T)
     REQUIRE(w.shape() == Shape{1, H, T, T});
     returned.push_back(w.reshape({H, T, T}));
-    std::istringstream csv(slurp(stem + ".csv"));
-    std::string line;
-    std::getline(csv, line);
-    REQUIRE(line == "layer,head,query,key,weight");
-    std::map<std::tuple<int64_t, int64_t, int64_t>, std::string> cells;
-    while (std::getline(csv, line)) {
-      long long L, hh, q, k;
-      char weight[64];
-      REQUIRE(std::sscanf(line.c_str(), "%lld,%lld,%lld,%lld,%63s", &L, &hh, &q, &k, weight) == 5);
-      REQUIRE(L == layer);
-      REQUIRE(k <= q);   // the masked future is absent
-      cells[{hh, q, k}] = weight;
-    }
+    const auto cells = read_attention_csv(stem + ".csv", layer);
     REQUIRE(static_cast<int64_t>(cells.size()) == H * T * (T + 1) / 2);
     const float* v = w.data<float>();
     for (int64_t hh = 0; hh < H; ++hh)
