@@ -181,7 +181,9 @@ bool plot_loss_runs(const std::vector<LossCurves>& runs, const std::string& png_
 }
 
 bool plot_losses(const std::string& csv_path, const std::string& png_path) {
-  return plot_loss_runs({read_losses_csv(csv_path)}, png_path);
+  LossCurves run = read_losses_csv(csv_path);
+  const std::string title = run.label;
+  return plot_loss_runs({std::move(run)}, png_path, title);
 }
 
 LossPlot::LossPlot(std::string csv_path, std::string png_path, std::function<void(const std::string&)> say)

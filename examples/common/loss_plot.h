@@ -30,7 +30,8 @@ LossCurves read_losses_csv(const std::string& path, const std::string& label = "
 // errors (run_gnuplot).
 bool plot_loss_runs(const std::vector<LossCurves>& runs, const std::string& png_path, const std::string& title = "");
 
-// plot_loss_runs({read_losses_csv(csv_path)}, png_path): one run, the picture a training run refreshes.
+// plot_loss_runs({read_losses_csv(csv_path)}, png_path, <its label>): one run, titled with its folder's
+// name; the picture a training run refreshes.
 bool plot_losses(const std::string& csv_path, const std::string& png_path);
 
 // The picture a training loop keeps up to date: refresh() redraws png_path from csv_path. A training run

@@ -244,7 +244,8 @@ int run_attend(int argc, char** argv) {
   auto model = load_model(out_dir + "/ckpt.h5", &vocab);
   const int64_t block = model->config().block_size;
   require_flag(static_cast<int64_t>(prompt.size()) <= block, cmd, "--prompt",
-               "at most the checkpoint's block_size=" + std::to_string(block) + " characters", prompt.size());
+               "at most the checkpoint's block_size=" + std::to_string(block) + " characters",
+               std::to_string(prompt.size()) + " characters");
   try {
     vocab.encode(prompt);
   } catch (const std::invalid_argument& e) {

@@ -221,7 +221,7 @@ TEST_CASE("tiny_lm attend: bad prompts are usage errors; without gnuplot only th
   Run longer = run("attend --out-dir " + dir.string() + " --prompt 1234567890123456789012345");
   REQUIRE(longer.status == 2);
   REQUIRE_THAT(longer.output, Contains("[tiny_lm attend] --prompt must be at most the checkpoint's block_size=24 "
-                                       "characters; got --prompt=25"));
+                                       "characters; got --prompt=25 characters"));
   const fs::path out = dir.parent_path() / "maps_no_gnuplot";
   Run bare = run("attend --out-dir " + dir.string() + " --output-dir " + out.string() + " --prompt 1+2=", "PATH=" + out.string());
   REQUIRE(bare.status == 1);
