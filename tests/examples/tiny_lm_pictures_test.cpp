@@ -63,15 +63,13 @@ const std::string kRun =
     "--n-layer 2 --n-head 2 --n-embd 32 --block-size 24 --batch-size 8 --warmup-iters 5 --max-iters 40 "
     "--lr-decay-iters 40 --eval-interval 10 --eval-iters 2 --threads 2 --no-progress ";
 
-// One small trained run shared by the tests below (built-in arithmetic corpus).
-const fs::path& trained_run() {
-  static const fs::path dir = [] {
-    fs::path d = tg::test::scratch_dir("pictures_run") / "run_a";
-    Run r = run("train " + kRun + "--out-dir " + d.string());
-    INFO(r.output);
-    REQUIRE(r.status == 0);
-    return d;
-  }();
+// A small trained run (built-in arithmetic corpus) in build/test_scratch/pictures_<name>/run_a. Each test
+// case trains its own: ctest runs the cases as separate processes, in parallel.
+fs::path trained_run(const std::string& name) {
+  fs::path dir = tg::test::scratch_dir("pictures_" + name) / "run_a";
+  Run r = run("train " + kRun + "--out-dir " + dir.string());
+  INFO(r.output);
+  REQUIRE(r.status == 0);
   return dir;
 }
 
@@ -114,7 +112,7 @@ TEST_CASE("tiny_lm --help: every default reads as a person writes it", "[e2e][he
 }
 
 TEST_CASE("tiny_lm train: out-dir/losses.png is drawn, with no scratch files left behind", "[e2e][plot]") {
-  const fs::path& dir = trained_run();
+  const fs::path dir = trained_run("train");
   REQUIRE(is_png(dir / "losses.png"));
   for (const auto& e : fs::directory_iterator(dir)) REQUIRE(e.path().filename().string().find("gnuplot") == std::string::npos);
 }
@@ -131,7 +129,7 @@ TEST_CASE("tiny_lm train without gnuplot: the run goes on and says once that no 
 }
 
 TEST_CASE("tiny_lm plot: one run, or several overlaid into one PNG", "[e2e][plot]") {
-  const fs::path& a = trained_run();
+  const fs::path a = trained_run("plot");
   const fs::path b = a.parent_path() / "run_b";
   Run second = run("train " + kRun + "--seed 7 --out-dir " + b.string());
   REQUIRE(second.status == 0);
@@ -155,9 +153,9 @@ TEST_CASE("tiny_lm plot: one run, or several overlaid into one PNG", "[e2e][plot
   REQUIRE_THAT(no_gnuplot.output, Contains("no picture written: gnuplot is not on PATH"));
 }
 
-TEST_CASE("tiny_lm attend: PNG, SVG and CSV per layer; the CSV is MultiheadAttention's weights, bit for bit",
+TEST_CASE("tiny_lm attend: PNG, SVG and CSV per layer, the CSV holding MultiheadAttention's weights, bit for bit",
           "[e2e][attention]") {
-  const fs::path& dir = trained_run();
+  const fs::path dir = trained_run("attend");
   const fs::path out = dir.parent_path() / "maps";
   const std::string prompt = "12+34=046\n5";
   Run r = run("attend --out-dir " + dir.string() + " --output-dir " + out.string() + " --prompt '12+34=046\\n5'");
@@ -210,8 +208,8 @@ TEST_CASE("tiny_lm attend: PNG, SVG and CSV per layer; the CSV is MultiheadAtten
   for (size_t l = 0; l < api.size(); ++l) REQUIRE(tg::test::max_abs_diff(api[l], returned[l]) == 0.0);
 }
 
-TEST_CASE("tiny_lm attend: bad prompts are usage errors; without gnuplot only the CSVs are written", "[e2e][attention]") {
-  const fs::path& dir = trained_run();
+TEST_CASE("tiny_lm attend: bad prompts are usage errors, and without gnuplot only the CSVs are written", "[e2e][attention]") {
+  const fs::path dir = trained_run("attend_errors");
   Run none = run("attend --out-dir " + dir.string());
   REQUIRE(none.status == 2);
   REQUIRE_THAT(none.output, Contains("the option '--prompt' is required"));
