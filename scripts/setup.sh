@@ -17,6 +17,7 @@ packages=(
   catch2                   # Catch2 v2 test framework
   nlohmann-json3-dev       # JSON: golden-case configs and checkpoint model configs
   openmpi-bin libopenmpi-dev   # MPI: tapegrad::distributed and mpirun (tapegrad builds without it, -DTAPEGRAD_WITH_MPI=OFF)
+  gnuplot-nox              # the examples' pictures: losses.png, attention maps
 )
 
 missing=()

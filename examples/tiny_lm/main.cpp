@@ -2,18 +2,26 @@
 //   tiny_lm train  [--data FILE] [--out-dir DIR] [...]      (tiny_lm train --help for every flag)
 //   tiny_lm sample [--out-dir DIR] [--prompt TEXT] [--tokens N] [--temperature T] [--top-k K] [--seed S]
 //   tiny_lm eval   --data FILE [--out-dir DIR] [--max-batches N]
+//   tiny_lm plot   [--out-dir DIR] [--compare DIR2 ...] [--output FILE]
+//   tiny_lm attend --prompt TEXT [--out-dir DIR] [--output-dir DIR]
 // Under mpirun every process runs `train` on its share of each iteration's micro-batches (README).
 // Exit status: 0 success; 2 a bad command line (unknown command or flag, a value of the wrong type,
 // out of range or not finite, a prompt outside the checkpoint's vocabulary), reported before anything
 // is built; 1 any other failure (a file, a checkpoint, the data, a write). Never a signal.
 #include <boost/program_options.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <limits>
 #include <string>
+#include <vector>
 
+#include "examples/common/loss_plot.h"
+#include "examples/common/readable_default.h"
+#include "examples/tiny_lm/attention_maps.h"
 #include "examples/tiny_lm/checkpointing.h"
 #include "examples/tiny_lm/generate.h"
 #include "examples/tiny_lm/limits.h"
@@ -24,6 +32,7 @@
 
 namespace po = boost::program_options;
 using namespace tg::tiny_lm;
+using tg::examples::readable_default;
 
 namespace {
 
@@ -33,6 +42,8 @@ constexpr const char* kUsage =
     "  train    train a model (built-in arithmetic corpus unless --data), checkpointing to --out-dir\n"
     "  sample   generate text from a checkpoint\n"
     "  eval     report a checkpoint's loss on a text file\n"
+    "  plot     draw losses.csv of one run, or several overlaid, as a PNG\n"
+    "  attend   draw what each attention head looks at, for a prompt (PNG, SVG and CSV per layer)\n"
     "run 'tiny_lm <command> --help' for the options of a command\n";
 
 // Parses argv[2..]; returns false (after printing help) when --help was given.
@@ -61,16 +72,16 @@ int run_train(int argc, char** argv) {
       ("n-layer", po::value(&o.n_layer)->default_value(o.n_layer), "transformer layers")
       ("n-head", po::value(&o.n_head)->default_value(o.n_head), "attention heads")
       ("n-embd", po::value(&o.n_embd)->default_value(o.n_embd), "embedding width (feed-forward is 4x)")
-      ("dropout", po::value(&o.dropout)->default_value(o.dropout), "dropout probability")
+      ("dropout", readable_default(&o.dropout), "dropout probability")
       ("max-iters", po::value(&o.max_iters)->default_value(o.max_iters), "training iterations")
       ("lr-decay-iters", po::value(&o.lr_decay_iters)->default_value(o.lr_decay_iters), "end of the cosine decay")
-      ("lr", po::value(&o.lr)->default_value(o.lr), "peak learning rate")
-      ("min-lr", po::value(&o.min_lr)->default_value(o.min_lr), "learning rate floor")
+      ("lr", readable_default(&o.lr), "peak learning rate")
+      ("min-lr", readable_default(&o.min_lr), "learning rate floor")
       ("warmup-iters", po::value(&o.warmup_iters)->default_value(o.warmup_iters), "linear warmup iterations")
-      ("weight-decay", po::value(&o.weight_decay)->default_value(o.weight_decay), "AdamW weight decay (matrices only)")
-      ("beta1", po::value(&o.beta1)->default_value(o.beta1), "AdamW beta1")
-      ("beta2", po::value(&o.beta2)->default_value(o.beta2), "AdamW beta2")
-      ("grad-clip", po::value(&o.grad_clip)->default_value(o.grad_clip), "clip the global grad norm (0: off)")
+      ("weight-decay", readable_default(&o.weight_decay), "AdamW weight decay (matrices only)")
+      ("beta1", readable_default(&o.beta1), "AdamW beta1")
+      ("beta2", readable_default(&o.beta2), "AdamW beta2")
+      ("grad-clip", readable_default(&o.grad_clip), "clip the global grad norm (0: off)")
       ("eval-interval", po::value(&o.eval_interval)->default_value(o.eval_interval), "iterations between evaluations")
       ("eval-iters", po::value(&o.eval_iters)->default_value(o.eval_iters), "batches per evaluation")
       ("seed", po::value(&seed)->default_value(std::to_string(o.seed)), "seed of every random stream")
@@ -116,7 +127,7 @@ int run_sample(int argc, char** argv) {
       ("out-dir", po::value(&o.out_dir)->default_value(o.out_dir), "folder holding ckpt.h5")
       ("prompt", po::value(&o.prompt)->default_value("\\n"), "text to continue")
       ("tokens", po::value(&o.tokens)->default_value(o.tokens), "characters to generate")
-      ("temperature", po::value(&o.temperature)->default_value(o.temperature), "softmax temperature (> 0)")
+      ("temperature", readable_default(&o.temperature), "softmax temperature (> 0)")
       ("top-k", po::value(&o.top_k)->default_value(o.top_k), "sample among the k most likely (0: all)")
       ("seed", po::value(&seed)->default_value(std::to_string(o.seed)), "seed of the sampling stream")
       ("threads", po::value(&o.threads)->default_value(o.threads), "worker threads");
@@ -176,6 +187,83 @@ int run_eval(int argc, char** argv) {
   return 0;
 }
 
+// The legend's names: the folders' own names, or the paths as given when two folders share a name.
+std::vector<std::string> run_labels(const std::vector<std::string>& dirs) {
+  std::vector<std::string> names;
+  for (const auto& d : dirs) {
+    std::filesystem::path p = std::filesystem::absolute(d).lexically_normal();
+    if (p.filename().empty()) p = p.parent_path();   // "runs/a/" -> "runs/a"
+    names.push_back(p.filename().string());
+  }
+  for (size_t i = 0; i < names.size(); ++i)
+    if (names[i].empty() || std::count(names.begin(), names.end(), names[i]) > 1) return dirs;
+  return names;
+}
+
+int run_plot(int argc, char** argv) {
+  std::string out_dir = "out-tiny-lm", output;
+  std::vector<std::string> compare;
+  po::options_description d("tiny_lm plot options");
+  d.add_options()
+      ("out-dir", po::value(&out_dir)->default_value(out_dir), "run folder holding losses.csv")
+      ("compare", po::value(&compare)->multitoken(), "more run folders to overlay (the legend names each folder)")
+      ("output", po::value(&output), "PNG to write (default: <out-dir>/losses.png, or <out-dir>/compare.png with --compare)");
+  po::variables_map vm;
+  if (!parse(argc, argv, d, vm, "usage: tiny_lm plot [--out-dir DIR] [--compare DIR2 ...] [--output FILE]")) return 0;
+  require_flag(!out_dir.empty(), "tiny_lm plot", "--out-dir", "a folder name", "''");
+  require_flag(!vm.count("output") || !output.empty(), "tiny_lm plot", "--output", "a file name", "''");
+  std::vector<std::string> dirs{out_dir};
+  dirs.insert(dirs.end(), compare.begin(), compare.end());
+  const std::vector<std::string> labels = run_labels(dirs);
+  std::vector<tg::examples::LossCurves> runs;
+  for (size_t i = 0; i < dirs.size(); ++i) runs.push_back(tg::examples::read_losses_csv(dirs[i] + "/losses.csv", labels[i]));
+  if (output.empty()) output = out_dir + (compare.empty() ? "/losses.png" : "/compare.png");
+  if (!tg::examples::plot_loss_runs(runs, output, compare.empty() ? "tiny_lm " + out_dir : "tiny_lm runs")) {
+    std::cerr << "tiny_lm plot: no picture written: gnuplot is not on PATH (install gnuplot-nox)\n";
+    return 1;
+  }
+  std::cout << "wrote " << output << "\n";
+  return 0;
+}
+
+int run_attend(int argc, char** argv) {
+  std::string out_dir = "out-tiny-lm", output_dir, prompt;
+  int threads = 2;
+  po::options_description d("tiny_lm attend options");
+  d.add_options()
+      ("prompt", po::value(&prompt)->required(), "text to look at (\\n is a newline), at most block_size characters")
+      ("out-dir", po::value(&out_dir)->default_value(out_dir), "folder holding ckpt.h5")
+      ("output-dir", po::value(&output_dir), "folder for attn_layer<L>.{png,svg,csv} (default: --out-dir)")
+      ("threads", po::value(&threads)->default_value(threads), "worker threads");
+  po::variables_map vm;
+  if (!parse(argc, argv, d, vm, "usage: tiny_lm attend --prompt TEXT [options]")) return 0;
+  for (size_t at = prompt.find("\\n"); at != std::string::npos; at = prompt.find("\\n", at + 1)) prompt.replace(at, 2, "\n");
+  const char* cmd = "tiny_lm attend";
+  require_flag(!prompt.empty(), cmd, "--prompt", "at least one character", "''");
+  require_flag(!out_dir.empty(), cmd, "--out-dir", "a folder name", "''");
+  require_flag(!vm.count("output-dir") || !output_dir.empty(), cmd, "--output-dir", "a folder name", "''");
+  require_in_range(cmd, "--threads", threads, 1, kMaxThreads);
+  tg::set_num_threads(threads);
+  Vocabulary vocab;
+  auto model = load_model(out_dir + "/ckpt.h5", &vocab);
+  const int64_t block = model->config().block_size;
+  require_flag(static_cast<int64_t>(prompt.size()) <= block, cmd, "--prompt",
+               "at most the checkpoint's block_size=" + std::to_string(block) + " characters",
+               std::to_string(prompt.size()) + " characters");
+  try {
+    vocab.encode(prompt);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError("[tiny_lm attend] --prompt must use the checkpoint's characters; " + std::string(e.what()));
+  }
+  const auto files = write_attention_maps(*model, vocab, prompt, output_dir.empty() ? out_dir : output_dir);
+  for (const auto& f : files.written) std::cout << "wrote " << f << "\n";
+  if (!files.pictures) {
+    std::cerr << "tiny_lm attend: no pictures written: gnuplot is not on PATH (install gnuplot-nox)\n";
+    return 1;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int run_command(int argc, char** argv) {
@@ -188,6 +276,8 @@ int run_command(int argc, char** argv) {
     if (cmd == "train") return run_train(argc, argv);
     if (cmd == "sample") return run_sample(argc, argv);
     if (cmd == "eval") return run_eval(argc, argv);
+    if (cmd == "plot") return run_plot(argc, argv);
+    if (cmd == "attend") return run_attend(argc, argv);
     std::cerr << "tiny_lm: unknown command '" << cmd << "'\n" << kUsage;
     return 2;
   } catch (const po::error& e) {

@@ -11,6 +11,7 @@
 #include <ostream>
 #include <sstream>
 
+#include "examples/common/loss_plot.h"
 #include "examples/tiny_lm/checkpointing.h"
 #include "examples/tiny_lm/generate.h"
 #include "examples/tiny_lm/limits.h"
@@ -193,9 +194,10 @@ std::pair<double, int64_t> evaluate_file(TinyLM& model, const Vocabulary& vocab,
 namespace {
 
 // The loop: train from s.step to `end`, evaluating and checkpointing every eval_interval iterations.
-// Rank 0 alone evaluates, logs (log is null elsewhere) and saves; every rank meets at the barrier after.
+// Rank 0 alone evaluates, logs and plots (log and plot are null elsewhere) and saves; every rank meets at
+// the barrier after.
 void run_iterations(TrainingState& s, const TrainOptions& o, const Corpus& corpus, int64_t end, LossLog* log,
-                    Progress& progress, const std::string& ckpt) {
+                    Progress& progress, const std::string& ckpt, examples::LossPlot* plot) {
   while (s.step < end) {
     const double lr = s.optimizer.lr(0);
     const double l = s.train_iteration(o.grad_clip);
@@ -211,6 +213,7 @@ void run_iterations(TrainingState& s, const TrainOptions& o, const Corpus& corpu
         progress.message(msg.str());
         log->row(s.step, vl, lr, "val");
         s.save(ckpt);
+        plot->refresh();   // out_dir/losses.png
       }
       s.processes.barrier();
     }
@@ -282,8 +285,11 @@ TrainResult train(const TrainOptions& o, std::ostream& all_out, const Processes&
   out << "\n";
   Progress progress(out, o.progress && ::isatty(STDOUT_FILENO), o.max_iters, s.micro_batches * o.batch_size * o.block_size);
   const int64_t end = o.stop_at >= 0 ? std::min(o.stop_at, o.max_iters) : o.max_iters;
-  run_iterations(s, o, corpus, end, log ? &*log : nullptr, progress, ckpt);
+  std::optional<examples::LossPlot> plot;
+  if (processes.is_root()) plot.emplace(csv, o.out_dir + "/losses.png", [&](const std::string& m) { progress.message(m); });
+  run_iterations(s, o, corpus, end, log ? &*log : nullptr, progress, ckpt, plot ? &*plot : nullptr);
   if (log) log->close();
+  if (plot) plot->refresh();
   progress.finish();
   finish(s, o, corpus, ckpt, out, r);
   r.wall_s = seconds_since(t0);

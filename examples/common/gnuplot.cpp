@@ -1,0 +1,149 @@
+#include "examples/common/gnuplot.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+extern char** environ;
+
+namespace tg::examples {
+namespace fs = std::filesystem;
+
+namespace {
+
+// A fresh folder "<dir>/.<name>.gnuplot-XXXXXX", removed (with what is left in it) on destruction.
+class ScratchFolder {
+ public:
+  explicit ScratchFolder(const fs::path& beside) {
+    fs::path dir = beside.parent_path().empty() ? fs::path(".") : beside.parent_path();
+    std::string name = beside.filename().string();
+    name.insert(name.begin(), '.');
+    name.append(".gnuplot-XXXXXX");
+    std::string pattern = (dir / name).string();
+    if (::mkdtemp(pattern.data()) == nullptr)
+      throw std::runtime_error(beside.string() + ": cannot create a scratch folder beside it: " + std::strerror(errno));
+    path_ = pattern;
+  }
+  ~ScratchFolder() {
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  }
+  ScratchFolder(const ScratchFolder&) = delete;
+  ScratchFolder& operator=(const ScratchFolder&) = delete;
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+void write_file(const fs::path& path, const std::string& contents, const std::string& output) {
+  std::ofstream f(path, std::ios::binary);
+  f << contents;
+  f.close();
+  if (!f) throw std::runtime_error(output + ": cannot write the plot's file " + path.string());
+}
+
+std::string tail_of(const fs::path& log) {
+  std::ifstream f(log, std::ios::binary);
+  std::ostringstream s;
+  s << f.rdbuf();
+  std::string text = s.str();
+  if (text.size() > 600) {
+    text.erase(0, text.size() - 600);
+    text.insert(0, "...");
+  }
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
+// Runs `gnuplot script.gp` in `dir` with stdout and stderr in dir/gnuplot.log; the wait status.
+int spawn_and_wait(const std::string& gnuplot, const fs::path& dir, const std::string& output) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  const std::string log = (dir / "gnuplot.log").string();
+  posix_spawn_file_actions_addchdir_np(&actions, dir.c_str());
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  std::string arg0 = gnuplot, arg1 = "script.gp";
+  char* argv[] = {arg0.data(), arg1.data(), nullptr};
+  pid_t pid = 0;
+  const int error = ::posix_spawn(&pid, gnuplot.c_str(), &actions, nullptr, argv, environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (error != 0) throw std::runtime_error(output + ": cannot start " + gnuplot + ": " + std::strerror(error));
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) throw std::runtime_error(output + ": waiting for gnuplot failed: " + std::strerror(errno));
+  }
+  return status;
+}
+
+}  // namespace
+
+std::string find_gnuplot() {
+  const char* path = std::getenv("PATH");
+  if (path == nullptr) return "";
+  std::istringstream dirs(path);
+  for (std::string dir; std::getline(dirs, dir, ':');) {
+    if (dir.empty()) continue;
+    const std::string candidate = dir + "/gnuplot";
+    struct stat st {};
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(candidate.c_str(), X_OK) == 0)
+      return candidate;
+  }
+  return "";
+}
+
+std::string png_terminal(int width, int height) {
+  const std::string size = " size " + std::to_string(width) + "," + std::to_string(height) + " noenhanced";
+  return "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) { set terminal pngcairo" + size + " font 'Sans,10' } "
+         "else { set terminal png" + size + " }\n";
+}
+
+std::string gnuplot_quote(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) out += c == '\'' ? std::string("''") : std::string(1, c);
+  return out + "'";
+}
+
+bool run_gnuplot(const GnuplotJob& job) {
+  if (job.outputs.empty()) throw std::invalid_argument("[run_gnuplot] a job needs at least one output; got none");
+  const fs::path first = job.outputs.front().second;
+  for (const auto& [name, final_path] : job.outputs)
+    if (fs::path(final_path).parent_path() != first.parent_path())
+      throw std::invalid_argument("[run_gnuplot] every output must be in one folder; got " + first.string() + " and " +
+                                  final_path);
+  const std::string gnuplot = find_gnuplot();
+  if (gnuplot.empty()) return false;
+  ScratchFolder scratch(first);
+  for (const auto& [name, contents] : job.files) write_file(scratch.path() / name, contents, first.string());
+  write_file(scratch.path() / "script.gp", job.script, first.string());
+  const int status = spawn_and_wait(gnuplot, scratch.path(), first.string());
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    const std::string how = WIFEXITED(status) ? "exit status " + std::to_string(WEXITSTATUS(status))
+                                              : "signal " + std::to_string(WTERMSIG(status));
+    throw std::runtime_error(first.string() + ": gnuplot failed (" + how + "): " + tail_of(scratch.path() / "gnuplot.log"));
+  }
+  for (const auto& [name, final_path] : job.outputs) {
+    const fs::path written = scratch.path() / name;
+    std::error_code ec;
+    if (!fs::is_regular_file(written, ec) || fs::file_size(written, ec) == 0)
+      throw std::runtime_error(final_path + ": gnuplot exited 0 but wrote no " + name + ": " +
+                               tail_of(scratch.path() / "gnuplot.log"));
+    if (std::rename(written.c_str(), final_path.c_str()) != 0)
+      throw std::runtime_error(final_path + ": cannot move the picture into place: " + std::strerror(errno));
+  }
+  return true;
+}
+
+}  // namespace tg::examples

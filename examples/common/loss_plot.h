@@ -1,0 +1,52 @@
+#pragma once
+// Loss curves as a picture (gnuplot, examples/common/gnuplot.h): train and validation loss against the
+// iteration, the learning rate in a panel below, and the exact-match accuracy in a third panel when the
+// log has it. Several runs overlay in one picture, each in its own colour, named in the legend.
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace tg::examples {
+
+// One run's curves; each series holds (iteration, value) pairs, in file order.
+struct LossCurves {
+  std::string label;   // the legend's name for the run
+  std::vector<double> train_iter, train_loss, val_iter, val_loss, lr_iter, lr, match_iter, exact_match;
+  bool empty() const { return train_iter.empty() && val_iter.empty(); }
+};
+
+// Reads a losses.csv of either schema, told apart by the header:
+//   tiny_lm:  iter,train_loss,lr,kind            one row per iteration (kind train) and per
+//             evaluation (kind val, the validation loss in the train_loss column); lr from train rows
+//   seq2seq:  iter,train_loss,val_loss,exact_match,lr   columns may be empty or nan where a row has
+//             no such value; exact_match as a fraction (0.95) or a percentage (95)
+// `label` names the run (default: the name of the folder holding the file). Throws std::runtime_error
+// "<path>: ..." when the file cannot be read, the header is neither schema, or a row is malformed
+// ("<path>:<line>: ...").
+LossCurves read_losses_csv(const std::string& path, const std::string& label = "");
+
+// Draws the runs into png_path (atomically). Returns false, writing nothing, when gnuplot is not on
+// PATH. Throws std::invalid_argument "[plot_loss_runs] ..." when no run has a loss row, and gnuplot's
+// errors (run_gnuplot).
+bool plot_loss_runs(const std::vector<LossCurves>& runs, const std::string& png_path, const std::string& title = "");
+
+// plot_loss_runs({read_losses_csv(csv_path)}, png_path, <its label>): one run, titled with its folder's
+// name; the picture a training run refreshes.
+bool plot_losses(const std::string& csv_path, const std::string& png_path);
+
+// The picture a training loop keeps up to date: refresh() redraws png_path from csv_path. A training run
+// must go on when there is no picture: refresh() never throws; the first failure (gnuplot missing:
+// "no losses.png written: gnuplot is not on PATH (install gnuplot-nox)"; or gnuplot's error) is passed to
+// `say` once, later ones are silent.
+class LossPlot {
+ public:
+  LossPlot(std::string csv_path, std::string png_path, std::function<void(const std::string&)> say);
+  bool refresh();   // true when the picture was written
+
+ private:
+  std::string csv_path_, png_path_;
+  std::function<void(const std::string&)> say_;
+  bool said_ = false;
+};
+
+}  // namespace tg::examples

@@ -1,0 +1,40 @@
+#include "examples/common/readable_default.h"
+
+#include <charconv>
+#include <cmath>
+#include <system_error>
+
+namespace tg::examples {
+namespace {
+
+std::string to_chars_text(double v, std::chars_format format) {
+  char buf[400];   // fixed notation of 5e-324 takes 326 characters
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v, format);
+  if (ec != std::errc()) return "?";   // unreachable: 400 characters hold any shortest double
+  return std::string(buf, end);
+}
+
+// "6e-04" -> "6e-4", "2.5e+10" -> "2.5e10".
+std::string tidy_exponent(const std::string& s) {
+  const size_t e = s.find('e');
+  if (e == std::string::npos) return s;
+  std::string mantissa = s.substr(0, e), exponent = s.substr(e + 1), sign;
+  if (!exponent.empty() && (exponent[0] == '+' || exponent[0] == '-')) {
+    if (exponent[0] == '-') sign = "-";
+    exponent.erase(0, 1);
+  }
+  const size_t digits = exponent.find_first_not_of('0');
+  exponent = digits == std::string::npos ? "0" : exponent.substr(digits);
+  return mantissa + "e" + sign + exponent;
+}
+
+}  // namespace
+
+std::string readable_number(double v) {
+  if (!std::isfinite(v)) return std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf");
+  const std::string fixed = to_chars_text(v, std::chars_format::fixed);
+  const std::string scientific = tidy_exponent(to_chars_text(v, std::chars_format::scientific));
+  return scientific.size() < fixed.size() ? scientific : fixed;
+}
+
+}  // namespace tg::examples

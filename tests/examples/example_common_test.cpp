@@ -1,0 +1,252 @@
+// examples/common: readable Program_options defaults, losses.csv of both schemas, gnuplot pictures
+// (loss curves, attention heatmaps) and their CSV, and what happens without gnuplot.
+#include <boost/program_options.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+
+#include "examples/common/gnuplot.h"
+#include "examples/common/heatmaps.h"
+#include "examples/common/loss_plot.h"
+#include "examples/common/readable_default.h"
+#include "support/test_support.h"
+
+using Catch::Matchers::Contains;
+namespace fs = std::filesystem;
+using namespace tg::examples;
+
+namespace {
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+void write(const fs::path& p, const std::string& text) {
+  std::ofstream f(p, std::ios::binary);
+  f << text;
+}
+
+bool is_png(const fs::path& p) { return slurp(p).rfind("\x89PNG\r\n\x1a\n", 0) == 0; }
+
+// Sets PATH for the scope (to a folder without gnuplot), restoring it afterwards.
+struct PathOverride {
+  explicit PathOverride(const std::string& value) : old_(std::getenv("PATH") ? std::getenv("PATH") : "") {
+    setenv("PATH", value.c_str(), 1);
+  }
+  ~PathOverride() { setenv("PATH", old_.c_str(), 1); }
+  std::string old_;
+};
+
+// Files of a folder, names only.
+std::vector<std::string> listing(const fs::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+const std::string kTinyLmCsv =
+    "iter,train_loss,lr,kind\n0,4.2,0,train\n1,4.1,1e-05,train\n2,3.9,2e-05,train\n2,3.95,2e-05,val\n3,3.7,3e-05,train\n";
+const std::string kSeq2seqCsv =
+    "iter,train_loss,val_loss,exact_match,lr\n0,3.5,,,0.001\n1,3.1,nan,nan,0.002\n2,2.8,2.9,0.25,0.003\n"
+    "3,2.5,,,0.004\n4,2.2,2.4,0.75,0.005\n";
+
+}  // namespace
+
+TEST_CASE("readable_number: defaults print as a person writes them", "[examples][help]") {
+  CHECK(readable_number(0.1) == "0.1");
+  CHECK(readable_number(0.99) == "0.99");
+  CHECK(readable_number(0.9) == "0.9");
+  CHECK(readable_number(1e-3) == "1e-3");
+  CHECK(readable_number(1e-4) == "1e-4");
+  CHECK(readable_number(6e-4) == "6e-4");
+  CHECK(readable_number(1e-8) == "1e-8");
+  CHECK(readable_number(1337) == "1337");
+  CHECK(readable_number(1.0) == "1");
+  CHECK(readable_number(0.0) == "0");
+  CHECK(readable_number(0.8) == "0.8");
+  CHECK(readable_number(-2.5) == "-2.5");
+  CHECK(readable_number(2.5e10) == "2.5e10");
+  CHECK(readable_number(1e300) == "1e300");
+  CHECK(readable_number(5e-324) == "5e-324");
+  CHECK(readable_number(1.0 / 3.0) == "0.3333333333333333");
+  CHECK(readable_number(std::numeric_limits<double>::infinity()) == "inf");
+}
+
+TEST_CASE("readable_number: the text reads back as exactly the same double", "[examples][help]") {
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> mantissa(-10.0, 10.0);
+  std::uniform_int_distribution<int> exponent(-30, 30);
+  for (int i = 0; i < 2000; ++i) {
+    const double v = mantissa(rng) * std::pow(10.0, exponent(rng));
+    const std::string text = readable_number(v);
+    INFO(text);
+    REQUIRE(std::strtod(text.c_str(), nullptr) == v);
+  }
+}
+
+TEST_CASE("readable_default: --help shows the readable text and the value parses as before", "[examples][help]") {
+  namespace po = boost::program_options;
+  double lr = 1e-3, beta2 = 0.99;
+  po::options_description d("t");
+  d.add_options()("lr", readable_default(&lr), "lr")("beta2", readable_default(&beta2), "beta2");
+  std::ostringstream help;
+  help << d;
+  REQUIRE_THAT(help.str(), Contains("(=1e-3)") && Contains("(=0.99)"));
+  const char* argv[] = {"t", "--lr", "0.25"};
+  po::variables_map vm;
+  po::store(po::parse_command_line(3, argv, d), vm);
+  po::notify(vm);
+  REQUIRE(lr == 0.25);
+  REQUIRE(beta2 == 0.99);
+}
+
+TEST_CASE("read_losses_csv: tiny_lm's schema (iter,train_loss,lr,kind)", "[examples][plot]") {
+  const fs::path dir = tg::test::scratch_dir("common_csv_tiny") / "run_a";
+  fs::create_directories(dir);
+  write(dir / "losses.csv", kTinyLmCsv);
+  const LossCurves c = read_losses_csv((dir / "losses.csv").string());
+  CHECK(c.label == "run_a");
+  CHECK(c.train_iter == std::vector<double>{0, 1, 2, 3});
+  CHECK(c.train_loss == std::vector<double>{4.2, 4.1, 3.9, 3.7});
+  CHECK(c.val_iter == std::vector<double>{2});
+  CHECK(c.val_loss == std::vector<double>{3.95});
+  CHECK(c.lr == std::vector<double>{0, 1e-5, 2e-5, 3e-5});
+  CHECK(c.exact_match.empty());
+  CHECK(read_losses_csv((dir / "losses.csv").string(), "named").label == "named");
+}
+
+TEST_CASE("read_losses_csv: seq2seq's schema with empty and nan cells", "[examples][plot]") {
+  const fs::path dir = tg::test::scratch_dir("common_csv_seq2seq");
+  write(dir / "losses.csv", kSeq2seqCsv);
+  const LossCurves c = read_losses_csv((dir / "losses.csv").string());
+  CHECK(c.train_loss == std::vector<double>{3.5, 3.1, 2.8, 2.5, 2.2});
+  CHECK(c.val_iter == std::vector<double>{2, 4});
+  CHECK(c.val_loss == std::vector<double>{2.9, 2.4});
+  CHECK(c.match_iter == std::vector<double>{2, 4});
+  CHECK(c.exact_match == std::vector<double>{0.25, 0.75});
+  CHECK(c.lr.size() == 5);
+}
+
+TEST_CASE("read_losses_csv: a file that is not a losses log is refused, naming file and line", "[examples][plot]") {
+  const fs::path dir = tg::test::scratch_dir("common_csv_bad");
+  const std::string p = (dir / "losses.csv").string();
+  REQUIRE_THROWS_WITH(read_losses_csv(p), Contains(p + ": cannot read the losses log"));
+  write(p, "a,b,c\n1,2,3\n");
+  REQUIRE_THROWS_WITH(read_losses_csv(p), Contains(p + ": not a losses log: header 'a,b,c'"));
+  write(p, "iter,train_loss,lr,kind\n0,4.2,0,train\n1,4.1,0,test\n");
+  REQUIRE_THROWS_WITH(read_losses_csv(p), Contains(p + ":3: kind must be train or val; got 'test'"));
+  write(p, "iter,train_loss,lr,kind\n0,x4,0,train\n");
+  REQUIRE_THROWS_WITH(read_losses_csv(p), Contains(p + ":2: train_loss is not a number: 'x4'"));
+  write(p, "iter,train_loss,lr,kind\n0,4,0\n");
+  REQUIRE_THROWS_WITH(read_losses_csv(p), Contains(p + ":2: 3 fields, the header has 4"));
+  write(p, "");
+  REQUIRE_THROWS_WITH(read_losses_csv(p), Contains(p + ": empty, not a losses log"));
+}
+
+TEST_CASE("plot_losses: a PNG, written atomically, no scratch files left", "[examples][plot]") {
+  REQUIRE(!find_gnuplot().empty());   // setup.sh installs gnuplot-nox
+  const fs::path dir = tg::test::scratch_dir("common_plot");
+  write(dir / "losses.csv", kSeq2seqCsv);
+  REQUIRE(plot_losses((dir / "losses.csv").string(), (dir / "losses.png").string()));
+  REQUIRE(is_png(dir / "losses.png"));
+  REQUIRE(listing(dir) == std::vector<std::string>{"losses.csv", "losses.png"});
+  // Several runs overlaid, in one picture.
+  fs::create_directories(dir / "b");
+  write(dir / "b" / "losses.csv", kTinyLmCsv);
+  REQUIRE(plot_loss_runs({read_losses_csv((dir / "losses.csv").string()), read_losses_csv((dir / "b/losses.csv").string())},
+                         (dir / "both.png").string(), "two runs"));
+  REQUIRE(is_png(dir / "both.png"));
+  REQUIRE_THROWS_WITH(plot_loss_runs({LossCurves()}, (dir / "none.png").string()),
+                      Contains("[plot_loss_runs] nothing to draw: no run has a loss row; got 1 run(s)"));
+}
+
+TEST_CASE("run_gnuplot: a failing script throws with gnuplot's status and message, and writes nothing", "[examples][plot]") {
+  const fs::path dir = tg::test::scratch_dir("common_gnuplot_fail");
+  GnuplotJob job{.script = "plot 'no_such_file.dat'\n", .files = {}, .outputs = {{"picture.png", (dir / "x.png").string()}}};
+  REQUIRE_THROWS_WITH(run_gnuplot(job), Contains((dir / "x.png").string() + ": gnuplot failed (exit status 1)") &&
+                                            Contains("no_such_file.dat"));
+  REQUIRE(listing(dir).empty());
+  job.script = "print 1\n";   // exits 0 without the picture
+  REQUIRE_THROWS_WITH(run_gnuplot(job), Contains("gnuplot exited 0 but wrote no picture.png"));
+  job.outputs.emplace_back("other.png", "/elsewhere/other.png");
+  REQUIRE_THROWS_WITH(run_gnuplot(job), Contains("[run_gnuplot] every output must be in one folder"));
+  REQUIRE(gnuplot_quote("it's") == "'it''s'");
+}
+
+TEST_CASE("without gnuplot on PATH nothing is drawn and LossPlot says so once", "[examples][plot]") {
+  const fs::path dir = tg::test::scratch_dir("common_no_gnuplot");
+  write(dir / "losses.csv", kTinyLmCsv);
+  PathOverride path(dir.string());
+  REQUIRE(find_gnuplot().empty());
+  REQUIRE_FALSE(plot_losses((dir / "losses.csv").string(), (dir / "losses.png").string()));
+  std::vector<std::string> said;
+  LossPlot plot((dir / "losses.csv").string(), (dir / "losses.png").string(), [&](const std::string& m) { said.push_back(m); });
+  REQUIRE_FALSE(plot.refresh());
+  REQUIRE_FALSE(plot.refresh());
+  REQUIRE(said == std::vector<std::string>{"no losses.png written: gnuplot is not on PATH (install gnuplot-nox)"});
+  REQUIRE(listing(dir) == std::vector<std::string>{"losses.csv"});
+}
+
+TEST_CASE("LossPlot: a broken log is reported once and never throws", "[examples][plot]") {
+  const fs::path dir = tg::test::scratch_dir("common_lossplot_bad");
+  write(dir / "losses.csv", "nonsense\n");
+  int said = 0;
+  std::string last;
+  LossPlot plot((dir / "losses.csv").string(), (dir / "losses.png").string(), [&](const std::string& m) { ++said, last = m; });
+  REQUIRE_FALSE(plot.refresh());
+  REQUIRE_FALSE(plot.refresh());
+  REQUIRE(said == 1);
+  REQUIRE_THAT(last, Contains("no losses.png written: ") && Contains("not a losses log"));
+  write(dir / "losses.csv", kTinyLmCsv);
+  REQUIRE(plot.refresh());
+  REQUIRE(is_png(dir / "losses.png"));
+}
+
+TEST_CASE("visible_char: spaces, newlines and control bytes are labels one can see", "[examples][attention]") {
+  CHECK(visible_char(' ') == "\u2423");
+  CHECK(visible_char('\n') == "\\n");
+  CHECK(visible_char('\t') == "\\t");
+  CHECK(visible_char('\x01') == "\\x01");
+  CHECK(visible_char('\xE9') == "\\xE9");
+  CHECK(visible_char('a') == "a");
+  CHECK(visible_char('\'') == "'");
+  CHECK(visible_labels("a b\n") == std::vector<std::string>{"a", "\u2423", "b", "\\n"});
+}
+
+TEST_CASE("HeatmapGrid: bad grids are refused naming the sizes", "[examples][attention]") {
+  HeatmapGrid g{.title = "t", .row_labels = {"a", "b"}, .col_labels = {"a", "b"}, .panels = {}};
+  REQUIRE_THROWS_WITH(g.validate(), Contains("[HeatmapGrid] needs at least one panel; got panels=0"));
+  g.panels = {{1, 0, 0.5}};
+  REQUIRE_THROWS_WITH(g.validate(), Contains("[HeatmapGrid] panel 0 must hold rows x cols = 2 x 2 values; got 3"));
+  g.panels = {{1}};
+  g.row_labels.clear();
+  REQUIRE_THROWS_WITH(g.validate(), Contains("[HeatmapGrid] needs row and column labels; got rows=0, cols=2"));
+}
+
+TEST_CASE("write_heatmaps / write_heatmap_csv: PNG, SVG and the numbers, masked cells absent", "[examples][attention]") {
+  const fs::path dir = tg::test::scratch_dir("common_heatmaps");
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  // Cross-attention shape: 2 queries ("x'", "y") against 3 keys; the labels need quoting in gnuplot.
+  HeatmapGrid g{.title = "layer 1 it's", .row_labels = {"x'", "y"}, .col_labels = {"a", "\u2423", "\\n"},
+                .panels = {{1, nan, nan, 0.25, 0.75, nan}, {0.5, 0.5, nan, 0.125, 0.125, 0.75}}};
+  REQUIRE(write_heatmaps(g, (dir / "map.png").string(), (dir / "map.svg").string()));
+  REQUIRE(is_png(dir / "map.png"));
+  REQUIRE_THAT(slurp(dir / "map.svg"), Contains("<svg") && Contains("head 1"));
+  write_heatmap_csv(g, 1, (dir / "map.csv").string());
+  REQUIRE(slurp(dir / "map.csv") ==
+          "layer,head,query,key,weight\n1,0,0,0,1\n1,0,1,0,0.25\n1,0,1,1,0.75\n"
+          "1,1,0,0,0.5\n1,1,0,1,0.5\n1,1,1,0,0.125\n1,1,1,1,0.125\n1,1,1,2,0.75\n");
+  REQUIRE(listing(dir) == std::vector<std::string>{"map.csv", "map.png", "map.svg"});
+  REQUIRE_THROWS_WITH(write_heatmap_csv(g, 1, (dir / "no/such/dir/map.csv").string()),
+                      Contains("no/such/dir/map.csv: cannot write the attention weights"));
+}
