@@ -28,7 +28,7 @@ std::vector<int64_t> encode(const std::string& text);
 // The characters of tokens up to the first kEos; kPad and kBos are skipped, other ids throw.
 std::string decode(const std::vector<int64_t>& tokens);
 
-constexpr int64_t kNumDays = 36524;   // 1950-01-01 (day 0) .. 2049-12-31
+constexpr int64_t kNumDays = 36525;   // 1950-01-01 (day 0) .. 2049-12-31
 constexpr int kNumFormats = 10;
 constexpr int64_t kMaxTargetLength = 10;   // "YYYY-MM-DD"
 constexpr int64_t kMaxSourceLength = 28;   // "Wednesday, 23 September 2021" is the longest

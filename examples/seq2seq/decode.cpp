@@ -25,14 +25,14 @@ void check_max_len(const Seq2Seq& model, int64_t max_len) {
 
 }  // namespace
 
-std::vector<double> log_softmax_row(const float* logits, int64_t n) {
+std::vector<double> log_softmax_row(const double* logits, int64_t n) {
   double mx = -INFINITY;
-  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, static_cast<double>(logits[i]));
+  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, logits[i]);
   double total = 0;
-  for (int64_t i = 0; i < n; ++i) total += std::exp(static_cast<double>(logits[i]) - mx);
+  for (int64_t i = 0; i < n; ++i) total += std::exp(logits[i] - mx);
   const double log_total = std::log(total) + mx;
   std::vector<double> out(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) out[static_cast<size_t>(i)] = static_cast<double>(logits[i]) - log_total;
+  for (int64_t i = 0; i < n; ++i) out[static_cast<size_t>(i)] = logits[i] - log_total;
   return out;
 }
 
@@ -60,6 +60,7 @@ std::vector<Decoded> greedy_decode(Seq2Seq& model, const Batch& sources, int64_t
     } else {
       logits = model.decode(Tensor::from_vector(prefix, {B, t + 1}), memory, sources.src_pad).value();
     }
+    logits = logits.to(DType::Float64);
     const int64_t rows = logits.size(1);
     int64_t remaining = 0;
     std::vector<int64_t> next_prefix;
@@ -67,7 +68,7 @@ std::vector<Decoded> greedy_decode(Seq2Seq& model, const Batch& sources, int64_t
       const size_t ru = static_cast<size_t>(r);
       int64_t pick = kPad;   // what finished rows are fed; their outputs are ignored
       if (!done[ru]) {
-        const std::vector<double> lp = log_softmax_row(logits.data<float>() + (r * rows + rows - 1) * V, V);
+        const std::vector<double> lp = log_softmax_row(logits.data<double>() + (r * rows + rows - 1) * V, V);
         pick = std::max_element(lp.begin(), lp.end()) - lp.begin();
         out[ru].log_prob += lp[static_cast<size_t>(pick)];
         if (pick == kEos) {
@@ -97,8 +98,8 @@ std::vector<Decoded> beam_decode(Seq2Seq& model, const std::vector<int64_t>& sou
   Var memory = model.encode(src.src, src.src_pad);   // (1, S, E), shared by every hypothesis
   const int64_t V = model.config().vocab_size;
   auto step = [&](TransformerDecoder::Cache& cache, int64_t last) {
-    Tensor logits = model.decode_step(Tensor::from_vector(std::vector<int64_t>{last}, {1, 1}), memory, src.src_pad, cache).value();
-    return log_softmax_row(logits.data<float>(), V);
+    Tensor logits = model.decode_step(Tensor::from_vector(std::vector<int64_t>{last}, {1, 1}), memory, src.src_pad, cache).value().to(DType::Float64);
+    return log_softmax_row(logits.data<double>(), V);
   };
   return beam_search(model.make_cache(), step, o);
 }
@@ -115,9 +116,9 @@ double sequence_log_prob(Seq2Seq& model, const std::vector<int64_t>& source, con
   else in.pop_back();
   TG_CHECK(!targets.empty(), "seq2seq decode", "nothing to score: tokens is empty and with_eos is false");
   const int64_t T = static_cast<int64_t>(in.size()), V = model.config().vocab_size;
-  Tensor logits = model.decode(Tensor::from_vector(in, {1, T}), model.encode(src.src, src.src_pad), src.src_pad).value();
+  Tensor logits = model.decode(Tensor::from_vector(in, {1, T}), model.encode(src.src, src.src_pad), src.src_pad).value().to(DType::Float64);
   double total = 0;
-  for (int64_t t = 0; t < T; ++t) total += log_softmax_row(logits.data<float>() + t * V, V)[static_cast<size_t>(targets[static_cast<size_t>(t)])];
+  for (int64_t t = 0; t < T; ++t) total += log_softmax_row(logits.data<double>() + t * V, V)[static_cast<size_t>(targets[static_cast<size_t>(t)])];
   return total;
 }
 

@@ -51,8 +51,8 @@ double sequence_log_prob(Seq2Seq& model, const std::vector<int64_t>& source, con
 std::vector<std::string> translate(Seq2Seq& model, const std::vector<std::string>& sources, const BeamOptions& options,
                                    int64_t batch_size = 256);
 
-// The log-softmax of one row of logits, in double.
-std::vector<double> log_softmax_row(const float* logits, int64_t n);
+// The log-softmax of one row of n logits.
+std::vector<double> log_softmax_row(const double* logits, int64_t n);
 
 // The generic beam search. step(state, last_token) returns the log-probabilities of the next token
 // (vocab entries) and advances `state` past last_token; a child hypothesis gets a copy of its parent's

@@ -282,6 +282,9 @@ std::unique_ptr<Seq2Seq> load_model(const std::string& path) {
   } catch (const std::exception& e) {
     throw std::runtime_error(path + ": /metadata holds no valid seq2seq configuration: " + e.what());
   }
+  if (config.vocab_size != vocab_size())
+    throw std::runtime_error(path + ": /metadata vocab_size=" + std::to_string(config.vocab_size) +
+                             " is not this task's vocabulary of " + std::to_string(vocab_size()));
   if (!c.model) throw std::runtime_error(path + ": missing /model");
   auto model = std::make_unique<Seq2Seq>(config, Generator(0));   // values overwritten below
   try {

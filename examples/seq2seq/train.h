@@ -19,10 +19,10 @@ struct TrainOptions {
   std::string out_dir = "out-seq2seq";
   int64_t d_model = 64, nhead = 4, num_encoder_layers = 2, num_decoder_layers = 2, dim_feedforward = 256;
   double dropout = 0.0;
-  int64_t batch_size = 64, max_iters = 2000, warmup_iters = 100;
+  int64_t batch_size = 64, max_iters = 1000, warmup_iters = 100;
   double lr = 2e-3, min_lr = 1e-4, weight_decay = 0.01, beta1 = 0.9, beta2 = 0.98, grad_clip = 1.0;
   double label_smoothing = 0.0;      // torch.nn.functional.cross_entropy's label_smoothing
-  int64_t eval_interval = 250, eval_examples = 500, log_interval = 50;
+  int64_t eval_interval = 100, eval_examples = 500, log_interval = 50;
   uint64_t seed = 1337;
   int threads = 2;
   bool resume = false;               // continue from out_dir/ckpt.h5
