@@ -125,7 +125,8 @@ int run_translate(int argc, char** argv) {
     try {
       encode(s);
     } catch (const std::invalid_argument& e) {
-      throw UsageError("[" + std::string(cmd) + "] " + e.what());
+      const std::string what = e.what(), prefix = "[seq2seq] ";   // the data layer's prefix, replaced by the command's
+      throw UsageError("[" + std::string(cmd) + "] " + (what.rfind(prefix, 0) == 0 ? what.substr(prefix.size()) : what));
     }
   }
   tg::set_num_threads(f.threads);
