@@ -3,12 +3,14 @@
 // cross-attention keys/values projected once, one self-attention step per token) or by recomputing the
 // whole prefix (use_cache = false, the reference), and beam search.
 //
-// Beam search keeps the beam_size best unfinished hypotheses; a candidate ending in EOS moves to the
-// finished list. The score is the plain sum of token log-probabilities (EOS included), or with
-// length_norm that sum divided by the number of scored tokens (EOS included). It stops after
-// beam_size finished hypotheses, at max_len, or (plain scores only, which can only decrease as a
-// hypothesis grows) as soon as no unfinished hypothesis can beat the best finished one. Ties are broken
-// by the lower token id, as greedy's argmax, so beam_size 1 returns exactly greedy's sequence.
+// Beam search keeps the beam_size best unfinished hypotheses by total log-probability; a candidate
+// ending in EOS moves to the finished list. It stops at max_len or as soon as the best finished
+// hypothesis scores at least the best unfinished one (a hypothesis's total log-probability can only
+// decrease as it grows, so nothing better can follow: the best finished sequence is then the best the
+// beam can reach). The finished hypotheses are returned best first (at most beam_size), ranked by
+// total log-probability, or with length_norm by log-probability per scored token (EOS included): a
+// re-ranking of what the search found, the search itself is the same. Ties are broken by the lower
+// token id, as greedy's argmax, so beam_size 1 returns exactly greedy's sequence in both modes.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -85,15 +87,14 @@ std::vector<Decoded> beam_search(State initial, Step&& step, const BeamOptions& 
       if (static_cast<int64_t>(next.size()) == o.beam_size) break;
       Decoded d{live[c.parent].d.tokens, c.log_prob, c.token == kEos};
       if (d.finished) {
-        if (static_cast<int64_t>(finished.size()) < o.beam_size) finished.push_back(std::move(d));
+        finished.push_back(std::move(d));
         continue;
       }
       d.tokens.push_back(c.token);
       next.push_back({std::move(d), live[c.parent].state, c.token});
     }
     live = std::move(next);
-    if (static_cast<int64_t>(finished.size()) >= o.beam_size) break;
-    if (!o.length_norm && !finished.empty() && !live.empty()) {
+    if (!finished.empty() && !live.empty()) {
       double best_finished = -INFINITY;
       for (const Decoded& f : finished) best_finished = std::max(best_finished, f.log_prob);
       if (best_finished >= live.front().d.log_prob) break;   // live scores only decrease from here
@@ -104,6 +105,7 @@ std::vector<Decoded> beam_search(State initial, Step&& step, const BeamOptions& 
   std::stable_sort(finished.begin(), finished.end(), [&](const Decoded& a, const Decoded& b) {
     return beam_score(a, o.length_norm) > beam_score(b, o.length_norm);
   });
+  if (static_cast<int64_t>(finished.size()) > o.beam_size) finished.resize(static_cast<size_t>(o.beam_size));
   return finished;
 }
 

@@ -122,14 +122,35 @@ TEST_CASE("seq2seq decode: beam search finds a higher-scoring sequence than gree
   CHECK(beam[0].log_prob == Approx(std::log(0.36)).epsilon(1e-12));
   REQUIRE(beam.size() == 2);
   CHECK(beam[1].tokens == std::vector<int64_t>{3});
-  // Length normalisation: "a a EOS" has 0.6*0.3*0.4 = 0.072 over 3 tokens (-0.877 per token) and loses to
-  // "b EOS" (-0.511 per token); with max_len 1 nothing finishes and the unfinished beams are returned.
+  // Length normalisation re-ranks what the search finished: "b" EOS (-0.511 per token) before "a" EOS
+  // (-0.714); with max_len 1 nothing finishes and the unfinished beams are returned.
   const auto norm = beam_search(int64_t{0}, step, {.beam_size = 3, .max_len = 5, .length_norm = true});
+  REQUIRE(norm.size() == 2);
   CHECK(norm[0].tokens == std::vector<int64_t>{4});
+  CHECK(norm[1].tokens == std::vector<int64_t>{3});
   const auto cut = beam_search(int64_t{0}, step, {.beam_size = 2, .max_len = 1});
   REQUIRE(cut.size() == 2);
   CHECK_FALSE(cut[0].finished);
   CHECK(cut[0].tokens == std::vector<int64_t>{3});
+}
+
+// Early, unlikely EOS candidates must not end the search: "a a a" EOS (0.9^3 * 0.99 = 0.72) is the best
+// sequence although "" EOS and "a" EOS finish first (0.05, 0.045).
+TEST_CASE("seq2seq decode: beam search does not stop on unlikely early EOS candidates", "[seq2seq][decode]") {
+  auto step = [](int64_t& length, int64_t last) {
+    if (last != kBos) ++length;
+    const double z = -1e9;
+    if (length < 3) return std::vector<double>{z, z, std::log(0.05), std::log(0.9), std::log(0.05)};
+    return std::vector<double>{z, z, std::log(0.99), std::log(0.005), std::log(0.005)};
+  };
+  for (int64_t k : {1, 2, 3, 5}) {
+    const auto beams = beam_search(int64_t{0}, step, {.beam_size = k, .max_len = 8});
+    INFO("beam_size " << k);
+    REQUIRE(beams[0].tokens == std::vector<int64_t>{3, 3, 3});
+    CHECK(beams[0].finished);
+    CHECK(beams[0].log_prob == Approx(std::log(0.9 * 0.9 * 0.9 * 0.99)).epsilon(1e-12));
+    CHECK(static_cast<int64_t>(beams.size()) <= k);
+  }
 }
 
 TEST_CASE("seq2seq decode: bad lengths and inputs throw naming the argument", "[seq2seq][decode]") {
