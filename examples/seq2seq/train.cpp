@@ -63,6 +63,22 @@ void append_row(const std::string& path, int64_t iter, double train_loss, const 
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
+// An evaluation: held-out loss and exact match, a losses.csv row (resetting the loss accumulator) and a
+// log line.
+Evaluation evaluation_row(TrainingState& s, const std::vector<Example>& held, const BeamOptions& greedy,
+                          const std::string& csv, double lr, std::ostream& out, Clock::time_point t0) {
+  const Evaluation e = evaluate(s.model, held, greedy);
+  const double train_loss = s.loss_sum / static_cast<double>(std::max<int64_t>(s.loss_count, 1));
+  append_row(csv, s.step, train_loss, e, lr);
+  s.loss_sum = 0;
+  s.loss_count = 0;
+  char line[200];
+  std::snprintf(line, sizeof line, "eval iter %lld train_loss %.4f val_loss %.4f exact_match %.2f%% wall_s %.1f",
+                static_cast<long long>(s.step), train_loss, e.val_loss, 100 * e.exact_match, seconds_since(t0));
+  out << line << std::endl;
+  return e;
+}
+
 }  // namespace
 
 void TrainOptions::validate() const {
@@ -159,15 +175,7 @@ TrainResult train(const TrainOptions& o, std::ostream& out) {
     ++s.step;
     if (s.step % o.log_interval == 0) out << "iter " << s.step << " loss " << l << " lr " << lr << std::endl;
     if (s.step % o.eval_interval == 0 || s.step == o.max_iters) {
-      last = evaluate(s.model, held, greedy);
-      const double train_loss = s.loss_sum / static_cast<double>(std::max<int64_t>(s.loss_count, 1));
-      append_row(csv, s.step, train_loss, last, lr);
-      s.loss_sum = 0;
-      s.loss_count = 0;
-      char line[200];
-      std::snprintf(line, sizeof line, "eval iter %lld train_loss %.4f val_loss %.4f exact_match %.2f%% wall_s %.1f",
-                    static_cast<long long>(s.step), train_loss, last.val_loss, 100 * last.exact_match, seconds_since(t0));
-      out << line << std::endl;
+      last = evaluation_row(s, held, greedy, csv, lr, out, t0);
       s.save(ckpt);
     }
   }
