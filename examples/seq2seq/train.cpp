@@ -1,5 +1,6 @@
 #include "examples/seq2seq/train.h"
 
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -37,13 +38,14 @@ std::string open_log(const std::string& path, bool resume, int64_t step) {
   if (resume) {
     std::ifstream in(path);
     std::string line;
-    bool first = true;
-    while (std::getline(in, line)) {
-      if (first) {
-        first = false;
-        continue;
-      }
-      if (!line.empty() && std::stoll(line.substr(0, line.find(','))) <= step) kept += line + "\n";
+    for (int64_t number = 1; std::getline(in, line); ++number) {
+      if (number == 1 || line.empty()) continue;   // the header
+      int64_t iter = 0;
+      const std::string head = line.substr(0, line.find(','));
+      auto [end, ec] = std::from_chars(head.data(), head.data() + head.size(), iter);
+      if (ec != std::errc() || end != head.data() + head.size())
+        throw std::runtime_error(path + ": line " + std::to_string(number) + " is not '<iter>,...'; got '" + line + "'");
+      if (iter <= step) kept += line + "\n";
     }
   }
   std::ofstream out(path, std::ios::trunc);

@@ -131,6 +131,30 @@ TEST_CASE("seq2seq train: a checkpoint of another configuration is refused on --
   REQUIRE_THROWS_WITH(train(o, sink), Contains("(another model configuration or run settings)"));
 }
 
+TEST_CASE("seq2seq train: --resume keeps the losses.csv rows up to the checkpoint and refuses a damaged log", "[seq2seq][train][resume]") {
+  const std::string dir = tg::test::scratch_dir("seq2seq_csv").string();
+  TrainOptions o = tiny(dir);
+  o.stop_at = 8;
+  std::ostringstream sink;
+  train(o, sink);
+  const std::string csv = dir + "/losses.csv";
+  const std::string rows = read_text(csv);
+  {
+    std::ofstream extra(csv, std::ios::app);
+    extra << "16,9,9,0,0.001\n";   // a row written after the checkpoint (a run killed later): dropped
+  }
+  o.stop_at = 9;
+  o.resume = true;
+  train(o, sink);
+  CHECK(read_text(csv) == rows);
+  {
+    std::ofstream bad(csv, std::ios::app);
+    bad << "x,1,2,3,4\n";
+  }
+  o.stop_at = 10;
+  REQUIRE_THROWS_WITH(train(o, sink), csv + ": line 3 is not '<iter>,...'; got 'x,1,2,3,4'");
+}
+
 TEST_CASE("seq2seq train: load_model rebuilds the trained model, and evaluate and translate run on it", "[seq2seq][train]") {
   const std::string dir = tg::test::scratch_dir("seq2seq_load").string();
   TrainOptions o = tiny(dir);
