@@ -241,7 +241,7 @@ TEST_CASE("mpirun -np 3 (oversubscribed, TCP) tiny_lm train equals --grad-accum 
   require_bit_identical(3, "tcp,self");
 }
 
-TEST_CASE("mpirun -np 2: --stop-at then --resume under mpirun equals one process; another K is refused", "[tiny_lm][mpi]") {
+TEST_CASE("mpirun -np 2: --stop-at then --resume under mpirun equals one process, another K is refused", "[tiny_lm][mpi]") {
   const fs::path single = tg::test::scratch_dir("dist_resume_single"), many = tg::test::scratch_dir("dist_resume_mpi");
   const std::string args = "train " + kModel + "--max-iters 30 --out-dir ";
   REQUIRE(tiny_lm(args + single.string() + " --grad-accum 2").status == 0);
