@@ -1,6 +1,8 @@
 // MultiheadAttention forward (no grad) and forward+backward (training mode, dropout 0,
 // need_weights=false) at the four shapes of ../shared/bench/peers/libtorch_mha.cpp, with the same
-// names and output line format, so the two programs can be compared side by side.
+// names and output line format, so the two programs can be compared side by side. Each line adds the
+// useful GFLOP/s (causal-aware, bench/flops.h) and its fraction of the sgemm peak measured at the
+// start of the same run.
 //   bench_mha [--threads N] [--iters K] [--shape NAME]   (NAME: gpt-cpu, mid, seed or long; default all)
 #include <algorithm>
 #include <chrono>
@@ -10,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/flops.h"
 #include "tapegrad/framework/runtime.h"
 #include "tapegrad/layers/attention_masks.h"
 #include "tapegrad/layers/multihead_attention.h"
@@ -47,6 +50,8 @@ int main(int argc, char** argv) {
   }
   tg::set_num_threads(threads);
   std::printf("%s\n", tg::runtime_info().c_str());
+  const tg::bench::SgemmPeak peak = tg::bench::measure_sgemm_peak();
+  std::printf("%s\n", tg::bench::sgemm_peak_line(peak).c_str());
   std::vector<Shape> shapes = {
       {"gpt-cpu  B12 T64 E128 H4 causal", 12, 64, 128, 4, true},
       {"mid      B8 T256 E384 H6 causal", 8, 256, 384, 6, true},
@@ -82,9 +87,11 @@ int main(int argc, char** argv) {
     const auto warm_start = std::chrono::steady_clock::now();
     for (int warmup = 0; warmup < 3 || ms_since(warm_start) < 300; ++warmup) iteration(nullptr, nullptr);
     for (int i = 0; i < iters; ++i) iteration(&fwd, &fb);
-    double f = 8.0 * s.B * s.T * s.E * s.E + 4.0 * s.B * s.T * s.T * s.E;
-    double mf = median(fwd), mfb = median(fb);
-    std::printf("%-34s fwd %8.3f ms (%6.1f GFLOP/s)  fwd+bwd %8.3f ms (%6.1f GFLOP/s)\n", s.name, mf, f / mf / 1e6, mfb,
-                3 * f / mfb / 1e6);
+    const double f = tg::bench::mha_forward_flops(s.B, s.T, s.E, s.causal);
+    const double fb_flops = tg::bench::forward_backward_flops(f);
+    const double mf = median(fwd), mfb = median(fb);
+    std::printf("%-34s fwd %8.3f ms (%s)  fwd+bwd %8.3f ms (%s; %.3f GFLOP)\n", s.name, mf,
+                tg::bench::rate_text(f, mf, peak).c_str(), mfb, tg::bench::rate_text(fb_flops, mfb, peak).c_str(),
+                fb_flops / 1e9);
   }
 }
