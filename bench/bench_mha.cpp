@@ -3,7 +3,8 @@
 // names and output line format, so the two programs can be compared side by side. Each line adds the
 // useful GFLOP/s (causal-aware, bench/flops.h) and its fraction of the sgemm peak measured at the
 // start of the same run.
-//   bench_mha [--threads N] [--iters K] [--shape NAME]   (NAME: gpt-cpu, mid, seed or long; default all)
+//   bench_mha [--threads N] [--iters K] [--shape NAME] [--no-peak]
+//   (NAME: gpt-cpu, mid, seed or long; default all. --no-peak: skip the sgemm peak, for profiling)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -39,19 +40,21 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 int main(int argc, char** argv) {
   int threads = 2, iters = 20;
   std::string only;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--iters")) iters = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--shape")) only = argv[i + 1];
+  bool measure_peak = true;
+  for (int i = 1; i < argc; ++i) {
+    const bool has_value = i + 1 < argc;
+    if (!std::strcmp(argv[i], "--no-peak")) measure_peak = false;
+    else if (has_value && !std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[++i]);
+    else if (has_value && !std::strcmp(argv[i], "--iters")) iters = std::atoi(argv[++i]);
+    else if (has_value && !std::strcmp(argv[i], "--shape")) only = argv[++i];
     else {
-      std::fprintf(stderr, "usage: bench_mha [--threads N] [--iters K] [--shape NAME]\n");
+      std::fprintf(stderr, "usage: bench_mha [--threads N] [--iters K] [--shape NAME] [--no-peak]\n");
       return 2;
     }
   }
   tg::set_num_threads(threads);
   std::printf("%s\n", tg::runtime_info().c_str());
-  const tg::bench::SgemmPeak peak = tg::bench::measure_sgemm_peak();
-  std::printf("%s\n", tg::bench::sgemm_peak_line(peak).c_str());
+  const tg::bench::SgemmPeak peak = tg::bench::sgemm_peak_for_run(measure_peak);
   std::vector<Shape> shapes = {
       {"gpt-cpu  B12 T64 E128 H4 causal", 12, 64, 128, 4, true},
       {"mid      B8 T256 E384 H6 causal", 8, 256, 384, 6, true},

@@ -2,7 +2,8 @@
 // clipping and batch of `tiny_lm train`), timed per iteration: prints the median ms/iter,
 // tokens/s and peak resident memory, then the useful GFLOP/s of a step (causal-aware, bench/flops.h)
 // and its fraction of the sgemm peak measured at the start of the same run.
-//   bench_train [--threads N] [--iters K] [--data FILE]   (default data: the built-in corpus;
+//   bench_train [--threads N] [--iters K] [--data FILE] [--no-peak]   (default data: the built-in corpus;
+//   --no-peak: skip the sgemm peak, for profiling;
 //   the PyTorch peer uses ../shared/data/tinyshakespeare.txt)
 #include <sys/resource.h>
 
@@ -24,19 +25,21 @@ int main(int argc, char** argv) {
   using namespace tg::tiny_lm;
   TrainOptions o;
   int iters = 60;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--threads")) o.threads = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--iters")) iters = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--data")) o.data = argv[i + 1];
+  bool measure_peak = true;
+  for (int i = 1; i < argc; ++i) {
+    const bool has_value = i + 1 < argc;
+    if (!std::strcmp(argv[i], "--no-peak")) measure_peak = false;
+    else if (has_value && !std::strcmp(argv[i], "--threads")) o.threads = std::atoi(argv[++i]);
+    else if (has_value && !std::strcmp(argv[i], "--iters")) iters = std::atoi(argv[++i]);
+    else if (has_value && !std::strcmp(argv[i], "--data")) o.data = argv[++i];
     else {
-      std::fprintf(stderr, "usage: bench_train [--threads N] [--iters K] [--data FILE]\n");
+      std::fprintf(stderr, "usage: bench_train [--threads N] [--iters K] [--data FILE] [--no-peak]\n");
       return 2;
     }
   }
   tg::set_num_threads(o.threads);
   std::printf("%s\n", tg::runtime_info().c_str());
-  const tg::bench::SgemmPeak peak = tg::bench::measure_sgemm_peak();
-  std::printf("%s\n", tg::bench::sgemm_peak_line(peak).c_str());
+  const tg::bench::SgemmPeak peak = tg::bench::sgemm_peak_for_run(measure_peak);
   const Corpus corpus = training_corpus(o);
   const TinyLMConfig config = model_config(o, corpus.vocab.size());
   TrainingState s(config, o, corpus);

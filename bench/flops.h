@@ -81,12 +81,26 @@ inline std::string sgemm_peak_line(const SgemmPeak& p, int reps = 3) {
   return buf;
 }
 
-// "123.4 GFLOP/s, 68% of peak" for `flops` done in `ms` milliseconds.
+// "123.4 GFLOP/s, 68% of peak" for `flops` done in `ms` milliseconds ("123.4 GFLOP/s" when the
+// peak was not measured).
 inline std::string rate_text(double flops, double ms, const SgemmPeak& peak) {
   const double gflops = flops / ms / 1e6;
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.1f GFLOP/s, %.0f%% of peak", gflops, 100 * gflops / peak.gflops);
+  if (peak.gflops > 0) std::snprintf(buf, sizeof buf, "%.1f GFLOP/s, %.0f%% of peak", gflops, 100 * gflops / peak.gflops);
+  else std::snprintf(buf, sizeof buf, "%.1f GFLOP/s", gflops);
   return buf;
+}
+
+// The peak for a bench run: measured, or skipped (zero) under --no-peak, which profiling runs use
+// (under valgrind the n=2048 products alone would take minutes).
+inline SgemmPeak sgemm_peak_for_run(bool measure) {
+  if (!measure) {
+    std::printf("sgemm peak not measured (--no-peak)\n");
+    return {};
+  }
+  const SgemmPeak peak = measure_sgemm_peak();
+  std::printf("%s\n", sgemm_peak_line(peak).c_str());
+  return peak;
 }
 
 }  // namespace tg::bench
