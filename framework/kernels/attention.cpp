@@ -45,13 +45,13 @@ template <class T> inline void scaled_queries(const T* qh, int64_t row, int64_t 
   }
 }
 
-// Row-wise masked softmax of sc[m, ncol] in place (scores in, probabilities out).
+// Row-wise masked softmax of sc[m, ncol] (row stride ld) in place (scores in, probabilities out).
 template <class T>
-inline void softmax_rows(const AttentionDims& d, const AttentionConfig& cfg, MaskView<T> mask, int64_t n, int64_t h,
-                  int64_t i0, int64_t m, int64_t ncol, T* sc) {
+inline void softmax_rows(const AttentionConfig& cfg, MaskView<T> mask, int64_t n, int64_t h, int64_t i0, int64_t m,
+                         int64_t ncol, T* sc, int64_t ld) {
   for (int64_t r = 0; r < m; ++r) {
     int64_t i = i0 + r, lim = row_limit(cfg, i, ncol);
-    T* x = sc + r * ncol;
+    T* x = sc + r * ld;
     if (mask.data) {
       const T* mrow = mask.data + n * mask.batch + h * mask.head + i * mask.row;
       for (int64_t j = 0; j < lim; ++j) x[j] += mrow[j * mask.col];
@@ -68,7 +68,6 @@ inline void softmax_rows(const AttentionDims& d, const AttentionConfig& cfg, Mas
     for (int64_t j = 0; j < lim; ++j) x[j] /= sum;
     std::fill(x + lim, x + ncol, T(0));
   }
-  (void)d;
 }
 
 // Forward tasks [t0, t1) (one task = one query tile of one head), compiled per vector ISA.
@@ -76,7 +75,8 @@ template <class T>
 TG_MULTIVERSION void forward_tasks(int64_t t0, int64_t t1, int64_t tiles, T scale, const AttentionDims& d, const T* q,
                                    HeadLayout ql, const T* k, HeadLayout kl, const T* v, HeadLayout vl,
                                    MaskView<T> mask, const AttentionConfig& cfg, T* out, HeadLayout ol, T* probs) {
-  std::vector<T> qs, sc;
+  // Scratch sized once for the largest tile: no per-task allocation or zero-filling.
+  std::vector<T> qs(static_cast<size_t>(kTile * d.D)), sc(static_cast<size_t>(kTile * d.S));
   for (int64_t task = t0; task < t1; ++task) {
     const int64_t b = task / tiles, n = b / d.H, h = b % d.H;
     const int64_t i0 = (task % tiles) * kTile, m = std::min(kTile, d.L - i0);
@@ -86,23 +86,22 @@ TG_MULTIVERSION void forward_tasks(int64_t t0, int64_t t1, int64_t tiles, T scal
       for (int64_t r = 0; r < m; ++r) std::fill(oh + (i0 + r) * ol.row, oh + (i0 + r) * ol.row + d.D, T(0));
       continue;
     }
-    qs.resize(static_cast<size_t>(m * d.D));
-    sc.resize(static_cast<size_t>(m * ncol));
+    // Scores, then probabilities, straight in the rows of `probs` when it is wanted (no copy; its
+    // columns >= ncol are never read back), else in the scratch: p [m, ncol] with row stride ld.
+    T* p = probs ? probs + (b * d.L + i0) * d.S : sc.data();
+    int64_t ld = probs ? d.S : ncol;
     scaled_queries(head_ptr(q, ql, n, h), ql.row, i0, m, d.D, qs.data());
-    gemm_serial<T>(false, true, m, ncol, d.D, T(1), qs.data(), d.D, head_ptr(k, kl, n, h), kl.row, T(0), sc.data(),
-                   ncol);
-    softmax_rows(d, cfg, mask, n, h, i0, m, ncol, sc.data());
-    if (probs)   // columns >= ncol are never read back (causal blocks beyond the diagonal)
+    gemm_serial<T>(false, true, m, ncol, d.D, T(1), qs.data(), d.D, head_ptr(k, kl, n, h), kl.row, T(0), p, ld);
+    softmax_rows(cfg, mask, n, h, i0, m, ncol, p, ld);
+    if (cfg.dropout_p > 0) {   // the dropped probabilities go to the scratch; `probs` keeps p
       for (int64_t r = 0; r < m; ++r)
-        std::memcpy(probs + (b * d.L + i0 + r) * d.S, sc.data() + r * ncol, sizeof(T) * static_cast<size_t>(ncol));
-    if (cfg.dropout_p > 0)
-      for (int64_t r = 0; r < m; ++r)
-        for (int64_t j = 0; j < ncol; ++j) {
-          T& p = sc[static_cast<size_t>(r * ncol + j)];
-          p = keep(cfg, d, b, i0 + r, j) ? p * scale : T(0);
-        }
-    gemm_serial<T>(false, false, m, d.D, ncol, T(1), sc.data(), ncol, head_ptr(v, vl, n, h), vl.row, T(0),
-                   oh + i0 * ol.row, ol.row);
+        for (int64_t j = 0; j < ncol; ++j)
+          sc[static_cast<size_t>(r * ncol + j)] = keep(cfg, d, b, i0 + r, j) ? p[r * ld + j] * scale : T(0);
+      p = sc.data();
+      ld = ncol;
+    }
+    gemm_serial<T>(false, false, m, d.D, ncol, T(1), p, ld, head_ptr(v, vl, n, h), vl.row, T(0), oh + i0 * ol.row,
+                   ol.row);
   }
 }
 
@@ -112,7 +111,9 @@ TG_MULTIVERSION void backward_heads(int64_t b0, int64_t b1, T scale, T inv_root,
                                     HeadLayout ql, const T* k, HeadLayout kl, const T* v, HeadLayout vl,
                                     const AttentionConfig& cfg, const T* probs, const T* dout, HeadLayout dol, T* dq,
                                     HeadLayout dql, T* dk, HeadLayout dkl, T* dv, HeadLayout dvl, T* dscores) {
-  std::vector<T> qs, pd, dp;
+  // Scratch sized once for the largest tile (pd only with dropout).
+  std::vector<T> qs(static_cast<size_t>(kTile * d.D)), dp(static_cast<size_t>(kTile * d.S));
+  std::vector<T> pd(cfg.dropout_p > 0 ? static_cast<size_t>(kTile * d.S) : 0);
   for (int64_t b = b0; b < b1; ++b) {
     const int64_t n = b / d.H, h = b % d.H;
     T *dkh = head_ptr(dk, dkl, n, h), *dvh = head_ptr(dv, dvl, n, h), *dqh = head_ptr(dq, dql, n, h);
@@ -129,12 +130,10 @@ TG_MULTIVERSION void backward_heads(int64_t b0, int64_t b1, T scale, T inv_root,
         continue;
       }
       const T* p = probs + (b * d.L + i0) * d.S;   // [m, S] with row stride S
-      dp.resize(static_cast<size_t>(m * ncol));
       // pdp = dropout(p): the probabilities that multiplied v in forward (p itself without dropout).
       const T* pdp = p;
       int64_t pd_row = d.S;
       if (cfg.dropout_p > 0) {
-        pd.resize(static_cast<size_t>(m * ncol));
         for (int64_t r = 0; r < m; ++r)
           for (int64_t j = 0; j < ncol; ++j)
             pd[r * ncol + j] = keep(cfg, d, b, i0 + r, j) ? p[r * d.S + j] * scale : T(0);
@@ -165,7 +164,6 @@ TG_MULTIVERSION void backward_heads(int64_t b0, int64_t b1, T scale, T inv_root,
       // dq_tile = ds @ k[0:ncol] / sqrt(D);  dk[0:ncol] += ds^T @ (q_tile / sqrt(D))
       gemm_serial<T>(false, false, m, d.D, ncol, inv_root, dp.data(), ncol, head_ptr(k, kl, n, h), kl.row, T(0),
                      dqh + i0 * dql.row, dql.row);
-      qs.resize(static_cast<size_t>(m * d.D));
       scaled_queries(head_ptr(q, ql, n, h), ql.row, i0, m, d.D, qs.data());
       gemm_serial<T>(true, false, ncol, d.D, m, T(1), dp.data(), ncol, qs.data(), d.D, T(1), dkh, dkl.row);
     }
