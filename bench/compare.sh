@@ -122,7 +122,7 @@ awk -v peak="$PEAK" '
     for (i = 1; i <= n; i++) {
       s = order[i]; if (s in seen) continue; seen[s] = 1
       lt = best["libtorch" SUBSEP s]; tg = best["tapegrad" SUBSEP s]; r1 = flop[s] / lt * 1e3; r2 = flop[s] / tg * 1e3
-      printf "| %-8s | %13.3f | %13.3f | %5.2fx | %7.1f (%5.1f%%) | %7.1f (%5.1f%%) |\n", s, lt, tg, lt / tg,
+      printf "| %-8s | %13.3f | %13.3f | %5.2fx | %8.1f (%5.1f%%) | %8.1f (%5.1f%%) |\n", s, lt, tg, lt / tg,
         r1, 100 * r1 / peak, r2, 100 * r2 / peak
     }
     m1 = best["tapegrad1" SUBSEP "mid"]; m2 = best["tapegrad" SUBSEP "mid"]
