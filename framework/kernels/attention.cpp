@@ -117,6 +117,30 @@ TG_MULTIVERSION void forward_tasks(int64_t t0, int64_t t1, int64_t tiles, T scal
   }
 }
 
+// Softmax backward of a tile in place: dp [m, ncol] (gradient w.r.t. the dropped probabilities pd)
+// becomes ds = p * (dp_pre - rowsum(p * dp_pre)), dp_pre = dp * keep * scale; the row sum equals
+// sum(pd * dp). p and pd have row strides p_row and pd_row. With `ds_out` (row stride ld_out), ds is
+// also written there, zero beyond column ncol.
+template <class T>
+inline void softmax_grad_rows(const AttentionConfig& cfg, T scale, int64_t m, int64_t ncol, const T* p, int64_t p_row,
+                              const T* pd, int64_t pd_row, T* dp, T* ds_out, int64_t ld_out) {
+  for (int64_t r = 0; r < m; ++r) {
+    T* g = dp + r * ncol;
+    const T* pr = p + r * p_row;
+    const T* pdr = pd + r * pd_row;
+    const T delta = lane_sum<T>(ncol, [pdr, g](int64_t j) { return pdr[j] * g[j]; });
+    if (cfg.dropout_p > 0)
+      for (int64_t j = 0; j < ncol; ++j) g[j] = pr[j] * ((pdr[j] != T(0) ? g[j] * scale : T(0)) - delta);
+    else
+      for (int64_t j = 0; j < ncol; ++j) g[j] = pr[j] * (g[j] - delta);
+    if (ds_out) {
+      T* drow = ds_out + r * ld_out;
+      std::memcpy(drow, g, sizeof(T) * static_cast<size_t>(ncol));
+      std::fill(drow + ncol, drow + ld_out, T(0));
+    }
+  }
+}
+
 // Backward over heads [b0, b1) (batch * H + head), compiled per vector ISA.
 template <class T>
 TG_MULTIVERSION void backward_heads(int64_t b0, int64_t b1, T scale, T inv_root, const AttentionDims& d, const T* q,
@@ -161,22 +185,8 @@ TG_MULTIVERSION void backward_heads(int64_t b0, int64_t b1, T scale, T inv_root,
       // dp = dout_tile @ v[0:ncol]^T  (gradient w.r.t. the dropped probabilities)
       gemm_serial<T>(false, true, m, ncol, d.D, T(1), dot, dol.row, head_ptr(v, vl, n, h), vl.row, T(0), dp,
                      ncol);
-      // ds = p * (dp_pre - rowsum(p * dp_pre)), dp_pre = dp * keep * scale; rowsum equals sum(pd * dp).
-      for (int64_t r = 0; r < m; ++r) {
-        T* g = dp + r * ncol;
-        const T* pr = p + r * d.S;
-        const T* pdr = pdp + r * pd_row;
-        const T delta = lane_sum<T>(ncol, [pdr, g](int64_t j) { return pdr[j] * g[j]; });
-        if (cfg.dropout_p > 0)
-          for (int64_t j = 0; j < ncol; ++j) g[j] = pr[j] * ((pdr[j] != T(0) ? g[j] * scale : T(0)) - delta);
-        else
-          for (int64_t j = 0; j < ncol; ++j) g[j] = pr[j] * (g[j] - delta);
-        if (dscores) {
-          T* drow = dscores + (b * d.L + i0 + r) * d.S;
-          std::memcpy(drow, g, sizeof(T) * static_cast<size_t>(ncol));
-          std::fill(drow + ncol, drow + d.S, T(0));
-        }
-      }
+      softmax_grad_rows(cfg, scale, m, ncol, p, d.S, pdp, pd_row, dp, dscores ? dscores + (b * d.L + i0) * d.S : nullptr,
+                        d.S);
       // dq_tile = ds @ k[0:ncol] / sqrt(D);  dk[0:ncol] += ds^T @ (q_tile / sqrt(D))
       gemm_serial<T>(false, false, m, d.D, ncol, inv_root, dp, ncol, head_ptr(k, kl, n, h), kl.row, T(0),
                      dqh + i0 * dql.row, dql.row);
