@@ -1,7 +1,10 @@
 // MultiheadAttention forward (no grad) and forward+backward (training mode, dropout 0,
 // need_weights=false) at the four shapes of ../shared/bench/peers/libtorch_mha.cpp, with the same
-// names and output line format, so the two programs can be compared side by side.
-//   bench_mha [--threads N] [--iters K] [--shape NAME]   (NAME: gpt-cpu, mid, seed or long; default all)
+// names and output line format, so the two programs can be compared side by side. Each line adds the
+// useful GFLOP/s (causal-aware, bench/flops.h) and its fraction of the sgemm peak measured at the
+// start of the same run.
+//   bench_mha [--threads N] [--iters K] [--shape NAME] [--no-peak]
+//   (NAME: gpt-cpu, mid, seed or long; default all. --no-peak: skip the sgemm peak, for profiling)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -10,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/flops.h"
 #include "tapegrad/framework/runtime.h"
 #include "tapegrad/layers/attention_masks.h"
 #include "tapegrad/layers/multihead_attention.h"
@@ -31,22 +35,36 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
+struct Args {
+  int threads = 2, iters = 20;
+  std::string only;
+  bool measure_peak = true;
+};
+
+// Returns false on an unknown flag or a flag without its value.
+bool parse_args(int argc, char** argv, Args& a) {
+  for (int i = 1; i < argc; ++i) {
+    const bool has_value = i + 1 < argc;
+    if (!std::strcmp(argv[i], "--no-peak")) a.measure_peak = false;
+    else if (has_value && !std::strcmp(argv[i], "--threads")) a.threads = std::atoi(argv[++i]);
+    else if (has_value && !std::strcmp(argv[i], "--iters")) a.iters = std::atoi(argv[++i]);
+    else if (has_value && !std::strcmp(argv[i], "--shape")) a.only = argv[++i];
+    else return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  int threads = 2, iters = 20;
-  std::string only;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--iters")) iters = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--shape")) only = argv[i + 1];
-    else {
-      std::fprintf(stderr, "usage: bench_mha [--threads N] [--iters K] [--shape NAME]\n");
-      return 2;
-    }
+  Args args;
+  if (!parse_args(argc, argv, args)) {
+    std::fprintf(stderr, "usage: bench_mha [--threads N] [--iters K] [--shape NAME] [--no-peak]\n");
+    return 2;
   }
-  tg::set_num_threads(threads);
+  tg::set_num_threads(args.threads);
   std::printf("%s\n", tg::runtime_info().c_str());
+  const tg::bench::SgemmPeak peak = tg::bench::sgemm_peak_for_run(args.measure_peak);
   std::vector<Shape> shapes = {
       {"gpt-cpu  B12 T64 E128 H4 causal", 12, 64, 128, 4, true},
       {"mid      B8 T256 E384 H6 causal", 8, 256, 384, 6, true},
@@ -56,7 +74,7 @@ int main(int argc, char** argv) {
   tg::Generator gen(0);
   for (const Shape& s : shapes) {
     std::string name(s.name);
-    if (!only.empty() && name.substr(0, name.find(' ')) != only) continue;
+    if (!args.only.empty() && name.substr(0, name.find(' ')) != args.only) continue;
     tg::MultiheadAttention mha({.embed_dim = s.E, .num_heads = s.H}, gen);
     tg::Var x(tg::Tensor::normal({s.T, s.B, s.E}, 0, 1, gen), true);   // sequence-first, as the peer
     tg::Var mask = s.causal ? tg::Var(tg::causal_mask(s.T, s.T, tg::DType::Float32)) : tg::Var();
@@ -81,10 +99,12 @@ int main(int argc, char** argv) {
     // the first shape would otherwise pay for it), then `iters` timed iterations.
     const auto warm_start = std::chrono::steady_clock::now();
     for (int warmup = 0; warmup < 3 || ms_since(warm_start) < 300; ++warmup) iteration(nullptr, nullptr);
-    for (int i = 0; i < iters; ++i) iteration(&fwd, &fb);
-    double f = 8.0 * s.B * s.T * s.E * s.E + 4.0 * s.B * s.T * s.T * s.E;
-    double mf = median(fwd), mfb = median(fb);
-    std::printf("%-34s fwd %8.3f ms (%6.1f GFLOP/s)  fwd+bwd %8.3f ms (%6.1f GFLOP/s)\n", s.name, mf, f / mf / 1e6, mfb,
-                3 * f / mfb / 1e6);
+    for (int i = 0; i < args.iters; ++i) iteration(&fwd, &fb);
+    const double f = tg::bench::mha_forward_flops(s.B, s.T, s.E, s.causal);
+    const double fb_flops = tg::bench::forward_backward_flops(f);
+    const double mf = median(fwd), mfb = median(fb);
+    std::printf("%-34s fwd %8.3f ms (%s)  fwd+bwd %8.3f ms (%s; %.3f GFLOP)\n", s.name, mf,
+                tg::bench::rate_text(f, mf, peak).c_str(), mfb, tg::bench::rate_text(fb_flops, mfb, peak).c_str(),
+                fb_flops / 1e9);
   }
 }

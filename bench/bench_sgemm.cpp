@@ -1,10 +1,14 @@
 // sgemm GFLOP/s through tapegrad's GEMM kernel (OpenBLAS underneath) at square sizes, with 1 and 2
 // threads. Shows which OpenBLAS core tapegrad selected. Run with OPENBLAS_CORETYPE=PRESCOTT to see
 // what Debian's OpenBLAS would use on its own on this CPU.
+//   bench_sgemm [ITERS]        the table
+//   bench_sgemm --print-core   only the OpenBLAS core tapegrad runs on (e.g. "Haswell"), for
+//                              bench/compare.sh to run the peers on the same one
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "framework/kernels/gemm.h"
@@ -12,6 +16,10 @@
 #include "tapegrad/framework/tensor.h"
 
 int main(int argc, char** argv) {
+  if (argc > 1 && !std::strcmp(argv[1], "--print-core")) {
+    std::printf("%s\n", tg::blas_core().c_str());
+    return 0;
+  }
   int iters = argc > 1 ? std::atoi(argv[1]) : 10;
   std::printf("%s\n", tg::runtime_info().c_str());
   for (int threads : {1, 2}) {

@@ -1,7 +1,9 @@
 // Training iterations of the tiny-LM default configuration (the model, AdamW groups, schedule,
 // clipping and batch of `tiny_lm train`), timed per iteration: prints the median ms/iter,
-// tokens/s and peak resident memory.
-//   bench_train [--threads N] [--iters K] [--data FILE]   (default data: the built-in corpus;
+// tokens/s and peak resident memory, then the useful GFLOP/s of a step (causal-aware, bench/flops.h)
+// and its fraction of the sgemm peak measured at the start of the same run.
+//   bench_train [--threads N] [--iters K] [--data FILE] [--no-peak]   (default data: the built-in corpus;
+//   --no-peak: skip the sgemm peak, for profiling;
 //   the PyTorch peer uses ../shared/data/tinyshakespeare.txt)
 #include <sys/resource.h>
 
@@ -14,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/flops.h"
 #include "examples/tiny_lm/checkpointing.h"
 #include "examples/tiny_lm/train.h"
 #include "tapegrad/framework/runtime.h"
@@ -22,19 +25,24 @@ int main(int argc, char** argv) {
   using namespace tg::tiny_lm;
   TrainOptions o;
   int iters = 60;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--threads")) o.threads = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--iters")) iters = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--data")) o.data = argv[i + 1];
+  bool measure_peak = true;
+  for (int i = 1; i < argc; ++i) {
+    const bool has_value = i + 1 < argc;
+    if (!std::strcmp(argv[i], "--no-peak")) measure_peak = false;
+    else if (has_value && !std::strcmp(argv[i], "--threads")) o.threads = std::atoi(argv[++i]);
+    else if (has_value && !std::strcmp(argv[i], "--iters")) iters = std::atoi(argv[++i]);
+    else if (has_value && !std::strcmp(argv[i], "--data")) o.data = argv[++i];
     else {
-      std::fprintf(stderr, "usage: bench_train [--threads N] [--iters K] [--data FILE]\n");
+      std::fprintf(stderr, "usage: bench_train [--threads N] [--iters K] [--data FILE] [--no-peak]\n");
       return 2;
     }
   }
   tg::set_num_threads(o.threads);
   std::printf("%s\n", tg::runtime_info().c_str());
+  const tg::bench::SgemmPeak peak = tg::bench::sgemm_peak_for_run(measure_peak);
   const Corpus corpus = training_corpus(o);
-  TrainingState s(model_config(o, corpus.vocab.size()), o, corpus);
+  const TinyLMConfig config = model_config(o, corpus.vocab.size());
+  TrainingState s(config, o, corpus);
   // Warm-up: at least 5 steps and 0.5 s (thread pool, allocator cache and CPU clocks settle), then
   // `iters` timed steps.
   std::vector<double> ms;
@@ -56,4 +64,8 @@ int main(int argc, char** argv) {
               static_cast<long long>(parameter_count(s.model)), corpus.name.c_str());
   std::printf("%.2f ms/iter  %.0f tokens/s  peak memory %.1f MB  (threads %d, median of %d)\n", med,
               static_cast<double>(o.batch_size * o.block_size) / med * 1e3, ru.ru_maxrss / 1024.0, o.threads, iters);
+  // A step is the forward and backward of the model on one batch (AdamW and clipping not counted).
+  const double step_flops = tg::bench::forward_backward_flops(tg::bench::transformer_forward_flops(
+      config.n_layer, o.batch_size, o.block_size, config.n_embd, config.ff(), config.vocab_size, true));
+  std::printf("useful %.3f GFLOP/step: %s\n", step_flops / 1e9, tg::bench::rate_text(step_flops, med, peak).c_str());
 }

@@ -4,7 +4,14 @@
 #     bench_mha (2 threads), per shape, as a ratio;
 #   - tiny-LM training step: PyTorch gpt_cpu_torch.py --arch encoder (1 and 2 threads, best taken)
 #     vs bench_train (2 threads), with peak memory of both;
-#   - thread scaling of bench_mha on the mid shape (1 vs 2 threads).
+#   - thread scaling of bench_mha on the mid shape (1 vs 2 threads);
+#   - beside the times, the useful GFLOP/s of both sides (causal-aware counts, bench/README.md) and
+#     their fraction of the sgemm peak that bench_mha/bench_train measure at the start of each run.
+# Both sides run on the same OpenBLAS core: tapegrad picks its core from cpuid (each tapegrad command
+# runs under `env -u OPENBLAS_CORETYPE`, so a stale value in the environment cannot pin it to an
+# older kernel), `bench_sgemm --print-core` names it, and the peers get OPENBLAS_CORETYPE set to that
+# core. OPENBLAS_L2_SIZE is unset for both. The core of each side is printed: tapegrad's from its
+# runtime_info line, the peers' as reported by the OpenBLAS that torch loads.
 # Runs alternate between the programs ROUNDS times and keep each program's best median, so a noisy
 # neighbour hurts both sides alike. Every run starts after a pause of COOL seconds (default 5): on
 # this VM a program started right after a 2-thread run is slowed by ~40% for a few seconds, whichever
@@ -25,7 +32,7 @@ PY=/usr/bin/python3
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 
-for f in "$BUILD/bench/bench_mha" "$BUILD/bench/bench_train" "$PEERS/libtorch_mha.cpp" "$PEERS/gpt_cpu_torch.py" "$DATA"; do
+for f in "$BUILD/bench/bench_mha" "$BUILD/bench/bench_train" "$BUILD/bench/bench_sgemm" "$PEERS/libtorch_mha.cpp" "$PEERS/gpt_cpu_torch.py" "$DATA"; do
   [[ -e $f ]] || { echo "compare.sh: missing $f" >&2; exit 2; }
 done
 LIBTORCH_BIN="$BUILD/peers/libtorch_mha"
@@ -38,6 +45,25 @@ fi
 
 pause() { sleep "$COOL"; }
 
+# tapegrad: its own core choice; the peers: that same core.
+tapegrad() { env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$@"; }
+CORE=$(tapegrad "$BUILD/bench/bench_sgemm" --print-core)
+peer() { env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE="$CORE" "$@"; }
+PEER_CORE=$(peer "$PY" -c '
+import ctypes, torch
+lib = next(l for l in open("/proc/self/maps").read().split() if "libopenblas" in l)
+f = ctypes.CDLL(lib).openblas_get_corename
+f.restype = ctypes.c_char_p
+print(f().decode())')
+echo "OpenBLAS core: tapegrad $CORE (chosen from cpuid), peers $PEER_CORE (OPENBLAS_CORETYPE=$CORE)"
+if [[ ${PEER_CORE,,} != "${CORE,,}" ]]; then
+  echo "compare.sh: the peers run on $PEER_CORE, not $CORE; the comparison would not be fair" >&2
+  exit 3
+fi
+
+# "name GFLOP peak" from bench_mha: the fwd+bwd useful GFLOP per shape and the run's sgemm peak.
+mha_flops() { sed -n -e 's/^sgemm peak \([0-9.]*\) GFLOP.*/peak \1/p' -e 's/^\([a-z-]*\) .*fwd+bwd .*; \([0-9.]*\) GFLOP).*/\1 \2/p'; }
+
 # "name fwd+bwd-ms" lines from the common output format of libtorch_mha and bench_mha.
 mha_lines() { sed -n 's/^\([a-z-]*\) .*fwd+bwd *\([0-9.]*\) ms.*/\1 \2/p'; }
 
@@ -45,15 +71,18 @@ for r in $(seq "$ROUNDS"); do
   echo "round $r/$ROUNDS"
   for t in 1 2; do
     pause
-    OPENBLAS_CORETYPE=COOPERLAKE "$LIBTORCH_BIN" "$t" "$ITERS" | mha_lines | sed "s/^/libtorch /" >>"$OUT/mha"
+    peer "$LIBTORCH_BIN" "$t" "$ITERS" | mha_lines | sed "s/^/libtorch /" >>"$OUT/mha"
   done
   pause
-  "$BUILD/bench/bench_mha" --threads 2 --iters "$ITERS" | mha_lines | sed "s/^/tapegrad /" >>"$OUT/mha"
+  tapegrad "$BUILD/bench/bench_mha" --threads 2 --iters "$ITERS" >"$OUT/mha_run"
+  mha_lines <"$OUT/mha_run" | sed "s/^/tapegrad /" >>"$OUT/mha"
+  mha_flops <"$OUT/mha_run" >>"$OUT/mha_flops"
+  sed -n 's/.* core=\([A-Za-z0-9]*\) .*/\1/p' "$OUT/mha_run" >>"$OUT/cores"
   pause
-  "$BUILD/bench/bench_mha" --threads 1 --iters "$ITERS" --shape mid | mha_lines | sed "s/^/tapegrad1 /" >>"$OUT/mha"
+  tapegrad "$BUILD/bench/bench_mha" --threads 1 --iters "$ITERS" --shape mid | mha_lines | sed "s/^/tapegrad1 /" >>"$OUT/mha"
   for t in 1 2; do
     pause
-    OPENBLAS_CORETYPE=COOPERLAKE OPENBLAS_NUM_THREADS=$t "$PY" -c '
+    peer env OPENBLAS_NUM_THREADS=$t "$PY" -c '
 import resource, runpy, sys
 sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")
@@ -65,32 +94,51 @@ print("peak_rss_mb %.1f" % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss /
     echo "pytorch $ms $mb" >>"$OUT/train"
   done
   pause
-  line=$("$BUILD/bench/bench_train" --threads 2 --iters "$TRAIN_ITERS" --data "$DATA" | tail -1)
-  echo "tapegrad $(sed -n 's/^\([0-9.]*\) ms\/iter.*peak memory \([0-9.]*\) MB.*/\1 \2/p' <<<"$line")" >>"$OUT/train"
+  tapegrad "$BUILD/bench/bench_train" --threads 2 --iters "$TRAIN_ITERS" --data "$DATA" >"$OUT/train_run"
+  echo "tapegrad $(sed -n 's/^\([0-9.]*\) ms\/iter.*peak memory \([0-9.]*\) MB.*/\1 \2/p' "$OUT/train_run")" >>"$OUT/train"
+  sed -n -e 's/^sgemm peak \([0-9.]*\) GFLOP.*/peak \1/p' -e 's/^useful \([0-9.]*\) GFLOP\/step.*/flop \1/p' \
+    "$OUT/train_run" >>"$OUT/train_flops"
+  sed -n 's/.* core=\([A-Za-z0-9]*\) .*/\1/p' "$OUT/train_run" >>"$OUT/cores"
 done
 
+if grep -qvix "$CORE" "$OUT/cores"; then
+  echo "compare.sh: a tapegrad run reported core $(grep -vix "$CORE" "$OUT/cores" | head -1), not $CORE" >&2
+  exit 3
+fi
+# The sgemm peak: the best that any tapegrad run of this comparison measured (2 threads).
+PEAK=$(awk '$1 == "peak" && $2 > p { p = $2 } END { print p }' "$OUT/mha_flops" "$OUT/train_flops")
 echo
-echo "MultiheadAttention forward+backward (ms, best median over $ROUNDS rounds; LibTorch: best of 1 and 2 threads)"
-awk '
+echo "OpenBLAS core: tapegrad $(sort -u "$OUT/cores" | paste -sd,), peers $PEER_CORE; sgemm peak $PEAK GFLOP/s (2 threads, best of the runs)"
+echo
+echo "MultiheadAttention forward+backward (ms, best median over $ROUNDS rounds; LibTorch: best of 1 and 2 threads;"
+echo "useful GFLOP/s, causal-aware, and % of the sgemm peak)"
+awk -v peak="$PEAK" '
+  FILENAME ~ /mha_flops$/ { if ($1 != "peak") flop[$1] = $2; next }
   { key = $1 SUBSEP $2; if (!(key in best) || $3 < best[key]) best[key] = $3; if ($1 == "tapegrad") order[++n] = $2 }
   END {
-    printf "| %-8s | %13s | %13s | %6s |\n", "shape", "LibTorch best", "tapegrad 2thr", "ratio"
-    printf "|----------|---------------|---------------|--------|\n"
+    printf "| %-8s | %13s | %13s | %6s | %17s | %17s |\n", "shape", "LibTorch best", "tapegrad 2thr", "ratio",
+      "LibTorch GFLOP/s", "tapegrad GFLOP/s"
+    printf "|----------|---------------|---------------|--------|-------------------|-------------------|\n"
     for (i = 1; i <= n; i++) {
       s = order[i]; if (s in seen) continue; seen[s] = 1
-      lt = best["libtorch" SUBSEP s]; tg = best["tapegrad" SUBSEP s]
-      printf "| %-8s | %13.3f | %13.3f | %5.2fx |\n", s, lt, tg, lt / tg
+      lt = best["libtorch" SUBSEP s]; tg = best["tapegrad" SUBSEP s]; r1 = flop[s] / lt * 1e3; r2 = flop[s] / tg * 1e3
+      printf "| %-8s | %13.3f | %13.3f | %5.2fx | %8.1f (%5.1f%%) | %8.1f (%5.1f%%) |\n", s, lt, tg, lt / tg,
+        r1, 100 * r1 / peak, r2, 100 * r2 / peak
     }
     m1 = best["tapegrad1" SUBSEP "mid"]; m2 = best["tapegrad" SUBSEP "mid"]
     printf "\nthread scaling, mid: 1 thread %.3f ms, 2 threads %.3f ms: %.2fx\n", m1, m2, m1 / m2
-  }' "$OUT/mha"
+  }' "$OUT/mha_flops" "$OUT/mha"
 echo
 echo "tiny-LM training step (ms/iter, best median over $ROUNDS rounds; PyTorch: best of 1 and 2 threads)"
-awk '
+awk -v peak="$PEAK" '
+  FILENAME ~ /train_flops$/ { if ($1 == "flop") flop = $2; next }
   { if (!($1 in best) || $2 < best[$1]) best[$1] = $2
     # memory: the lowest PyTorch figure against the highest of ours
     if (!($1 in mem) || ($1 == "pytorch" ? $3 < mem[$1] : $3 > mem[$1])) mem[$1] = $3 }
   END {
     printf "PyTorch %.2f ms/iter, tapegrad %.2f ms/iter: %.2fx\n", best["pytorch"], best["tapegrad"], best["pytorch"] / best["tapegrad"]
+    r1 = flop / best["pytorch"] * 1e3; r2 = flop / best["tapegrad"] * 1e3
+    printf "useful %.3f GFLOP/step: PyTorch %.1f GFLOP/s (%.1f%% of peak), tapegrad %.1f GFLOP/s (%.1f%% of peak)\n",
+      flop, r1, 100 * r1 / peak, r2, 100 * r2 / peak
     printf "peak memory (RSS): PyTorch %.1f MB (lowest run), tapegrad %.1f MB (highest run)\n", mem["pytorch"], mem["tapegrad"]
-  }' "$OUT/train"
+  }' "$OUT/train_flops" "$OUT/train"

@@ -24,6 +24,18 @@ template <class T> T* head_ptr(T* base, HeadLayout l, int64_t n, int64_t h) {
   return base + l.offset + n * l.batch + h * l.head;
 }
 
+// Per-thread scratch buffer `slot`, grown on demand and kept: a task neither allocates nor zero-fills
+// (TBB runs one task per call of the task functions below, and a zero-initialised vector per task
+// cost more than the copy it replaced). Every element a task reads, it has written first, so the
+// contents left by earlier tasks never matter. No task nests parallel work, so a thread never
+// re-enters a task while it holds a buffer.
+template <class T> T* scratch(int slot, int64_t n) {
+  thread_local std::vector<T> buffers[3];
+  std::vector<T>& b = buffers[slot];
+  if (static_cast<int64_t>(b.size()) < n) b.resize(static_cast<size_t>(n));
+  return b.data();
+}
+
 // Columns a query row may attend to before the mask: all S, or j <= i under the causal flag.
 inline int64_t row_limit(const AttentionConfig& cfg, int64_t i, int64_t S) {
   return cfg.causal ? std::min(S, i + 1) : S;
@@ -45,13 +57,13 @@ template <class T> inline void scaled_queries(const T* qh, int64_t row, int64_t 
   }
 }
 
-// Row-wise masked softmax of sc[m, ncol] in place (scores in, probabilities out).
+// Row-wise masked softmax of sc[m, ncol] (row stride ld) in place (scores in, probabilities out).
 template <class T>
-inline void softmax_rows(const AttentionDims& d, const AttentionConfig& cfg, MaskView<T> mask, int64_t n, int64_t h,
-                  int64_t i0, int64_t m, int64_t ncol, T* sc) {
+inline void softmax_rows(const AttentionConfig& cfg, MaskView<T> mask, int64_t n, int64_t h, int64_t i0, int64_t m,
+                         int64_t ncol, T* sc, int64_t ld) {
   for (int64_t r = 0; r < m; ++r) {
     int64_t i = i0 + r, lim = row_limit(cfg, i, ncol);
-    T* x = sc + r * ncol;
+    T* x = sc + r * ld;
     if (mask.data) {
       const T* mrow = mask.data + n * mask.batch + h * mask.head + i * mask.row;
       for (int64_t j = 0; j < lim; ++j) x[j] += mrow[j * mask.col];
@@ -68,7 +80,6 @@ inline void softmax_rows(const AttentionDims& d, const AttentionConfig& cfg, Mas
     for (int64_t j = 0; j < lim; ++j) x[j] /= sum;
     std::fill(x + lim, x + ncol, T(0));
   }
-  (void)d;
 }
 
 // Forward tasks [t0, t1) (one task = one query tile of one head), compiled per vector ISA.
@@ -76,7 +87,8 @@ template <class T>
 TG_MULTIVERSION void forward_tasks(int64_t t0, int64_t t1, int64_t tiles, T scale, const AttentionDims& d, const T* q,
                                    HeadLayout ql, const T* k, HeadLayout kl, const T* v, HeadLayout vl,
                                    MaskView<T> mask, const AttentionConfig& cfg, T* out, HeadLayout ol, T* probs) {
-  std::vector<T> qs, sc;
+  T* qs = scratch<T>(0, kTile * d.D);   // [m, D] scaled queries
+  T* sc = scratch<T>(1, kTile * d.S);   // [m, ncol] probabilities (without `probs`, or after dropout)
   for (int64_t task = t0; task < t1; ++task) {
     const int64_t b = task / tiles, n = b / d.H, h = b % d.H;
     const int64_t i0 = (task % tiles) * kTile, m = std::min(kTile, d.L - i0);
@@ -86,23 +98,46 @@ TG_MULTIVERSION void forward_tasks(int64_t t0, int64_t t1, int64_t tiles, T scal
       for (int64_t r = 0; r < m; ++r) std::fill(oh + (i0 + r) * ol.row, oh + (i0 + r) * ol.row + d.D, T(0));
       continue;
     }
-    qs.resize(static_cast<size_t>(m * d.D));
-    sc.resize(static_cast<size_t>(m * ncol));
-    scaled_queries(head_ptr(q, ql, n, h), ql.row, i0, m, d.D, qs.data());
-    gemm_serial<T>(false, true, m, ncol, d.D, T(1), qs.data(), d.D, head_ptr(k, kl, n, h), kl.row, T(0), sc.data(),
-                   ncol);
-    softmax_rows(d, cfg, mask, n, h, i0, m, ncol, sc.data());
-    if (probs)   // columns >= ncol are never read back (causal blocks beyond the diagonal)
+    // Scores, then probabilities, straight in the rows of `probs` when it is wanted (no copy; its
+    // columns >= ncol are never read back), else in the scratch: p [m, ncol] with row stride ld.
+    T* p = probs ? probs + (b * d.L + i0) * d.S : sc;
+    int64_t ld = probs ? d.S : ncol;
+    scaled_queries(head_ptr(q, ql, n, h), ql.row, i0, m, d.D, qs);
+    gemm_serial<T>(false, true, m, ncol, d.D, T(1), qs, d.D, head_ptr(k, kl, n, h), kl.row, T(0), p, ld);
+    softmax_rows(cfg, mask, n, h, i0, m, ncol, p, ld);
+    if (cfg.dropout_p > 0) {   // the dropped probabilities go to the scratch; `probs` keeps p
       for (int64_t r = 0; r < m; ++r)
-        std::memcpy(probs + (b * d.L + i0 + r) * d.S, sc.data() + r * ncol, sizeof(T) * static_cast<size_t>(ncol));
+        for (int64_t j = 0; j < ncol; ++j)
+          sc[r * ncol + j] = keep(cfg, d, b, i0 + r, j) ? p[r * ld + j] * scale : T(0);
+      p = sc;
+      ld = ncol;
+    }
+    gemm_serial<T>(false, false, m, d.D, ncol, T(1), p, ld, head_ptr(v, vl, n, h), vl.row, T(0), oh + i0 * ol.row,
+                   ol.row);
+  }
+}
+
+// Softmax backward of a tile in place: dp [m, ncol] (gradient w.r.t. the dropped probabilities pd)
+// becomes ds = p * (dp_pre - rowsum(p * dp_pre)), dp_pre = dp * keep * scale; the row sum equals
+// sum(pd * dp). p and pd have row strides p_row and pd_row. With `ds_out` (row stride ld_out), ds is
+// also written there, zero beyond column ncol.
+template <class T>
+inline void softmax_grad_rows(const AttentionConfig& cfg, T scale, int64_t m, int64_t ncol, const T* p, int64_t p_row,
+                              const T* pd, int64_t pd_row, T* dp, T* ds_out, int64_t ld_out) {
+  for (int64_t r = 0; r < m; ++r) {
+    T* g = dp + r * ncol;
+    const T* pr = p + r * p_row;
+    const T* pdr = pd + r * pd_row;
+    const T delta = lane_sum<T>(ncol, [pdr, g](int64_t j) { return pdr[j] * g[j]; });
     if (cfg.dropout_p > 0)
-      for (int64_t r = 0; r < m; ++r)
-        for (int64_t j = 0; j < ncol; ++j) {
-          T& p = sc[static_cast<size_t>(r * ncol + j)];
-          p = keep(cfg, d, b, i0 + r, j) ? p * scale : T(0);
-        }
-    gemm_serial<T>(false, false, m, d.D, ncol, T(1), sc.data(), ncol, head_ptr(v, vl, n, h), vl.row, T(0),
-                   oh + i0 * ol.row, ol.row);
+      for (int64_t j = 0; j < ncol; ++j) g[j] = pr[j] * ((pdr[j] != T(0) ? g[j] * scale : T(0)) - delta);
+    else
+      for (int64_t j = 0; j < ncol; ++j) g[j] = pr[j] * (g[j] - delta);
+    if (ds_out) {
+      T* drow = ds_out + r * ld_out;
+      std::memcpy(drow, g, sizeof(T) * static_cast<size_t>(ncol));
+      std::fill(drow + ncol, drow + ld_out, T(0));
+    }
   }
 }
 
@@ -112,11 +147,16 @@ TG_MULTIVERSION void backward_heads(int64_t b0, int64_t b1, T scale, T inv_root,
                                     HeadLayout ql, const T* k, HeadLayout kl, const T* v, HeadLayout vl,
                                     const AttentionConfig& cfg, const T* probs, const T* dout, HeadLayout dol, T* dq,
                                     HeadLayout dql, T* dk, HeadLayout dkl, T* dv, HeadLayout dvl, T* dscores) {
-  std::vector<T> qs, pd, dp;
+  T* qs = scratch<T>(0, kTile * d.D);                                 // [m, D] scaled queries
+  T* dp = scratch<T>(1, kTile * d.S);                                 // [m, ncol] dp, then ds
+  T* pd = cfg.dropout_p > 0 ? scratch<T>(2, kTile * d.S) : nullptr;   // [m, ncol] dropped p
   for (int64_t b = b0; b < b1; ++b) {
     const int64_t n = b / d.H, h = b % d.H;
     T *dkh = head_ptr(dk, dkl, n, h), *dvh = head_ptr(dv, dvl, n, h), *dqh = head_ptr(dq, dql, n, h);
-    for (int64_t j = 0; j < d.S; ++j) {
+    // The first tile writes dk/dv rows [0, first) (beta 0), later tiles add to them; only the rows
+    // beyond (the causal columns the first tile never sees) start from zero.
+    const int64_t first = d.L == 0 ? 0 : (cfg.causal ? std::min(d.S, std::min(kTile, d.L)) : d.S);
+    for (int64_t j = first; j < d.S; ++j) {
       std::fill(dkh + j * dkl.row, dkh + j * dkl.row + d.D, T(0));
       std::fill(dvh + j * dvl.row, dvh + j * dvl.row + d.D, T(0));
     }
@@ -129,45 +169,29 @@ TG_MULTIVERSION void backward_heads(int64_t b0, int64_t b1, T scale, T inv_root,
         continue;
       }
       const T* p = probs + (b * d.L + i0) * d.S;   // [m, S] with row stride S
-      dp.resize(static_cast<size_t>(m * ncol));
       // pdp = dropout(p): the probabilities that multiplied v in forward (p itself without dropout).
       const T* pdp = p;
       int64_t pd_row = d.S;
       if (cfg.dropout_p > 0) {
-        pd.resize(static_cast<size_t>(m * ncol));
         for (int64_t r = 0; r < m; ++r)
           for (int64_t j = 0; j < ncol; ++j)
             pd[r * ncol + j] = keep(cfg, d, b, i0 + r, j) ? p[r * d.S + j] * scale : T(0);
-        pdp = pd.data();
+        pdp = pd;
         pd_row = ncol;
       }
+      const T acc = i0 == 0 ? T(0) : T(1);   // write (first tile) or accumulate into dk/dv
       // dv[0:ncol] += pd^T @ dout_tile
-      gemm_serial<T>(true, false, ncol, d.D, m, T(1), pdp, pd_row, dot, dol.row, T(1), dvh, dvl.row);
+      gemm_serial<T>(true, false, ncol, d.D, m, T(1), pdp, pd_row, dot, dol.row, acc, dvh, dvl.row);
       // dp = dout_tile @ v[0:ncol]^T  (gradient w.r.t. the dropped probabilities)
-      gemm_serial<T>(false, true, m, ncol, d.D, T(1), dot, dol.row, head_ptr(v, vl, n, h), vl.row, T(0), dp.data(),
+      gemm_serial<T>(false, true, m, ncol, d.D, T(1), dot, dol.row, head_ptr(v, vl, n, h), vl.row, T(0), dp,
                      ncol);
-      // ds = p * (dp_pre - rowsum(p * dp_pre)), dp_pre = dp * keep * scale; rowsum equals sum(pd * dp).
-      for (int64_t r = 0; r < m; ++r) {
-        T* g = dp.data() + r * ncol;
-        const T* pr = p + r * d.S;
-        const T* pdr = pdp + r * pd_row;
-        const T delta = lane_sum<T>(ncol, [pdr, g](int64_t j) { return pdr[j] * g[j]; });
-        if (cfg.dropout_p > 0)
-          for (int64_t j = 0; j < ncol; ++j) g[j] = pr[j] * ((pdr[j] != T(0) ? g[j] * scale : T(0)) - delta);
-        else
-          for (int64_t j = 0; j < ncol; ++j) g[j] = pr[j] * (g[j] - delta);
-        if (dscores) {
-          T* drow = dscores + (b * d.L + i0 + r) * d.S;
-          std::memcpy(drow, g, sizeof(T) * static_cast<size_t>(ncol));
-          std::fill(drow + ncol, drow + d.S, T(0));
-        }
-      }
+      softmax_grad_rows(cfg, scale, m, ncol, p, d.S, pdp, pd_row, dp, dscores ? dscores + (b * d.L + i0) * d.S : nullptr,
+                        d.S);
       // dq_tile = ds @ k[0:ncol] / sqrt(D);  dk[0:ncol] += ds^T @ (q_tile / sqrt(D))
-      gemm_serial<T>(false, false, m, d.D, ncol, inv_root, dp.data(), ncol, head_ptr(k, kl, n, h), kl.row, T(0),
+      gemm_serial<T>(false, false, m, d.D, ncol, inv_root, dp, ncol, head_ptr(k, kl, n, h), kl.row, T(0),
                      dqh + i0 * dql.row, dql.row);
-      qs.resize(static_cast<size_t>(m * d.D));
-      scaled_queries(head_ptr(q, ql, n, h), ql.row, i0, m, d.D, qs.data());
-      gemm_serial<T>(true, false, ncol, d.D, m, T(1), dp.data(), ncol, qs.data(), d.D, T(1), dkh, dkl.row);
+      scaled_queries(head_ptr(q, ql, n, h), ql.row, i0, m, d.D, qs);
+      gemm_serial<T>(true, false, ncol, d.D, m, T(1), dp, ncol, qs, d.D, acc, dkh, dkl.row);
     }
   }
 }

@@ -91,6 +91,30 @@ TEST_CASE("fused_attention: forward equals the naive reference (seq-first, batch
   }
 }
 
+TEST_CASE("fused_attention: several 32-row query tiles, keys beyond the queries (forward and grad, causal or not)",
+          "[ops][attention][grad]") {
+  // L = 40 queries span two tiles of the kernel; S = 70 keys: under the causal flag keys 40..69 are
+  // never seen (zero gradient) and keys 32..39 only by the second tile, so dk/dv are written by the
+  // first tile and accumulated by the second.
+  const int64_t N = 1, H = 2, L = 40, S = 70, E = 4;
+  Var q = rand_var({L, N, E}, 40), k = rand_var({S, N, E}, 41), v = rand_var({S, N, E}, 42);
+  for (bool causal : {false, true}) {
+    AttentionArgs a{.num_heads = H, .is_causal = causal};
+    Tensor got = fused_attention(q, k, v, a).value();
+    Tensor ref = naive_sdpa(to_heads(q.value(), H, false), to_heads(k.value(), H, false),
+                            to_heads(v.value(), H, false), nullptr, causal);
+    REQUIRE(max_abs_diff(to_heads(got, H, false), ref) < 1e-13);
+    REQUIRE_GRADCHECK([&](const std::vector<Var>& x) { return fused_attention(x[0], x[1], x[2], a); }, {q, k, v});
+  }
+  Var out = fused_attention(q, k, v, {.num_heads = H, .is_causal = true});
+  out.backward(Tensor::ones(out.shape(), DType::Float64));
+  for (int64_t j = L; j < S; ++j)
+    for (int64_t c = 0; c < E; ++c) {
+      REQUIRE(k.grad().at({j, 0, c}) == 0.0);
+      REQUIRE(v.grad().at({j, 0, c}) == 0.0);
+    }
+}
+
 TEST_CASE("fused_attention_packed and scaled_dot_product_attention: equal the separate form", "[ops][attention]") {
   const int64_t N = 2, H = 2, L = 4, E = 6;
   Var qkv = rand_var({N, L, 3 * E}, 5);
