@@ -16,6 +16,7 @@ packages=(
   libhdf5-dev hdf5-tools   # checkpoints; h5dump to inspect them
   catch2                   # Catch2 v2 test framework
   nlohmann-json3-dev       # JSON: golden-case configs and checkpoint model configs
+  libdnnl-dev              # oneDNN: native bf16 matmuls for autocast (optional at build time)
 )
 
 missing=()

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "framework/kernels/fast_math.h"
+#include "framework/kernels/bf16.h"
 #include "framework/kernels/gemm.h"
 #include "framework/kernels/parallel.h"
 #include "framework/kernels/simd.h"
@@ -89,8 +90,8 @@ TG_MULTIVERSION void forward_tasks(int64_t t0, int64_t t1, int64_t tiles, T scal
     qs.resize(static_cast<size_t>(m * d.D));
     sc.resize(static_cast<size_t>(m * ncol));
     scaled_queries(head_ptr(q, ql, n, h), ql.row, i0, m, d.D, qs.data());
-    gemm_serial<T>(false, true, m, ncol, d.D, T(1), qs.data(), d.D, head_ptr(k, kl, n, h), kl.row, T(0), sc.data(),
-                   ncol);
+    gemm_mixed_serial<T>(cfg.products, false, true, m, ncol, d.D, T(1), qs.data(), d.D, head_ptr(k, kl, n, h), kl.row,
+                         T(0), sc.data(), ncol);
     softmax_rows(d, cfg, mask, n, h, i0, m, ncol, sc.data());
     if (probs)   // columns >= ncol are never read back (causal blocks beyond the diagonal)
       for (int64_t r = 0; r < m; ++r)
@@ -101,8 +102,8 @@ TG_MULTIVERSION void forward_tasks(int64_t t0, int64_t t1, int64_t tiles, T scal
           T& p = sc[static_cast<size_t>(r * ncol + j)];
           p = keep(cfg, d, b, i0 + r, j) ? p * scale : T(0);
         }
-    gemm_serial<T>(false, false, m, d.D, ncol, T(1), sc.data(), ncol, head_ptr(v, vl, n, h), vl.row, T(0),
-                   oh + i0 * ol.row, ol.row);
+    gemm_mixed_serial<T>(cfg.products, false, false, m, d.D, ncol, T(1), sc.data(), ncol, head_ptr(v, vl, n, h),
+                         vl.row, T(0), oh + i0 * ol.row, ol.row);
   }
 }
 
@@ -142,10 +143,11 @@ TG_MULTIVERSION void backward_heads(int64_t b0, int64_t b1, T scale, T inv_root,
         pd_row = ncol;
       }
       // dv[0:ncol] += pd^T @ dout_tile
-      gemm_serial<T>(true, false, ncol, d.D, m, T(1), pdp, pd_row, dot, dol.row, T(1), dvh, dvl.row);
+      gemm_mixed_serial<T>(cfg.products, true, false, ncol, d.D, m, T(1), pdp, pd_row, dot, dol.row, T(1), dvh,
+                           dvl.row);
       // dp = dout_tile @ v[0:ncol]^T  (gradient w.r.t. the dropped probabilities)
-      gemm_serial<T>(false, true, m, ncol, d.D, T(1), dot, dol.row, head_ptr(v, vl, n, h), vl.row, T(0), dp.data(),
-                     ncol);
+      gemm_mixed_serial<T>(cfg.products, false, true, m, ncol, d.D, T(1), dot, dol.row, head_ptr(v, vl, n, h), vl.row,
+                           T(0), dp.data(), ncol);
       // ds = p * (dp_pre - rowsum(p * dp_pre)), dp_pre = dp * keep * scale; rowsum equals sum(pd * dp).
       for (int64_t r = 0; r < m; ++r) {
         T* g = dp.data() + r * ncol;
@@ -163,11 +165,12 @@ TG_MULTIVERSION void backward_heads(int64_t b0, int64_t b1, T scale, T inv_root,
         }
       }
       // dq_tile = ds @ k[0:ncol] / sqrt(D);  dk[0:ncol] += ds^T @ (q_tile / sqrt(D))
-      gemm_serial<T>(false, false, m, d.D, ncol, inv_root, dp.data(), ncol, head_ptr(k, kl, n, h), kl.row, T(0),
-                     dqh + i0 * dql.row, dql.row);
+      gemm_mixed_serial<T>(cfg.products, false, false, m, d.D, ncol, inv_root, dp.data(), ncol, head_ptr(k, kl, n, h),
+                           kl.row, T(0), dqh + i0 * dql.row, dql.row);
       qs.resize(static_cast<size_t>(m * d.D));
       scaled_queries(head_ptr(q, ql, n, h), ql.row, i0, m, d.D, qs.data());
-      gemm_serial<T>(true, false, ncol, d.D, m, T(1), dp.data(), ncol, qs.data(), d.D, T(1), dkh, dkl.row);
+      gemm_mixed_serial<T>(cfg.products, true, false, ncol, d.D, m, T(1), dp.data(), ncol, qs.data(), d.D, T(1), dkh,
+                           dkl.row);
     }
   }
 }

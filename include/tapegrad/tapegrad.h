@@ -12,6 +12,7 @@
 // framework/, layers/ or optim/ is missing from this list (or listed but gone).
 #include "tapegrad/version.h"
 
+#include "tapegrad/framework/autocast.h"
 #include "tapegrad/framework/check.h"
 #include "tapegrad/framework/dtype.h"
 #include "tapegrad/framework/dtype_impl.h"
