@@ -1,7 +1,7 @@
 // Training iterations of the tiny-LM default configuration (the model, AdamW groups, schedule,
 // clipping and batch of `tiny_lm train`), timed per iteration: prints the median ms/iter,
 // tokens/s and peak resident memory.
-//   bench_train [--threads N] [--iters K] [--data FILE]   (default data: the built-in corpus;
+//   bench_train [--threads N] [--iters K] [--data FILE] [--precision f32|bf16]   (default data: the built-in corpus;
 //   the PyTorch peer uses ../shared/data/tinyshakespeare.txt)
 #include <sys/resource.h>
 
@@ -26,8 +26,9 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--threads")) o.threads = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--iters")) iters = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--data")) o.data = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--precision")) o.precision = tg::parse_precision(argv[i + 1]);   // train_step's autocast
     else {
-      std::fprintf(stderr, "usage: bench_train [--threads N] [--iters K] [--data FILE]\n");
+      std::fprintf(stderr, "usage: bench_train [--threads N] [--iters K] [--data FILE] [--precision f32|bf16]\n");
       return 2;
     }
   }
@@ -55,6 +56,7 @@ int main(int argc, char** argv) {
               static_cast<long long>(o.n_layer), static_cast<long long>(o.n_head), static_cast<long long>(o.n_embd),
               static_cast<long long>(o.block_size), static_cast<long long>(o.batch_size),
               static_cast<long long>(parameter_count(s.model)), corpus.name.c_str());
-  std::printf("%.2f ms/iter  %.0f tokens/s  peak memory %.1f MB  (threads %d, median of %d)\n", med,
-              static_cast<double>(o.batch_size * o.block_size) / med * 1e3, ru.ru_maxrss / 1024.0, o.threads, iters);
+  std::printf("%.2f ms/iter  %.0f tokens/s  peak memory %.1f MB  (threads %d, median of %d, precision %s)\n", med,
+              static_cast<double>(o.batch_size * o.block_size) / med * 1e3, ru.ru_maxrss / 1024.0, o.threads, iters,
+              tg::to_string(o.precision).c_str());
 }

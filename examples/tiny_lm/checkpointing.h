@@ -7,6 +7,7 @@
 
 #include "examples/tiny_lm/data.h"
 #include "examples/tiny_lm/model.h"
+#include "tapegrad/framework/autocast.h"
 #include "tapegrad/optim/adam.h"
 #include "tapegrad/optim/lr_scheduler.h"
 
@@ -18,15 +19,17 @@ struct TrainingState {
   TrainingState(const TinyLMConfig& config, const TrainOptions& options, const Corpus& corpus);
 
   // One optimisation step on a batch: loss, backward, clip the global grad norm (when grad_clip > 0),
-  // AdamW step, schedule step. Returns the batch's loss.
+  // AdamW step, schedule step. Forward and backward run under AutocastGuard(precision). Returns the batch's loss.
   double train_step(const Tensor& x, const Tensor& y, double grad_clip);
 
   // Writes path atomically. Load throws std::runtime_error naming the file and the dataset when the
-  // checkpoint does not fit this run (another model configuration, vocabulary or data) or is damaged.
+  // checkpoint does not fit this run (another model configuration, precision, vocabulary or data) or is
+  // damaged. A checkpoint without a stored precision is float32.
   void save(const std::string& path) const;
   void load(const std::string& path);
 
   TinyLMConfig config;
+  Precision precision;            // autocast precision of train_step; /metadata tiny_lm.precision
   const Corpus& corpus;
   int64_t batch_size, block_size;
   Generator model_gen;            // initialisation and dropout masks

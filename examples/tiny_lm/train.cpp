@@ -228,6 +228,8 @@ TrainResult train(const TrainOptions& o, std::ostream& out) {
   out << "data " << corpus.name << ": vocab " << corpus.vocab.size() << ", train " << corpus.train.size() << " tokens, val "
       << corpus.val.size() << " | model " << tg::parameter_count(s.model) << " parameters\n";
   Progress progress(out, o.progress && ::isatty(STDOUT_FILENO), o.max_iters, o.batch_size * o.block_size);
+  if (o.precision == Precision::bf16) out << "precision bf16 (" << bf16_status() << ")\n";
+  AutocastGuard autocast(o.precision);   // evaluations too; train_step sets it for its own forward/backward
   const int64_t end = o.stop_at >= 0 ? std::min(o.stop_at, o.max_iters) : o.max_iters;
   run_iterations(s, o, corpus, end, log, progress, ckpt);
   log.close();
