@@ -5,7 +5,10 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <functional>
 #include <stdexcept>
+#include <type_traits>
+#include <unordered_map>
 #include <vector>
 
 #include "framework/kernels/parallel.h"
@@ -57,9 +60,10 @@ std::vector<float> rounded_copy(const float* x, Stored s, int64_t ld) {
 #ifdef TAPEGRAD_WITH_ONEDNN
 using dnnl::memory;
 
+// Never destroyed: worker threads' cached primitives and streams may outlive static destruction.
 dnnl::engine& cpu_engine() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
+  static dnnl::engine* engine = new dnnl::engine(dnnl::engine::kind::cpu, 0);
+  return *engine;
 }
 
 // oneDNN's OpenMP team for calls from this thread: one thread (each call is one TBB task's work).
@@ -69,17 +73,27 @@ void single_threaded_onednn() {
   done = true;
 }
 
-uint16_t to_bf16_bits(float x) { return static_cast<uint16_t>(std::bit_cast<uint32_t>(round_bf16(x)) >> 16); }
+// Operand storage of a oneDNN product: E = uint16_t holds bf16 bits (the native path); E = float holds
+// bf16-rounded values for oneDNN's float32 matmul, the same products and the same tile plan on a CPU
+// without bf16 (gemm_bf16_onednn_f32, for tests).
+template <class E> constexpr memory::data_type kType =
+    std::is_same_v<E, uint16_t> ? memory::data_type::bf16 : memory::data_type::f32;
 
-// Packed bf16 copy of a stored rows x cols matrix (row stride ld).
-void to_bf16(const float* x, Stored s, int64_t ld, uint16_t* y) {
+// Packed copy of a stored rows x cols matrix (row stride ld), rounded to bf16.
+template <class E> void pack(const float* x, Stored s, int64_t ld, E* y) {
   for (int64_t r = 0; r < s.rows; ++r)
-    for (int64_t c = 0; c < s.cols; ++c) y[r * s.cols + c] = to_bf16_bits(x[r * ld + c]);
+    for (int64_t c = 0; c < s.cols; ++c) {
+      const float v = round_bf16(x[r * ld + c]);
+      if constexpr (std::is_same_v<E, uint16_t>)
+        y[r * s.cols + c] = static_cast<uint16_t>(std::bit_cast<uint32_t>(v) >> 16);
+      else
+        y[r * s.cols + c] = v;
+    }
 }
 
 // op(X) [R, C] over a packed stored matrix: strides of the logical dims.
-memory::desc bf16_desc(bool trans, int64_t R, int64_t C, int64_t ld) {
-  return memory::desc({R, C}, memory::data_type::bf16, trans ? memory::dims{1, ld} : memory::dims{ld, 1});
+memory::desc operand_desc(memory::data_type dt, bool trans, int64_t R, int64_t C, int64_t ld) {
+  return memory::desc({R, C}, dt, trans ? memory::dims{1, ld} : memory::dims{ld, 1});
 }
 
 dnnl::matmul::primitive_desc matmul_desc(const memory::desc& a, const memory::desc& b, const memory::desc& c,
@@ -91,44 +105,80 @@ dnnl::matmul::primitive_desc matmul_desc(const memory::desc& a, const memory::de
     ops.append_sum(beta);
     attr.set_post_ops(ops);
   }
-  // oneDNN's primitive cache makes a repeated shape cheap.
   return dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, b, c), attr, cpu_engine());
 }
 
-// C[M, N] (row stride ldc) = alpha op(A) op(B) + beta C from packed bf16 operands, on this thread.
-void native_tile(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A, int64_t lda,
-                 const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+// The oneDNN primitive for one product's type, shape, strides and scalars, created once per thread (a
+// tile grid repeats the same few shapes) and dropped wholesale when a thread has seen too many shapes.
+struct TileKey {
+  memory::data_type dt;
+  bool ta, tb;
+  int64_t M, N, K, lda, ldb, ldc;
+  float alpha, beta;
+  bool operator==(const TileKey&) const = default;
+};
+struct TileKeyHash {
+  size_t operator()(const TileKey& k) const {
+    size_t h = static_cast<size_t>(k.dt) * 4 + static_cast<size_t>(k.ta) * 2 + static_cast<size_t>(k.tb);
+    for (int64_t v : {k.M, k.N, k.K, k.lda, k.ldb, k.ldc}) h = h * 1000003u ^ static_cast<size_t>(v);
+    return h * 31 ^ std::hash<float>()(k.alpha) ^ (std::hash<float>()(k.beta) << 1);
+  }
+};
+
+dnnl::matmul& tile_primitive(const TileKey& k) {
+  thread_local std::unordered_map<TileKey, dnnl::matmul, TileKeyHash> cache;
+  auto it = cache.find(k);
+  if (it != cache.end()) return it->second;
+  if (cache.size() >= 512) cache.clear();
+  memory::desc a = operand_desc(k.dt, k.ta, k.M, k.K, k.lda), b = operand_desc(k.dt, k.tb, k.K, k.N, k.ldb);
+  memory::desc c({k.M, k.N}, memory::data_type::f32, memory::dims{k.ldc, 1});
+  return cache.emplace(k, dnnl::matmul(matmul_desc(a, b, c, k.alpha, k.beta))).first->second;
+}
+
+// C[M, N] (row stride ldc) = alpha op(A) op(B) + beta C from packed operands, on this thread.
+template <class E>
+void native_tile(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const E* A, int64_t lda, const E* B,
+                 int64_t ldb, float beta, float* C, int64_t ldc) {
   single_threaded_onednn();
-  memory::desc a = bf16_desc(ta, M, K, lda), b = bf16_desc(tb, K, N, ldb);
-  memory::desc c({M, N}, memory::data_type::f32, memory::dims{ldc, 1});
-  auto pd = matmul_desc(a, b, c, alpha, beta);
+  dnnl::matmul& prim = tile_primitive({kType<E>, ta, tb, M, N, K, lda, ldb, ldc, alpha, beta});
   dnnl::engine& eng = cpu_engine();
-  memory am(a, eng, const_cast<uint16_t*>(A)), bm(b, eng, const_cast<uint16_t*>(B)), cm(c, eng, C);
-  dnnl::stream stream(eng);
-  dnnl::matmul(pd).execute(stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+  memory am(operand_desc(kType<E>, ta, M, K, lda), eng, const_cast<E*>(A));
+  memory bm(operand_desc(kType<E>, tb, K, N, ldb), eng, const_cast<E*>(B));
+  memory cm(memory::desc({M, N}, memory::data_type::f32, memory::dims{ldc, 1}), eng, C);
+  thread_local dnnl::stream stream(eng);
+  prim.execute(stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
   stream.wait();
 }
 
+template <class E>
 void native_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                    const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  thread_local std::vector<uint16_t> a, b;
+  thread_local std::vector<E> a, b;
   Stored sa = stored(ta, M, K), sb = stored(tb, K, N);
   a.resize(static_cast<size_t>(sa.rows * sa.cols));
   b.resize(static_cast<size_t>(sb.rows * sb.cols));
-  to_bf16(A, sa, lda, a.data());
-  to_bf16(B, sb, ldb, b.data());
+  pack(A, sa, lda, a.data());
+  pack(B, sb, ldb, b.data());
   native_tile(ta, tb, M, N, K, alpha, a.data(), sa.cols, b.data(), sb.cols, beta, C, ldc);
 }
 
 // The parallel product: operands converted once, then fixed output tiles (row blocks, or column blocks
 // when there are few rows, sized from the shape alone as in kernels::gemm), one oneDNN call per tile.
+// With row_bias (beta must be 0) C starts as the bias on every row and the products are added to it.
+template <class E>
 void native_parallel(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-                     const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+                     const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* row_bias) {
   Stored sa = stored(ta, M, K), sb = stored(tb, K, N);
-  std::vector<uint16_t> a(static_cast<size_t>(sa.rows * sa.cols)), b(static_cast<size_t>(sb.rows * sb.cols));
+  std::vector<E> a(static_cast<size_t>(sa.rows * sa.cols)), b(static_cast<size_t>(sb.rows * sb.cols));
   parallel_for(2, 1, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) i == 0 ? to_bf16(A, sa, lda, a.data()) : to_bf16(B, sb, ldb, b.data());
+    for (int64_t i = i0; i < i1; ++i) i == 0 ? pack(A, sa, lda, a.data()) : pack(B, sb, ldb, b.data());
   });
+  if (row_bias) {
+    parallel_for(M, grain_for(N), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) std::copy(row_bias, row_bias + N, C + r * ldc);
+    });
+    beta = 1.0f;
+  }
   const bool by_rows = M >= 64;
   const int64_t extent = by_rows ? M : N;
   const int64_t block = by_rows ? std::max<int64_t>(32, ((M + 7) / 8 + 15) / 16 * 16)
@@ -183,7 +233,7 @@ void gemm_bf16_serial(Bf16Mode mode, bool ta, bool tb, int64_t M, int64_t N, int
   if (mode != Bf16Mode::native) throw std::logic_error("[gemm_bf16] mode must be native or emulated");
   require_native();
 #ifdef TAPEGRAD_WITH_ONEDNN
-  native_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  native_serial<uint16_t>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif
 }
 
@@ -201,13 +251,7 @@ void gemm_bf16(Bf16Mode mode, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
   }
   require_native();
 #ifdef TAPEGRAD_WITH_ONEDNN
-  if (row_bias) {   // C = bias on every row, then the product added onto it
-    parallel_for(M, grain_for(N), [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) std::copy(row_bias, row_bias + N, C + r * ldc);
-    });
-    beta = 1.0f;
-  }
-  native_parallel(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  native_parallel<uint16_t>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, row_bias);
 #endif
 }
 
@@ -220,6 +264,18 @@ void gemm_bf16_batched(Bf16Mode mode, int64_t batch, bool ta, bool tb, int64_t M
       gemm_bf16_serial(mode, ta, tb, M, N, K, alpha, A + i * stride_a, lda, B + i * stride_b, ldb, beta,
                        C + i * stride_c, ldc);
   });
+}
+
+void gemm_bf16_onednn_f32(bool serial, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
+                          const float* row_bias) {
+  if (row_bias) beta = 0.0f;
+  if (trivial(M, N, K, beta, C, ldc, row_bias)) return;
+  require_native();
+#ifdef TAPEGRAD_WITH_ONEDNN
+  if (serial && !row_bias) native_serial<float>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else native_parallel<float>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, row_bias);
+#endif
 }
 
 std::string bf16_cpu_features() {

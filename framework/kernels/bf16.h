@@ -77,6 +77,15 @@ void gemm_mixed_batched(Bf16Mode mode, int64_t batch, bool trans_a, bool trans_b
                   stride_c);
 }
 
+// The native path's oneDNN calls (operand packing, fixed tiles, strides, alpha, beta, row_bias) with
+// oneDNN's float32 matmul on bf16-rounded values instead of its bf16 matmul: the same arithmetic as the
+// emulation, so tests check the native plan on a CPU without bf16. serial: one call (as
+// gemm_bf16_serial; row_bias must then be null), else the tiled parallel product (as gemm_bf16).
+// Throws std::logic_error when tapegrad was built without oneDNN.
+void gemm_bf16_onednn_f32(bool serial, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                          const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
+                          const float* row_bias = nullptr);
+
 // Native support, probed without caching (tapegrad/framework/autocast.cpp caches it): the bf16 matrix
 // instructions cpuid reports ("AVX512_BF16", "AMX-BF16", both joined by "+", or "" for none), whether
 // oneDNN creates a bf16 matmul primitive, and oneDNN's version ("" when built without it).

@@ -204,6 +204,51 @@ TEST_CASE("autocast: modes, native availability and the runtime_info text", "[au
   REQUIRE_THAT(runtime_info(), Contains("bf16: emulated (bf16-rounded operands, float32 GEMM"));
 }
 
+TEST_CASE("autocast: the native path's oneDNN tiles, strides, alpha, beta and bias (run through oneDNN's float32 "
+          "matmul on bf16-rounded values) match the emulation, bitwise equal with 1 and 2 threads",
+          "[autocast][onednn]") {
+  if (kernels::onednn_version().empty()) {
+    WARN("tapegrad was built without oneDNN: nothing to check");
+    REQUIRE_THROWS_AS(kernels::gemm_bf16_onednn_f32(false, false, false, 1, 1, 1, 1.0f, nullptr, 1, nullptr, 1, 0.0f,
+                                                    nullptr, 1),
+                      std::logic_error);
+    return;
+  }
+  struct Case {
+    int64_t M, N, K;
+    bool ta, tb, serial, bias;
+    float alpha, beta;
+  };
+  // Row tiles (M >= 64), column tiles (M < 64), one serial call; every transpose combination; a row
+  // stride wider than the matrix (ld = cols + 3).
+  const std::vector<Case> cases{{200, 70, 50, false, false, false, false, 1.0f, 0.0f},
+                                {200, 70, 50, true, true, false, true, 1.0f, 0.0f},
+                                {20, 300, 33, false, true, false, false, 0.5f, 0.25f},
+                                {20, 300, 33, true, false, false, true, 1.0f, 0.0f},
+                                {37, 45, 29, true, true, true, false, 0.75f, 1.0f},
+                                {96, 130, 64, false, true, true, false, 1.0f, 0.0f}};
+  for (const Case& c : cases) {
+    INFO("M=" << c.M << " N=" << c.N << " K=" << c.K << " ta=" << c.ta << " tb=" << c.tb << " serial=" << c.serial);
+    const int64_t ar = c.ta ? c.K : c.M, ac = c.ta ? c.M : c.K, br = c.tb ? c.N : c.K, bc = c.tb ? c.K : c.N;
+    Tensor a = rand_tensor({ar, ac + 3}, 1, -1, 1, DType::Float32);
+    Tensor b = rand_tensor({br, bc + 3}, 2, -1, 1, DType::Float32);
+    Tensor c0 = rand_tensor({c.M, c.N + 3}, 3, -1, 1, DType::Float32);
+    Tensor bias = rand_tensor({c.N}, 4, -1, 1, DType::Float32);
+    const float* pb = c.bias ? bias.data<float>() : nullptr;
+    Tensor expected = c0.clone();
+    kernels::gemm_bf16(Bf16Mode::emulated, c.ta, c.tb, c.M, c.N, c.K, c.alpha, a.data<float>(), ac + 3,
+                       b.data<float>(), bc + 3, c.beta, expected.data<float>(), c.N + 3, pb);
+    auto [one, two] = require_same_bits_across_threads([&](int) {
+      Tensor got = c0.clone();
+      kernels::gemm_bf16_onednn_f32(c.serial, c.ta, c.tb, c.M, c.N, c.K, c.alpha, a.data<float>(), ac + 3,
+                                    b.data<float>(), bc + 3, c.beta, got.data<float>(), c.N + 3, pb);
+      return std::vector<Tensor>{got};
+    });
+    require_close(one[0], expected, 1e-5, "oneDNN tiles vs emulation");
+    REQUIRE(max_abs_diff(one[0], c0) > 0.1);   // the product was written
+  }
+}
+
 TEST_CASE("autocast: native oneDNN products match the emulation and are bitwise equal with 1 and 2 threads",
           "[autocast][native]") {
   if (!bf16_native_available()) {

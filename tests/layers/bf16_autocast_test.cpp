@@ -10,12 +10,17 @@
 // linear1 and linear2 = 6), and 2n * 2^-8 for gradients (each backward product meets the forward
 // errors again). Every comparison also requires an error above 2^-16, so a run that silently stayed
 // float32 (differences ~1e-7) fails.
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
 
 #include "tapegrad/framework/autocast.h"
 #include "tapegrad/framework/ops/elementwise.h"
 #include "tapegrad/framework/ops/reduce.h"
 #include "tapegrad/framework/runtime.h"
+#include "tapegrad/layers/linear.h"
 #include "tapegrad/layers/multihead_attention.h"
 #include "tapegrad/layers/transformer_encoder_layer.h"
 #include "support/test_support.h"
@@ -86,7 +91,51 @@ std::vector<Tensor> values(const std::vector<std::pair<std::string, Tensor>>& r)
   return v;
 }
 
+std::string read_file(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// Each line without its leading blanks, so a README block matches the same code indented in a test.
+std::string unindent(const std::string& text) {
+  std::stringstream in(text);
+  std::string line, out;
+  while (std::getline(in, line)) out += line.substr(std::min(line.find_first_not_of(' '), line.size())) + "\n";
+  return out;
+}
+
 }  // namespace
+
+TEST_CASE("bf16 autocast: the README's snippet runs verbatim and computes in bf16", "[autocast][docs]") {
+  ModeScope mode(Bf16Mode::emulated);
+  Generator gen(1);
+  Tensor input = rand_tensor({8, 64}, 3, -1, 1, DType::Float32);
+  // --- README block begins
+  tg::Linear layer({.in_features = 64, .out_features = 256}, gen);
+  tg::Var x(input, /*requires_grad=*/true);
+  {
+    tg::AutocastGuard autocast(tg::Precision::bf16);   // this thread, this scope; guards nest
+    tg::Var loss = tg::sum(tg::gelu(layer.forward(x)));
+    loss.backward();
+  }
+  std::printf("%s\n", tg::runtime_info().c_str());   // ends "| bf16: <mode and why>"
+  // --- README block ends
+  Var x32(input, true);
+  sum(gelu(layer.forward(x32))).backward();
+  const double err = relative_error(x.grad(), x32.grad());
+  REQUIRE(err > std::ldexp(1.0, -16));
+  REQUIRE(err < 2 * 2 * kProductError);   // two products deep (forward, then dx)
+  const std::string readme = read_file(std::string(TAPEGRAD_SOURCE_DIR) + "/README.md");
+  size_t at = readme.find("## bf16 mixed precision");
+  REQUIRE(at != std::string::npos);
+  size_t b = readme.find("```cpp\n", at), e = readme.find("```\n", b + 7);
+  REQUIRE((b != std::string::npos && e != std::string::npos));
+  const std::string self = read_file(std::string(TAPEGRAD_SOURCE_DIR) + "/tests/layers/bf16_autocast_test.cpp");
+  size_t s0 = self.find("// --- README block begins\n"), s1 = self.find("  // --- README block ends");
+  REQUIRE(unindent(self.substr(s0 + 27, s1 - s0 - 27)) == unindent(readme.substr(b + 7, e - b - 7)));
+}
 
 TEST_CASE("bf16 autocast: MultiheadAttention forward and backward match float32 within the bf16 tolerance "
           "(fused and weights paths)", "[autocast][mha]") {
