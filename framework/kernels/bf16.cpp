@@ -266,17 +266,21 @@ void gemm_bf16_batched(Bf16Mode mode, int64_t batch, bool ta, bool tb, int64_t M
   });
 }
 
+#ifdef TAPEGRAD_WITH_ONEDNN
 void gemm_bf16_onednn_f32(bool serial, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
                           const float* row_bias) {
   if (row_bias) beta = 0.0f;
   if (trivial(M, N, K, beta, C, ldc, row_bias)) return;
-  require_native();
-#ifdef TAPEGRAD_WITH_ONEDNN
   if (serial && !row_bias) native_serial<float>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   else native_parallel<float>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, row_bias);
-#endif
 }
+#else
+void gemm_bf16_onednn_f32(bool, bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*,
+                          int64_t, float, float*, int64_t, const float*) {
+  require_native();
+}
+#endif
 
 std::string bf16_cpu_features() {
   unsigned a = 0, b = 0, c = 0, d = 0, a1 = 0, b1 = 0, c1 = 0, d1 = 0;
