@@ -2,7 +2,8 @@
 // clipping and batch of `tiny_lm train`), timed per iteration: prints the median ms/iter,
 // tokens/s and peak resident memory, then the useful GFLOP/s of a step (causal-aware, bench/flops.h)
 // and its fraction of the sgemm peak measured at the start of the same run.
-//   bench_train [--threads N] [--iters K] [--data FILE] [--no-peak]   (default data: the built-in corpus;
+//   bench_train [--threads N] [--iters K] [--data FILE] [--precision f32|bf16] [--no-peak]
+//   (default data: the built-in corpus; --precision bf16: autocast as tiny_lm train --precision bf16;
 //   --no-peak: skip the sgemm peak, for profiling;
 //   the PyTorch peer uses ../shared/data/tinyshakespeare.txt)
 #include <sys/resource.h>
@@ -32,8 +33,10 @@ int main(int argc, char** argv) {
     else if (has_value && !std::strcmp(argv[i], "--threads")) o.threads = std::atoi(argv[++i]);
     else if (has_value && !std::strcmp(argv[i], "--iters")) iters = std::atoi(argv[++i]);
     else if (has_value && !std::strcmp(argv[i], "--data")) o.data = argv[++i];
+    else if (has_value && !std::strcmp(argv[i], "--precision")) o.precision = tg::parse_precision(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: bench_train [--threads N] [--iters K] [--data FILE] [--no-peak]\n");
+      std::fprintf(stderr,
+                   "usage: bench_train [--threads N] [--iters K] [--data FILE] [--precision f32|bf16] [--no-peak]\n");
       return 2;
     }
   }
@@ -62,8 +65,9 @@ int main(int argc, char** argv) {
               static_cast<long long>(o.n_layer), static_cast<long long>(o.n_head), static_cast<long long>(o.n_embd),
               static_cast<long long>(o.block_size), static_cast<long long>(o.batch_size),
               static_cast<long long>(parameter_count(s.model)), corpus.name.c_str());
-  std::printf("%.2f ms/iter  %.0f tokens/s  peak memory %.1f MB  (threads %d, median of %d)\n", med,
-              static_cast<double>(o.batch_size * o.block_size) / med * 1e3, ru.ru_maxrss / 1024.0, o.threads, iters);
+  std::printf("%.2f ms/iter  %.0f tokens/s  peak memory %.1f MB  (threads %d, median of %d, precision %s)\n", med,
+              static_cast<double>(o.batch_size * o.block_size) / med * 1e3, ru.ru_maxrss / 1024.0, o.threads, iters,
+              tg::to_string(o.precision).c_str());
   // A step is the forward and backward of the model on one batch (AdamW and clipping not counted).
   const double step_flops = tg::bench::forward_backward_flops(tg::bench::transformer_forward_flops(
       config.n_layer, o.batch_size, o.block_size, config.n_embd, config.ff(), config.vocab_size, true));

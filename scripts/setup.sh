@@ -18,6 +18,7 @@ packages=(
   nlohmann-json3-dev       # JSON: golden-case configs and checkpoint model configs
   openmpi-bin libopenmpi-dev   # MPI: tapegrad::distributed and mpirun (tapegrad builds without it, -DTAPEGRAD_WITH_MPI=OFF)
   gnuplot-nox              # the examples' pictures: losses.png, attention maps
+  libdnnl-dev              # oneDNN: native bf16 matmuls for autocast (optional at build time)
 )
 
 missing=()

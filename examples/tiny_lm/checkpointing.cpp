@@ -71,9 +71,20 @@ void check_micro_batches(const StateDict& data, const std::string& path, int64_t
                            " alone or mpirun -np " + std::to_string(stored) + " with --grad-accum 1");
 }
 
-// The metadata: {"tiny_lm": {"config": {...}}}.
-std::string metadata_of(const TinyLMConfig& c) {
-  return nlohmann::json{{"tiny_lm", {{"config", nlohmann::json::parse(config_to_json(c))}}}}.dump();
+// The metadata: {"tiny_lm": {"config": {...}, "precision": "f32"}}.
+std::string metadata_of(const TinyLMConfig& c, Precision precision) {
+  return nlohmann::json{{"tiny_lm", {{"config", nlohmann::json::parse(config_to_json(c))},
+                                     {"precision", to_string(precision)}}}}.dump();
+}
+
+// The stored training precision; "f32" for checkpoints written before it was stored.
+std::string precision_of(const std::string& metadata, const std::string& path) {
+  try {
+    const nlohmann::json j = nlohmann::json::parse(metadata).at("tiny_lm");
+    return j.contains("precision") ? j.at("precision").get<std::string>() : "f32";
+  } catch (const std::exception& e) {
+    throw std::runtime_error(path + ": /metadata tiny_lm precision is not a string: " + e.what());
+  }
 }
 
 std::string config_json_of(const std::string& metadata, const std::string& path) {
@@ -112,8 +123,8 @@ TinyLMConfig config_from_json(const std::string& text) {
 }
 
 TrainingState::TrainingState(const TinyLMConfig& c, const TrainOptions& o, const Corpus& data, Processes ps)
-    : config(c), corpus(data), batch_size(o.batch_size), block_size(o.block_size), model_gen(o.seed),
-      model(c, model_gen), optimizer(decay_groups(initialised(model, model_gen), o)),
+    : config(c), precision(o.precision), corpus(data), batch_size(o.batch_size), block_size(o.block_size),
+      model_gen(o.seed), model(c, model_gen), optimizer(decay_groups(initialised(model, model_gen), o)),
       scheduler(optimizer, {.learning_rate = o.lr, .warmup_iters = o.warmup_iters, .lr_decay_iters = o.lr_decay_iters,
                             .min_lr = o.min_lr}),
       train_batches(&data.train, o.batch_size, o.block_size, o.seed + 1),
@@ -125,7 +136,7 @@ void TrainingState::save(const std::string& path) const {
   io::save_checkpoint(path, {.model = &model, .optimizer = &optimizer, .scheduler = &scheduler,
                              .generators = {{"model", model_gen}, {"train_batches", train_batches.generator()},
                                             {"eval_train", eval_train.generator()}, {"eval_val", eval_val.generator()}},
-                             .metadata = metadata_of(config), .step = step,
+                             .metadata = metadata_of(config, precision), .step = step,
                              .extra = {{"data", data_state(corpus, batch_size, block_size, micro_batches)}}});
 }
 
@@ -135,6 +146,9 @@ void TrainingState::load(const std::string& path) {
   const std::string stored = config_json_of(c.metadata, path);
   if (stored != config_to_json(config))
     throw std::runtime_error(path + ": /metadata config " + stored + " differs from this run's model " + config_to_json(config));
+  if (const std::string p = precision_of(c.metadata, path); p != to_string(precision))
+    throw std::runtime_error(path + ": /metadata precision " + p + " differs from this run's --precision " +
+                             to_string(precision));
   const StateDict* data = nullptr;
   for (const auto& [name, sd] : c.extra)
     if (name == "data") data = &sd;

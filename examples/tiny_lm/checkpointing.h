@@ -8,6 +8,7 @@
 #include "examples/tiny_lm/data.h"
 #include "examples/tiny_lm/model.h"
 #include "examples/tiny_lm/processes.h"
+#include "tapegrad/framework/autocast.h"
 #include "tapegrad/optim/adam.h"
 #include "tapegrad/optim/lr_scheduler.h"
 
@@ -28,8 +29,9 @@ struct TrainingState {
   // of (model_gen's state at the start of the iteration, m) (micro_batch_stream). Gradients and losses
   // are summed in micro-batch order, g = ((g_0 + g_1) + g_2) + ... (exactly, across processes:
   // Processes::sum_in_rank_order), then divided by K; clip the global grad norm (when grad_clip > 0),
-  // AdamW step, schedule step. Returns the mean loss ((l_0 + l_1) + ...) / K. With K = 1 this is
-  // loss, backward, clip, step: the bits of a run without accumulation.
+  // AdamW step, schedule step. Forward and backward run under AutocastGuard(precision). Returns the
+  // mean loss ((l_0 + l_1) + ...) / K. With K = 1 this is loss, backward, clip, step: the bits of a run
+  // without accumulation.
   double train_iteration(double grad_clip);
   // Bytes this process sends per iteration (0 alone): per micro-batch round, sum_in_rank_order of every
   // gradient (2 (N-1)/N of the float32 gradient bytes, plus 24 bytes to each other rank for its length
@@ -37,12 +39,14 @@ struct TrainingState {
   double bytes_sent_per_iteration() const;
 
   // Writes path atomically (call it on rank 0 only). Load throws std::runtime_error naming the file and
-  // the dataset when the checkpoint does not fit this run (another model configuration, vocabulary,
-  // data, or number of micro-batches per iteration) or is damaged.
+  // the dataset when the checkpoint does not fit this run (another model configuration, precision,
+  // vocabulary, data, or number of micro-batches per iteration) or is damaged. A checkpoint without a
+  // stored precision is float32.
   void save(const std::string& path) const;
   void load(const std::string& path);
 
   TinyLMConfig config;
+  Precision precision;            // autocast precision of train_iteration; /metadata tiny_lm.precision
   const Corpus& corpus;
   int64_t batch_size, block_size;
   Generator model_gen;            // initialisation and dropout masks

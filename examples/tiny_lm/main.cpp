@@ -60,7 +60,7 @@ bool parse(int argc, char** argv, po::options_description& desc, po::variables_m
 
 int run_train(int argc, char** argv) {
   TrainOptions o;
-  std::string seed;
+  std::string seed, precision;
   po::options_description d("tiny_lm train options");
   d.add_options()
       ("data", po::value(&o.data), "text file to train on (default: the built-in arithmetic corpus)")
@@ -89,12 +89,17 @@ int run_train(int argc, char** argv) {
       ("tie-weights", po::value(&o.tie_weights)->default_value(o.tie_weights), "head shares tok_emb's weight (1/0)")
       ("resume", po::bool_switch(&o.resume), "continue from <out-dir>/ckpt.h5")
       ("stop-at", po::value(&o.stop_at)->default_value(o.stop_at), "save and exit after this many iterations")
+      ("precision", po::value(&precision)->default_value("f32"),
+       "f32, or bf16: matmuls, linear layers and attention products take bf16 inputs (autocast; float32 "
+       "on a CPU without AVX512_BF16/AMX unless TAPEGRAD_BF16=emulate)")
       ("no-progress", "plain log lines even on a terminal");
   po::variables_map vm;
   if (!parse(argc, argv, d, vm, "usage: tiny_lm train [options]")) return 0;
   if (vm.count("no-progress")) o.progress = false;
   require_flag(!vm.count("data") || !o.data.empty(), "tiny_lm train", "--data", "a file name", "''");
   o.seed = parse_seed(seed, "tiny_lm train", "--seed");
+  require_flag(precision == "f32" || precision == "bf16", "tiny_lm train", "--precision", "f32 or bf16", precision);
+  o.precision = tg::parse_precision(precision);
   o.validate();
   train(o, std::cout, Processes::current());
   return 0;

@@ -284,6 +284,8 @@ TrainResult train(const TrainOptions& o, std::ostream& all_out, const Processes&
   if (processes.size() > 1) out << " | sends " << megabytes(s.bytes_sent_per_iteration()) << " per iteration and process";
   out << "\n";
   Progress progress(out, o.progress && ::isatty(STDOUT_FILENO), o.max_iters, s.micro_batches * o.batch_size * o.block_size);
+  if (o.precision == Precision::bf16) out << "precision bf16 (" << bf16_status() << ")\n";
+  AutocastGuard autocast(o.precision);   // evaluations too; train_iteration sets it for its own forward/backward
   const int64_t end = o.stop_at >= 0 ? std::min(o.stop_at, o.max_iters) : o.max_iters;
   std::optional<examples::LossPlot> plot;
   if (processes.is_root()) plot.emplace(csv, o.out_dir + "/losses.png", [&](const std::string& m) { progress.message(m); });

@@ -8,6 +8,7 @@
 #include "examples/tiny_lm/data.h"
 #include "examples/tiny_lm/model.h"
 #include "examples/tiny_lm/processes.h"
+#include "tapegrad/framework/autocast.h"
 
 namespace tg::tiny_lm {
 
@@ -30,6 +31,8 @@ struct TrainOptions {
   bool resume = false;              // continue from out_dir/ckpt.h5
   int64_t stop_at = -1;             // save and exit after this many iterations (an interrupted run)
   bool progress = true;             // a live progress bar when stdout is a terminal
+  Precision precision = Precision::f32;   // bf16: forward/backward and evaluations under autocast (float32
+                                          // master weights and AdamW state); stored in the checkpoint
 
   // Checks every value for range and finiteness, and the model and the run against the limits of
   // limits.h (parameters, and the memory of this machine), before anything is built. Throws

@@ -67,9 +67,13 @@ double TrainingState::train_iteration(double grad_clip) {
     model_gen.set_state(m == 0 ? start : micro_batch_stream(start, m));
     const uint64_t first = model_gen.state().offset;
     auto [x, y] = train_batches.batch(starts, m);
-    Var loss = model.loss(x, y);
-    optimizer.zero_grad();
-    loss.backward();
+    Var loss;
+    {
+      AutocastGuard autocast(precision);
+      loss = model.loss(x, y);
+      optimizer.zero_grad();
+      loss.backward();
+    }
     drawn = model_gen.state().offset - first;
     std::vector<float> g = flat_grads(params);
     double l = loss.item();

@@ -6,6 +6,7 @@
 #include <limits>
 #include <vector>
 
+#include "framework/kernels/bf16.h"
 #include "framework/kernels/fast_math.h"
 #include "framework/kernels/gemm.h"
 #include "framework/kernels/parallel.h"
@@ -103,7 +104,8 @@ TG_MULTIVERSION void forward_tasks(int64_t t0, int64_t t1, int64_t tiles, T scal
     T* p = probs ? probs + (b * d.L + i0) * d.S : sc;
     int64_t ld = probs ? d.S : ncol;
     scaled_queries(head_ptr(q, ql, n, h), ql.row, i0, m, d.D, qs);
-    gemm_serial<T>(false, true, m, ncol, d.D, T(1), qs, d.D, head_ptr(k, kl, n, h), kl.row, T(0), p, ld);
+    gemm_mixed_serial<T>(cfg.products, false, true, m, ncol, d.D, T(1), qs, d.D, head_ptr(k, kl, n, h), kl.row,
+                         T(0), p, ld);
     softmax_rows(cfg, mask, n, h, i0, m, ncol, p, ld);
     if (cfg.dropout_p > 0) {   // the dropped probabilities go to the scratch; `probs` keeps p
       for (int64_t r = 0; r < m; ++r)
@@ -112,8 +114,8 @@ TG_MULTIVERSION void forward_tasks(int64_t t0, int64_t t1, int64_t tiles, T scal
       p = sc;
       ld = ncol;
     }
-    gemm_serial<T>(false, false, m, d.D, ncol, T(1), p, ld, head_ptr(v, vl, n, h), vl.row, T(0), oh + i0 * ol.row,
-                   ol.row);
+    gemm_mixed_serial<T>(cfg.products, false, false, m, d.D, ncol, T(1), p, ld, head_ptr(v, vl, n, h), vl.row, T(0),
+                         oh + i0 * ol.row, ol.row);
   }
 }
 
@@ -181,17 +183,17 @@ TG_MULTIVERSION void backward_heads(int64_t b0, int64_t b1, T scale, T inv_root,
       }
       const T acc = i0 == 0 ? T(0) : T(1);   // write (first tile) or accumulate into dk/dv
       // dv[0:ncol] += pd^T @ dout_tile
-      gemm_serial<T>(true, false, ncol, d.D, m, T(1), pdp, pd_row, dot, dol.row, acc, dvh, dvl.row);
+      gemm_mixed_serial<T>(cfg.products, true, false, ncol, d.D, m, T(1), pdp, pd_row, dot, dol.row, acc, dvh, dvl.row);
       // dp = dout_tile @ v[0:ncol]^T  (gradient w.r.t. the dropped probabilities)
-      gemm_serial<T>(false, true, m, ncol, d.D, T(1), dot, dol.row, head_ptr(v, vl, n, h), vl.row, T(0), dp,
-                     ncol);
-      softmax_grad_rows(cfg, scale, m, ncol, p, d.S, pdp, pd_row, dp, dscores ? dscores + (b * d.L + i0) * d.S : nullptr,
-                        d.S);
+      gemm_mixed_serial<T>(cfg.products, false, true, m, ncol, d.D, T(1), dot, dol.row, head_ptr(v, vl, n, h), vl.row,
+                           T(0), dp, ncol);
+      softmax_grad_rows(cfg, scale, m, ncol, p, d.S, pdp, pd_row, dp,
+                        dscores ? dscores + (b * d.L + i0) * d.S : nullptr, d.S);
       // dq_tile = ds @ k[0:ncol] / sqrt(D);  dk[0:ncol] += ds^T @ (q_tile / sqrt(D))
-      gemm_serial<T>(false, false, m, d.D, ncol, inv_root, dp, ncol, head_ptr(k, kl, n, h), kl.row, T(0),
-                     dqh + i0 * dql.row, dql.row);
+      gemm_mixed_serial<T>(cfg.products, false, false, m, d.D, ncol, inv_root, dp, ncol, head_ptr(k, kl, n, h),
+                           kl.row, T(0), dqh + i0 * dql.row, dql.row);
       scaled_queries(head_ptr(q, ql, n, h), ql.row, i0, m, d.D, qs);
-      gemm_serial<T>(true, false, ncol, d.D, m, T(1), dp, ncol, qs, d.D, acc, dkh, dkl.row);
+      gemm_mixed_serial<T>(cfg.products, true, false, ncol, d.D, m, T(1), dp, ncol, qs, d.D, acc, dkh, dkl.row);
     }
   }
 }

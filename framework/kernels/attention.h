@@ -12,6 +12,8 @@
 // without storing a mask and is identical for any thread count.
 #include <cstdint>
 
+#include "tapegrad/framework/autocast.h"
+
 namespace tg::kernels {
 
 struct HeadLayout {
@@ -32,6 +34,9 @@ struct AttentionConfig {
   bool causal = false;      // key j is masked for query i when j > i (top-left aligned, as torch)
   double dropout_p = 0.0;
   uint64_t seed = 0, first = 0;   // Philox stream for dropout
+  // float32, or native/emulated: the q k^T and P v products (and their four backward products) take
+  // bf16-rounded operands with float32 accumulation (kernels/bf16.h); softmax stays float32.
+  Bf16Mode products = Bf16Mode::float32;
 };
 
 // out <- softmax(q k^T / sqrt(D) + mask) (dropout) v. When probs != nullptr it receives the

@@ -18,6 +18,7 @@
 #include <tbb/global_control.h>
 #include <tbb/version.h>
 
+#include "tapegrad/framework/autocast.h"
 #include "tapegrad/framework/runtime.h"
 #include "tapegrad/version.h"
 
@@ -142,7 +143,7 @@ std::string runtime_info() {
   return "tapegrad " TAPEGRAD_VERSION_STRING " | BLAS OpenBLAS " + version + " core=" + openblas_get_corename() + " (" +
          blas_state().chosen_by + ") | threads " + std::to_string(get_num_threads()) + " (TBB " +
          std::to_string(TBB_VERSION_MAJOR) + "." + std::to_string(TBB_VERSION_MINOR) +
-         ", OpenBLAS single-threaded inside TBB tasks)";
+         ", OpenBLAS single-threaded inside TBB tasks) | " + bf16_status();
 }
 
 }  // namespace tg

@@ -2,6 +2,7 @@
 
 #include "tapegrad/framework/check.h"
 #include "framework/kernels/attention.h"
+#include "framework/kernels/bf16.h"
 #include "framework/kernels/broadcast.h"
 
 namespace tg {
@@ -85,6 +86,7 @@ Var run(Plan p) {
   if (grad_enabled())
     for (const Var& v : p.inputs) needs_grad = needs_grad || v.requires_grad();
   DType dt = p.inputs[0].dtype();
+  p.cfg.products = detail::autocast_mode_for(dt);   // kept by the closure: backward uses the same products
   Tensor out(p.out_shape, dt, p.op);
   Tensor probs = needs_grad ? Tensor({d.N * d.H, d.L, d.S}, dt, p.op) : Tensor();
   dispatch_floating(dt, p.op, [&](auto tag) {

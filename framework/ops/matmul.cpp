@@ -6,6 +6,7 @@
 
 #include "tapegrad/framework/check.h"
 #include "framework/kernels/broadcast.h"
+#include "framework/kernels/bf16.h"
 #include "framework/kernels/gemm.h"
 #include "framework/kernels/layer_norm.h"
 #include "framework/kernels/parallel.h"
@@ -22,6 +23,7 @@ struct MatmulPlan {
   bool fold = false;   // b is one matrix and a has the whole batch: fold a's batch into M (one GEMM)
   bool empty = false;  // the result has no elements: no GEMM, zero gradients
   Shape out_shape;
+  Bf16Mode mode = Bf16Mode::float32;   // bf16 operands under autocast (chosen when recorded)
 };
 
 // Broadcast of the batch dims, with matmul's own message naming the full operand shapes.
@@ -100,26 +102,26 @@ int uniform_step(const std::vector<int64_t>* idx) {
 
 // out[i] = op(A_i) @ op(B_i) for the n products i, out[i] at C + i * stride_c ([M, N], row stride ldc).
 template <class T>
-void gemm_each(int64_t n, int64_t M, int64_t N, int64_t K, const Operand<T>& A, const Operand<T>& B, T* C, int64_t ldc,
-               int64_t stride_c) {
+void gemm_each(Bf16Mode mode, int64_t n, int64_t M, int64_t N, int64_t K, const Operand<T>& A, const Operand<T>& B,
+               T* C, int64_t ldc, int64_t stride_c) {
   int ua = uniform_step(A.idx), ub = uniform_step(B.idx);
   if (ua >= 0 && ub >= 0) {
-    kernels::gemm_batched<T>(n, A.trans, B.trans, M, N, K, T(1), A.data, A.ld, A.stride * ua, B.data, B.ld,
-                             B.stride * ub, T(0), C, ldc, stride_c);
+    kernels::gemm_mixed_batched<T>(mode, n, A.trans, B.trans, M, N, K, T(1), A.data, A.ld, A.stride * ua, B.data,
+                                   B.ld, B.stride * ub, T(0), C, ldc, stride_c);
     return;
   }
   kernels::parallel_for(n, kernels::grain_for(M * N * std::max<int64_t>(K, 1), int64_t{1} << 18),
                         [&](int64_t i0, int64_t i1) {
                           for (int64_t i = i0; i < i1; ++i)
-                            kernels::gemm_serial<T>(A.trans, B.trans, M, N, K, T(1), A.at(i), A.ld, B.at(i), B.ld,
-                                                    T(0), C + i * stride_c, ldc);
+                            kernels::gemm_mixed_serial<T>(mode, A.trans, B.trans, M, N, K, T(1), A.at(i), A.ld,
+                                                          B.at(i), B.ld, T(0), C + i * stride_c, ldc);
                         });
 }
 
 // out[t] = sum over the products i with target[i] == t, in increasing i, of op(A_i) @ op(B_i), for the
 // `ntargets` outputs t (an output with no product is zero). The gradient of a broadcast batch dim.
 template <class T>
-void gemm_grouped(const std::vector<int64_t>& target, int64_t ntargets, int64_t M, int64_t N, int64_t K,
+void gemm_grouped(Bf16Mode mode, const std::vector<int64_t>& target, int64_t ntargets, int64_t M, int64_t N, int64_t K,
                   const Operand<T>& A, const Operand<T>& B, T* C, int64_t ldc, int64_t stride_c) {
   std::vector<std::vector<int64_t>> members(static_cast<size_t>(ntargets));
   for (size_t i = 0; i < target.size(); ++i) members[static_cast<size_t>(target[i])].push_back(static_cast<int64_t>(i));
@@ -132,9 +134,10 @@ void gemm_grouped(const std::vector<int64_t>& target, int64_t ntargets, int64_t 
       int64_t i = list[k];
       T beta = k == 0 ? T(0) : T(1);
       if (serial)
-        kernels::gemm_serial<T>(A.trans, B.trans, M, N, K, T(1), A.at(i), A.ld, B.at(i), B.ld, beta, c, ldc);
+        kernels::gemm_mixed_serial<T>(mode, A.trans, B.trans, M, N, K, T(1), A.at(i), A.ld, B.at(i), B.ld, beta, c,
+                                      ldc);
       else
-        kernels::gemm<T>(A.trans, B.trans, M, N, K, T(1), A.at(i), A.ld, B.at(i), B.ld, beta, c, ldc);
+        kernels::gemm_mixed<T>(mode, A.trans, B.trans, M, N, K, T(1), A.at(i), A.ld, B.at(i), B.ld, beta, c, ldc);
     }
   };
   if (ntargets == 1) {
@@ -150,37 +153,37 @@ void gemm_grouped(const std::vector<int64_t>& target, int64_t ntargets, int64_t 
 
 template <class T> void matmul_forward(const MatmulPlan& p, const T* a, const T* b, T* y) {
   if (p.fold) {   // [batch * M, K] @ [K, N]
-    kernels::gemm<T>(false, false, p.batch * p.M, p.N, p.K, T(1), a, p.K, b, p.N, T(0), y, p.N);
+    kernels::gemm_mixed<T>(p.mode, false, false, p.batch * p.M, p.N, p.K, T(1), a, p.K, b, p.N, T(0), y, p.N);
     return;
   }
   Operand<T> A{a, p.K, p.M * p.K, &p.a_idx, false}, B{b, p.N, p.K * p.N, &p.b_idx, false};
-  gemm_each(p.batch, p.M, p.N, p.K, A, B, y, p.N, p.M * p.N);
+  gemm_each(p.mode, p.batch, p.M, p.N, p.K, A, B, y, p.N, p.M * p.N);
 }
 
 // dA[a_idx[i]] += gy_i @ B_i^T  ([M, N] @ [N, K]).
 template <class T> void matmul_grad_a(const MatmulPlan& p, const T* gy, const T* b, T* da) {
   if (p.fold) {   // [batch * M, N] @ [K, N]^T
-    kernels::gemm<T>(false, true, p.batch * p.M, p.K, p.N, T(1), gy, p.N, b, p.N, T(0), da, p.K);
+    kernels::gemm_mixed<T>(p.mode, false, true, p.batch * p.M, p.K, p.N, T(1), gy, p.N, b, p.N, T(0), da, p.K);
     return;
   }
   Operand<T> G{gy, p.N, p.M * p.N, nullptr, false}, B{b, p.N, p.K * p.N, &p.b_idx, true};
   if (p.na == p.batch)
-    gemm_each(p.batch, p.M, p.K, p.N, G, B, da, p.K, p.M * p.K);
+    gemm_each(p.mode, p.batch, p.M, p.K, p.N, G, B, da, p.K, p.M * p.K);
   else
-    gemm_grouped(p.a_idx, p.na, p.M, p.K, p.N, G, B, da, p.K, p.M * p.K);
+    gemm_grouped(p.mode, p.a_idx, p.na, p.M, p.K, p.N, G, B, da, p.K, p.M * p.K);
 }
 
 // dB[b_idx[i]] += A_i^T @ gy_i  ([K, M] @ [M, N]).
 template <class T> void matmul_grad_b(const MatmulPlan& p, const T* a, const T* gy, T* db) {
   if (p.fold) {   // [batch * M, K]^T @ [batch * M, N]: the batch sum happens inside one GEMM
-    kernels::gemm<T>(true, false, p.K, p.N, p.batch * p.M, T(1), a, p.K, gy, p.N, T(0), db, p.N);
+    kernels::gemm_mixed<T>(p.mode, true, false, p.K, p.N, p.batch * p.M, T(1), a, p.K, gy, p.N, T(0), db, p.N);
     return;
   }
   Operand<T> A{a, p.K, p.M * p.K, &p.a_idx, true}, G{gy, p.N, p.M * p.N, nullptr, false};
   if (p.nb == p.batch)
-    gemm_each(p.batch, p.K, p.N, p.M, A, G, db, p.N, p.K * p.N);
+    gemm_each(p.mode, p.batch, p.K, p.N, p.M, A, G, db, p.N, p.K * p.N);
   else
-    gemm_grouped(p.b_idx, p.nb, p.K, p.N, p.M, A, G, db, p.N, p.K * p.N);
+    gemm_grouped(p.mode, p.b_idx, p.nb, p.K, p.N, p.M, A, G, db, p.N, p.K * p.N);
 }
 
 void check_operands(const char* op, const char* na, const Var& a, const char* nb, const Var& b) {
@@ -211,7 +214,9 @@ void check_linear(const Var& x, const Var& weight, const Var& bias) {
 
 Var matmul(const Var& a, const Var& b) {
   check_operands("matmul", "a", a, "b", b);
-  auto plan = std::make_shared<const MatmulPlan>(plan_matmul(a.shape(), b.shape()));
+  MatmulPlan planned = plan_matmul(a.shape(), b.shape());
+  planned.mode = detail::autocast_mode_for(a.dtype());
+  auto plan = std::make_shared<const MatmulPlan>(std::move(planned));
   if (plan->empty)   // nothing to compute; every gradient is zero
     return record("matmul", Tensor(plan->out_shape, a.dtype(), "matmul"), {a, b},
                   [as = a.shape(), bs = b.shape()](const Tensor& gy, Grads& g) {
@@ -247,26 +252,27 @@ Var linear(const Var& x, const Var& weight, const Var& bias) {
   Shape ys = x.shape();
   ys.back() = out;
   Tensor y(ys, x.dtype(), "linear");
+  const Bf16Mode mode = detail::autocast_mode_for(x.dtype());
   dispatch_floating(x.dtype(), "linear", [&](auto tag) {
     using T = typename decltype(tag)::type;
     // y = bias, then y += x @ W^T, block by block inside the GEMM
-    kernels::gemm<T>(false, true, rows, out, in, T(1), x.value().data<T>(), in, weight.value().data<T>(), in, T(0),
-                     y.data<T>(), out, bias.defined() ? bias.value().data<T>() : nullptr);
+    kernels::gemm_mixed<T>(mode, false, true, rows, out, in, T(1), x.value().data<T>(), in, weight.value().data<T>(), in,
+                           T(0), y.data<T>(), out, bias.defined() ? bias.value().data<T>() : nullptr);
   });
   return record("linear", y, {x, weight, bias},
-                [xv = x.value(), wv = weight.value(), rows, in, out](const Tensor& gy, Grads& g) {
+                [xv = x.value(), wv = weight.value(), rows, in, out, mode](const Tensor& gy, Grads& g) {
                   dispatch_floating(gy.dtype(), "linear", [&](auto tag) {
                     using T = typename decltype(tag)::type;
                     const T* pg = gy.data<T>();
                     if (g.wants(0)) {   // dx [rows, in] = gy [rows, out] @ W [out, in]
                       Tensor dx(xv.shape(), xv.dtype());
-                      kernels::gemm<T>(false, false, rows, in, out, T(1), pg, out, wv.data<T>(), in, T(0),
+                      kernels::gemm_mixed<T>(mode, false, false, rows, in, out, T(1), pg, out, wv.data<T>(), in, T(0),
                                        dx.data<T>(), in);
                       g.add(0, dx);
                     }
                     if (g.wants(1)) {   // dW [out, in] = gy^T [out, rows] @ x [rows, in]
                       Tensor dw(wv.shape(), wv.dtype());
-                      kernels::gemm<T>(true, false, out, in, rows, T(1), pg, out, xv.data<T>(), in, T(0),
+                      kernels::gemm_mixed<T>(mode, true, false, out, in, rows, T(1), pg, out, xv.data<T>(), in, T(0),
                                        dw.data<T>(), in);
                       g.add(1, dw);
                     }

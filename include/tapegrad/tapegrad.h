@@ -13,6 +13,7 @@
 // framework/, layers/, optim/ or distributed/ is missing from this list (or listed but gone).
 #include "tapegrad/version.h"
 
+#include "tapegrad/framework/autocast.h"
 #include "tapegrad/framework/check.h"
 #include "tapegrad/framework/dtype.h"
 #include "tapegrad/framework/dtype_impl.h"
