@@ -60,7 +60,8 @@ int main(int argc, char** argv) {
   tg::dist::Environment env(argc, argv);
   Options o;
   if (!parse(argc, argv, o)) {
-    std::fprintf(stderr, "usage: mpirun -np K bench_allreduce [--iters N] [--bucket-bytes B] [--data FILE] [--latency-us L]\n");
+    std::fprintf(stderr, "usage: mpirun -np K bench_allreduce [--iters N] [--bucket-bytes B] [--data FILE] "
+                         "[--latency-us L]\n");
     return 2;
   }
   const tg::dist::Communicator comm = tg::dist::Communicator::world();
@@ -95,7 +96,8 @@ int main(int argc, char** argv) {
               corpus.name.c_str(), static_cast<long long>(tg::parameter_count(model)), grad_bytes, averager.buckets(),
               o.bucket_bytes);
   std::printf("ranks %d: bytes sent per average() per rank %zu (2(K-1)/K of the gradient = %.0f, + 24 B per peer)\n",
-              comm.size(), averager.bytes_sent_per_call(), 2.0 * (comm.size() - 1) / comm.size() * static_cast<double>(grad_bytes));
+              comm.size(), averager.bytes_sent_per_call(),
+              2.0 * (comm.size() - 1) / comm.size() * static_cast<double>(grad_bytes));
   std::printf("average(): median %.3f ms (slowest rank, %d calls), %.2f GB/s sent per rank\n", slowest, o.iters,
               static_cast<double>(averager.bytes_sent_per_call()) / (slowest * 1e-3) / 1e9);
   print_model(static_cast<double>(grad_bytes), averager.buckets(), o.latency_us);

@@ -28,7 +28,12 @@ tapegrad_add_mpi_test(NAME distributed/gradient_averager_np1 NP 1 TIMEOUT 30
 add_executable(distributed_single_process_test ${CMAKE_CURRENT_LIST_DIR}/single_process_test.cpp)
 target_link_libraries(distributed_single_process_test PRIVATE tapegrad_test_support tapegrad_distributed)
 target_compile_options(distributed_single_process_test PRIVATE ${TAPEGRAD_WARNINGS})
-catch_discover_tests(distributed_single_process_test TEST_PREFIX "distributed/" PROPERTIES TIMEOUT 60 LABELS mpi)
+if(TAPEGRAD_SANITIZE)   # Open MPI's allocations at exit: see tapegrad_add_mpi_test
+  catch_discover_tests(distributed_single_process_test TEST_PREFIX "distributed/" PROPERTIES TIMEOUT 60 LABELS mpi
+                       ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1")
+else()
+  catch_discover_tests(distributed_single_process_test TEST_PREFIX "distributed/" PROPERTIES TIMEOUT 60 LABELS mpi)
+endif()
 
 # Without MPI the build must still work: configure (default run) and, opt-in, build with TAPEGRAD_WITH_MPI=OFF.
 add_test(NAME distributed/absent_without_mpi

@@ -110,7 +110,8 @@ TEST_CASE("GradientAverager: bytes_sent_per_call is 2 (K-1)/K of the gradient by
   CHECK(many.buckets() == 12);
   std::size_t expected = 0;
   if (K > 1) {
-    for (std::size_t begin = 0; begin < 1001; begin += 100) expected += scheme_bytes(std::min<std::size_t>(100, 1001 - begin), K, comm.rank(), 4);
+    for (std::size_t begin = 0; begin < 1001; begin += 100)
+      expected += scheme_bytes(std::min<std::size_t>(100, 1001 - begin), K, comm.rank(), 4);
     expected += scheme_bytes(10, K, comm.rank(), 8) + 24 * (k - 1);
   }
   CHECK(many.bytes_sent_per_call() == expected);
