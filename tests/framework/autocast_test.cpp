@@ -82,7 +82,7 @@ TEST_CASE("autocast: the guard sets, nests and restores the precision of its thr
   REQUIRE(autocast_precision() == Precision::f32);
 }
 
-TEST_CASE("autocast: precision names parse and print; a bad one throws", "[autocast]") {
+TEST_CASE("autocast: precision names parse and print, a bad one throws", "[autocast]") {
   REQUIRE(parse_precision("bf16") == Precision::bf16);
   REQUIRE(parse_precision("f32") == Precision::f32);
   REQUIRE(to_string(Precision::bf16) == "bf16");
