@@ -1,6 +1,7 @@
 // AttentionCache and MultiheadAttention::forward_step: incremental decoding over cached keys/values.
 #include "tapegrad/layers/attention_cache.h"
 
+#include <algorithm>
 #include <limits>
 
 #include "tapegrad/framework/check.h"
@@ -22,25 +23,69 @@ AttentionCache AttentionCache::self_attention(int64_t max_length) {
 AttentionCache AttentionCache::cross_attention() { return AttentionCache(Kind::cross_attention, 0); }
 
 void AttentionCache::reset() {
-  keys_ = Tensor();
-  values_ = Tensor();
+  key_buf_ = Tensor();
+  value_buf_ = Tensor();
+  length_ = 0;
   batched_ = true;
+}
+
+namespace {
+
+// Rows [0, length) of a (capacity, N, E) buffer as (N, length, E): a view for N = 1, else a copy.
+Tensor batch_major_prefix(const Tensor& buf, int64_t length) {
+  if (!buf.defined()) return Tensor();
+  Tensor seq = buf.rows(0, length);   // (S, N, E)
+  if (buf.size(1) == 1) return seq.reshape({1, length, buf.size(2)});
+  return permute(Var(seq), {1, 0, 2}).value();
+}
+
+}  // namespace
+
+Tensor AttentionCache::keys() const { return batch_major_prefix(key_buf_, length_); }
+Tensor AttentionCache::values() const { return batch_major_prefix(value_buf_, length_); }
+
+void AttentionCache::append(const Tensor& k, const Tensor& v) {
+  const int64_t need = length_ + k.size(0);
+  if (empty() || need > key_buf_.size(0)) {
+    // A cross-attention cache is filled once; a self-attention cache doubles (from 16 positions) so
+    // that n steps copy O(n) rows in all, never past max_length (the caller checked need <= it).
+    int64_t capacity = need;
+    if (kind_ == Kind::self_attention) {
+      capacity = std::max<int64_t>({need, 16, empty() ? 0 : 2 * key_buf_.size(0)});
+      if (max_length_ > 0) capacity = std::min(capacity, max_length_);
+    }
+    Tensor kb({capacity, k.size(1), k.size(2)}, k.dtype()), vb({capacity, v.size(1), v.size(2)}, v.dtype());
+    if (length_ > 0) {
+      kb.rows(0, length_).copy_(key_buf_.rows(0, length_));
+      vb.rows(0, length_).copy_(value_buf_.rows(0, length_));
+    }
+    key_buf_ = kb;
+    value_buf_ = vb;
+  }
+  key_buf_.rows(length_, need).copy_(k);
+  value_buf_.rows(length_, need).copy_(v);
+  length_ = need;
 }
 
 namespace {
 
 std::string shape_of(const Var& v) { return v.defined() ? to_string(v.shape()) : std::string("undefined"); }
 
-// (L, N, F) seq-first, (N, L, F) batch-first or (L, F) unbatched -> (N, L, F)
-Var to_batch_major(const Var& x, bool batched, bool batch_first) {
-  if (!batched) return reshape(x, {1, x.size(0), x.size(1)});
-  return batch_first ? x : permute(x, {1, 0, 2});
+// (L, N, F) seq-first, (N, L, F) batch-first or (L, F) unbatched -> (L, N, F), the cache's layout
+// (a reshape, not a copy, when N = 1 or L = 1).
+Var to_seq_major(const Var& x, bool batched, bool batch_first) {
+  if (!batched) return reshape(x, {x.size(0), 1, x.size(1)});
+  if (!batch_first) return x;
+  if (x.size(0) == 1 || x.size(1) == 1) return reshape(x, {x.size(1), x.size(0), x.size(2)});
+  return permute(x, {1, 0, 2});
 }
 
-// (N, L, E) -> the caller's layout
-Var from_batch_major(const Var& x, bool batched, bool batch_first) {
-  if (!batched) return reshape(x, {x.size(1), x.size(2)});
-  return batch_first ? x : permute(x, {1, 0, 2});
+// (L, N, E) -> the caller's layout
+Var from_seq_major(const Var& y, bool batched, bool batch_first) {
+  if (!batched) return reshape(y, {y.size(0), y.size(2)});
+  if (!batch_first) return y;
+  if (y.size(0) == 1 || y.size(1) == 1) return reshape(y, {y.size(1), y.size(0), y.size(2)});
+  return permute(y, {1, 0, 2});
 }
 
 // -inf where key j > P + i (query i of a step starting at cached length P), 0 elsewhere: (L, S).
@@ -58,7 +103,7 @@ void check_binding(const char* n, const AttentionCache& cache, const MhaShapes& 
            cache.batched() ? "batched" : "unbatched", " input; got query=", shape_of(query));
   TG_CHECK(cache.batch_size() == s.N, n, "forward_step: the cache holds batch size ", cache.batch_size(),
            "; got query=", shape_of(query), " (batch size ", s.N, ")");
-  TG_CHECK(cache.keys().dtype() == query.dtype(), n, "forward_step: the cache holds ", to_string(cache.keys().dtype()),
+  TG_CHECK(cache.dtype() == query.dtype(), n, "forward_step: the cache holds ", to_string(cache.dtype()),
            "; got query=", describe(query.value()));
 }
 
@@ -91,10 +136,11 @@ Var step_mask(const std::string& op, const MhaShapes& s, int64_t S, int64_t past
 }  // namespace
 
 Var MultiheadAttention::project_step(const Var& x, int64_t which) const {
+  // Inference only: the row block of in_proj_weight (3E, E) / in_proj_bias (3E) is a view, not a copy.
   const int64_t E = options_.embed_dim;
   const Var& b = in_proj_bias();
-  Var bias = b.defined() ? narrow(b, 0, which * E, E) : Var();
-  if (packed_) return linear(x, narrow(in_proj_weight(), 0, which * E, E), bias);
+  Var bias = b.defined() ? Var(b.value().rows(which * E, (which + 1) * E)) : Var();
+  if (packed_) return linear(x, Var(in_proj_weight().value().rows(which * E, (which + 1) * E)), bias);
   return linear(x, which == 0 ? q_proj_weight() : which == 1 ? k_proj_weight() : v_proj_weight(), bias);
 }
 
@@ -138,21 +184,25 @@ Var MultiheadAttention::forward_step(const Var& query, const Var& key, const Var
   const int64_t S_total = self_kind ? past + s.L : (project_kv ? s.S : cache.length());
   Var mask = step_mask(op, s, S_total, past, self_kind, o.num_heads, dtype, f);
   const bool bf = s.batched && o.batch_first;
-  Var q = project_step(to_batch_major(query, s.batched, bf), 0);   // (N, L, E)
-  if (project_kv) {
-    Tensor kn = project_step(to_batch_major(k, s.batched, bf), 1).value();   // (N, S_new, E)
-    Tensor vn = project_step(to_batch_major(v, s.batched, bf), 2).value();
-    if (self_kind && !cache.empty()) {
-      kn = concat({Var(cache.keys_), Var(kn)}, 1).value();
-      vn = concat({Var(cache.values_), Var(vn)}, 1).value();
-    }
-    cache.keys_ = kn;
-    cache.values_ = vn;
-    cache.batched_ = s.batched;
+  const int64_t E = o.embed_dim;
+  Var xq = to_seq_major(query, s.batched, bf), q;   // (L, N, E)
+  if (project_kv && packed_ && self_kind && key.same(query) && value.same(query)) {
+    // Self-attention on one input: q, k and v from one product with in_proj_weight, as forward does.
+    Var qkv = linear(xq, in_proj_weight(), in_proj_bias());   // (L, N, 3E)
+    q = narrow(qkv, 2, 0, E);
+    cache.append(narrow(qkv, 2, E, E).value(), narrow(qkv, 2, 2 * E, E).value());
+  } else {
+    q = project_step(xq, 0);
+    if (project_kv)
+      cache.append(project_step(to_seq_major(k, s.batched, bf), 1).value(),    // (S_new, N, E)
+                   project_step(to_seq_major(v, s.batched, bf), 2).value());
   }
-  Var attended = fused_attention(q, Var(cache.keys_), Var(cache.values_),
-                                 AttentionArgs{.num_heads = o.num_heads, .batch_first = true, .attn_mask = mask});
-  return from_batch_major(out_proj->forward(attended), s.batched, bf);
+  if (project_kv) cache.batched_ = s.batched;
+  // The cached positions are a prefix view of the cache's buffers, (S_total, N, E).
+  Var keys(cache.key_buf_.rows(0, cache.length_)), values(cache.value_buf_.rows(0, cache.length_));
+  Var attended = fused_attention(q, keys, values,
+                                 AttentionArgs{.num_heads = o.num_heads, .batch_first = false, .attn_mask = mask});
+  return from_seq_major(out_proj->forward(attended), s.batched, bf);
 }
 
 }  // namespace tg

@@ -29,24 +29,31 @@ class AttentionCache {
 
   Kind kind() const { return kind_; }
   int64_t max_length() const { return max_length_; }   // 0: unbounded
-  bool empty() const { return !keys_.defined(); }
-  int64_t length() const { return empty() ? 0 : keys_.size(1); }   // cached key positions
-  int64_t batch_size() const { return empty() ? 0 : keys_.size(0); }
+  bool empty() const { return !key_buf_.defined(); }
+  int64_t length() const { return length_; }   // cached key positions
+  int64_t batch_size() const { return empty() ? 0 : key_buf_.size(1); }
+  DType dtype() const { return key_buf_.dtype(); }   // meaningful once filled
   bool batched() const { return batched_; }   // whether it was filled from batched (3-D) input
   // The cached projections (N, S, E), batch-major in every layout (N = 1 for unbatched input);
-  // undefined while empty.
-  const Tensor& keys() const { return keys_; }
-  const Tensor& values() const { return values_; }
+  // undefined while empty. A view of the cache's storage for N = 1, a copy for N > 1.
+  Tensor keys() const;
+  Tensor values() const;
   void reset();
 
  private:
   friend class MultiheadAttention;
   AttentionCache(Kind kind, int64_t max_length) : kind_(kind), max_length_(max_length) {}
+  // Appends one step's projections k, v (L, N, E) after the cached positions, in place: the buffers
+  // grow geometrically (at most to max_length), so a step copies only its own rows.
+  void append(const Tensor& k, const Tensor& v);
 
   Kind kind_;
   int64_t max_length_;
   bool batched_ = true;
-  Tensor keys_, values_;
+  int64_t length_ = 0;
+  // (capacity, N, E), seq-major so that the cached positions [0, length) are one contiguous view for
+  // any batch size; rows past length are unused.
+  Tensor key_buf_, value_buf_;
 };
 
 }  // namespace tg

@@ -137,7 +137,7 @@ class MultiheadAttention : public Module {
   void resolve_masks(Call& c, const MultiheadAttentionForwardOptions& f) const;
   Projected project(const Call& c) const;
   AttentionArgs attention_args(const Call& c);
-  Var project_step(const Var& x, int64_t which) const;   // which: 0 q, 1 k, 2 v; x batch-major 3-D
+  Var project_step(const Var& x, int64_t which) const;   // which: 0 q, 1 k, 2 v; x 3-D (.., F)
   Var attend_with_weights(const Call& c, const Projected& p, const MultiheadAttentionForwardOptions& f,
                           Var* attn_weights);
 

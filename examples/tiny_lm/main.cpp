@@ -1,6 +1,6 @@
 // tiny_lm: train, sample from and evaluate a character-level transformer language model.
 //   tiny_lm train  [--data FILE] [--out-dir DIR] [...]      (tiny_lm train --help for every flag)
-//   tiny_lm sample [--out-dir DIR] [--prompt TEXT] [--tokens N] [--temperature T] [--top-k K] [--seed S]
+//   tiny_lm sample [--out-dir DIR] [--prompt TEXT] [--tokens N] [--temperature T] [--top-k K] [--seed S] [--no-cache]
 //   tiny_lm eval   --data FILE [--out-dir DIR] [--max-batches N]
 //   tiny_lm plot   [--out-dir DIR] [--compare DIR2 ...] [--output FILE]
 //   tiny_lm attend --prompt TEXT [--out-dir DIR] [--output-dir DIR]
@@ -112,6 +112,7 @@ struct SampleOptions {
   double temperature = 0.8;
   uint64_t seed = 1337;
   int threads = 2;
+  bool use_cache = true;   // --no-cache: recompute the last block_size tokens every step
 
   void validate() const {
     const char* cmd = "tiny_lm sample";
@@ -135,9 +136,11 @@ int run_sample(int argc, char** argv) {
       ("temperature", readable_default(&o.temperature), "softmax temperature (> 0)")
       ("top-k", po::value(&o.top_k)->default_value(o.top_k), "sample among the k most likely (0: all)")
       ("seed", po::value(&seed)->default_value(std::to_string(o.seed)), "seed of the sampling stream")
-      ("threads", po::value(&o.threads)->default_value(o.threads), "worker threads");
+      ("threads", po::value(&o.threads)->default_value(o.threads), "worker threads")
+      ("no-cache", "recompute the context every step instead of decoding with the KV cache");
   po::variables_map vm;
   if (!parse(argc, argv, d, vm, "usage: tiny_lm sample [options]")) return 0;
+  o.use_cache = !vm.count("no-cache");
   if (o.prompt == "\\n") o.prompt = "\n";
   o.seed = parse_seed(seed, "tiny_lm sample", "--seed");
   o.validate();
@@ -151,7 +154,7 @@ int run_sample(int argc, char** argv) {
     throw UsageError("[tiny_lm sample] --prompt must use the checkpoint's characters; " + std::string(e.what()));
   }
   tg::Generator gen(o.seed);
-  auto out = sample_tokens(*model, prompt, o.tokens, o.temperature, o.top_k, gen);
+  auto out = sample_tokens(*model, prompt, o.tokens, o.temperature, o.top_k, gen, o.use_cache);
   std::cout << o.prompt << vocab.decode(out) << std::endl;
   return 0;
 }

@@ -18,6 +18,22 @@ template <class T> void fill_rows(T* C, int64_t ldc, int64_t m, int64_t n, const
   for (int64_t r = 0; r < m; ++r) std::copy(bias, bias + n, C + r * ldc);
 }
 
+// C[1, N] = alpha * op(A)[1, K] @ op(B)[K, N] + beta * C as one matrix-vector product: a one-row GEMM
+// (a decoding step through a Linear) would otherwise pack all of B, which costs more than the product.
+template <class T>
+void gemv_row(bool trans_a, bool trans_b, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
+              int64_t ldb, T beta, T* C) {
+  // op(A) is a row of A, or a column of A^T stored [K, 1] with stride lda.
+  const blasint inc_a = trans_a ? static_cast<blasint>(lda) : 1;
+  // op(B)^T [N, K] @ a: B [N, K] untransposed when trans_b, else B [K, N] transposed.
+  const auto tb = trans_b ? CblasNoTrans : CblasTrans;
+  const blasint rows = static_cast<blasint>(trans_b ? N : K), cols = static_cast<blasint>(trans_b ? K : N);
+  if constexpr (std::is_same_v<T, float>)
+    cblas_sgemv(CblasRowMajor, tb, rows, cols, alpha, B, static_cast<blasint>(ldb), A, inc_a, beta, C, 1);
+  else
+    cblas_dgemv(CblasRowMajor, tb, rows, cols, alpha, B, static_cast<blasint>(ldb), A, inc_a, beta, C, 1);
+}
+
 }  // namespace
 
 template <class T>
@@ -45,6 +61,13 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
           const T* B, int64_t ldb, T beta, T* C, int64_t ldc, const T* row_bias) {
   init_blas();
   if (row_bias) beta = T(1);   // each block's rows hold the bias when its BLAS call runs
+  if (M == 1 && N > 0 && K > 0) {
+    // C may be uninitialised: with beta = 0 it is zeroed first, so no NaN in it can survive 0 * NaN.
+    if (row_bias) fill_rows(C, ldc, M, N, row_bias);
+    else if (beta == T(0)) std::fill(C, C + N, T(0));
+    gemv_row(trans_a, trans_b, N, K, alpha, A, lda, B, ldb, beta, C);
+    return;
+  }
   if (M * N * K < kSplitWork || (M < 64 && N < 256)) {
     if (row_bias) fill_rows(C, ldc, M, N, row_bias);
     gemm_serial(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

@@ -4,6 +4,8 @@
 // Large products are split into row blocks (or column blocks when there are few rows) whose sizes
 // depend only on (M, N, K), and run as
 // separate single-threaded BLAS calls in parallel TBB tasks: the same bits for any thread count.
+// A one-row product (M = 1, e.g. a decoding step through a Linear) in gemm is one cblas_?gemv call:
+// sgemm would first pack all of op(B), which costs more than the product itself.
 #include <cstdint>
 
 namespace tg::kernels {

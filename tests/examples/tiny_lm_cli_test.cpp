@@ -105,6 +105,11 @@ TEST_CASE("tiny_lm: the model learns the built-in arithmetic corpus in 500 itera
   Run s = run("sample --out-dir " + dir + " --tokens 40 --seed 3 --prompt 12+");
   REQUIRE(s.status == 0);
   REQUIRE(std::regex_search(s.output, std::regex("\\d\\d\\+\\d\\d=\\d\\d\\d")));   // it writes facts
+  // Within block_size (3 + 25 <= 32) the cached and the --no-cache decoding see the same contexts.
+  Run c = run("sample --out-dir " + dir + " --tokens 25 --seed 4 --prompt 12+");
+  Run u = run("sample --out-dir " + dir + " --tokens 25 --seed 4 --prompt 12+ --no-cache");
+  REQUIRE((c.status == 0 && u.status == 0));
+  REQUIRE(c.output == u.output);
 }
 
 TEST_CASE("tiny_lm: eval reports a checkpoint's loss on a file", "[e2e]") {
