@@ -33,9 +33,10 @@ struct Run {
   std::string output;
 };
 
-// Runs seq2seq with `args` (stdout and stderr together); `env` (e.g. "PATH=/x") is set for the program only.
-Run run(const std::string& args, const std::string& env = "") {
-  const std::string cmd = (env.empty() ? "" : "env " + env + " ") + kBin + " " + args + " < /dev/null 2>&1";
+// Runs seq2seq with `args` (stdout and stderr together) in folder `cwd` (default: the test's); `env` (e.g.
+// "PATH=/x") is set for the program only.
+Run run(const std::string& args, const std::string& env = "", const fs::path& cwd = {}) {
+  const std::string cmd = (cwd.empty() ? "" : "cd '" + cwd.string() + "' && ") + (env.empty() ? "" : "env " + env + " ") + kBin + " " + args + " < /dev/null 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   REQUIRE(p != nullptr);
   std::string out;
@@ -268,6 +269,11 @@ TEST_CASE("seq2seq attend: bad inputs are usage errors, and without gnuplot only
     CHECK(r.status == 2);
     CHECK_THAT(r.output, Contains(message));
   }
+  // A relative --output-dir (gnuplot runs in a scratch folder inside it).
+  const Run relative = run("attend --out-dir " + dir.string() + " --output-dir maps_relative --input 3/3/21", "", dir.parent_path());
+  INFO(relative.output);
+  REQUIRE(relative.status == 0);
+  REQUIRE(is_png(dir.parent_path() / "maps_relative" / "cross_attn_layer1.png"));
   const fs::path out = dir.parent_path() / "maps_no_gnuplot";
   const Run bare = run("attend --out-dir " + dir.string() + " --output-dir " + out.string() + " --input 3/3/21", "PATH=" + out.string());
   REQUIRE(bare.status == 1);
