@@ -121,6 +121,27 @@ MultiheadAttentionForwardOptions weights_options(const Var& key_padding_mask, bo
   return {.key_padding_mask = key_padding_mask, .need_weights = true, .average_attn_weights = false, .is_causal = is_causal};
 }
 
+// enc_attn_layer<L>.{png,svg,csv} in `out` against the encoder's self-attention weights, recomputed through
+// each layer's self_attn on norm1(x) (pre-norm); the chain of layer inputs ends in Seq2Seq::encode's memory.
+void require_encoder_csvs(Seq2Seq& model, const Batch& src, const fs::path& out) {
+  const int64_t S = src.src.size(1);
+  const Var pad(src.src_pad);
+  Var x = model.src_emb->forward(src.src) + model.src_pos->forward(Tensor::arange(S));
+  auto& enc = *model.transformer->encoder;
+  for (size_t l = 0; l < enc.layers->size(); ++l) {
+    auto layer = std::static_pointer_cast<TransformerEncoderLayer>((*enc.layers)[l]);
+    const Var h = layer->norm1->forward(x);
+    const Tensor w = layer->self_attn->forward(h, h, h, weights_options(pad, false)).attn_weights.value();
+    REQUIRE(w.shape() == Shape{1, 2, S, S});
+    const std::string stem = (out / ("enc_attn_layer" + std::to_string(l))).string();
+    REQUIRE(is_png(stem + ".png"));
+    REQUIRE_THAT(slurp(stem + ".svg"), Contains("<svg"));
+    require_csv_equals(stem + ".csv", static_cast<int64_t>(l), w, false);
+    x = layer->forward(x, {.src_key_padding_mask = pad});
+  }
+  REQUIRE(tg::test::max_abs_diff(enc.norm->forward(x).value(), model.encode(src.src, src.src_pad).value()) == 0.0);
+}
+
 }  // namespace
 
 TEST_CASE("seq2seq --help: every default reads as a person writes it", "[seq2seq][help]") {
@@ -205,22 +226,8 @@ TEST_CASE("seq2seq attend: PNG, SVG and CSV per layer, the CSVs holding Multihea
   const Tensor tgt = Tensor::from_vector(tgt_in, {1, T});
   NoGradGuard no_grad;
   const Var pad(src.src_pad);
-  // Encoder self-attention: the attention's input is norm1(x) (pre-norm).
-  Var x = model->src_emb->forward(src.src) + model->src_pos->forward(Tensor::arange(S));
-  auto& enc = *model->transformer->encoder;
-  for (size_t l = 0; l < enc.layers->size(); ++l) {
-    auto layer = std::static_pointer_cast<TransformerEncoderLayer>((*enc.layers)[l]);
-    const Var h = layer->norm1->forward(x);
-    const Tensor w = layer->self_attn->forward(h, h, h, weights_options(pad, false)).attn_weights.value();
-    REQUIRE(w.shape() == Shape{1, 2, S, S});
-    const std::string stem = (out / ("enc_attn_layer" + std::to_string(l))).string();
-    REQUIRE(is_png(stem + ".png"));
-    REQUIRE_THAT(slurp(stem + ".svg"), Contains("<svg"));
-    require_csv_equals(stem + ".csv", static_cast<int64_t>(l), w, false);
-    x = layer->forward(x, {.src_key_padding_mask = pad});
-  }
+  require_encoder_csvs(*model, src, out);
   const Var memory = model->encode(src.src, src.src_pad);
-  REQUIRE(tg::test::max_abs_diff(enc.norm->forward(x).value(), memory.value()) == 0.0);
   // Decoder: self-attention on norm1(y), cross-attention on norm2(y + self-attention block).
   Var y = model->tgt_emb->forward(tgt) + model->tgt_pos->forward(Tensor::arange(T));
   auto& dec = *model->transformer->decoder;
