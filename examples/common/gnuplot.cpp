@@ -71,10 +71,11 @@ int spawn_and_wait(const std::string& gnuplot, const fs::path& dir, const std::s
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   const std::string log = (dir / "gnuplot.log").string();
-  posix_spawn_file_actions_addchdir_np(&actions, dir.c_str());
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  // The actions run in order: open the log (a path relative to our folder when dir is) before the chdir.
   posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  posix_spawn_file_actions_addchdir_np(&actions, dir.c_str());
   std::string arg0 = gnuplot, arg1 = "script.gp";
   char* argv[] = {arg0.data(), arg1.data(), nullptr};
   pid_t pid = 0;

@@ -3,22 +3,30 @@
 //   seq2seq train     [--out-dir DIR] [...]                 (seq2seq train --help for every flag)
 //   seq2seq translate [--out-dir DIR] [--beam N] [TEXT ...] (no TEXT: one input per line of stdin)
 //   seq2seq eval      [--out-dir DIR] [--examples N] [--beam N]
+//   seq2seq plot      [--out-dir DIR] [--compare DIR2 ...] [--output FILE]
+//   seq2seq attend    --input TEXT [--out-dir DIR] [--output-dir DIR]
 // Exit status: 0 success; 2 a bad command line (unknown command or flag, a value of the wrong type or
 // out of range, an input with characters outside the vocabulary), reported before anything is built;
 // 1 any other failure (a checkpoint, a write). Never a signal.
 #include <boost/program_options.hpp>
 
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "examples/common/loss_plot.h"
+#include "examples/common/readable_default.h"
+#include "examples/seq2seq/attention_maps.h"
 #include "examples/seq2seq/cli.h"
 #include "examples/seq2seq/train.h"
 #include "tapegrad/framework/runtime.h"
 
 namespace po = boost::program_options;
 using namespace tg::seq2seq;
+using tg::examples::readable_default;
 
 namespace {
 
@@ -28,6 +36,8 @@ constexpr const char* kUsage =
     "  train      train the date -> ISO model, checkpointing to --out-dir\n"
     "  translate  rewrite dates given as arguments (or stdin lines) with a checkpoint\n"
     "  eval       exact-match accuracy of a checkpoint on held-out dates\n"
+    "  plot       draw losses.csv of one run, or several overlaid, as a PNG\n"
+    "  attend     draw what each attention head looks at, for one input (PNG, SVG and CSV per layer)\n"
     "run 'seq2seq <command> --help' for the options of a command\n";
 
 // Parses argv[2..]; returns false (after printing help) when --help was given.
@@ -57,17 +67,17 @@ int run_train(int argc, char** argv) {
       ("num-encoder-layers", po::value(&o.num_encoder_layers)->default_value(o.num_encoder_layers), "encoder layers")
       ("num-decoder-layers", po::value(&o.num_decoder_layers)->default_value(o.num_decoder_layers), "decoder layers")
       ("dim-feedforward", po::value(&o.dim_feedforward)->default_value(o.dim_feedforward), "feed-forward width")
-      ("dropout", po::value(&o.dropout)->default_value(o.dropout), "dropout probability")
+      ("dropout", readable_default(&o.dropout), "dropout probability")
       ("batch-size", po::value(&o.batch_size)->default_value(o.batch_size), "examples per iteration")
       ("max-iters", po::value(&o.max_iters)->default_value(o.max_iters), "training iterations (end of the cosine decay)")
       ("warmup-iters", po::value(&o.warmup_iters)->default_value(o.warmup_iters), "linear warmup iterations")
-      ("lr", po::value(&o.lr)->default_value(o.lr), "peak learning rate")
-      ("min-lr", po::value(&o.min_lr)->default_value(o.min_lr), "learning rate at the end of the decay")
-      ("weight-decay", po::value(&o.weight_decay)->default_value(o.weight_decay), "AdamW weight decay (matrices only)")
-      ("beta1", po::value(&o.beta1)->default_value(o.beta1), "AdamW beta1")
-      ("beta2", po::value(&o.beta2)->default_value(o.beta2), "AdamW beta2")
-      ("grad-clip", po::value(&o.grad_clip)->default_value(o.grad_clip), "clip the global grad norm (0: off)")
-      ("label-smoothing", po::value(&o.label_smoothing)->default_value(o.label_smoothing), "cross_entropy label_smoothing")
+      ("lr", readable_default(&o.lr), "peak learning rate")
+      ("min-lr", readable_default(&o.min_lr), "learning rate at the end of the decay")
+      ("weight-decay", readable_default(&o.weight_decay), "AdamW weight decay (matrices only)")
+      ("beta1", readable_default(&o.beta1), "AdamW beta1")
+      ("beta2", readable_default(&o.beta2), "AdamW beta2")
+      ("grad-clip", readable_default(&o.grad_clip), "clip the global grad norm (0: off)")
+      ("label-smoothing", readable_default(&o.label_smoothing), "cross_entropy label_smoothing")
       ("eval-interval", po::value(&o.eval_interval)->default_value(o.eval_interval), "iterations between evaluations")
       ("eval-examples", po::value(&o.eval_examples)->default_value(o.eval_examples), "held-out examples per evaluation")
       ("log-interval", po::value(&o.log_interval)->default_value(o.log_interval), "iterations between loss lines")
@@ -159,6 +169,84 @@ int run_eval(int argc, char** argv) {
   return 0;
 }
 
+// The legend's names: the folders' own names, or the paths as given when two folders share a name.
+std::vector<std::string> run_labels(const std::vector<std::string>& dirs) {
+  std::vector<std::string> names;
+  for (const auto& d : dirs) {
+    std::filesystem::path p = std::filesystem::absolute(d).lexically_normal();
+    if (p.filename().empty()) p = p.parent_path();   // "runs/a/" -> "runs/a"
+    names.push_back(p.filename().string());
+  }
+  for (size_t i = 0; i < names.size(); ++i)
+    if (names[i].empty() || std::count(names.begin(), names.end(), names[i]) > 1) return dirs;
+  return names;
+}
+
+int run_plot(int argc, char** argv) {
+  const char* cmd = "seq2seq plot";
+  std::string out_dir = "out-seq2seq", output;
+  std::vector<std::string> compare;
+  po::options_description d("seq2seq plot options");
+  d.add_options()
+      ("out-dir", po::value(&out_dir)->default_value(out_dir), "run folder holding losses.csv")
+      ("compare", po::value(&compare)->multitoken(), "more run folders to overlay (the legend names each folder)")
+      ("output", po::value(&output), "PNG to write (default: <out-dir>/losses.png, or <out-dir>/compare.png with --compare)");
+  po::variables_map vm;
+  if (!parse(argc, argv, d, vm, "usage: seq2seq plot [--out-dir DIR] [--compare DIR2 ...] [--output FILE]")) return 0;
+  require_flag(!out_dir.empty(), cmd, "--out-dir", "a folder name", "''");
+  require_flag(!vm.count("output") || !output.empty(), cmd, "--output", "a file name", "''");
+  std::vector<std::string> dirs{out_dir};
+  dirs.insert(dirs.end(), compare.begin(), compare.end());
+  const std::vector<std::string> labels = run_labels(dirs);
+  std::vector<tg::examples::LossCurves> runs;
+  for (size_t i = 0; i < dirs.size(); ++i) runs.push_back(tg::examples::read_losses_csv(dirs[i] + "/losses.csv", labels[i]));
+  if (output.empty()) output = out_dir + (compare.empty() ? "/losses.png" : "/compare.png");
+  if (!tg::examples::plot_loss_runs(runs, output, compare.empty() ? "seq2seq " + out_dir : "seq2seq runs")) {
+    std::cerr << "seq2seq plot: no picture written: gnuplot is not on PATH (install gnuplot-nox)\n";
+    return 1;
+  }
+  std::cout << "wrote " << output << "\n";
+  return 0;
+}
+
+int run_attend(int argc, char** argv) {
+  const char* cmd = "seq2seq attend";
+  std::string out_dir = "out-seq2seq", output_dir, input;
+  int threads = 2;
+  po::options_description d("seq2seq attend options");
+  d.add_options()
+      ("input", po::value(&input)->required(), "the date to decode and look at, e.g. \"3rd of march 2021\"")
+      ("out-dir", po::value(&out_dir)->default_value(out_dir), "folder holding ckpt.h5")
+      ("output-dir", po::value(&output_dir), "folder for {cross,dec,enc}_attn_layer<L>.{png,svg,csv} (default: --out-dir)")
+      ("threads", po::value(&threads)->default_value(threads), "worker threads");
+  po::variables_map vm;
+  if (!parse(argc, argv, d, vm, "usage: seq2seq attend --input TEXT [options]")) return 0;
+  require_flag(!input.empty(), cmd, "--input", "at least one character", "''");
+  require_flag(!out_dir.empty(), cmd, "--out-dir", "a folder name", "''");
+  require_flag(!vm.count("output-dir") || !output_dir.empty(), cmd, "--output-dir", "a folder name", "''");
+  require_in_range(cmd, "--threads", threads, 1, 1024);
+  try {
+    encode(input);
+  } catch (const std::invalid_argument& e) {
+    const std::string what = e.what(), prefix = "[seq2seq] ";   // the data layer's prefix, replaced by the command's
+    throw UsageError("[" + std::string(cmd) + "] " + (what.rfind(prefix, 0) == 0 ? what.substr(prefix.size()) : what));
+  }
+  tg::set_num_threads(threads);
+  auto model = load_model(out_dir + "/ckpt.h5");
+  const int64_t max_src = model->config().max_src_len;
+  require_flag(static_cast<int64_t>(input.size()) <= max_src, cmd, "--input",
+               "at most the checkpoint's max_src_len=" + std::to_string(max_src) + " characters",
+               std::to_string(input.size()) + " characters");
+  const AttentionMapFiles files = write_attention_maps(*model, input, output_dir.empty() ? out_dir : output_dir);
+  std::cout << input << " -> " << files.output << "\n";
+  for (const auto& f : files.written) std::cout << "wrote " << f << "\n";
+  if (!files.pictures) {
+    std::cerr << "seq2seq attend: no pictures written: gnuplot is not on PATH (install gnuplot-nox)\n";
+    return 1;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -171,6 +259,8 @@ int main(int argc, char** argv) {
     if (cmd == "train") return run_train(argc, argv);
     if (cmd == "translate") return run_translate(argc, argv);
     if (cmd == "eval") return run_eval(argc, argv);
+    if (cmd == "plot") return run_plot(argc, argv);
+    if (cmd == "attend") return run_attend(argc, argv);
     std::cerr << "seq2seq: unknown command '" << cmd << "'\n" << kUsage;
     return 2;
   } catch (const po::error& e) {

@@ -82,16 +82,19 @@ Var Seq2Seq::embed_target(const Tensor& tgt, int64_t start) {
   return tgt_emb->forward(tgt) + tgt_pos->forward(positions);   // (B, T, E) + (T, E)
 }
 
-Var Seq2Seq::encode(const Tensor& src, const Tensor& src_pad) {
+Var Seq2Seq::embed_source(const Tensor& src) {
   check_tokens(src, "src", config_.max_src_len, "max_src_len");
-  Var x = src_emb->forward(src) + src_pos->forward(Tensor::arange(src.size(1)));   // (B, S, E)
-  return transformer->encoder->forward(x, {.src_key_padding_mask = Var(src_pad)});
+  return src_emb->forward(src) + src_pos->forward(Tensor::arange(src.size(1)));   // (B, S, E) + (S, E)
+}
+
+Var Seq2Seq::encode(const Tensor& src, const Tensor& src_pad) {
+  return transformer->encoder->forward(embed_source(src), {.src_key_padding_mask = Var(src_pad)});
 }
 
 Var Seq2Seq::forward(const Tensor& src, const Tensor& src_pad, const Tensor& tgt_in, const Tensor& tgt_pad) {
   check_tokens(src, "src", config_.max_src_len, "max_src_len");
   check_tokens(tgt_in, "tgt_in", config_.max_tgt_len, "max_tgt_len");
-  Var x = src_emb->forward(src) + src_pos->forward(Tensor::arange(src.size(1)));   // (B, S, E)
+  Var x = embed_source(src);                                                        // (B, S, E)
   Var y = embed_target(tgt_in, 0);                                                  // (B, T, E)
   Var out = transformer->forward(x, y, {.src_key_padding_mask = Var(src_pad),
                                         .tgt_key_padding_mask = tgt_pad.defined() ? Var(tgt_pad) : Var(),

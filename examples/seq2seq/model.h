@@ -61,6 +61,12 @@ class Seq2Seq : public Module {
   Var decode_step(const Tensor& tokens, const Var& memory, const Tensor& src_pad, TransformerDecoder::Cache& cache);
   TransformerDecoder::Cache make_cache() const { return transformer->decoder->make_cache(config_.max_tgt_len); }
 
+  // The encoder's input: src_emb(src) + src_pos(arange(S)), (B, S, d_model). Throws as forward for src.
+  Var embed_source(const Tensor& src);
+  // The decoder's input for target positions start .. start + T - 1: tgt_emb(tgt) + tgt_pos(positions),
+  // (B, T, d_model). Throws std::invalid_argument past max_tgt_len.
+  Var embed_target(const Tensor& tgt, int64_t start);
+
   const Seq2SeqConfig& config() const { return config_; }
 
   std::shared_ptr<Embedding> src_emb, tgt_emb, src_pos, tgt_pos;
@@ -68,7 +74,6 @@ class Seq2Seq : public Module {
   std::shared_ptr<Linear> head;
 
  private:
-  Var embed_target(const Tensor& tgt, int64_t start);
   Seq2SeqConfig config_;
 };
 

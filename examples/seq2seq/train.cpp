@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "examples/common/loss_plot.h"
 #include "examples/seq2seq/cli.h"
 #include "examples/seq2seq/training_state.h"
 #include "tapegrad/framework/io/checkpoint.h"
@@ -168,6 +169,9 @@ TrainResult train(const TrainOptions& o, std::ostream& out) {
   out << "task dates -> ISO: " << kNumFormats << " formats, vocab " << vocab_size() << ", " << held.size()
       << " held-out examples | model " << parameter_count(s.model) << " parameters\n";
   const int64_t end = o.stop_at >= 0 ? std::min(o.stop_at, o.max_iters) : o.max_iters;
+  // out_dir/losses.png, redrawn after every evaluation (the last one is at max_iters); without gnuplot
+  // training goes on, having said so once.
+  examples::LossPlot plot(csv, o.out_dir + "/losses.png", [&](const std::string& m) { out << m << std::endl; });
   Evaluation last;
   while (s.step < end) {
     const double lr = s.optimizer.lr(0);
@@ -179,6 +183,7 @@ TrainResult train(const TrainOptions& o, std::ostream& out) {
     if (s.step % o.eval_interval == 0 || s.step == o.max_iters) {
       last = evaluation_row(s, held, greedy, csv, lr, out, t0);
       s.save(ckpt);
+      plot.refresh();
     }
   }
   r.iter = s.step;

@@ -47,6 +47,8 @@ struct TrainResult {
 // evaluation (every eval_interval iterations and at max_iters); train_loss is the mean training loss
 // since the previous row, val_loss the teacher-forced loss (no label smoothing) and exact_match the
 // greedy (cached) exact-match fraction on eval_examples held-out examples, lr the last iteration's.
+// After each row it redraws out_dir/losses.png (examples::LossPlot: losses, exact match, lr); without
+// gnuplot it says once "no losses.png written: gnuplot is not on PATH (install gnuplot-nox)" and goes on.
 // Throws std::runtime_error for IO errors and a checkpoint of another run.
 TrainResult train(const TrainOptions& options, std::ostream& out);
 
