@@ -290,10 +290,12 @@ TrainResult train(const TrainOptions& o, std::ostream& all_out, const Processes&
   std::optional<examples::LossPlot> plot;
   if (processes.is_root()) plot.emplace(csv, o.out_dir + "/losses.png", [&](const std::string& m) { progress.message(m); });
   run_iterations(s, o, corpus, end, log ? &*log : nullptr, progress, ckpt, plot ? &*plot : nullptr);
-  if (log) log->close();
-  if (plot) plot->refresh();
   progress.finish();
   finish(s, o, corpus, ckpt, out, r);
+  // The final evaluation is the last point of the validation curve (lr: what the schedule ends at).
+  if (log && !r.stopped) log->row(s.step, r.val_loss, s.optimizer.lr(0), "val");
+  if (log) log->close();
+  if (plot) plot->refresh();
   r.wall_s = seconds_since(t0);
   if (r.stopped) return r;
   char line[160];

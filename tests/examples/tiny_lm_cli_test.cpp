@@ -182,8 +182,10 @@ TEST_CASE("tiny_lm: --resume of a finished run says so and changes nothing", "[e
   INFO(full.output);
   REQUIRE(full.status == 0);
   const std::string ckpt = file_bytes(dir + "/ckpt.h5"), csv = file_bytes(dir + "/losses.csv");
-  // 12 training rows and the evaluations at 5 and 10, after the header.
-  REQUIRE(std::count(csv.begin(), csv.end(), '\n') == 1 + 12 + 2);
+  // 12 training rows and the evaluations at 5, 10 and the final one at 12, after the header.
+  REQUIRE(std::count(csv.begin(), csv.end(), '\n') == 1 + 12 + 3);
+  REQUIRE(csv.substr(csv.rfind('\n', csv.size() - 2) + 1).starts_with("12,"));
+  REQUIRE(csv.ends_with(",val\n"));
   const auto stamp = fs::last_write_time(dir + "/ckpt.h5");
   Run again = run(args + " --resume");
   INFO(again.output);
