@@ -1,8 +1,6 @@
 // The pictures of the seq2seq example: readable --help defaults, losses.png during training (and the run
 // going on without gnuplot), `seq2seq plot`, and `seq2seq attend`, whose CSVs must hold exactly the
 // weights MultiheadAttention returns for the model's own layer inputs.
-#include <sys/wait.h>
-
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -16,6 +14,7 @@
 #include "examples/seq2seq/data.h"
 #include "examples/seq2seq/decode.h"
 #include "examples/seq2seq/train.h"
+#include "support/process_support.h"
 #include "support/test_support.h"
 #include "tapegrad/framework/ops/elementwise.h"
 
@@ -28,23 +27,16 @@ namespace {
 
 const std::string kBin = std::string(TAPEGRAD_BINARY_DIR) + "/examples/seq2seq/seq2seq";
 
-struct Run {
-  int status;
-  std::string output;
-};
+using Run = tg::test::ProcessResult;   // status, exited, output (stdout and stderr together)
 
 // Runs seq2seq with `args` (stdout and stderr together) in folder `cwd` (default: the test's); `env` (e.g.
 // "PATH=/x") is set for the program only.
 Run run(const std::string& args, const std::string& env = "", const fs::path& cwd = {}) {
-  const std::string cmd = (cwd.empty() ? "" : "cd '" + cwd.string() + "' && ") + (env.empty() ? "" : "env " + env + " ") + kBin + " " + args + " < /dev/null 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  const int status = pclose(p);
-  REQUIRE(WIFEXITED(status));   // never a signal
-  return {WEXITSTATUS(status), out};
+  tg::test::ProcessOptions o;
+  o.cwd = cwd;
+  const Run r = tg::test::run_shell((env.empty() ? "" : "env " + env + " ") + kBin + " " + args, o);
+  REQUIRE(r.exited);   // never a signal
+  return r;
 }
 
 std::string slurp(const fs::path& p) {

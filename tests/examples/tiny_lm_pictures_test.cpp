@@ -1,8 +1,6 @@
 // The pictures of tiny_lm: readable --help defaults, losses.png during training (and the run going on
 // without gnuplot), `tiny_lm plot` overlays, and `tiny_lm attend`, whose CSV must hold exactly the
 // weights MultiheadAttention returns for the model's own layer inputs.
-#include <sys/wait.h>
-
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +12,7 @@
 
 #include "examples/tiny_lm/attention_maps.h"
 #include "examples/tiny_lm/checkpointing.h"
+#include "support/process_support.h"
 #include "support/test_support.h"
 #include "tapegrad/framework/ops/elementwise.h"
 
@@ -27,21 +26,11 @@ namespace {
 
 const std::string kBin = std::string(TAPEGRAD_BINARY_DIR) + "/examples/tiny_lm/tiny_lm";
 
-struct Run {
-  int status;
-  std::string output;
-};
+using Run = tg::test::ProcessResult;   // status, exited, output (stdout and stderr together)
 
 // Runs tiny_lm with `args`; `env` (e.g. "PATH=/x") is set for the program only.
 Run run(const std::string& args, const std::string& env = "") {
-  const std::string cmd = (env.empty() ? "" : "env " + env + " ") + kBin + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  const int status = pclose(p);
-  return {WEXITSTATUS(status), out};
+  return tg::test::run_shell((env.empty() ? "" : "env " + env + " ") + kBin + " " + args);
 }
 
 std::string slurp(const fs::path& p) {
