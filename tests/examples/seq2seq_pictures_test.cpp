@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
@@ -39,21 +38,6 @@ Run run(const std::string& args, const std::string& env = "", const fs::path& cw
   return r;
 }
 
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-bool is_png(const fs::path& p) { return slurp(p).rfind("\x89PNG\r\n\x1a\n", 0) == 0; }
-
-size_t count(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
-}
-
 const std::string kRun =
     "--d-model 16 --nhead 2 --num-encoder-layers 2 --num-decoder-layers 2 --dim-feedforward 32 --batch-size 16 "
     "--max-iters 20 --warmup-iters 2 --eval-interval 10 --eval-examples 8 --log-interval 10 --threads 2 ";
@@ -73,7 +57,7 @@ fs::path trained_run(const std::string& name) {
 // query) is absent from the CSV and zero in w. Every row of w sums to 1.
 void require_csv_equals(const std::string& csv, int64_t layer, const Tensor& w, bool causal) {
   const int64_t H = w.size(1), R = w.size(2), C = w.size(3);
-  std::istringstream in(slurp(csv));
+  std::istringstream in(tg::test::read_file(csv));
   std::string line;
   std::getline(in, line);
   REQUIRE(line == "layer,head,query,key,weight");
@@ -126,8 +110,8 @@ void require_encoder_csvs(Seq2Seq& model, const Batch& src, const fs::path& out)
     const Tensor w = layer->self_attn->forward(h, h, h, weights_options(pad, false)).attn_weights.value();
     REQUIRE(w.shape() == Shape{1, 2, S, S});
     const std::string stem = (out / ("enc_attn_layer" + std::to_string(l))).string();
-    REQUIRE(is_png(stem + ".png"));
-    REQUIRE_THAT(slurp(stem + ".svg"), Contains("<svg"));
+    REQUIRE(tg::test::is_png(stem + ".png"));
+    REQUIRE_THAT(tg::test::read_file(stem + ".svg"), Contains("<svg"));
     require_csv_equals(stem + ".csv", static_cast<int64_t>(l), w, false);
     x = layer->forward(x, {.src_key_padding_mask = pad});
   }
@@ -154,7 +138,7 @@ TEST_CASE("seq2seq --help: every default reads as a person writes it", "[seq2seq
 
 TEST_CASE("seq2seq train: out-dir/losses.png is drawn, with no scratch files left behind", "[seq2seq][plot]") {
   const fs::path dir = trained_run("train");
-  REQUIRE(is_png(dir / "losses.png"));
+  REQUIRE(tg::test::is_png(dir / "losses.png"));
   for (const auto& e : fs::directory_iterator(dir)) REQUIRE(e.path().filename().string().find("gnuplot") == std::string::npos);
 }
 
@@ -163,8 +147,8 @@ TEST_CASE("seq2seq train without gnuplot: the run goes on and says once that no 
   const Run r = run("train " + kRun + "--out-dir " + dir.string(), "PATH=" + dir.string());
   INFO(r.output);
   REQUIRE(r.status == 0);
-  REQUIRE(count(r.output, "no losses.png written: gnuplot is not on PATH (install gnuplot-nox)") == 1);
-  REQUIRE(count(r.output, "eval iter ") == 2);   // both evaluations ran
+  REQUIRE(tg::test::count_occurrences(r.output, "no losses.png written: gnuplot is not on PATH (install gnuplot-nox)") == 1);
+  REQUIRE(tg::test::count_occurrences(r.output, "eval iter ") == 2);   // both evaluations ran
   REQUIRE_THAT(r.output, Contains("final iter 20"));
   REQUIRE(fs::exists(dir / "losses.csv"));
   REQUIRE_FALSE(fs::exists(dir / "losses.png"));
@@ -180,14 +164,14 @@ TEST_CASE("seq2seq plot: one run, or several overlaid into one PNG", "[seq2seq][
   const Run one = run("plot --out-dir " + a.string());
   INFO(one.output);
   REQUIRE(one.status == 0);
-  REQUIRE(is_png(a / "losses.png"));
+  REQUIRE(tg::test::is_png(a / "losses.png"));
   const Run both = run("plot --out-dir " + a.string() + " --compare " + b.string());
   REQUIRE(both.status == 0);
   REQUIRE_THAT(both.output, Contains("wrote " + (a / "compare.png").string()));
-  REQUIRE(is_png(a / "compare.png"));
+  REQUIRE(tg::test::is_png(a / "compare.png"));
   const fs::path elsewhere = a.parent_path() / "overlay.png";
   REQUIRE(run("plot --out-dir " + a.string() + " --compare " + b.string() + " --output " + elsewhere.string()).status == 0);
-  REQUIRE(is_png(elsewhere));
+  REQUIRE(tg::test::is_png(elsewhere));
   const Run missing = run("plot --out-dir " + (a.parent_path() / "nope").string());
   REQUIRE(missing.status == 1);
   REQUIRE_THAT(missing.output, Contains("nope/losses.csv: cannot read the losses log"));
@@ -232,8 +216,8 @@ TEST_CASE("seq2seq attend: PNG, SVG and CSV per layer, the CSVs holding Multihea
     REQUIRE(cross.shape() == Shape{1, 2, T, S});
     for (const char* kind : {"cross_attn_layer", "dec_attn_layer"}) {
       const std::string stem = (out / (kind + std::to_string(l))).string();
-      REQUIRE(is_png(stem + ".png"));
-      REQUIRE_THAT(slurp(stem + ".svg"), Contains("<svg"));
+      REQUIRE(tg::test::is_png(stem + ".png"));
+      REQUIRE_THAT(tg::test::read_file(stem + ".svg"), Contains("<svg"));
     }
     require_csv_equals((out / ("cross_attn_layer" + std::to_string(l) + ".csv")).string(), static_cast<int64_t>(l), cross, false);
     require_csv_equals((out / ("dec_attn_layer" + std::to_string(l) + ".csv")).string(), static_cast<int64_t>(l), self, true);
@@ -272,7 +256,7 @@ TEST_CASE("seq2seq attend: bad inputs are usage errors, and without gnuplot only
   const Run relative = run("attend --out-dir " + dir.string() + " --output-dir maps_relative --input 3/3/21", "", dir.parent_path());
   INFO(relative.output);
   REQUIRE(relative.status == 0);
-  REQUIRE(is_png(dir.parent_path() / "maps_relative" / "cross_attn_layer1.png"));
+  REQUIRE(tg::test::is_png(dir.parent_path() / "maps_relative" / "cross_attn_layer1.png"));
   const fs::path out = dir.parent_path() / "maps_no_gnuplot";
   const Run bare = run("attend --out-dir " + dir.string() + " --output-dir " + out.string() + " --input 3/3/21", "PATH=" + out.string());
   REQUIRE(bare.status == 1);

@@ -10,6 +10,8 @@
 
 #include <cerrno>
 #include <chrono>
+#include <fstream>
+#include <sstream>
 
 namespace tg::test {
 namespace {
@@ -115,6 +117,21 @@ ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOpt
 
 ProcessResult run_shell(const std::string& command_line, const ProcessOptions& options) {
   return run_process({"/bin/sh", "-c", command_line}, options);
+}
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+bool is_png(const std::filesystem::path& path) { return read_file(path).rfind("\x89PNG\r\n\x1a\n", 0) == 0; }
+
+size_t count_occurrences(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
 }
 
 }  // namespace tg::test

@@ -1,6 +1,7 @@
 #pragma once
 // Running a program from a test (the example programs' command-line tests): its exit status, how it
-// ended and what it wrote, with an optional stdin text, working folder and time limit.
+// ended and what it wrote, with an optional stdin text, working folder and time limit; and reading back
+// the files it wrote.
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -29,5 +30,14 @@ ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOpt
 
 // run_process({"/bin/sh", "-c", command_line}, options): for pipes, `env`, `ulimit`, traps.
 ProcessResult run_shell(const std::string& command_line, const ProcessOptions& options = {});
+
+// What a program wrote: the bytes of a file ("" when it cannot be read).
+std::string read_file(const std::filesystem::path& path);
+
+// Whether the file starts with the PNG signature.
+bool is_png(const std::filesystem::path& path);
+
+// How many times `what` occurs in text (overlapping occurrences count).
+size_t count_occurrences(const std::string& text, const std::string& what);
 
 }  // namespace tg::test
