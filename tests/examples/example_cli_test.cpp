@@ -129,6 +129,8 @@ TEST_CASE("process_support: status, signal, stdout/stderr, stdin, cwd and the ti
   REQUIRE(killed.signal == 9);
   REQUIRE(killed.status == 128 + 9);
   REQUIRE(tg::test::run_process({"/nonexistent/program"}).status == 127);
+  // The program gets SIGPIPE's default back (the test itself ignores it): `yes` ends silently.
+  REQUIRE(tg::test::run_shell("yes | head -c 1").output == "y");
   tg::test::ProcessOptions limited;
   limited.timeout_seconds = 1;
   const tg::test::ProcessResult slow = tg::test::run_shell("echo started; sleep 30; echo never", limited);

@@ -20,14 +20,13 @@ using Clock = std::chrono::steady_clock;
 
 // The child's side: its own process group (so that a timeout ends everything it started), the working
 // folder, the pipes as stdin/stdout/stderr, then exec. Never returns.
-[[noreturn]] void exec_child(const std::vector<std::string>& argv, const ProcessOptions& o, int in, int out, int err) {
+// Only async-signal-safe calls here (the test may have threads): argv is built before the fork.
+[[noreturn]] void exec_child(char* const* argv, const ProcessOptions& o, int in, int out, int err) {
   ::setpgid(0, 0);
+  ::signal(SIGPIPE, SIG_DFL);   // the test ignores SIGPIPE (run_process); the program gets the default back
   if (!o.cwd.empty() && ::chdir(o.cwd.c_str()) != 0) ::_exit(127);
   if (::dup2(in, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(o.merge_stderr ? out : err, 2) < 0) ::_exit(127);
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  ::execvp(args[0], args.data());
+  ::execvp(argv[0], argv);
   ::_exit(127);
 }
 
@@ -83,13 +82,16 @@ bool exchange(int to_child, int from_out, int from_err, const std::string& text,
 
 ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOptions& options) {
   REQUIRE(!argv.empty());
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
   int in[2], out[2], err[2];
   REQUIRE(::pipe2(in, O_CLOEXEC) == 0);
   REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
   REQUIRE(::pipe2(err, O_CLOEXEC) == 0);
   const pid_t pid = ::fork();
   REQUIRE(pid >= 0);
-  if (pid == 0) exec_child(argv, options, in[0], out[1], err[1]);
+  if (pid == 0) exec_child(args.data(), options, in[0], out[1], err[1]);
   ::close(in[0]);
   ::close(out[1]);
   ::close(err[1]);
