@@ -10,23 +10,26 @@
 // 1 any other failure (a checkpoint, a write). Never a signal.
 #include <boost/program_options.hpp>
 
-#include <algorithm>
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
 #include <string>
 #include <vector>
 
-#include "examples/common/loss_plot.h"
+#include "examples/common/cli.h"
+#include "examples/common/plot_command.h"
 #include "examples/common/readable_default.h"
 #include "examples/seq2seq/attention_maps.h"
-#include "examples/seq2seq/cli.h"
 #include "examples/seq2seq/train.h"
 #include "tapegrad/framework/runtime.h"
 
 namespace po = boost::program_options;
 using namespace tg::seq2seq;
+using tg::examples::parse;
+using tg::examples::parse_seed;
 using tg::examples::readable_default;
+using tg::examples::require_flag;
+using tg::examples::require_in_range;
+using tg::examples::UsageError;
 
 namespace {
 
@@ -39,22 +42,6 @@ constexpr const char* kUsage =
     "  plot       draw losses.csv of one run, or several overlaid, as a PNG\n"
     "  attend     draw what each attention head looks at, for one input (PNG, SVG and CSV per layer)\n"
     "run 'seq2seq <command> --help' for the options of a command\n";
-
-// Parses argv[2..]; returns false (after printing help) when --help was given.
-bool parse(int argc, char** argv, po::options_description& desc, po::variables_map& vm, const char* usage,
-           const po::positional_options_description* positional = nullptr) {
-  desc.add_options()("help,h", "show this help");
-  po::command_line_parser parser(argc - 1, argv + 1);
-  parser.options(desc);
-  if (positional) parser.positional(*positional);
-  po::store(parser.run(), vm);
-  if (vm.count("help")) {
-    std::cout << usage << "\n" << desc << "\n";
-    return false;
-  }
-  po::notify(vm);
-  return true;
-}
 
 int run_train(int argc, char** argv) {
   TrainOptions o;
@@ -116,6 +103,16 @@ struct DecodeFlags {
   }
 };
 
+// Throws UsageError "[<cmd>] <what encode says>" when text has characters outside the vocabulary.
+void require_encodable(const char* cmd, const std::string& text) {
+  try {
+    encode(text);
+  } catch (const std::invalid_argument& e) {
+    const std::string what = e.what(), prefix = "[seq2seq] ";   // the data layer's prefix, replaced by the command's
+    throw UsageError("[" + std::string(cmd) + "] " + (what.rfind(prefix, 0) == 0 ? what.substr(prefix.size()) : what));
+  }
+}
+
 int run_translate(int argc, char** argv) {
   const char* cmd = "seq2seq translate";
   DecodeFlags f;
@@ -132,12 +129,7 @@ int run_translate(int argc, char** argv) {
     for (std::string line; std::getline(std::cin, line);) inputs.push_back(line);
   for (const std::string& s : inputs) {
     require_flag(!s.empty(), cmd, "TEXT", "non-empty", "''");
-    try {
-      encode(s);
-    } catch (const std::invalid_argument& e) {
-      const std::string what = e.what(), prefix = "[seq2seq] ";   // the data layer's prefix, replaced by the command's
-      throw UsageError("[" + std::string(cmd) + "] " + (what.rfind(prefix, 0) == 0 ? what.substr(prefix.size()) : what));
-    }
+    require_encodable(cmd, s);
   }
   tg::set_num_threads(f.threads);
   auto model = load_model(f.out_dir + "/ckpt.h5");
@@ -169,45 +161,7 @@ int run_eval(int argc, char** argv) {
   return 0;
 }
 
-// The legend's names: the folders' own names, or the paths as given when two folders share a name.
-std::vector<std::string> run_labels(const std::vector<std::string>& dirs) {
-  std::vector<std::string> names;
-  for (const auto& d : dirs) {
-    std::filesystem::path p = std::filesystem::absolute(d).lexically_normal();
-    if (p.filename().empty()) p = p.parent_path();   // "runs/a/" -> "runs/a"
-    names.push_back(p.filename().string());
-  }
-  for (size_t i = 0; i < names.size(); ++i)
-    if (names[i].empty() || std::count(names.begin(), names.end(), names[i]) > 1) return dirs;
-  return names;
-}
-
-int run_plot(int argc, char** argv) {
-  const char* cmd = "seq2seq plot";
-  std::string out_dir = "out-seq2seq", output;
-  std::vector<std::string> compare;
-  po::options_description d("seq2seq plot options");
-  d.add_options()
-      ("out-dir", po::value(&out_dir)->default_value(out_dir), "run folder holding losses.csv")
-      ("compare", po::value(&compare)->multitoken(), "more run folders to overlay (the legend names each folder)")
-      ("output", po::value(&output), "PNG to write (default: <out-dir>/losses.png, or <out-dir>/compare.png with --compare)");
-  po::variables_map vm;
-  if (!parse(argc, argv, d, vm, "usage: seq2seq plot [--out-dir DIR] [--compare DIR2 ...] [--output FILE]")) return 0;
-  require_flag(!out_dir.empty(), cmd, "--out-dir", "a folder name", "''");
-  require_flag(!vm.count("output") || !output.empty(), cmd, "--output", "a file name", "''");
-  std::vector<std::string> dirs{out_dir};
-  dirs.insert(dirs.end(), compare.begin(), compare.end());
-  const std::vector<std::string> labels = run_labels(dirs);
-  std::vector<tg::examples::LossCurves> runs;
-  for (size_t i = 0; i < dirs.size(); ++i) runs.push_back(tg::examples::read_losses_csv(dirs[i] + "/losses.csv", labels[i]));
-  if (output.empty()) output = out_dir + (compare.empty() ? "/losses.png" : "/compare.png");
-  if (!tg::examples::plot_loss_runs(runs, output, compare.empty() ? "seq2seq " + out_dir : "seq2seq runs")) {
-    std::cerr << "seq2seq plot: no picture written: gnuplot is not on PATH (install gnuplot-nox)\n";
-    return 1;
-  }
-  std::cout << "wrote " << output << "\n";
-  return 0;
-}
+int run_plot(int argc, char** argv) { return tg::examples::run_plot_command("seq2seq", "out-seq2seq", argc, argv); }
 
 int run_attend(int argc, char** argv) {
   const char* cmd = "seq2seq attend";
@@ -225,12 +179,7 @@ int run_attend(int argc, char** argv) {
   require_flag(!out_dir.empty(), cmd, "--out-dir", "a folder name", "''");
   require_flag(!vm.count("output-dir") || !output_dir.empty(), cmd, "--output-dir", "a folder name", "''");
   require_in_range(cmd, "--threads", threads, 1, 1024);
-  try {
-    encode(input);
-  } catch (const std::invalid_argument& e) {
-    const std::string what = e.what(), prefix = "[seq2seq] ";   // the data layer's prefix, replaced by the command's
-    throw UsageError("[" + std::string(cmd) + "] " + (what.rfind(prefix, 0) == 0 ? what.substr(prefix.size()) : what));
-  }
+  require_encodable(cmd, input);
   tg::set_num_threads(threads);
   auto model = load_model(out_dir + "/ckpt.h5");
   const int64_t max_src = model->config().max_src_len;
@@ -250,27 +199,10 @@ int run_attend(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
-    std::cout << kUsage;
-    return argc < 2 ? 2 : 0;
-  }
-  const std::string cmd = argv[1];
-  try {
-    if (cmd == "train") return run_train(argc, argv);
-    if (cmd == "translate") return run_translate(argc, argv);
-    if (cmd == "eval") return run_eval(argc, argv);
-    if (cmd == "plot") return run_plot(argc, argv);
-    if (cmd == "attend") return run_attend(argc, argv);
-    std::cerr << "seq2seq: unknown command '" << cmd << "'\n" << kUsage;
-    return 2;
-  } catch (const po::error& e) {
-    std::cerr << "seq2seq " << cmd << ": " << e.what() << " (see seq2seq " << cmd << " --help)\n";
-    return 2;
-  } catch (const UsageError& e) {
-    std::cerr << e.what() << " (see seq2seq " << cmd << " --help)\n";
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "seq2seq " << cmd << ": " << e.what() << "\n";
-    return 1;
-  }
+  return tg::examples::run_commands("seq2seq", kUsage, argc, argv,
+                                    {{"train", run_train},
+                                     {"translate", run_translate},
+                                     {"eval", run_eval},
+                                     {"plot", run_plot},
+                                     {"attend", run_attend}});
 }

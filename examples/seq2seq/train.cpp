@@ -13,13 +13,16 @@
 #include <nlohmann/json.hpp>
 
 #include "examples/common/loss_plot.h"
-#include "examples/seq2seq/cli.h"
+#include "examples/common/cli.h"
 #include "examples/seq2seq/training_state.h"
 #include "tapegrad/framework/io/checkpoint.h"
 #include "tapegrad/framework/runtime.h"
 
 namespace tg::seq2seq {
 namespace {
+
+using tg::examples::require_flag;
+using tg::examples::require_in_range;
 
 using Clock = std::chrono::steady_clock;
 constexpr const char* kTrain = "seq2seq train";

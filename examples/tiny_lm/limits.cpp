@@ -33,24 +33,6 @@ double cgroup_limit(const char* path) {
 
 }  // namespace
 
-void require_in_range(const char* command, const char* flag, int64_t value, int64_t lo, int64_t hi) {
-  const std::string rule = hi == std::numeric_limits<int64_t>::max()
-                               ? ">= " + std::to_string(lo)
-                               : "in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
-  require_flag(value >= lo && value <= hi, command, flag, rule, value);
-}
-
-uint64_t parse_seed(const std::string& text, const char* command, const char* flag) {
-  uint64_t v = 0;
-  const char* first = text.data();
-  const char* last = first + text.size();
-  auto [end, ec] = std::from_chars(first, last, v);
-  const bool digits_only = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
-  require_flag(digits_only && ec == std::errc() && end == last, command, flag,
-               "an integer in [0, " + std::to_string(std::numeric_limits<uint64_t>::max()) + "]", "'" + text + "'");
-  return v;
-}
-
 double parameter_count(const TinyLMConfig& c) {
   const double V = static_cast<double>(c.vocab_size), T = static_cast<double>(c.block_size);
   const double E = static_cast<double>(c.n_embd), F = static_cast<double>(c.ff());

@@ -4,10 +4,9 @@
 // The limits exist so that no flag and no checkpoint /config can overflow a size computation, make
 // the program build layers for minutes, or ask for more memory than the machine has.
 #include <cstdint>
-#include <sstream>
-#include <stdexcept>
 #include <string>
 
+#include "examples/common/cli.h"
 #include "examples/tiny_lm/model.h"
 
 namespace tg::tiny_lm {
@@ -21,29 +20,12 @@ constexpr int64_t kMaxBatchSize = int64_t{1} << 20;     // sequences per batch (
 constexpr int64_t kMaxThreads = 1024;                   // --threads
 constexpr int64_t kMaxSampleTokens = int64_t{1} << 20;  // sample --tokens
 
-// A command-line value that tiny_lm refuses, e.g.
-// "[tiny_lm train] --batch-size must be in [1, 1048576]; got --batch-size=0". tiny_lm exits with 2.
-class UsageError : public std::invalid_argument {
- public:
-  using std::invalid_argument::invalid_argument;
-};
-
-// Throws UsageError "[command] <flag> must be <rule>; got <flag>=<value>" unless ok.
-template <class T>
-void require_flag(bool ok, const char* command, const char* flag, const std::string& rule, const T& value) {
-  if (ok) return;
-  std::ostringstream os;
-  os << '[' << command << "] " << flag << " must be " << rule << "; got " << flag << '=' << value;
-  throw UsageError(os.str());
-}
-
-// Checks an integer flag against [lo, hi] (inclusive), naming the flag (the rule reads ">= lo" when hi
-// is INT64_MAX).
-void require_in_range(const char* command, const char* flag, int64_t value, int64_t lo, int64_t hi);
-
-// Parses a seed strictly: decimal digits only, in [0, 2^64 - 1] (a negative number, a sign, spaces or
-// trailing characters throw UsageError naming the flag).
-uint64_t parse_seed(const std::string& text, const char* command, const char* flag);
+// The command-line checks of examples/common/cli.h (UsageError: tiny_lm exits with 2), by their
+// tiny_lm names.
+using tg::examples::parse_seed;
+using tg::examples::require_flag;
+using tg::examples::require_in_range;
+using tg::examples::UsageError;
 
 // The exact number of parameters TinyLM(config) registers, computed in floating point so that no
 // configuration can overflow it (equals tg::parameter_count(TinyLM(config)) whenever the model can be

@@ -10,16 +10,15 @@
 // is built; 1 any other failure (a file, a checkpoint, the data, a write). Never a signal.
 #include <boost/program_options.hpp>
 
-#include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
 #include <limits>
 #include <string>
 #include <vector>
 
-#include "examples/common/loss_plot.h"
+#include "examples/common/cli.h"
+#include "examples/common/plot_command.h"
 #include "examples/common/readable_default.h"
 #include "examples/tiny_lm/attention_maps.h"
 #include "examples/tiny_lm/checkpointing.h"
@@ -32,6 +31,7 @@
 
 namespace po = boost::program_options;
 using namespace tg::tiny_lm;
+using tg::examples::parse;
 using tg::examples::readable_default;
 
 namespace {
@@ -45,18 +45,6 @@ constexpr const char* kUsage =
     "  plot     draw losses.csv of one run, or several overlaid, as a PNG\n"
     "  attend   draw what each attention head looks at, for a prompt (PNG, SVG and CSV per layer)\n"
     "run 'tiny_lm <command> --help' for the options of a command\n";
-
-// Parses argv[2..]; returns false (after printing help) when --help was given.
-bool parse(int argc, char** argv, po::options_description& desc, po::variables_map& vm, const char* usage) {
-  desc.add_options()("help,h", "show this help");
-  po::store(po::command_line_parser(argc - 1, argv + 1).options(desc).run(), vm);
-  if (vm.count("help")) {
-    std::cout << usage << "\n" << desc << "\n";
-    return false;
-  }
-  po::notify(vm);
-  return true;
-}
 
 int run_train(int argc, char** argv) {
   TrainOptions o;
@@ -195,44 +183,7 @@ int run_eval(int argc, char** argv) {
   return 0;
 }
 
-// The legend's names: the folders' own names, or the paths as given when two folders share a name.
-std::vector<std::string> run_labels(const std::vector<std::string>& dirs) {
-  std::vector<std::string> names;
-  for (const auto& d : dirs) {
-    std::filesystem::path p = std::filesystem::absolute(d).lexically_normal();
-    if (p.filename().empty()) p = p.parent_path();   // "runs/a/" -> "runs/a"
-    names.push_back(p.filename().string());
-  }
-  for (size_t i = 0; i < names.size(); ++i)
-    if (names[i].empty() || std::count(names.begin(), names.end(), names[i]) > 1) return dirs;
-  return names;
-}
-
-int run_plot(int argc, char** argv) {
-  std::string out_dir = "out-tiny-lm", output;
-  std::vector<std::string> compare;
-  po::options_description d("tiny_lm plot options");
-  d.add_options()
-      ("out-dir", po::value(&out_dir)->default_value(out_dir), "run folder holding losses.csv")
-      ("compare", po::value(&compare)->multitoken(), "more run folders to overlay (the legend names each folder)")
-      ("output", po::value(&output), "PNG to write (default: <out-dir>/losses.png, or <out-dir>/compare.png with --compare)");
-  po::variables_map vm;
-  if (!parse(argc, argv, d, vm, "usage: tiny_lm plot [--out-dir DIR] [--compare DIR2 ...] [--output FILE]")) return 0;
-  require_flag(!out_dir.empty(), "tiny_lm plot", "--out-dir", "a folder name", "''");
-  require_flag(!vm.count("output") || !output.empty(), "tiny_lm plot", "--output", "a file name", "''");
-  std::vector<std::string> dirs{out_dir};
-  dirs.insert(dirs.end(), compare.begin(), compare.end());
-  const std::vector<std::string> labels = run_labels(dirs);
-  std::vector<tg::examples::LossCurves> runs;
-  for (size_t i = 0; i < dirs.size(); ++i) runs.push_back(tg::examples::read_losses_csv(dirs[i] + "/losses.csv", labels[i]));
-  if (output.empty()) output = out_dir + (compare.empty() ? "/losses.png" : "/compare.png");
-  if (!tg::examples::plot_loss_runs(runs, output, compare.empty() ? "tiny_lm " + out_dir : "tiny_lm runs")) {
-    std::cerr << "tiny_lm plot: no picture written: gnuplot is not on PATH (install gnuplot-nox)\n";
-    return 1;
-  }
-  std::cout << "wrote " << output << "\n";
-  return 0;
-}
+int run_plot(int argc, char** argv) { return tg::examples::run_plot_command("tiny_lm", "out-tiny-lm", argc, argv); }
 
 int run_attend(int argc, char** argv) {
   std::string out_dir = "out-tiny-lm", output_dir, prompt;
@@ -274,38 +225,17 @@ int run_attend(int argc, char** argv) {
 
 }  // namespace
 
-int run_command(int argc, char** argv) {
-  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
-    std::cout << kUsage;
-    return argc < 2 ? 2 : 0;
-  }
-  const std::string cmd = argv[1];
-  try {
-    if (cmd == "train") return run_train(argc, argv);
-    if (cmd == "sample") return run_sample(argc, argv);
-    if (cmd == "eval") return run_eval(argc, argv);
-    if (cmd == "plot") return run_plot(argc, argv);
-    if (cmd == "attend") return run_attend(argc, argv);
-    std::cerr << "tiny_lm: unknown command '" << cmd << "'\n" << kUsage;
-    return 2;
-  } catch (const po::error& e) {
-    std::cerr << "tiny_lm " << cmd << ": " << e.what() << " (see tiny_lm " << cmd << " --help)\n";
-    return 2;
-  } catch (const UsageError& e) {
-    std::cerr << e.what() << " (see tiny_lm " << cmd << " --help)\n";
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "tiny_lm " << cmd << ": " << e.what() << "\n";
-    return 1;
-  }
-}
-
 // Under mpirun (when built with MPI) every process runs the command inside an MPI environment; a failed
 // process ends the whole launch (MpiScope::fail) instead of waiting for the others.
 int main(int argc, char** argv) {
   try {
     MpiScope mpi(argc, argv);
-    const int code = run_command(argc, argv);
+    const int code = tg::examples::run_commands("tiny_lm", kUsage, argc, argv,
+                                                {{"train", run_train},
+                                                 {"sample", run_sample},
+                                                 {"eval", run_eval},
+                                                 {"plot", run_plot},
+                                                 {"attend", run_attend}});
     return code == 0 ? 0 : mpi.fail(code);
   } catch (const std::exception& e) {
     std::cerr << "tiny_lm: " << e.what() << "\n";

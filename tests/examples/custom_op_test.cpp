@@ -1,7 +1,6 @@
 // The custom-op example: rms_norm's hand-written backward is gradchecked in-process, equals its
 // composite, rejects bad input, a plausible wrong backward is caught; the program runs and learns;
 // and every C++ block of docs/custom_ops.md is code that lives in the example or in this test.
-#include <cstdio>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -12,6 +11,7 @@
 #include "tapegrad/framework/gradcheck.h"
 #include "tapegrad/framework/ops/elementwise.h"
 #include "tapegrad/framework/tensor_ops.h"
+#include "support/process_support.h"
 #include "support/test_support.h"
 
 using namespace tg;
@@ -138,15 +138,11 @@ TEST_CASE("custom_op rms_norm: gradcheck catches a backward that treats r as a c
 
 TEST_CASE("custom_op: the program checks, gradchecks and trains, and its loss drops", "[examples][e2e]") {
   const std::string bin = std::string(TAPEGRAD_BINARY_DIR) + "/examples/custom_op/custom_op";
-  FILE* p = popen((bin + " 2>&1").c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  int status = pclose(p);
+  const tg::test::ProcessResult r = tg::test::run_process({bin});
+  const std::string& out = r.output;
   INFO(out);
-  REQUIRE(WIFEXITED(status));
-  REQUIRE(WEXITSTATUS(status) == 0);
+  REQUIRE(r.exited);
+  REQUIRE(r.status == 0);
   REQUIRE_THAT(out, Contains("gradcheck rms_norm: ok"));
   REQUIRE_THAT(out, Contains("custom_op: all checks passed"));
   std::smatch m;

@@ -15,6 +15,7 @@
 #include "examples/common/heatmaps.h"
 #include "examples/common/loss_plot.h"
 #include "examples/common/readable_default.h"
+#include "support/process_support.h"
 #include "support/test_support.h"
 
 using Catch::Matchers::Contains;
@@ -23,19 +24,10 @@ using namespace tg::examples;
 
 namespace {
 
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
 void write(const fs::path& p, const std::string& text) {
   std::ofstream f(p, std::ios::binary);
   f << text;
 }
-
-bool is_png(const fs::path& p) { return slurp(p).rfind("\x89PNG\r\n\x1a\n", 0) == 0; }
 
 // Sets PATH for the scope (to a folder without gnuplot), restoring it afterwards.
 struct PathOverride {
@@ -158,14 +150,14 @@ TEST_CASE("plot_losses: a PNG, written atomically, no scratch files left", "[exa
   const fs::path dir = tg::test::scratch_dir("common_plot");
   write(dir / "losses.csv", kSeq2seqCsv);
   REQUIRE(plot_losses((dir / "losses.csv").string(), (dir / "losses.png").string()));
-  REQUIRE(is_png(dir / "losses.png"));
+  REQUIRE(tg::test::is_png(dir / "losses.png"));
   REQUIRE(listing(dir) == std::vector<std::string>{"losses.csv", "losses.png"});
   // Several runs overlaid, in one picture.
   fs::create_directories(dir / "b");
   write(dir / "b" / "losses.csv", kTinyLmCsv);
   REQUIRE(plot_loss_runs({read_losses_csv((dir / "losses.csv").string()), read_losses_csv((dir / "b/losses.csv").string())},
                          (dir / "both.png").string(), "two runs"));
-  REQUIRE(is_png(dir / "both.png"));
+  REQUIRE(tg::test::is_png(dir / "both.png"));
   REQUIRE_THROWS_WITH(plot_loss_runs({LossCurves()}, (dir / "none.png").string()),
                       Contains("[plot_loss_runs] nothing to draw: no run has a loss row; got 1 run(s)"));
 }
@@ -209,7 +201,7 @@ TEST_CASE("LossPlot: a broken log is reported once and never throws", "[examples
   REQUIRE_THAT(last, Contains("no losses.png written: ") && Contains("not a losses log"));
   write(dir / "losses.csv", kTinyLmCsv);
   REQUIRE(plot.refresh());
-  REQUIRE(is_png(dir / "losses.png"));
+  REQUIRE(tg::test::is_png(dir / "losses.png"));
 }
 
 TEST_CASE("visible_char: spaces, newlines and control bytes are labels one can see", "[examples][attention]") {
@@ -240,10 +232,10 @@ TEST_CASE("write_heatmaps / write_heatmap_csv: PNG, SVG and the numbers, masked 
   HeatmapGrid g{.title = "layer 1 it's", .row_labels = {"x'", "y"}, .col_labels = {"a", "\u2423", "\\n"},
                 .panels = {{1, nan, nan, 0.25, 0.75, nan}, {0.5, 0.5, nan, 0.125, 0.125, 0.75}}};
   REQUIRE(write_heatmaps(g, (dir / "map.png").string(), (dir / "map.svg").string()));
-  REQUIRE(is_png(dir / "map.png"));
-  REQUIRE_THAT(slurp(dir / "map.svg"), Contains("<svg") && Contains("head 1"));
+  REQUIRE(tg::test::is_png(dir / "map.png"));
+  REQUIRE_THAT(tg::test::read_file(dir / "map.svg"), Contains("<svg") && Contains("head 1"));
   write_heatmap_csv(g, 1, (dir / "map.csv").string());
-  REQUIRE(slurp(dir / "map.csv") ==
+  REQUIRE(tg::test::read_file(dir / "map.csv") ==
           "layer,head,query,key,weight\n1,0,0,0,1\n1,0,1,0,0.25\n1,0,1,1,0.75\n"
           "1,1,0,0,0.5\n1,1,0,1,0.5\n1,1,1,0,0.125\n1,1,1,1,0.125\n1,1,1,2,0.75\n");
   REQUIRE(listing(dir) == std::vector<std::string>{"map.csv", "map.png", "map.svg"});

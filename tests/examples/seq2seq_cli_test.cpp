@@ -1,11 +1,9 @@
 // The seq2seq program end to end: train, translate (arguments and stdin, greedy and beam) and eval on a
 // tiny checkpoint, and its command-line errors (exit status 2 with the exact message, before anything
 // is built; 1 for a missing checkpoint).
-#include <sys/wait.h>
-
-#include <cstdio>
 #include <string>
 
+#include "support/process_support.h"
 #include "support/test_support.h"
 
 using Catch::Matchers::Contains;
@@ -14,23 +12,15 @@ namespace {
 
 const std::string kBin = std::string(TAPEGRAD_BINARY_DIR) + "/examples/seq2seq/seq2seq";
 
-struct Run {
-  int status;
-  std::string output;
-};
+using Run = tg::test::ProcessResult;   // status, exited, output (stdout and stderr together)
 
-// Runs `seq2seq <args>` through the shell (stdout and stderr together); stdin_text is piped in.
+// Runs `seq2seq <args>` through the shell (stdout and stderr together); stdin_text is its stdin.
 Run run(const std::string& args, const std::string& stdin_text = "") {
-  const std::string cmd = (stdin_text.empty() ? std::string("") : "printf '" + stdin_text + "' | ") + kBin + " " + args +
-                          (stdin_text.empty() ? " < /dev/null" : "") + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  const int status = pclose(p);
-  REQUIRE(WIFEXITED(status));   // never a signal
-  return {WEXITSTATUS(status), out};
+  tg::test::ProcessOptions o;
+  o.stdin_text = stdin_text;
+  const Run r = tg::test::run_shell(kBin + " " + args, o);
+  REQUIRE(r.exited);   // never a signal
+  return r;
 }
 
 size_t count_lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
@@ -63,7 +53,7 @@ TEST_CASE("seq2seq cli: bad command lines exit 2 with the exact message", "[seq2
   CHECK(empty.status == 2);
   CHECK_THAT(empty.output, Contains("usage: seq2seq <command> [options]"));
   // A bad stdin line is refused before the (absent) checkpoint is opened.
-  const Run bad_stdin = run("translate --out-dir " + none, "3.3.2021\\n3rd of mai\\177\\n");
+  const Run bad_stdin = run("translate --out-dir " + none, "3.3.2021\n3rd of mai\177\n");
   CHECK(bad_stdin.status == 2);
   CHECK_THAT(bad_stdin.output, Contains("(byte 0x7f) at position 10 is outside the vocabulary"));
 }
@@ -94,7 +84,7 @@ TEST_CASE("seq2seq cli: train, then translate (arguments, stdin, beam) and eval 
   INFO(a.output);
   CHECK(a.status == 0);
   CHECK(count_lines(a.output) == 3);
-  const Run s = run("translate --out-dir " + dir, "3rd of march 2021\\nMar 3, 21\\n03/03/2021\\n");
+  const Run s = run("translate --out-dir " + dir, "3rd of march 2021\nMar 3, 21\n03/03/2021\n");
   CHECK(s.status == 0);
   CHECK(s.output == a.output);   // stdin lines decode as the same arguments
   const Run b = run("translate --beam 1 --batch-size 1 --out-dir " + dir + " '3rd of march 2021' 'Mar 3, 21' 03/03/2021");

@@ -1,12 +1,9 @@
 // The pictures of the seq2seq example: readable --help defaults, losses.png during training (and the run
 // going on without gnuplot), `seq2seq plot`, and `seq2seq attend`, whose CSVs must hold exactly the
 // weights MultiheadAttention returns for the model's own layer inputs.
-#include <sys/wait.h>
-
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
@@ -16,6 +13,7 @@
 #include "examples/seq2seq/data.h"
 #include "examples/seq2seq/decode.h"
 #include "examples/seq2seq/train.h"
+#include "support/process_support.h"
 #include "support/test_support.h"
 #include "tapegrad/framework/ops/elementwise.h"
 
@@ -28,38 +26,16 @@ namespace {
 
 const std::string kBin = std::string(TAPEGRAD_BINARY_DIR) + "/examples/seq2seq/seq2seq";
 
-struct Run {
-  int status;
-  std::string output;
-};
+using Run = tg::test::ProcessResult;   // status, exited, output (stdout and stderr together)
 
 // Runs seq2seq with `args` (stdout and stderr together) in folder `cwd` (default: the test's); `env` (e.g.
 // "PATH=/x") is set for the program only.
 Run run(const std::string& args, const std::string& env = "", const fs::path& cwd = {}) {
-  const std::string cmd = (cwd.empty() ? "" : "cd '" + cwd.string() + "' && ") + (env.empty() ? "" : "env " + env + " ") + kBin + " " + args + " < /dev/null 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  const int status = pclose(p);
-  REQUIRE(WIFEXITED(status));   // never a signal
-  return {WEXITSTATUS(status), out};
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-bool is_png(const fs::path& p) { return slurp(p).rfind("\x89PNG\r\n\x1a\n", 0) == 0; }
-
-size_t count(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
+  tg::test::ProcessOptions o;
+  o.cwd = cwd;
+  const Run r = tg::test::run_shell((env.empty() ? "" : "env " + env + " ") + kBin + " " + args, o);
+  REQUIRE(r.exited);   // never a signal
+  return r;
 }
 
 const std::string kRun =
@@ -81,7 +57,7 @@ fs::path trained_run(const std::string& name) {
 // query) is absent from the CSV and zero in w. Every row of w sums to 1.
 void require_csv_equals(const std::string& csv, int64_t layer, const Tensor& w, bool causal) {
   const int64_t H = w.size(1), R = w.size(2), C = w.size(3);
-  std::istringstream in(slurp(csv));
+  std::istringstream in(tg::test::read_file(csv));
   std::string line;
   std::getline(in, line);
   REQUIRE(line == "layer,head,query,key,weight");
@@ -134,8 +110,8 @@ void require_encoder_csvs(Seq2Seq& model, const Batch& src, const fs::path& out)
     const Tensor w = layer->self_attn->forward(h, h, h, weights_options(pad, false)).attn_weights.value();
     REQUIRE(w.shape() == Shape{1, 2, S, S});
     const std::string stem = (out / ("enc_attn_layer" + std::to_string(l))).string();
-    REQUIRE(is_png(stem + ".png"));
-    REQUIRE_THAT(slurp(stem + ".svg"), Contains("<svg"));
+    REQUIRE(tg::test::is_png(stem + ".png"));
+    REQUIRE_THAT(tg::test::read_file(stem + ".svg"), Contains("<svg"));
     require_csv_equals(stem + ".csv", static_cast<int64_t>(l), w, false);
     x = layer->forward(x, {.src_key_padding_mask = pad});
   }
@@ -162,7 +138,7 @@ TEST_CASE("seq2seq --help: every default reads as a person writes it", "[seq2seq
 
 TEST_CASE("seq2seq train: out-dir/losses.png is drawn, with no scratch files left behind", "[seq2seq][plot]") {
   const fs::path dir = trained_run("train");
-  REQUIRE(is_png(dir / "losses.png"));
+  REQUIRE(tg::test::is_png(dir / "losses.png"));
   for (const auto& e : fs::directory_iterator(dir)) REQUIRE(e.path().filename().string().find("gnuplot") == std::string::npos);
 }
 
@@ -171,8 +147,8 @@ TEST_CASE("seq2seq train without gnuplot: the run goes on and says once that no 
   const Run r = run("train " + kRun + "--out-dir " + dir.string(), "PATH=" + dir.string());
   INFO(r.output);
   REQUIRE(r.status == 0);
-  REQUIRE(count(r.output, "no losses.png written: gnuplot is not on PATH (install gnuplot-nox)") == 1);
-  REQUIRE(count(r.output, "eval iter ") == 2);   // both evaluations ran
+  REQUIRE(tg::test::count_occurrences(r.output, "no losses.png written: gnuplot is not on PATH (install gnuplot-nox)") == 1);
+  REQUIRE(tg::test::count_occurrences(r.output, "eval iter ") == 2);   // both evaluations ran
   REQUIRE_THAT(r.output, Contains("final iter 20"));
   REQUIRE(fs::exists(dir / "losses.csv"));
   REQUIRE_FALSE(fs::exists(dir / "losses.png"));
@@ -188,14 +164,14 @@ TEST_CASE("seq2seq plot: one run, or several overlaid into one PNG", "[seq2seq][
   const Run one = run("plot --out-dir " + a.string());
   INFO(one.output);
   REQUIRE(one.status == 0);
-  REQUIRE(is_png(a / "losses.png"));
+  REQUIRE(tg::test::is_png(a / "losses.png"));
   const Run both = run("plot --out-dir " + a.string() + " --compare " + b.string());
   REQUIRE(both.status == 0);
   REQUIRE_THAT(both.output, Contains("wrote " + (a / "compare.png").string()));
-  REQUIRE(is_png(a / "compare.png"));
+  REQUIRE(tg::test::is_png(a / "compare.png"));
   const fs::path elsewhere = a.parent_path() / "overlay.png";
   REQUIRE(run("plot --out-dir " + a.string() + " --compare " + b.string() + " --output " + elsewhere.string()).status == 0);
-  REQUIRE(is_png(elsewhere));
+  REQUIRE(tg::test::is_png(elsewhere));
   const Run missing = run("plot --out-dir " + (a.parent_path() / "nope").string());
   REQUIRE(missing.status == 1);
   REQUIRE_THAT(missing.output, Contains("nope/losses.csv: cannot read the losses log"));
@@ -240,8 +216,8 @@ TEST_CASE("seq2seq attend: PNG, SVG and CSV per layer, the CSVs holding Multihea
     REQUIRE(cross.shape() == Shape{1, 2, T, S});
     for (const char* kind : {"cross_attn_layer", "dec_attn_layer"}) {
       const std::string stem = (out / (kind + std::to_string(l))).string();
-      REQUIRE(is_png(stem + ".png"));
-      REQUIRE_THAT(slurp(stem + ".svg"), Contains("<svg"));
+      REQUIRE(tg::test::is_png(stem + ".png"));
+      REQUIRE_THAT(tg::test::read_file(stem + ".svg"), Contains("<svg"));
     }
     require_csv_equals((out / ("cross_attn_layer" + std::to_string(l) + ".csv")).string(), static_cast<int64_t>(l), cross, false);
     require_csv_equals((out / ("dec_attn_layer" + std::to_string(l) + ".csv")).string(), static_cast<int64_t>(l), self, true);
@@ -280,7 +256,7 @@ TEST_CASE("seq2seq attend: bad inputs are usage errors, and without gnuplot only
   const Run relative = run("attend --out-dir " + dir.string() + " --output-dir maps_relative --input 3/3/21", "", dir.parent_path());
   INFO(relative.output);
   REQUIRE(relative.status == 0);
-  REQUIRE(is_png(dir.parent_path() / "maps_relative" / "cross_attn_layer1.png"));
+  REQUIRE(tg::test::is_png(dir.parent_path() / "maps_relative" / "cross_attn_layer1.png"));
   const fs::path out = dir.parent_path() / "maps_no_gnuplot";
   const Run bare = run("attend --out-dir " + dir.string() + " --output-dir " + out.string() + " --input 3/3/21", "PATH=" + out.string());
   REQUIRE(bare.status == 1);

@@ -5,7 +5,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "examples/seq2seq/cli.h"
+#include "examples/common/cli.h"
 #include "examples/seq2seq/train.h"
 #include "support/test_support.h"
 #include "tapegrad/framework/io/checkpoint.h"
@@ -185,7 +185,7 @@ TEST_CASE("seq2seq train: options are validated naming the flag", "[seq2seq][tra
   REQUIRE_THROWS_WITH(o.validate(), "[seq2seq train] --label-smoothing must be finite and in [0, 1); got --label-smoothing=1");
   o = tiny("x");
   o.lr = std::nan("");
-  REQUIRE_THROWS_AS(o.validate(), UsageError);
+  REQUIRE_THROWS_AS(o.validate(), tg::examples::UsageError);
 }
 
 // The default configuration reaches >= 99% held-out exact match (several minutes on 2 cores): hidden

@@ -2,20 +2,13 @@
 // limit (a hang is killed and fails), exit with the documented status — 2 for a bad command line, 1
 // for a failure that is not the command line's (a missing file) — never by a signal, name the flag (or
 // the file) on stderr, and leave no trace (a rejected `train` creates no out-dir).
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <chrono>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
+#include "support/process_support.h"
 #include "support/test_support.h"
 
 namespace fs = std::filesystem;
@@ -26,56 +19,17 @@ namespace {
 const std::string kBin = std::string(TAPEGRAD_BINARY_DIR) + "/examples/tiny_lm/tiny_lm";
 constexpr int kTimeoutSeconds = 20;
 
-struct Outcome {
-  bool exited = false;      // ended by exit(), not by a signal
-  int code = -1;            // exit status when exited
-  int signal = 0;           // the terminating signal otherwise
-  bool timed_out = false;   // killed after kTimeoutSeconds
-  std::string out, err;
-};
+using Outcome = tg::test::ProcessResult;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// Runs tiny_lm with `args` (no shell) in `cwd`, stdout and stderr captured; kills it after the timeout.
+// Runs tiny_lm with `args` (no shell) in `cwd`, stdout and stderr apart; kills it after the timeout.
 Outcome run_tiny_lm(const std::vector<std::string>& args, const fs::path& cwd) {
-  const fs::path out_file = cwd / "stdout.txt", err_file = cwd / "stderr.txt";
-  std::vector<std::string> argv_s{kBin};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    const int o = ::open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    const int e = ::open(err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (o < 0 || e < 0 || ::chdir(cwd.c_str()) != 0 || ::dup2(o, 1) < 0 || ::dup2(e, 2) < 0) ::_exit(127);
-    ::execv(kBin.c_str(), argv.data());
-    ::_exit(127);
-  }
-  Outcome r;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(kTimeoutSeconds);
-  int status = 0;
-  while (::waitpid(pid, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      r.timed_out = true;
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  r.exited = WIFEXITED(status);
-  r.code = r.exited ? WEXITSTATUS(status) : -1;
-  r.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-  r.out = slurp(out_file);
-  r.err = slurp(err_file);
-  return r;
+  std::vector<std::string> argv{kBin};
+  argv.insert(argv.end(), args.begin(), args.end());
+  tg::test::ProcessOptions o;
+  o.cwd = cwd;
+  o.merge_stderr = false;
+  o.timeout_seconds = kTimeoutSeconds;
+  return tg::test::run_process(argv, o);
 }
 
 struct BadCall {
@@ -180,8 +134,8 @@ TEST_CASE("tiny_lm: every bad invocation of the table exits 2 (or 1) naming the 
                                  "--batch-size", "4", "--max-iters", "4", "--lr-decay-iters", "4", "--warmup-iters",
                                  "1", "--eval-iters", "1", "--no-progress", "--out-dir", ckpt_dir},
                                 dir);
-  INFO(trained.out << trained.err);
-  REQUIRE(trained.code == 0);
+  INFO(trained.output << trained.errors);
+  REQUIRE(trained.status == 0);
   auto table = train_calls();
   for (auto& c : sample_eval_calls(ckpt_dir)) table.push_back(std::move(c));
   REQUIRE(table.size() >= 40);
@@ -194,13 +148,13 @@ TEST_CASE("tiny_lm: every bad invocation of the table exits 2 (or 1) naming the 
     const bool is_train = c.args[0] == "train" && c.args.back() != "--max-iters";
     if (is_train) args.insert(args.end(), {"--no-progress", "--out-dir", "run"});
     Outcome r = run_tiny_lm(args, cwd);
-    INFO("case " << index++ << ": " << line << "\nstdout: " << r.out << "\nstderr: " << r.err);
+    INFO("case " << index++ << ": " << line << "\nstdout: " << r.output << "\nstderr: " << r.errors);
     CHECK_FALSE(r.timed_out);
     CHECK(r.signal == 0);
     CHECK(r.exited);
-    CHECK(r.code == c.code);
-    CHECK_THAT(r.err, Contains(c.names));
-    CHECK(r.out.find("final iter") == std::string::npos);
+    CHECK(r.status == c.code);
+    CHECK_THAT(r.errors, Contains(c.names));
+    CHECK(r.output.find("final iter") == std::string::npos);
     if (is_train) CHECK_FALSE(fs::exists(cwd / "run"));   // rejected before anything was created
   }
 }
@@ -208,12 +162,12 @@ TEST_CASE("tiny_lm: every bad invocation of the table exits 2 (or 1) naming the 
 TEST_CASE("tiny_lm: a usage error prints the command's help hint and nothing on stdout", "[e2e][errors]") {
   const fs::path dir = tg::test::scratch_dir("bad_flags_hint");
   Outcome r = run_tiny_lm({"train", "--eval-interval", "0"}, dir);
-  REQUIRE(r.code == 2);
-  REQUIRE(r.err == "[tiny_lm train] --eval-interval must be >= 1; got --eval-interval=0 (see tiny_lm train --help)\n");
-  REQUIRE(r.out.empty());
+  REQUIRE(r.status == 2);
+  REQUIRE(r.errors == "[tiny_lm train] --eval-interval must be >= 1; got --eval-interval=0 (see tiny_lm train --help)\n");
+  REQUIRE(r.output.empty());
   Outcome s = run_tiny_lm({"sample", "--seed", "-1"}, dir);
-  REQUIRE(s.code == 2);
-  REQUIRE(s.err ==
+  REQUIRE(s.status == 2);
+  REQUIRE(s.errors ==
           "[tiny_lm sample] --seed must be an integer in [0, 18446744073709551615]; got --seed='-1' "
           "(see tiny_lm sample --help)\n");
 }

@@ -1,14 +1,12 @@
 // tiny_lm train --precision bf16: the emulated bf16 run learns as float32 does, resumes exactly, the
 // checkpoint records the precision, and without native bf16 (and no emulation) the run is float32 bit for bit.
-#include <sys/wait.h>
-
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
 #include <regex>
 #include <string>
 
 #include "tapegrad/framework/autocast.h"
+#include "support/process_support.h"
 #include "support/test_support.h"
 
 using Catch::Matchers::Contains;
@@ -18,22 +16,10 @@ namespace {
 
 const std::string kBin = std::string(TAPEGRAD_BINARY_DIR) + "/examples/tiny_lm/tiny_lm";
 
-struct Run {
-  int status;
-  std::string output;
-};
+using Run = tg::test::ProcessResult;   // status, exited, output (stdout and stderr together)
 
 // Runs tiny_lm with `env` (e.g. "TAPEGRAD_BF16=emulate") in front.
-Run run(const std::string& env, const std::string& args) {
-  std::string cmd = env + " " + kBin + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  int status = pclose(p);
-  return {WEXITSTATUS(status), out};
-}
+Run run(const std::string& env, const std::string& args) { return tg::test::run_shell(env + " " + kBin + " " + args); }
 
 std::string scratch(const std::string& name) {
   fs::path d = fs::path(TAPEGRAD_BINARY_DIR) / "test_scratch" / name;

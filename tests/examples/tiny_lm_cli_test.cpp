@@ -1,8 +1,6 @@
 // End-to-end tests of the tiny_lm program: exact resume, learning on the built-in corpus, sample,
 // eval, and its error handling (the table of bad flags is in tiny_lm_bad_flags_test.cpp): resume of a
 // finished run, losses.csv write failures.
-#include <sys/wait.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -11,6 +9,7 @@
 #include <sstream>
 #include <string>
 
+#include "support/process_support.h"
 #include "support/test_support.h"
 
 using Catch::Matchers::Contains;
@@ -20,21 +19,9 @@ namespace {
 
 const std::string kBin = std::string(TAPEGRAD_BINARY_DIR) + "/examples/tiny_lm/tiny_lm";
 
-struct Run {
-  int status;
-  std::string output;
-};
+using Run = tg::test::ProcessResult;   // status, exited, output (stdout and stderr together)
 
-Run run(const std::string& args) {
-  std::string cmd = kBin + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  int status = pclose(p);
-  return {WEXITSTATUS(status), out};
-}
+Run run(const std::string& args) { return tg::test::run_shell(kBin + " " + args); }
 
 std::string scratch(const std::string& name) {
   fs::path d = fs::path(TAPEGRAD_BINARY_DIR) / "test_scratch" / name;
@@ -160,15 +147,7 @@ std::string file_bytes(const std::string& path) {
 }
 
 // Runs a shell command line (for ulimit and traps), stdout and stderr together.
-Run run_shell(const std::string& line) {
-  FILE* p = popen((line + " 2>&1").c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
-}
+Run run_shell(const std::string& line) { return tg::test::run_shell(line); }
 
 const std::string kTiny =
     "--n-layer 1 --n-head 2 --n-embd 16 --block-size 16 --batch-size 4 --warmup-iters 2 --eval-iters 2 --no-progress ";

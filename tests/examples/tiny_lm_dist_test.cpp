@@ -15,6 +15,7 @@
 
 #include "examples/tiny_lm/checkpointing.h"
 #include "examples/tiny_lm/train.h"
+#include "support/process_support.h"
 #include "support/test_support.h"
 #include "tapegrad/framework/io/checkpoint.h"
 #include "tapegrad/optim/clip_grad.h"
@@ -32,21 +33,10 @@ const std::string kNet =
     "--eval-iters 2 --dropout 0.1 --threads 1 --no-progress ";
 const std::string kModel = kNet + "--eval-interval 10 ";
 
-struct Run {
-  int status;
-  std::string output;
-};
+using Run = tg::test::ProcessResult;   // status, exited, output (stdout and stderr together)
 
 // `timeout 60 <command>` with stdout and stderr captured.
-Run shell(const std::string& command) {
-  FILE* p = popen(("timeout -k 5 60 " + command + " 2>&1").c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
-}
+Run shell(const std::string& command) { return tg::test::run_shell("timeout -k 5 60 " + command); }
 
 Run tiny_lm(const std::string& args) { return shell(kBin + " " + args); }
 

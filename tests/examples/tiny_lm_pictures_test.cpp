@@ -1,11 +1,8 @@
 // The pictures of tiny_lm: readable --help defaults, losses.png during training (and the run going on
 // without gnuplot), `tiny_lm plot` overlays, and `tiny_lm attend`, whose CSV must hold exactly the
 // weights MultiheadAttention returns for the model's own layer inputs.
-#include <sys/wait.h>
-
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <regex>
 #include <sstream>
@@ -14,6 +11,7 @@
 
 #include "examples/tiny_lm/attention_maps.h"
 #include "examples/tiny_lm/checkpointing.h"
+#include "support/process_support.h"
 #include "support/test_support.h"
 #include "tapegrad/framework/ops/elementwise.h"
 
@@ -27,36 +25,11 @@ namespace {
 
 const std::string kBin = std::string(TAPEGRAD_BINARY_DIR) + "/examples/tiny_lm/tiny_lm";
 
-struct Run {
-  int status;
-  std::string output;
-};
+using Run = tg::test::ProcessResult;   // status, exited, output (stdout and stderr together)
 
 // Runs tiny_lm with `args`; `env` (e.g. "PATH=/x") is set for the program only.
 Run run(const std::string& args, const std::string& env = "") {
-  const std::string cmd = (env.empty() ? "" : "env " + env + " ") + kBin + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  const int status = pclose(p);
-  return {WEXITSTATUS(status), out};
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-bool is_png(const fs::path& p) { return slurp(p).rfind("\x89PNG\r\n\x1a\n", 0) == 0; }
-
-size_t count(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
+  return tg::test::run_shell((env.empty() ? "" : "env " + env + " ") + kBin + " " + args);
 }
 
 const std::string kRun =
@@ -76,7 +49,7 @@ fs::path trained_run(const std::string& name) {
 // attn_layer<L>.csv: {head, query, key} -> the weight as printed; REQUIREs the header, the layer and
 // that no masked (key > query) cell is listed.
 std::map<std::tuple<int64_t, int64_t, int64_t>, std::string> read_attention_csv(const std::string& path, int64_t layer) {
-  std::istringstream csv(slurp(path));
+  std::istringstream csv(tg::test::read_file(path));
   std::string line;
   std::getline(csv, line);
   REQUIRE(line == "layer,head,query,key,weight");
@@ -113,7 +86,7 @@ TEST_CASE("tiny_lm --help: every default reads as a person writes it", "[e2e][he
 
 TEST_CASE("tiny_lm train: out-dir/losses.png is drawn, with no scratch files left behind", "[e2e][plot]") {
   const fs::path dir = trained_run("train");
-  REQUIRE(is_png(dir / "losses.png"));
+  REQUIRE(tg::test::is_png(dir / "losses.png"));
   for (const auto& e : fs::directory_iterator(dir)) REQUIRE(e.path().filename().string().find("gnuplot") == std::string::npos);
 }
 
@@ -122,7 +95,7 @@ TEST_CASE("tiny_lm train without gnuplot: the run goes on and says once that no 
   Run r = run("train " + kRun + "--out-dir " + dir.string(), "PATH=" + dir.string());
   INFO(r.output);
   REQUIRE(r.status == 0);
-  REQUIRE(count(r.output, "no losses.png written: gnuplot is not on PATH (install gnuplot-nox)") == 1);
+  REQUIRE(tg::test::count_occurrences(r.output, "no losses.png written: gnuplot is not on PATH (install gnuplot-nox)") == 1);
   REQUIRE_THAT(r.output, Contains("final iter 40"));
   REQUIRE(fs::exists(dir / "losses.csv"));
   REQUIRE_FALSE(fs::exists(dir / "losses.png"));
@@ -137,14 +110,14 @@ TEST_CASE("tiny_lm plot: one run, or several overlaid into one PNG", "[e2e][plot
   Run one = run("plot --out-dir " + a.string());
   INFO(one.output);
   REQUIRE(one.status == 0);
-  REQUIRE(is_png(a / "losses.png"));
+  REQUIRE(tg::test::is_png(a / "losses.png"));
   Run both = run("plot --out-dir " + a.string() + " --compare " + b.string());
   REQUIRE(both.status == 0);
   REQUIRE_THAT(both.output, Contains("wrote " + (a / "compare.png").string()));
-  REQUIRE(is_png(a / "compare.png"));
+  REQUIRE(tg::test::is_png(a / "compare.png"));
   const fs::path elsewhere = a.parent_path() / "overlay.png";
   REQUIRE(run("plot --out-dir " + a.string() + " --compare " + b.string() + " --output " + elsewhere.string()).status == 0);
-  REQUIRE(is_png(elsewhere));
+  REQUIRE(tg::test::is_png(elsewhere));
   Run missing = run("plot --out-dir " + (a.parent_path() / "nope").string());
   REQUIRE(missing.status == 1);
   REQUIRE_THAT(missing.output, Contains("nope/losses.csv: cannot read the losses log"));
@@ -172,8 +145,8 @@ TEST_CASE("tiny_lm attend: PNG, SVG and CSV per layer, the CSV holding Multihead
   std::vector<Tensor> returned;
   for (int64_t layer = 0; layer < model->config().n_layer; ++layer) {
     const std::string stem = (out / ("attn_layer" + std::to_string(layer))).string();
-    REQUIRE(is_png(stem + ".png"));
-    REQUIRE_THAT(slurp(stem + ".svg"), Contains("<svg"));
+    REQUIRE(tg::test::is_png(stem + ".png"));
+    REQUIRE_THAT(tg::test::read_file(stem + ".svg"), Contains("<svg"));
     auto l = std::static_pointer_cast<TransformerEncoderLayer>((*model->layers)[static_cast<size_t>(layer)]);
     Var h = l->norm1->forward(x);
     Tensor w = l->self_attn->forward(h, h, h, {.need_weights = true, .average_attn_weights = false, .is_causal = true})
