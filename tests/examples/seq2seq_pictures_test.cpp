@@ -13,6 +13,7 @@
 #include "examples/seq2seq/data.h"
 #include "examples/seq2seq/decode.h"
 #include "examples/seq2seq/train.h"
+#include "support/attention_csv_support.h"
 #include "support/process_support.h"
 #include "support/test_support.h"
 #include "tapegrad/framework/ops/elementwise.h"
@@ -52,47 +53,6 @@ fs::path trained_run(const std::string& name) {
   return dir;
 }
 
-// Checks <csv> (layer,head,query,key,weight) against w (1, H, R, C), MultiheadAttention's per-head
-// weights: every cell, "%.9g" text equal (exact for float32); with `causal` the masked future (key >
-// query) is absent from the CSV and zero in w. Every row of w sums to 1.
-void require_csv_equals(const std::string& csv, int64_t layer, const Tensor& w, bool causal) {
-  const int64_t H = w.size(1), R = w.size(2), C = w.size(3);
-  std::istringstream in(tg::test::read_file(csv));
-  std::string line;
-  std::getline(in, line);
-  REQUIRE(line == "layer,head,query,key,weight");
-  std::map<std::tuple<int64_t, int64_t, int64_t>, std::string> cells;
-  while (std::getline(in, line)) {
-    long long L, h, q, k;
-    char weight[64];
-    REQUIRE(std::sscanf(line.c_str(), "%lld,%lld,%lld,%lld,%63s", &L, &h, &q, &k, weight) == 5);
-    REQUIRE(L == layer);
-    cells[{h, q, k}] = weight;
-  }
-  const float* v = w.data<float>();
-  int64_t expected_cells = 0;
-  for (int64_t h = 0; h < H; ++h)
-    for (int64_t q = 0; q < R; ++q) {
-      double row = 0;
-      for (int64_t k = 0; k < C; ++k) {
-        const float x = v[(h * R + q) * C + k];
-        row += x;
-        if (causal && k > q) {
-          REQUIRE(x == 0.0f);
-          REQUIRE(cells.count({h, q, k}) == 0);
-          continue;
-        }
-        char text[64];
-        std::snprintf(text, sizeof text, "%.9g", static_cast<double>(x));
-        INFO(csv << " head " << h << " query " << q << " key " << k);
-        REQUIRE(cells.at({h, q, k}) == text);
-        ++expected_cells;
-      }
-      REQUIRE(std::abs(row - 1.0) < 1e-5);
-    }
-  REQUIRE(static_cast<int64_t>(cells.size()) == expected_cells);
-}
-
 MultiheadAttentionForwardOptions weights_options(const Var& key_padding_mask, bool is_causal) {
   return {.key_padding_mask = key_padding_mask, .need_weights = true, .average_attn_weights = false, .is_causal = is_causal};
 }
@@ -112,7 +72,7 @@ void require_encoder_csvs(Seq2Seq& model, const Batch& src, const fs::path& out)
     const std::string stem = (out / ("enc_attn_layer" + std::to_string(l))).string();
     REQUIRE(tg::test::is_png(stem + ".png"));
     REQUIRE_THAT(tg::test::read_file(stem + ".svg"), Contains("<svg"));
-    require_csv_equals(stem + ".csv", static_cast<int64_t>(l), w, false);
+    tg::test::require_attention_csv_equals(stem + ".csv", static_cast<int64_t>(l), w, false);
     x = layer->forward(x, {.src_key_padding_mask = pad});
   }
   REQUIRE(tg::test::max_abs_diff(enc.norm->forward(x).value(), model.encode(src.src, src.src_pad).value()) == 0.0);
@@ -219,8 +179,10 @@ TEST_CASE("seq2seq attend: PNG, SVG and CSV per layer, the CSVs holding Multihea
       REQUIRE(tg::test::is_png(stem + ".png"));
       REQUIRE_THAT(tg::test::read_file(stem + ".svg"), Contains("<svg"));
     }
-    require_csv_equals((out / ("cross_attn_layer" + std::to_string(l) + ".csv")).string(), static_cast<int64_t>(l), cross, false);
-    require_csv_equals((out / ("dec_attn_layer" + std::to_string(l) + ".csv")).string(), static_cast<int64_t>(l), self, true);
+    const std::string n = std::to_string(l);
+    const auto index = static_cast<int64_t>(l);
+    tg::test::require_attention_csv_equals((out / ("cross_attn_layer" + n + ".csv")).string(), index, cross, false);
+    tg::test::require_attention_csv_equals((out / ("dec_attn_layer" + n + ".csv")).string(), index, self, true);
     y = layer->forward(y, memory, {.memory_key_padding_mask = pad, .tgt_is_causal = true});
   }
   // The layer inputs used above are the model's own: the chain ends in Seq2Seq::decode's logits.

@@ -8,6 +8,7 @@
 #include "tapegrad/framework/autocast.h"
 #include "support/process_support.h"
 #include "support/test_support.h"
+#include "support/tiny_lm_cli_support.h"
 
 using Catch::Matchers::Contains;
 namespace fs = std::filesystem;
@@ -17,21 +18,11 @@ namespace {
 const std::string kBin = std::string(TAPEGRAD_BINARY_DIR) + "/examples/tiny_lm/tiny_lm";
 
 using Run = tg::test::ProcessResult;   // status, exited, output (stdout and stderr together)
+using tg::test::final_line;
+using tg::test::fresh_run_dir;
 
 // Runs tiny_lm with `env` (e.g. "TAPEGRAD_BF16=emulate") in front.
 Run run(const std::string& env, const std::string& args) { return tg::test::run_shell(env + " " + kBin + " " + args); }
-
-std::string scratch(const std::string& name) {
-  fs::path d = fs::path(TAPEGRAD_BINARY_DIR) / "test_scratch" / name;
-  fs::remove_all(d);
-  return d.string();
-}
-
-std::string final_line(const std::string& out) {
-  std::smatch m;
-  REQUIRE(std::regex_search(out, m, std::regex("final iter \\d+ train_loss [0-9.]+ val_loss [0-9.]+")));
-  return m.str();
-}
 
 double val_loss(const std::string& out) {
   std::smatch m;
@@ -51,8 +42,8 @@ TEST_CASE("tiny_lm: an emulated bf16 run learns the arithmetic corpus as well as
   const std::string args = "train --n-layer 2 --n-head 4 --n-embd 64 --block-size 32 --batch-size 16 --max-iters 300 "
                            "--lr-decay-iters 300 --warmup-iters 30 --lr 3e-3 --eval-interval 150 --eval-iters 10 "
                            "--threads 2 --no-progress --out-dir ";
-  Run f32 = run(kNoEnv, args + scratch("bf16_learn_f32"));
-  Run bf = run(kEmulate, args + scratch("bf16_learn_bf16") + " --precision bf16");
+  Run f32 = run(kNoEnv, args + fresh_run_dir("bf16_learn_f32"));
+  Run bf = run(kEmulate, args + fresh_run_dir("bf16_learn_bf16") + " --precision bf16");
   INFO(f32.output << "\n----\n" << bf.output);
   REQUIRE(f32.status == 0);
   REQUIRE(bf.status == 0);
@@ -64,7 +55,7 @@ TEST_CASE("tiny_lm: an emulated bf16 run learns the arithmetic corpus as well as
 }
 
 TEST_CASE("tiny_lm: a bf16 run resumes exactly, and its checkpoint records the precision", "[e2e][autocast][resume]") {
-  const std::string a = scratch("bf16_resume_a"), b = scratch("bf16_resume_b");
+  const std::string a = fresh_run_dir("bf16_resume_a"), b = fresh_run_dir("bf16_resume_b");
   Run full = run(kEmulate, "train " + kSmall + " --precision bf16 --out-dir " + a);
   INFO(full.output);
   REQUIRE(full.status == 0);
@@ -76,7 +67,7 @@ TEST_CASE("tiny_lm: a bf16 run resumes exactly, and its checkpoint records the p
   INFO(second.output);
   REQUIRE(second.status == 0);
   REQUIRE(final_line(second.output) == final_line(full.output));
-  Run bad = run(kNoEnv, "train " + kSmall + " --precision fp16 --out-dir " + scratch("bf16_bad"));
+  Run bad = run(kNoEnv, "train " + kSmall + " --precision fp16 --out-dir " + fresh_run_dir("bf16_bad"));
   REQUIRE(bad.status == 2);   // a bad command line
   REQUIRE_THAT(bad.output, Contains("[tiny_lm train] --precision must be f32 or bf16; got --precision=fp16"));
 }
@@ -87,8 +78,8 @@ TEST_CASE("tiny_lm: --precision bf16 without native bf16 or emulation is the flo
     WARN("this CPU runs bf16 natively (" << tg::bf16_status() << "); the float32 fallback is not exercised here");
     return;
   }
-  Run f32 = run(kNoEnv, "train " + kSmall + " --out-dir " + scratch("bf16_fallback_f32"));
-  Run bf = run(kNoEnv, "train " + kSmall + " --precision bf16 --out-dir " + scratch("bf16_fallback_bf16"));
+  Run f32 = run(kNoEnv, "train " + kSmall + " --out-dir " + fresh_run_dir("bf16_fallback_f32"));
+  Run bf = run(kNoEnv, "train " + kSmall + " --precision bf16 --out-dir " + fresh_run_dir("bf16_fallback_bf16"));
   INFO(bf.output);
   REQUIRE(bf.status == 0);
   REQUIRE_THAT(bf.output, Contains("autocast runs float32"));

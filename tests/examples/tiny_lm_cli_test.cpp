@@ -11,6 +11,7 @@
 
 #include "support/process_support.h"
 #include "support/test_support.h"
+#include "support/tiny_lm_cli_support.h"
 
 using Catch::Matchers::Contains;
 namespace fs = std::filesystem;
@@ -20,21 +21,10 @@ namespace {
 const std::string kBin = std::string(TAPEGRAD_BINARY_DIR) + "/examples/tiny_lm/tiny_lm";
 
 using Run = tg::test::ProcessResult;   // status, exited, output (stdout and stderr together)
+using tg::test::final_line;
+using tg::test::fresh_run_dir;
 
 Run run(const std::string& args) { return tg::test::run_shell(kBin + " " + args); }
-
-std::string scratch(const std::string& name) {
-  fs::path d = fs::path(TAPEGRAD_BINARY_DIR) / "test_scratch" / name;
-  fs::remove_all(d);
-  return d.string();
-}
-
-// "final iter N train_loss X val_loss Y" without the wall time.
-std::string final_line(const std::string& out) {
-  std::smatch m;
-  REQUIRE(std::regex_search(out, m, std::regex("final iter \\d+ train_loss [0-9.]+ val_loss [0-9.]+")));
-  return m.str();
-}
 
 double field(const std::string& out, const std::string& name) {
   std::smatch m;
@@ -50,7 +40,7 @@ const std::string kSmall = kModel + "--n-embd 32 --max-iters 60 --lr-decay-iters
 }  // namespace
 
 TEST_CASE("tiny_lm: --stop-at then --resume gives the same final line, bit for bit, as an uninterrupted run", "[e2e][resume]") {
-  const std::string a = scratch("resume_a"), b = scratch("resume_b");
+  const std::string a = fresh_run_dir("resume_a"), b = fresh_run_dir("resume_b");
   Run full = run("train " + kSmall + " --out-dir " + a);
   INFO(full.output);
   REQUIRE(full.status == 0);
@@ -78,7 +68,7 @@ TEST_CASE("tiny_lm: --stop-at then --resume gives the same final line, bit for b
 }
 
 TEST_CASE("tiny_lm: the model learns the built-in arithmetic corpus in 500 iterations", "[e2e]") {
-  const std::string dir = scratch("learn");
+  const std::string dir = fresh_run_dir("learn");
   Run r = run("train --n-layer 2 --n-head 4 --n-embd 64 --block-size 32 --batch-size 16 --max-iters 500 "
               "--lr-decay-iters 500 --warmup-iters 50 --lr 3e-3 --eval-interval 250 --eval-iters 10 --threads 2 "
               "--no-progress --out-dir " + dir);
@@ -100,7 +90,7 @@ TEST_CASE("tiny_lm: the model learns the built-in arithmetic corpus in 500 itera
 }
 
 TEST_CASE("tiny_lm: eval reports a checkpoint's loss on a file", "[e2e]") {
-  const std::string dir = scratch("eval");
+  const std::string dir = fresh_run_dir("eval");
   REQUIRE(run("train " + kModel + "--n-embd 32 --max-iters 20 --lr-decay-iters 20 --out-dir " + dir).status == 0);
   const std::string text = dir + "/facts.txt";
   {
@@ -126,12 +116,12 @@ TEST_CASE("tiny_lm: bad usage and mismatched checkpoints give clear errors", "[e
   REQUIRE_THAT(run("train --help").output, Contains("--stop-at"));
   REQUIRE_THAT(run("sample --help").output, Contains("--top-k"));
   REQUIRE_THAT(run("eval --help").output, Contains("--data"));
-  const std::string dir = scratch("mismatch");
+  const std::string dir = fresh_run_dir("mismatch");
   REQUIRE(run("train " + kModel + "--n-embd 32 --max-iters 10 --lr-decay-iters 20 --out-dir " + dir).status == 0);
   Run other = run("train " + kModel + "--n-embd 16 --max-iters 10 --lr-decay-iters 20 --out-dir " + dir + " --resume");
   REQUIRE(other.status == 1);
   REQUIRE_THAT(other.output, Contains("ckpt.h5: /metadata config"));
-  Run missing = run("sample --out-dir " + scratch("nothing"));
+  Run missing = run("sample --out-dir " + fresh_run_dir("nothing"));
   REQUIRE(missing.status == 1);
   REQUIRE_THAT(missing.output, Contains("ckpt.h5"));
 }
@@ -155,7 +145,7 @@ const std::string kTiny =
 }  // namespace
 
 TEST_CASE("tiny_lm: --resume of a finished run says so and changes nothing", "[e2e][resume]") {
-  const std::string dir = scratch("resume_finished");
+  const std::string dir = fresh_run_dir("resume_finished");
   const std::string args = "train " + kTiny + "--max-iters 12 --lr-decay-iters 12 --eval-interval 5 --out-dir " + dir;
   Run full = run(args);
   INFO(full.output);
@@ -183,7 +173,7 @@ TEST_CASE("tiny_lm: --resume of a finished run says so and changes nothing", "[e
 }
 
 TEST_CASE("tiny_lm: --resume keeps the losses rows before the checkpoint and appends the rest", "[e2e][resume]") {
-  const std::string a = scratch("csv_full"), b = scratch("csv_resumed");
+  const std::string a = fresh_run_dir("csv_full"), b = fresh_run_dir("csv_resumed");
   const std::string args = "train " + kTiny + "--max-iters 12 --lr-decay-iters 12 --eval-interval 5 --out-dir ";
   REQUIRE(run(args + a).status == 0);
   REQUIRE(run(args + b + " --stop-at 7").status == 0);
@@ -194,7 +184,7 @@ TEST_CASE("tiny_lm: --resume keeps the losses rows before the checkpoint and app
 TEST_CASE("tiny_lm: losses.csv write failures stop the run with the OS's reason naming the file", "[e2e][errors]") {
   const std::string args = "train " + kTiny + "--max-iters 300 --lr-decay-iters 300 --eval-interval 1000 --out-dir ";
   SECTION("a full device (losses.csv -> /dev/full)") {
-    const std::string dir = scratch("csv_dev_full");
+    const std::string dir = fresh_run_dir("csv_dev_full");
     fs::create_directories(dir);
     fs::create_symlink("/dev/full", dir + "/losses.csv");
     Run r = run(args + dir);
@@ -204,7 +194,7 @@ TEST_CASE("tiny_lm: losses.csv write failures stop the run with the OS's reason 
     REQUIRE(r.output.find("final iter") == std::string::npos);
   }
   SECTION("a directory where losses.csv should be") {
-    const std::string dir = scratch("csv_is_dir");
+    const std::string dir = fresh_run_dir("csv_is_dir");
     fs::create_directories(dir + "/losses.csv");
     Run r = run(args + dir);
     INFO(r.output);
@@ -212,7 +202,7 @@ TEST_CASE("tiny_lm: losses.csv write failures stop the run with the OS's reason 
     REQUIRE_THAT(r.output, Contains(dir + "/losses.csv: cannot create the losses log: Is a directory"));
   }
   SECTION("the file size limit reached in the middle of the run (EFBIG)") {
-    const std::string dir = scratch("csv_fsize");
+    const std::string dir = fresh_run_dir("csv_fsize");
     // ulimit -f counts 512-byte blocks: the log fills 1 KiB after a few dozen rows; no checkpoint is due
     // before the end. SIGXFSZ ignored, the write fails with EFBIG instead of killing the process.
     Run r = run_shell("ulimit -f 2; trap '' XFSZ; exec " + kBin + " " + args + dir);
@@ -223,7 +213,7 @@ TEST_CASE("tiny_lm: losses.csv write failures stop the run with the OS's reason 
     REQUIRE(r.output.find("final iter") == std::string::npos);
   }
   SECTION("--resume onto a losses.csv that is not a regular file") {
-    const std::string dir = scratch("csv_resume_dev");
+    const std::string dir = fresh_run_dir("csv_resume_dev");
     REQUIRE(run("train " + kTiny + "--max-iters 10 --lr-decay-iters 10 --eval-interval 5 --stop-at 5 --out-dir " + dir)
                 .status == 0);
     fs::remove(dir + "/losses.csv");
@@ -234,7 +224,7 @@ TEST_CASE("tiny_lm: losses.csv write failures stop the run with the OS's reason 
     REQUIRE_THAT(r.output, Contains(dir + "/losses.csv: cannot read the losses log: not a regular file"));
   }
   SECTION("--resume onto a losses.csv with a row that is not iter,...") {
-    const std::string dir = scratch("csv_resume_garbled");
+    const std::string dir = fresh_run_dir("csv_resume_garbled");
     REQUIRE(run("train " + kTiny + "--max-iters 10 --lr-decay-iters 10 --eval-interval 5 --stop-at 5 --out-dir " + dir)
                 .status == 0);
     { std::ofstream(dir + "/losses.csv", std::ios::app) << "garbage row\n"; }

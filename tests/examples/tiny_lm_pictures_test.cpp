@@ -11,6 +11,7 @@
 
 #include "examples/tiny_lm/attention_maps.h"
 #include "examples/tiny_lm/checkpointing.h"
+#include "support/attention_csv_support.h"
 #include "support/process_support.h"
 #include "support/test_support.h"
 #include "tapegrad/framework/ops/elementwise.h"
@@ -44,25 +45,6 @@ fs::path trained_run(const std::string& name) {
   INFO(r.output);
   REQUIRE(r.status == 0);
   return dir;
-}
-
-// attn_layer<L>.csv: {head, query, key} -> the weight as printed; REQUIREs the header, the layer and
-// that no masked (key > query) cell is listed.
-std::map<std::tuple<int64_t, int64_t, int64_t>, std::string> read_attention_csv(const std::string& path, int64_t layer) {
-  std::istringstream csv(tg::test::read_file(path));
-  std::string line;
-  std::getline(csv, line);
-  REQUIRE(line == "layer,head,query,key,weight");
-  std::map<std::tuple<int64_t, int64_t, int64_t>, std::string> cells;
-  while (std::getline(csv, line)) {
-    long long L, h, q, k;
-    char weight[64];
-    REQUIRE(std::sscanf(line.c_str(), "%lld,%lld,%lld,%lld,%63s", &L, &h, &q, &k, weight) == 5);
-    REQUIRE(L == layer);
-    REQUIRE(k <= q);   // the masked future is absent
-    cells[{h, q, k}] = weight;
-  }
-  return cells;
 }
 
 }  // namespace
@@ -153,23 +135,7 @@ TEST_CASE("tiny_lm attend: PNG, SVG and CSV per layer, the CSV holding Multihead
                    .attn_weights.value();   // (1, H, T, T)
     REQUIRE(w.shape() == Shape{1, H, T, T});
     returned.push_back(w.reshape({H, T, T}));
-    const auto cells = read_attention_csv(stem + ".csv", layer);
-    REQUIRE(static_cast<int64_t>(cells.size()) == H * T * (T + 1) / 2);
-    const float* v = w.data<float>();
-    for (int64_t hh = 0; hh < H; ++hh)
-      for (int64_t q = 0; q < T; ++q) {
-        double row = 0;
-        for (int64_t k = 0; k <= q; ++k) {
-          const float expected = v[(hh * T + q) * T + k];
-          char text[64];
-          std::snprintf(text, sizeof text, "%.9g", static_cast<double>(expected));
-          REQUIRE(cells.at({hh, q, k}) == text);
-          REQUIRE(static_cast<float>(std::strtod(text, nullptr)) == expected);
-          row += expected;
-        }
-        REQUIRE(std::abs(row - 1.0) < 1e-5);
-        for (int64_t k = q + 1; k < T; ++k) REQUIRE(v[(hh * T + q) * T + k] == 0.0f);
-      }
+    tg::test::require_attention_csv_equals(stem + ".csv", layer, w, true);
     x = l->forward(x, {.is_causal = true});
   }
   // The layer inputs used above are the model's own: the chain ends in TinyLM::forward's logits.
