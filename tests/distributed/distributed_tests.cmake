@@ -15,6 +15,7 @@ foreach(name communicator gradient_averager errors readme_example)
   target_link_libraries(${target} PRIVATE tapegrad_mpi_catch_main tapegrad_layers tapegrad_optim)
   target_compile_options(${target} PRIVATE ${TAPEGRAD_WARNINGS})
   target_compile_definitions(${target} PRIVATE TAPEGRAD_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+  target_include_directories(${target} PRIVATE ${CMAKE_CURRENT_LIST_DIR}/..)   # support/readme_support.h
   tapegrad_add_mpi_test(NAME distributed/${name}_np2_shm NP 2 TRANSPORT shm TIMEOUT 30 COMMAND $<TARGET_FILE:${target}>)
   tapegrad_add_mpi_test(NAME distributed/${name}_np2_tcp NP 2 TRANSPORT tcp TIMEOUT 30 COMMAND $<TARGET_FILE:${target}>)
   tapegrad_add_mpi_test(NAME distributed/${name}_np3_oversubscribed NP 3 TRANSPORT shm TIMEOUT 30

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "mpi_test_support.h"
+#include "support/readme_support.h"
 #include "tapegrad/tapegrad.h"
 
 using tg::Tensor;
@@ -57,21 +58,6 @@ std::vector<Tensor> single_process(int K) {
   return out;
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-// Each line without its leading blanks, so a README block matches the same code indented here.
-std::string unindent(const std::string& text) {
-  std::stringstream in(text);
-  std::string line, out;
-  while (std::getline(in, line)) out += line.substr(std::min(line.find_first_not_of(' '), line.size())) + "\n";
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("README: the data-parallel snippet trains K ranks like one process accumulating K micro-batches",
@@ -108,14 +94,5 @@ TEST_CASE("README: the data-parallel snippet trains K ranks like one process acc
     INFO("parameter " << p << " after 20 steps on " << K << " ranks");
     CHECK(trained[p].bit_equal(expected[p]));
   }
-  const std::string readme = read_file(std::string(TAPEGRAD_SOURCE_DIR) + "/README.md");
-  const std::size_t at = readme.find("## Distributed training over MPI");
-  REQUIRE(at != std::string::npos);
-  const std::size_t b = readme.find("```cpp\n", at), e = readme.find("```\n", b + 7);
-  REQUIRE((b != std::string::npos && e != std::string::npos));
-  const std::string block = readme.substr(b + 7, e - b - 7);
-  const std::string self = read_file(std::string(TAPEGRAD_SOURCE_DIR) + "/tests/distributed/readme_example_test.cpp");
-  const std::size_t s0 = self.find("// --- README block begins\n"), s1 = self.find("    // --- README block ends");
-  INFO(block);
-  CHECK(unindent(self.substr(s0 + 27, s1 - s0 - 27)) == unindent(block));
+  tg::test::require_readme_block_matches("## Distributed training over MPI", "tests/distributed/readme_example_test.cpp");
 }

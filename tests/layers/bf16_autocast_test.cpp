@@ -23,6 +23,7 @@
 #include "tapegrad/layers/linear.h"
 #include "tapegrad/layers/multihead_attention.h"
 #include "tapegrad/layers/transformer_encoder_layer.h"
+#include "support/readme_support.h"
 #include "support/test_support.h"
 
 using namespace tg;
@@ -91,21 +92,6 @@ std::vector<Tensor> values(const std::vector<std::pair<std::string, Tensor>>& r)
   return v;
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-// Each line without its leading blanks, so a README block matches the same code indented in a test.
-std::string unindent(const std::string& text) {
-  std::stringstream in(text);
-  std::string line, out;
-  while (std::getline(in, line)) out += line.substr(std::min(line.find_first_not_of(' '), line.size())) + "\n";
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("bf16 autocast: the README's snippet runs verbatim and computes in bf16", "[autocast][docs]") {
@@ -127,14 +113,7 @@ TEST_CASE("bf16 autocast: the README's snippet runs verbatim and computes in bf1
   const double err = relative_error(x.grad(), x32.grad());
   REQUIRE(err > std::ldexp(1.0, -16));
   REQUIRE(err < 2 * 2 * kProductError);   // two products deep (forward, then dx)
-  const std::string readme = read_file(std::string(TAPEGRAD_SOURCE_DIR) + "/README.md");
-  size_t at = readme.find("## bf16 mixed precision");
-  REQUIRE(at != std::string::npos);
-  size_t b = readme.find("```cpp\n", at), e = readme.find("```\n", b + 7);
-  REQUIRE((b != std::string::npos && e != std::string::npos));
-  const std::string self = read_file(std::string(TAPEGRAD_SOURCE_DIR) + "/tests/layers/bf16_autocast_test.cpp");
-  size_t s0 = self.find("// --- README block begins\n"), s1 = self.find("  // --- README block ends");
-  REQUIRE(unindent(self.substr(s0 + 27, s1 - s0 - 27)) == unindent(readme.substr(b + 7, e - b - 7)));
+  tg::test::require_readme_block_matches("## bf16 mixed precision", "tests/layers/bf16_autocast_test.cpp");
 }
 
 TEST_CASE("bf16 autocast: MultiheadAttention forward and backward match float32 within the bf16 tolerance "

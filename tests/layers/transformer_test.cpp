@@ -7,6 +7,7 @@
 
 #include "tapegrad/layers/init.h"
 #include "tapegrad/layers/transformer.h"
+#include "support/readme_support.h"
 #include "support/test_support.h"
 
 using namespace tg;
@@ -133,22 +134,6 @@ TEST_CASE("Transformer grad: small model, both norm modes, src/tgt/memory masks,
 
 namespace {
 
-std::string read_file(const std::string& path) {
-  std::ifstream f(path);
-  REQUIRE(f.good());
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-// Each line without its leading blanks, so a README block matches the same code indented in a test.
-std::string unindent(const std::string& text) {
-  std::stringstream in(text);
-  std::string line, out;
-  while (std::getline(in, line)) out += line.substr(std::min(line.find_first_not_of(' '), line.size())) + "\n";
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("Transformer: the README's cached decoding snippet runs", "[transformer][docs]") {
@@ -168,15 +153,6 @@ TEST_CASE("Transformer: the README's cached decoding snippet runs", "[transforme
   // --- README block ends
   REQUIRE(cache.length() == 4);
   REQUIRE(y.shape() == Shape{2, 1, 32});
-  const std::string readme = read_file(std::string(TAPEGRAD_SOURCE_DIR) + "/README.md");
-  const std::string heading = "### Transformer decoder, nn.Transformer and cached decoding";
-  size_t at = readme.find(heading);
-  REQUIRE(at != std::string::npos);
-  size_t b = readme.find("```cpp\n", at), e = readme.find("```\n", b + 7);
-  REQUIRE((b != std::string::npos && e != std::string::npos));
-  const std::string block = readme.substr(b + 7, e - b - 7);
-  const std::string self = read_file(std::string(TAPEGRAD_SOURCE_DIR) + "/tests/layers/transformer_test.cpp");
-  size_t s0 = self.find("// --- README block begins\n"), s1 = self.find("  // --- README block ends");
-  INFO(block);
-  REQUIRE(unindent(self.substr(s0 + 27, s1 - s0 - 27)) == unindent(block));
+  tg::test::require_readme_block_matches("### Transformer decoder, nn.Transformer and cached decoding",
+                                          "tests/layers/transformer_test.cpp");
 }
