@@ -6,7 +6,7 @@
 #     vs bench_train (2 threads), with peak memory of both;
 #   - thread scaling of bench_mha on the mid shape (1 vs 2 threads);
 #   - beside the times, the useful GFLOP/s of both sides (causal-aware counts, bench/README.md) and
-#     their fraction of the sgemm peak that bench_mha/bench_train measure at the start of each run.
+#     their fraction of the sgemm peak that bench_mha/bench_train measure in each run.
 # Both sides run on the same OpenBLAS core: tapegrad picks its core from cpuid (each tapegrad command
 # runs under `env -u OPENBLAS_CORETYPE`, so a stale value in the environment cannot pin it to an
 # older kernel), `bench_sgemm --print-core` names it, and the peers get OPENBLAS_CORETYPE set to that
