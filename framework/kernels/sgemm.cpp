@@ -1,0 +1,190 @@
+// Driver of tapegrad's float32 GEMM (kernels/sgemm.h): dispatch, packing of op(B), tiles of C, KC
+// blocks. The AVX2 code itself is in kernels/sgemm_avx2.cpp.
+#include "framework/kernels/sgemm.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "framework/kernels/parallel.h"
+#include "framework/kernels/sgemm_kernel.h"
+
+namespace tg::kernels {
+namespace {
+
+using sgemm_detail::kMR;
+using sgemm_detail::kNR;
+
+// KC: the longest k run per pass over a micro-tile. Its 16-column B panel (kc x 64 bytes) stays in
+// L1 across the slivers of a tile; the tile's A block (96 x kc floats) in L2.
+constexpr int64_t kKcMax = 320;
+constexpr int64_t kMc = 96;    // rows of a task tile (16 slivers of 6)
+constexpr int64_t kNc = 128;   // columns of a task tile (8 panels of 16)
+// Below this many multiply-adds a product runs on the calling thread: tasks would cost more.
+constexpr int64_t kSplitWork = int64_t{1} << 20;
+
+// KC from K alone (equal blocks of at most kKcMax), so the accumulation order never depends on tiling.
+int64_t kc_for(int64_t K) {
+  const int64_t blocks = (K + kKcMax - 1) / kKcMax;
+  return (K + blocks - 1) / blocks;
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// A float buffer from a per-thread free list, returned to it on destruction; 64-byte aligned data.
+// Re-entrant: a thread that runs another product while waiting for its tasks takes another buffer.
+class Scratch {
+ public:
+  explicit Scratch(size_t n) {
+    auto& free = free_list();
+    if (!free.empty()) {
+      buf_ = std::move(free.back());
+      free.pop_back();
+    }
+    if (buf_.size() < n + 16) buf_.resize(n + 16);
+  }
+  ~Scratch() { free_list().push_back(std::move(buf_)); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  float* data() {
+    auto addr = reinterpret_cast<uintptr_t>(buf_.data());
+    return buf_.data() + ((64 - addr % 64) % 64) / sizeof(float);
+  }
+
+ private:
+  static std::vector<std::vector<float>>& free_list() {
+    thread_local std::vector<std::vector<float>> free;
+    return free;
+  }
+  std::vector<float> buf_;
+};
+
+struct Problem {
+  bool trans_a;
+  int64_t M, N, K, kc;
+  float alpha, beta;
+  const float* A;
+  int64_t lda;
+  const float* bpack;   // ceil(N / 16) panels of K x 16
+  float* C;
+  int64_t ldc;
+  const float* bias;
+};
+
+// Sliver rows i..i+m of op(A) for k0..k0+kc when A is transposed and m < 6: copied into a kc x 6
+// block (missing rows zero), because reading 6 columns in place would run past A's last column.
+void pack_a_edge(const Problem& p, int64_t i, int m, int64_t k0, int64_t kc, float* dst) {
+  for (int64_t k = 0; k < kc; ++k)
+    for (int r = 0; r < kMR; ++r) dst[k * kMR + r] = r < m ? p.A[(k0 + k) * p.lda + i + r] : 0.0f;
+}
+
+// The C tile rows [m0, m1) x columns [n0, n1) (n0 a multiple of 16): KC blocks, then panels, then slivers.
+void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  const int64_t panels = ceil_div(n1 - n0, kNR), slivers = ceil_div(m1 - m0, kMR);
+  // Partial sums between KC blocks; the task runs start to end on this thread, so one per thread.
+  thread_local std::vector<float> acc;
+  if (p.K > p.kc) acc.resize(static_cast<size_t>(panels * slivers * kMR * kNR));
+  alignas(32) float edge[kKcMax * kMR];
+  sgemm_detail::TileOut o;
+  o.alpha = p.alpha;
+  o.beta = p.bias ? 1.0f : p.beta;
+  o.ldc = p.ldc;
+  o.ldcin = p.bias ? 0 : p.ldc;
+  for (int64_t k0 = 0; k0 < p.K; k0 += p.kc) {
+    const int64_t kc = std::min(p.kc, p.K - k0);
+    o.first = k0 == 0;
+    o.last = k0 + kc == p.K;
+    for (int64_t jp = 0; jp < panels; ++jp) {
+      const int64_t j = n0 + jp * kNR;
+      const float* b = p.bpack + ((j / kNR) * p.K + k0) * kNR;
+      o.n = static_cast<int>(std::min<int64_t>(kNR, n1 - j));
+      for (int64_t is = 0; is < slivers; ++is) {
+        const int64_t i = m0 + is * kMR;
+        o.m = static_cast<int>(std::min<int64_t>(kMR, m1 - i));
+        if (p.K > p.kc) o.acc = acc.data() + (jp * slivers + is) * kMR * kNR;
+        o.c = p.C + i * p.ldc + j;
+        o.cin = p.bias ? p.bias + j : o.c;
+        if (!p.trans_a) {
+          sgemm_detail::micro_kernel(true, kc, p.A + i * p.lda + k0, p.lda, b, o);
+        } else if (o.m == kMR) {
+          sgemm_detail::micro_kernel(false, kc, p.A + k0 * p.lda + i, p.lda, b, o);
+        } else {
+          pack_a_edge(p, i, o.m, k0, kc, edge);
+          sgemm_detail::micro_kernel(false, kc, edge, kMR, b, o);
+        }
+      }
+    }
+  }
+}
+
+// K = 0: C = row_bias, or beta * C (0 when beta = 0, whatever C held).
+void fill_no_k(int64_t M, int64_t N, float beta, float* C, int64_t ldc, const float* bias) {
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      float& c = C[i * ldc + j];
+      c = bias ? bias[j] : beta == 0.0f ? 0.0f : beta * c;
+    }
+}
+
+void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+         int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* bias) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) return fill_no_k(M, N, beta, C, ldc, bias);
+  const int64_t panels = ceil_div(N, kNR);
+  Scratch bpack(static_cast<size_t>(panels * K * kNR));
+  float* bp = bpack.data();
+  const Problem p{trans_a, M, N, K, kc_for(K), alpha, beta, A, lda, bp, C, ldc, bias};
+  const auto pack = [&](int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; ++q)
+      sgemm_detail::pack_b_panel(trans_b, B, ldb, K, q * kNR, static_cast<int>(std::min<int64_t>(kNR, N - q * kNR)),
+                                 bp + q * K * kNR);
+  };
+  const int64_t mt = ceil_div(M, kMc), nt = ceil_div(N, kNc);
+  const auto tiles = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t m0 = (t / nt) * kMc, n0 = (t % nt) * kNc;
+      run_tile(p, m0, std::min(M, m0 + kMc), n0, std::min(N, n0 + kNc));
+    }
+  };
+  if (parallel && M * N * K >= kSplitWork) {
+    parallel_for(panels, grain_for(K * kNR, int64_t{1} << 15), pack);
+    parallel_for(mt * nt, 1, tiles);
+  } else {
+    pack(0, panels);
+    tiles(0, mt * nt);
+  }
+}
+
+}  // namespace
+
+bool sgemm_cpu_supported() {
+  // libgcc's cpu model checks the OS's XSAVE state for AVX as well as the cpuid bits.
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !__builtin_cpu_supports("avx512f");
+}
+
+bool sgemm_active() {
+  static const bool active = [] {
+    const char* env = std::getenv("TAPEGRAD_GEMM");
+    const std::string choice = env ? env : "";
+    if (choice == "openblas") return false;
+    if (!choice.empty() && choice != "auto")
+      throw std::invalid_argument("[gemm] TAPEGRAD_GEMM must be 'openblas' or 'auto'; got TAPEGRAD_GEMM=" + choice);
+    return sgemm_cpu_supported();
+  }();
+  return active;
+}
+
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* row_bias) {
+  run(true, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, row_bias);
+}
+
+void sgemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                  int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* row_bias) {
+  run(false, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, row_bias);
+}
+
+}  // namespace tg::kernels
