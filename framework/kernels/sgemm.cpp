@@ -22,6 +22,8 @@ using sgemm_detail::kNR;
 constexpr int64_t kKcMax = 320;
 constexpr int64_t kMc = 96;    // rows of a task tile (16 slivers of 6)
 constexpr int64_t kNc = 128;   // columns of a task tile (8 panels of 16)
+// A with rows (or, transposed, columns) at least this many floats apart is copied per tile (see ABlock).
+constexpr int64_t kPackALd = 256;
 // Below this many multiply-adds a product runs on the calling thread: tasks would cost more.
 constexpr int64_t kSplitWork = int64_t{1} << 20;
 
@@ -71,21 +73,44 @@ struct Problem {
   float* C;
   int64_t ldc;
   const float* bias;
+  bool pack_a;   // copy each tile's A block (see ABlock)
 };
 
-// Sliver rows i..i+m of op(A) for k0..k0+kc when A is transposed and m < 6: copied into a kc x 6
-// block (missing rows zero), because reading 6 columns in place would run past A's last column.
+// Sliver rows i..i+m of op(A) for k0..k0+kc when A is transposed, read in place and m < 6: copied
+// into a kc x 6 block (missing rows zero), because reading 6 columns in place would run past A's end.
 void pack_a_edge(const Problem& p, int64_t i, int m, int64_t k0, int64_t kc, float* dst) {
   for (int64_t k = 0; k < kc; ++k)
     for (int r = 0; r < kMR; ++r) dst[k * kMR + r] = r < m ? p.A[(k0 + k) * p.lda + i + r] : 0.0f;
 }
 
+// Where one KC block of a tile's op(A) rows is read from: A in place, or a contiguous copy of the block
+// (rows at a stride of `ld` floats, or transposed: columns at `ld`). The copy avoids the cache-set
+// conflicts of rows whose stride is a large power of two; the values, hence the bits, are the same.
+struct ABlock {
+  const float* base;   // op(A)[m0, k0]
+  int64_t ld;
+  bool packed;
+};
+
+ABlock a_block(const Problem& p, int64_t m0, int64_t m1, int64_t k0, int64_t kc, float* buf) {
+  if (!p.pack_a) return {p.trans_a ? p.A + k0 * p.lda + m0 : p.A + m0 * p.lda + k0, p.lda, false};
+  if (!p.trans_a) {
+    const int64_t ld = (kc + 7) / 8 * 8 + 8;
+    for (int64_t i = m0; i < m1; ++i) std::copy_n(p.A + i * p.lda + k0, kc, buf + (i - m0) * ld);
+    return {buf, ld, true};
+  }
+  // [kc, m1 - m0] rows of A^T's block, kMc apart; columns past m1 - m0 hold stale values whose sums are dropped.
+  for (int64_t k = 0; k < kc; ++k) std::copy_n(p.A + (k0 + k) * p.lda + m0, m1 - m0, buf + k * kMc);
+  return {buf, kMc, true};
+}
+
 // The C tile rows [m0, m1) x columns [n0, n1) (n0 a multiple of 16): KC blocks, then panels, then slivers.
 void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const int64_t panels = ceil_div(n1 - n0, kNR), slivers = ceil_div(m1 - m0, kMR);
-  // Partial sums between KC blocks; the task runs start to end on this thread, so one per thread.
-  thread_local std::vector<float> acc;
+  // Per-thread scratch: a task runs start to end on one thread and never waits inside, so one each.
+  thread_local std::vector<float> acc, apack;   // partial sums between KC blocks; the packed A block
   if (p.K > p.kc) acc.resize(static_cast<size_t>(panels * slivers * kMR * kNR));
+  if (p.pack_a) apack.resize(static_cast<size_t>(kMc * (kKcMax + 16)));
   alignas(32) float edge[kKcMax * kMR];
   sgemm_detail::TileOut o;
   o.alpha = p.alpha;
@@ -96,6 +121,7 @@ void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
     const int64_t kc = std::min(p.kc, p.K - k0);
     o.first = k0 == 0;
     o.last = k0 + kc == p.K;
+    const ABlock a = a_block(p, m0, m1, k0, kc, apack.data());
     for (int64_t jp = 0; jp < panels; ++jp) {
       const int64_t j = n0 + jp * kNR;
       const float* b = p.bpack + ((j / kNR) * p.K + k0) * kNR;
@@ -107,9 +133,9 @@ void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
         o.c = p.C + i * p.ldc + j;
         o.cin = p.bias ? p.bias + j : o.c;
         if (!p.trans_a) {
-          sgemm_detail::micro_kernel(true, kc, p.A + i * p.lda + k0, p.lda, b, o);
-        } else if (o.m == kMR) {
-          sgemm_detail::micro_kernel(false, kc, p.A + k0 * p.lda + i, p.lda, b, o);
+          sgemm_detail::micro_kernel(true, kc, a.base + (i - m0) * a.ld, a.ld, b, o);
+        } else if (o.m == kMR || a.packed) {
+          sgemm_detail::micro_kernel(false, kc, a.base + (i - m0), a.ld, b, o);
         } else {
           pack_a_edge(p, i, o.m, k0, kc, edge);
           sgemm_detail::micro_kernel(false, kc, edge, kMR, b, o);
@@ -135,7 +161,7 @@ void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
   const int64_t panels = ceil_div(N, kNR);
   Scratch bpack(static_cast<size_t>(panels * K * kNR));
   float* bp = bpack.data();
-  const Problem p{trans_a, M, N, K, kc_for(K), alpha, beta, A, lda, bp, C, ldc, bias};
+  const Problem p{trans_a, M, N, K, kc_for(K), alpha, beta, A, lda, bp, C, ldc, bias, lda >= kPackALd};
   const auto pack = [&](int64_t q0, int64_t q1) {
     for (int64_t q = q0; q < q1; ++q)
       sgemm_detail::pack_b_panel(trans_b, B, ldb, K, q * kNR, static_cast<int>(std::min<int64_t>(kNR, N - q * kNR)),
