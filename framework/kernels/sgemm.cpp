@@ -24,6 +24,8 @@ constexpr int64_t kMc = 96;    // rows of a task tile (16 slivers of 6)
 constexpr int64_t kNc = 128;   // columns of a task tile (8 panels of 16)
 // A with rows (or, transposed, columns) at least this many floats apart is copied per tile (see ABlock).
 constexpr int64_t kPackALd = 256;
+// Untransposed B with rows fewer than this many floats apart may be read in place (see run).
+constexpr int64_t kInPlaceLd = 256;
 // Below this many multiply-adds a product runs on the calling thread: tasks would cost more.
 constexpr int64_t kSplitWork = int64_t{1} << 20;
 
@@ -69,7 +71,10 @@ struct Problem {
   float alpha, beta;
   const float* A;
   int64_t lda;
-  const float* bpack;   // ceil(N / 16) panels of K x 16
+  const float* B;
+  int64_t ldb;
+  const float* bpack;      // panels first_packed.. of op(B), K x 16 each
+  int64_t first_packed;    // 16-column panels before it are read from B in place (untransposed B only)
   float* C;
   int64_t ldc;
   const float* bias;
@@ -104,6 +109,17 @@ ABlock a_block(const Problem& p, int64_t m0, int64_t m1, int64_t k0, int64_t kc,
   return {buf, kMc, true};
 }
 
+// Rows k0.. of the 16-column panel at column j of op(B), and their stride.
+const float* b_panel(const Problem& p, int64_t j, int64_t k0, int64_t& ld) {
+  const int64_t q = j / kNR;
+  if (q < p.first_packed) {
+    ld = p.ldb;
+    return p.B + k0 * p.ldb + j;
+  }
+  ld = kNR;
+  return p.bpack + ((q - p.first_packed) * p.K + k0) * kNR;
+}
+
 // The C tile rows [m0, m1) x columns [n0, n1) (n0 a multiple of 16): KC blocks, then panels, then slivers.
 void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const int64_t panels = ceil_div(n1 - n0, kNR), slivers = ceil_div(m1 - m0, kMR);
@@ -124,7 +140,8 @@ void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
     const ABlock a = a_block(p, m0, m1, k0, kc, apack.data());
     for (int64_t jp = 0; jp < panels; ++jp) {
       const int64_t j = n0 + jp * kNR;
-      const float* b = p.bpack + ((j / kNR) * p.K + k0) * kNR;
+      int64_t ldb = 0;
+      const float* b = b_panel(p, j, k0, ldb);
       o.n = static_cast<int>(std::min<int64_t>(kNR, n1 - j));
       for (int64_t is = 0; is < slivers; ++is) {
         const int64_t i = m0 + is * kMR;
@@ -133,12 +150,12 @@ void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
         o.c = p.C + i * p.ldc + j;
         o.cin = p.bias ? p.bias + j : o.c;
         if (!p.trans_a) {
-          sgemm_detail::micro_kernel(true, kc, a.base + (i - m0) * a.ld, a.ld, b, o);
+          sgemm_detail::micro_kernel(true, kc, a.base + (i - m0) * a.ld, a.ld, b, ldb, o);
         } else if (o.m == kMR || a.packed) {
-          sgemm_detail::micro_kernel(false, kc, a.base + (i - m0), a.ld, b, o);
+          sgemm_detail::micro_kernel(false, kc, a.base + (i - m0), a.ld, b, ldb, o);
         } else {
           pack_a_edge(p, i, o.m, k0, kc, edge);
-          sgemm_detail::micro_kernel(false, kc, edge, kMR, b, o);
+          sgemm_detail::micro_kernel(false, kc, edge, kMR, b, ldb, o);
         }
       }
     }
@@ -158,14 +175,20 @@ void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* bias) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) return fill_no_k(M, N, beta, C, ldc, bias);
-  const int64_t panels = ceil_div(N, kNR);
-  Scratch bpack(static_cast<size_t>(panels * K * kNR));
+  // With few rows (one tile high) an untransposed B with a short row stride is read in place, except a
+  // last partial panel: copying it would cost a large part of the product (each panel serves only
+  // M / 6 slivers). The values, hence the bits, are the same either way.
+  const bool in_place = !trans_b && M <= kMc && ldb < kInPlaceLd;
+  const int64_t panels = ceil_div(N, kNR), first_packed = in_place ? N / kNR : 0;
+  Scratch bpack(static_cast<size_t>((panels - first_packed) * K * kNR));
   float* bp = bpack.data();
-  const Problem p{trans_a, M, N, K, kc_for(K), alpha, beta, A, lda, bp, C, ldc, bias, lda >= kPackALd};
+  const Problem p{trans_a, M, N, K, kc_for(K), alpha, beta, A, lda, B, ldb, bp, first_packed, C, ldc, bias,
+                  lda >= kPackALd};
   const auto pack = [&](int64_t q0, int64_t q1) {
-    for (int64_t q = q0; q < q1; ++q)
-      sgemm_detail::pack_b_panel(trans_b, B, ldb, K, q * kNR, static_cast<int>(std::min<int64_t>(kNR, N - q * kNR)),
-                                 bp + q * K * kNR);
+    for (int64_t q = q0; q < q1; ++q) {
+      const int64_t j = (first_packed + q) * kNR;
+      sgemm_detail::pack_b_panel(trans_b, B, ldb, K, j, static_cast<int>(std::min<int64_t>(kNR, N - j)), bp + q * K * kNR);
+    }
   };
   const int64_t mt = ceil_div(M, kMc), nt = ceil_div(N, kNc);
   const auto tiles = [&](int64_t t0, int64_t t1) {
@@ -175,10 +198,10 @@ void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
     }
   };
   if (parallel && M * N * K >= kSplitWork) {
-    parallel_for(panels, grain_for(K * kNR, int64_t{1} << 15), pack);
+    parallel_for(panels - first_packed, grain_for(K * kNR, int64_t{1} << 15), pack);
     parallel_for(mt * nt, 1, tiles);
   } else {
-    pack(0, panels);
+    pack(0, panels - first_packed);
     tiles(0, mt * nt);
   }
 }

@@ -36,7 +36,7 @@ inline __attribute__((target("avx2,fma"), always_inline)) void store_half(__m256
 // The 6 x 16 kernel body; kRows: a(r, k) = a[r * lda + k], else a[k * lda + r].
 template <bool kRows>
 __attribute__((target("avx2,fma"))) void kernel_6x16(int64_t kc, const float* a, int64_t lda, const float* b,
-                                                     const TileOut& o) {
+                                                     int64_t ldb, const TileOut& o) {
   __m256 c[kMR][2];
   if (o.first) {
     for (int r = 0; r < kMR; ++r) c[r][0] = c[r][1] = _mm256_setzero_ps();
@@ -51,7 +51,7 @@ __attribute__((target("avx2,fma"))) void kernel_6x16(int64_t kc, const float* a,
     const float* p[kMR];
     for (int r = 0; r < kMR; ++r) p[r] = a + std::min(r, o.m - 1) * lda;
     for (int64_t k = 0; k < kc; ++k) {
-      const __m256 b0 = _mm256_loadu_ps(b + k * kNR), b1 = _mm256_loadu_ps(b + k * kNR + 8);
+      const __m256 b0 = _mm256_loadu_ps(b + k * ldb), b1 = _mm256_loadu_ps(b + k * ldb + 8);
 #pragma GCC unroll 6
       for (int r = 0; r < kMR; ++r) {
         const __m256 ar = _mm256_broadcast_ss(p[r] + k);
@@ -61,7 +61,7 @@ __attribute__((target("avx2,fma"))) void kernel_6x16(int64_t kc, const float* a,
     }
   } else {
     for (int64_t k = 0; k < kc; ++k) {
-      const __m256 b0 = _mm256_loadu_ps(b + k * kNR), b1 = _mm256_loadu_ps(b + k * kNR + 8);
+      const __m256 b0 = _mm256_loadu_ps(b + k * ldb), b1 = _mm256_loadu_ps(b + k * ldb + 8);
       const float* ak = a + k * lda;
 #pragma GCC unroll 6
       for (int r = 0; r < kMR; ++r) {
@@ -71,8 +71,23 @@ __attribute__((target("avx2,fma"))) void kernel_6x16(int64_t kc, const float* a,
       }
     }
   }
-  // The accumulators leave the registers here, in one go (indexing them in the edge-aware epilogue
-  // below would keep the whole array in memory during the k loop).
+  if (o.last && o.m == kMR && o.n == kNR) {
+    // A whole micro-tile: the epilogue straight from the registers (the same operations as store_half).
+    const __m256 alpha = _mm256_set1_ps(o.alpha), beta = _mm256_set1_ps(o.beta);
+#pragma GCC unroll 6
+    for (int r = 0; r < kMR; ++r) {
+      __m256 v0 = _mm256_mul_ps(alpha, c[r][0]), v1 = _mm256_mul_ps(alpha, c[r][1]);
+      if (o.beta != 0.0f) {
+        v0 = _mm256_fmadd_ps(beta, _mm256_loadu_ps(o.cin + r * o.ldcin), v0);
+        v1 = _mm256_fmadd_ps(beta, _mm256_loadu_ps(o.cin + r * o.ldcin + 8), v1);
+      }
+      _mm256_storeu_ps(o.c + r * o.ldc, v0);
+      _mm256_storeu_ps(o.c + r * o.ldc + 8, v1);
+    }
+    return;
+  }
+  // Otherwise the accumulators leave the registers here, in one go (indexing them in the edge-aware
+  // epilogue below would keep the whole array in memory during the k loop).
   alignas(32) float sums[kMR * kNR];
   float* dst = o.last ? sums : o.acc;
 #pragma GCC unroll 6
@@ -126,9 +141,10 @@ __attribute__((target("avx2,fma"))) void pack_bt_full(const float* B, int64_t ld
 
 }  // namespace
 
-void micro_kernel(bool a_rows, int64_t kc, const float* a, int64_t lda, const float* b, const TileOut& out) {
-  if (a_rows) kernel_6x16<true>(kc, a, lda, b, out);
-  else kernel_6x16<false>(kc, a, lda, b, out);
+void micro_kernel(bool a_rows, int64_t kc, const float* a, int64_t lda, const float* b, int64_t ldb,
+                  const TileOut& out) {
+  if (a_rows) kernel_6x16<true>(kc, a, lda, b, ldb, out);
+  else kernel_6x16<false>(kc, a, lda, b, ldb, out);
 }
 
 __attribute__((target("avx2,fma"))) void pack_b_panel(bool trans_b, const float* B, int64_t ldb, int64_t K,

@@ -28,8 +28,9 @@ struct TileOut {
 // beta != 0). The same instructions for every element wherever it sits in a tile.
 //   a_rows: a(r, k) = a[r * lda + k] (rows >= m read row m - 1, whose results are dropped);
 //   else:   a(r, k) = a[k * lda + r] (all 6 rows must be readable; a packed sliver has lda = 6).
-// b: a packed panel, b(k, j) = b[k * 16 + j].
-void micro_kernel(bool a_rows, int64_t kc, const float* a, int64_t lda, const float* b, const TileOut& out);
+// b: b(k, j) = b[k * ldb + j], a packed panel (ldb = 16) or op(B) in place (all 16 columns readable).
+void micro_kernel(bool a_rows, int64_t kc, const float* a, int64_t lda, const float* b, int64_t ldb,
+                  const TileOut& out);
 
 // Packs op(B)[0..K, j0..j0+n) (n <= 16) as a K x 16 panel, dst[k * 16 + j], columns >= n zero.
 // op(B)(k, j) = B[k * ldb + j] or, trans_b, B[j * ldb + k].
