@@ -95,10 +95,15 @@ void check_all(Gemm gemm) {
             const Case c(ta, tb, M, N, K, seed++);
             check_case(gemm, c, static_cast<int>(seed % 3));
           }
-  // Longer K: several KC blocks, each variant.
+  // Longer K (several KC blocks); a long leading dimension of A (A's block copied per tile); a short
+  // wide product (B read in place over two column tiles); each variant.
   for (bool ta : {false, true})
     for (bool tb : {false, true})
-      for (int variant = 0; variant < 3; ++variant) check_case(gemm, Case(ta, tb, 23, 37, 1001, seed++), variant);
+      for (int variant = 0; variant < 3; ++variant) {
+        check_case(gemm, Case(ta, tb, 23, 37, 1001, seed++), variant);
+        check_case(gemm, Case(ta, tb, 259, 21, 40, seed++), variant);
+        check_case(gemm, Case(ta, tb, 50, 200, 20, seed++), variant);
+      }
 }
 
 void tapegrad_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
