@@ -23,7 +23,7 @@ constexpr int64_t kKcMax = 320;
 constexpr int64_t kMc = 96;    // rows of a task tile (16 slivers of 6)
 constexpr int64_t kNc = 128;   // columns of a task tile (8 panels of 16)
 // A with rows (or, transposed, columns) at least this many floats apart is copied per tile (see ABlock).
-constexpr int64_t kPackALd = 256;
+constexpr int64_t kPackALd = 1024;
 // Untransposed B with rows fewer than this many floats apart may be read in place (see run).
 constexpr int64_t kInPlaceLd = 256;
 // Below this many multiply-adds a product runs on the calling thread: tasks would cost more.

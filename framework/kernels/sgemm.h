@@ -7,9 +7,13 @@
 //
 // Structure (Goto/BLIS): op(B) is packed ONCE per product into K x 16 column panels (in parallel over
 // panels), shared by every task; tasks are fixed tiles of C (96 rows x 128 columns) that walk the KC
-// blocks, then the 16-column panels, then 6-row slivers of A read in place (no packing of A: the
-// micro-kernel broadcasts A's elements straight from its rows or columns), through a 6 x 16 AVX2/FMA
-// micro-kernel with 12 ymm accumulators. Edge micro-tiles use the same kernel with masked stores.
+// blocks, then the 16-column panels, then 6-row slivers of A, through a 6 x 16 AVX2/FMA micro-kernel
+// with 12 ymm accumulators. Edge micro-tiles use the same kernel with masked stores.
+// Measured choices (bench_sgemm --shapes): A is not packed into slivers, the micro-kernel broadcasts
+// its elements straight from A's rows or columns; only when A's leading dimension is >= 1024 floats
+// (cache-set conflicts) is each tile's A block copied contiguously. A product one tile high (M <= 96)
+// reads an untransposed B with a short row stride in place (packing it would cost a large part of
+// such a small product, e.g. the attention's per-head products).
 //
 // Determinism invariant: every element C[i, j] is computed by the same sequence of operations whatever
 // the thread count and whatever the M/N tiling: acc = 0; acc = fma(op(A)[i, k], op(B)[k, j], acc) for

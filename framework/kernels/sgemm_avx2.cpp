@@ -50,6 +50,7 @@ __attribute__((target("avx2,fma"))) void kernel_6x16(int64_t kc, const float* a,
     // Rows past the edge re-read the last real row: in bounds, and their sums are never stored.
     const float* p[kMR];
     for (int r = 0; r < kMR; ++r) p[r] = a + std::min(r, o.m - 1) * lda;
+#pragma GCC unroll 4
     for (int64_t k = 0; k < kc; ++k) {
       const __m256 b0 = _mm256_loadu_ps(b + k * ldb), b1 = _mm256_loadu_ps(b + k * ldb + 8);
 #pragma GCC unroll 6
@@ -60,6 +61,7 @@ __attribute__((target("avx2,fma"))) void kernel_6x16(int64_t kc, const float* a,
       }
     }
   } else {
+#pragma GCC unroll 4
     for (int64_t k = 0; k < kc; ++k) {
       const __m256 b0 = _mm256_loadu_ps(b + k * ldb), b1 = _mm256_loadu_ps(b + k * ldb + 8);
       const float* ak = a + k * lda;
