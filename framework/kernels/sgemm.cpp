@@ -81,32 +81,24 @@ struct Problem {
   bool pack_a;   // copy each tile's A block (see ABlock)
 };
 
-// Sliver rows i..i+m of op(A) for k0..k0+kc when A is transposed, read in place and m < 6: copied
-// into a kc x 6 block (missing rows zero), because reading 6 columns in place would run past A's end.
-void pack_a_edge(const Problem& p, int64_t i, int m, int64_t k0, int64_t kc, float* dst) {
-  for (int64_t k = 0; k < kc; ++k)
-    for (int r = 0; r < kMR; ++r) dst[k * kMR + r] = r < m ? p.A[(k0 + k) * p.lda + i + r] : 0.0f;
-}
-
 // Where one KC block of a tile's op(A) rows is read from: A in place, or a contiguous copy of the block
 // (rows at a stride of `ld` floats, or transposed: columns at `ld`). The copy avoids the cache-set
 // conflicts of rows whose stride is a large power of two; the values, hence the bits, are the same.
 struct ABlock {
   const float* base;   // op(A)[m0, k0]
   int64_t ld;
-  bool packed;
 };
 
 ABlock a_block(const Problem& p, int64_t m0, int64_t m1, int64_t k0, int64_t kc, float* buf) {
-  if (!p.pack_a) return {p.trans_a ? p.A + k0 * p.lda + m0 : p.A + m0 * p.lda + k0, p.lda, false};
+  if (!p.pack_a) return {p.trans_a ? p.A + k0 * p.lda + m0 : p.A + m0 * p.lda + k0, p.lda};
   if (!p.trans_a) {
     const int64_t ld = (kc + 7) / 8 * 8 + 8;
     for (int64_t i = m0; i < m1; ++i) std::copy_n(p.A + i * p.lda + k0, kc, buf + (i - m0) * ld);
-    return {buf, ld, true};
+    return {buf, ld};
   }
-  // [kc, m1 - m0] rows of A^T's block, kMc apart; columns past m1 - m0 hold stale values whose sums are dropped.
+  // [kc, m1 - m0] rows of A^T's block, kMc apart.
   for (int64_t k = 0; k < kc; ++k) std::copy_n(p.A + (k0 + k) * p.lda + m0, m1 - m0, buf + k * kMc);
-  return {buf, kMc, true};
+  return {buf, kMc};
 }
 
 // Rows k0.. of the 16-column panel at column j of op(B), and their stride.
@@ -127,7 +119,6 @@ void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
   thread_local std::vector<float> acc, apack;   // partial sums between KC blocks; the packed A block
   if (p.K > p.kc) acc.resize(static_cast<size_t>(panels * slivers * kMR * kNR));
   if (p.pack_a) apack.resize(static_cast<size_t>(kMc * (kKcMax + 16)));
-  alignas(32) float edge[kKcMax * kMR];
   sgemm_detail::TileOut o;
   o.alpha = p.alpha;
   o.beta = p.bias ? 1.0f : p.beta;
@@ -149,14 +140,8 @@ void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
         if (p.K > p.kc) o.acc = acc.data() + (jp * slivers + is) * kMR * kNR;
         o.c = p.C + i * p.ldc + j;
         o.cin = p.bias ? p.bias + j : o.c;
-        if (!p.trans_a) {
-          sgemm_detail::micro_kernel(true, kc, a.base + (i - m0) * a.ld, a.ld, b, ldb, o);
-        } else if (o.m == kMR || a.packed) {
-          sgemm_detail::micro_kernel(false, kc, a.base + (i - m0), a.ld, b, ldb, o);
-        } else {
-          pack_a_edge(p, i, o.m, k0, kc, edge);
-          sgemm_detail::micro_kernel(false, kc, edge, kMR, b, ldb, o);
-        }
+        if (!p.trans_a) sgemm_detail::micro_kernel(true, kc, a.base + (i - m0) * a.ld, a.ld, b, ldb, o);
+        else sgemm_detail::micro_kernel(false, kc, a.base + (i - m0), a.ld, b, ldb, o);
       }
     }
   }

@@ -33,51 +33,36 @@ inline __attribute__((target("avx2,fma"), always_inline)) void store_half(__m256
   _mm256_maskstore_ps(c, mask, v);
 }
 
-// The 6 x 16 kernel body; kRows: a(r, k) = a[r * lda + k], else a[k * lda + r].
-template <bool kRows>
-__attribute__((target("avx2,fma"))) void kernel_6x16(int64_t kc, const float* a, int64_t lda, const float* b,
+// The kM x 16 kernel body (kM = 1..6 rows, the rows that exist: an edge sliver computes no extra
+// rows); kRows: a(r, k) = a[r * lda + k], else a[k * lda + r]. Every element gets the same operations
+// whatever kM is.
+template <bool kRows, int kM>
+__attribute__((target("avx2,fma"))) void kernel_mx16(int64_t kc, const float* a, int64_t lda, const float* b,
                                                      int64_t ldb, const TileOut& o) {
-  __m256 c[kMR][2];
-  if (o.first) {
-    for (int r = 0; r < kMR; ++r) c[r][0] = c[r][1] = _mm256_setzero_ps();
-  } else {
-    for (int r = 0; r < kMR; ++r) {
-      c[r][0] = _mm256_loadu_ps(o.acc + r * kNR);
-      c[r][1] = _mm256_loadu_ps(o.acc + r * kNR + 8);
+  __m256 c[kM][2];
+#pragma GCC unroll 6
+  for (int r = 0; r < kM; ++r) {
+    c[r][0] = o.first ? _mm256_setzero_ps() : _mm256_loadu_ps(o.acc + r * kNR);
+    c[r][1] = o.first ? _mm256_setzero_ps() : _mm256_loadu_ps(o.acc + r * kNR + 8);
+  }
+  // a(r, k) = a[r * rs + k * ks]
+  const int64_t rs = kRows ? lda : 1, ks = kRows ? 1 : lda;
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_loadu_ps(b + k * ldb), b1 = _mm256_loadu_ps(b + k * ldb + 8);
+    const float* ak = a + k * ks;
+#pragma GCC unroll 6
+    for (int r = 0; r < kM; ++r) {
+      const __m256 ar = _mm256_broadcast_ss(ak + r * rs);
+      c[r][0] = _mm256_fmadd_ps(ar, b0, c[r][0]);
+      c[r][1] = _mm256_fmadd_ps(ar, b1, c[r][1]);
     }
   }
-  if constexpr (kRows) {
-    // Rows past the edge re-read the last real row: in bounds, and their sums are never stored.
-    const float* p[kMR];
-    for (int r = 0; r < kMR; ++r) p[r] = a + std::min(r, o.m - 1) * lda;
-#pragma GCC unroll 4
-    for (int64_t k = 0; k < kc; ++k) {
-      const __m256 b0 = _mm256_loadu_ps(b + k * ldb), b1 = _mm256_loadu_ps(b + k * ldb + 8);
-#pragma GCC unroll 6
-      for (int r = 0; r < kMR; ++r) {
-        const __m256 ar = _mm256_broadcast_ss(p[r] + k);
-        c[r][0] = _mm256_fmadd_ps(ar, b0, c[r][0]);
-        c[r][1] = _mm256_fmadd_ps(ar, b1, c[r][1]);
-      }
-    }
-  } else {
-#pragma GCC unroll 4
-    for (int64_t k = 0; k < kc; ++k) {
-      const __m256 b0 = _mm256_loadu_ps(b + k * ldb), b1 = _mm256_loadu_ps(b + k * ldb + 8);
-      const float* ak = a + k * lda;
-#pragma GCC unroll 6
-      for (int r = 0; r < kMR; ++r) {
-        const __m256 ar = _mm256_broadcast_ss(ak + r);
-        c[r][0] = _mm256_fmadd_ps(ar, b0, c[r][0]);
-        c[r][1] = _mm256_fmadd_ps(ar, b1, c[r][1]);
-      }
-    }
-  }
-  if (o.last && o.m == kMR && o.n == kNR) {
-    // A whole micro-tile: the epilogue straight from the registers (the same operations as store_half).
+  if (o.last && o.n == kNR) {
+    // Whole rows of 16: the epilogue straight from the registers (the same operations as store_half).
     const __m256 alpha = _mm256_set1_ps(o.alpha), beta = _mm256_set1_ps(o.beta);
 #pragma GCC unroll 6
-    for (int r = 0; r < kMR; ++r) {
+    for (int r = 0; r < kM; ++r) {
       __m256 v0 = _mm256_mul_ps(alpha, c[r][0]), v1 = _mm256_mul_ps(alpha, c[r][1]);
       if (o.beta != 0.0f) {
         v0 = _mm256_fmadd_ps(beta, _mm256_loadu_ps(o.cin + r * o.ldcin), v0);
@@ -93,14 +78,26 @@ __attribute__((target("avx2,fma"))) void kernel_6x16(int64_t kc, const float* a,
   alignas(32) float sums[kMR * kNR];
   float* dst = o.last ? sums : o.acc;
 #pragma GCC unroll 6
-  for (int r = 0; r < kMR; ++r) {
+  for (int r = 0; r < kM; ++r) {
     _mm256_storeu_ps(dst + r * kNR, c[r][0]);
     _mm256_storeu_ps(dst + r * kNR + 8, c[r][1]);
   }
   if (!o.last) return;
-  for (int r = 0; r < o.m; ++r) {
+  for (int r = 0; r < kM; ++r) {
     store_half(_mm256_load_ps(sums + r * kNR), o, r, 0);
     store_half(_mm256_load_ps(sums + r * kNR + 8), o, r, 1);
+  }
+}
+
+template <bool kRows>
+void kernel_rows(int m, int64_t kc, const float* a, int64_t lda, const float* b, int64_t ldb, const TileOut& o) {
+  switch (m) {
+    case 6: return kernel_mx16<kRows, 6>(kc, a, lda, b, ldb, o);
+    case 5: return kernel_mx16<kRows, 5>(kc, a, lda, b, ldb, o);
+    case 4: return kernel_mx16<kRows, 4>(kc, a, lda, b, ldb, o);
+    case 3: return kernel_mx16<kRows, 3>(kc, a, lda, b, ldb, o);
+    case 2: return kernel_mx16<kRows, 2>(kc, a, lda, b, ldb, o);
+    default: return kernel_mx16<kRows, 1>(kc, a, lda, b, ldb, o);
   }
 }
 
@@ -145,8 +142,8 @@ __attribute__((target("avx2,fma"))) void pack_bt_full(const float* B, int64_t ld
 
 void micro_kernel(bool a_rows, int64_t kc, const float* a, int64_t lda, const float* b, int64_t ldb,
                   const TileOut& out) {
-  if (a_rows) kernel_6x16<true>(kc, a, lda, b, ldb, out);
-  else kernel_6x16<false>(kc, a, lda, b, ldb, out);
+  if (a_rows) kernel_rows<true>(out.m, kc, a, lda, b, ldb, out);
+  else kernel_rows<false>(out.m, kc, a, lda, b, ldb, out);
 }
 
 __attribute__((target("avx2,fma"))) void pack_b_panel(bool trans_b, const float* B, int64_t ldb, int64_t K,

@@ -1,6 +1,6 @@
 #pragma once
 // The AVX2 + FMA pieces of tapegrad's float32 GEMM (kernels/sgemm.cpp drives them): a 6 x 16
-// register-blocked micro-kernel and the packing of op(B) into 16-column panels. Compiled with
+// register-blocked micro-kernel (and its 1..5-row forms for edge slivers) and the packing of op(B) into 16-column panels. Compiled with
 // __attribute__((target("avx2,fma"))) in kernels/sgemm_avx2.cpp, so the library's baseline flags stay
 // portable; call them only when sgemm_active() (kernels/sgemm.h) is true.
 #include <cstdint>
@@ -23,11 +23,11 @@ struct TileOut {
   int m = kMR, n = kNR;       // rows and columns of it that exist (edges store only these)
 };
 
-// One KC block of the 6 x 16 micro-tile: acc(r, j) = fma(a(r, k), b(k, j), acc(r, j)) for k = 0..kc-1 in
-// order, then per element C = alpha * acc + beta * cin (one multiply, then one fused multiply-add when
-// beta != 0). The same instructions for every element wherever it sits in a tile.
-//   a_rows: a(r, k) = a[r * lda + k] (rows >= m read row m - 1, whose results are dropped);
-//   else:   a(r, k) = a[k * lda + r] (all 6 rows must be readable; a packed sliver has lda = 6).
+// One KC block of the m x 16 micro-tile (m = out.m <= 6 rows, only those computed):
+// acc(r, j) = fma(a(r, k), b(k, j), acc(r, j)) for k = 0..kc-1 in order, then per element
+// C = alpha * acc + beta * cin (one multiply, then one fused multiply-add when beta != 0). The same
+// instructions for every element wherever it sits in a tile and whatever m is.
+//   a_rows: a(r, k) = a[r * lda + k]; else a(r, k) = a[k * lda + r].
 // b: b(k, j) = b[k * ldb + j], a packed panel (ldb = 16) or op(B) in place (all 16 columns readable).
 void micro_kernel(bool a_rows, int64_t kc, const float* a, int64_t lda, const float* b, int64_t ldb,
                   const TileOut& out);
