@@ -25,7 +25,7 @@ constexpr int64_t kNc = 128;   // columns of a task tile (8 panels of 16)
 // A with rows (or, transposed, columns) at least this many floats apart is copied per tile (see ABlock).
 constexpr int64_t kPackALd = 1024;
 // Untransposed B with rows fewer than this many floats apart may be read in place (see run).
-constexpr int64_t kInPlaceLd = 256;
+constexpr int64_t kInPlaceLd = 1024;
 // Below this many multiply-adds a product runs on the calling thread: tasks would cost more.
 constexpr int64_t kSplitWork = int64_t{1} << 20;
 
