@@ -37,10 +37,13 @@ int64_t kc_for(int64_t K) {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// A float buffer from a per-thread free list, returned to it on destruction; 64-byte aligned data.
+// A float buffer from a per-thread free list, returned to it on destruction (up to kKeepFloats floats:
+// a bigger one, e.g. op(B) of a 2048^2 benchmark product, is freed); 64-byte aligned data.
 // Re-entrant: a thread that runs another product while waiting for its tasks takes another buffer.
 class Scratch {
  public:
+  static constexpr size_t kKeepFloats = size_t{1} << 20;   // 4 MB
+
   explicit Scratch(size_t n) {
     auto& free = free_list();
     if (!free.empty()) {
@@ -49,7 +52,9 @@ class Scratch {
     }
     if (buf_.size() < n + 16) buf_.resize(n + 16);
   }
-  ~Scratch() { free_list().push_back(std::move(buf_)); }
+  ~Scratch() {
+    if (buf_.size() <= kKeepFloats) free_list().push_back(std::move(buf_));
+  }
   Scratch(const Scratch&) = delete;
   Scratch& operator=(const Scratch&) = delete;
   float* data() {
