@@ -12,6 +12,7 @@
 #include <string>
 
 #include "framework/kernels/gemm.h"
+#include "framework/kernels/sgemm.h"
 #include "tapegrad/framework/random.h"
 #include "tapegrad/framework/runtime.h"
 #include "tapegrad/framework/tensor.h"
@@ -46,38 +47,48 @@ inline double transformer_forward_flops(int64_t n_layer, int64_t B, int64_t T, i
   return static_cast<double>(n_layer) * (mha_forward_flops(B, T, E, causal) + ffn) + head;
 }
 
-// Best sgemm rate of tapegrad's GEMM kernel (OpenBLAS underneath, at the current thread count), at
-// square n = 1024 and 2048, best of `reps` calls each after one warm-up call: the machine's
-// practical float32 ceiling for this process, measured in the same run as the figures it scales.
+// The machine's best float32 GEMM rate at the current thread count: the better of OpenBLAS (through
+// kernels::gemm_openblas, the row-block split of single-threaded cblas_sgemm calls) and tapegrad's own
+// AVX2 kernel (kernels::sgemm, when this CPU runs it), at square n = 1024 and 2048, best of `reps`
+// calls each after one warm-up call, the two kernels called alternately: the practical float32
+// ceiling for this process, measured in the same run as the figures it scales.
 struct SgemmPeak {
   double gflops = 0;
   int64_t n = 0;
+  std::string kernel;   // which GEMM reached it: "tapegrad AVX2" or "OpenBLAS"
 };
 
 inline SgemmPeak measure_sgemm_peak(int reps = 3) {
   SgemmPeak best;
+  const bool have_tapegrad = tg::kernels::sgemm_cpu_supported();
   for (int64_t n : {1024, 2048}) {
     tg::Generator gen(1);
     tg::Tensor a = tg::Tensor::uniform({n, n}, -1, 1, gen), b = tg::Tensor::uniform({n, n}, -1, 1, gen);
     tg::Tensor c = tg::Tensor::zeros({n, n});
-    for (int i = 0; i < reps + 1; ++i) {
-      auto t0 = std::chrono::steady_clock::now();
-      tg::kernels::gemm<float>(false, false, n, n, n, 1.0f, a.data<float>(), n, b.data<float>(), n, 0.0f,
-                               c.data<float>(), n);
-      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      const double gflops = 2.0 * static_cast<double>(n * n * n) / s / 1e9;
-      if (i > 0 && gflops > best.gflops) best = {gflops, n};
-    }
+    const float *ap = a.data<float>(), *bp = b.data<float>();
+    float* cp = c.data<float>();
+    for (int i = 0; i < reps + 1; ++i)
+      for (int kernel = 0; kernel < (have_tapegrad ? 2 : 1); ++kernel) {
+        auto t0 = std::chrono::steady_clock::now();
+        if (kernel == 1) tg::kernels::sgemm(false, false, n, n, n, 1.0f, ap, n, bp, n, 0.0f, cp, n);
+        else tg::kernels::gemm_openblas<float>(false, false, n, n, n, 1.0f, ap, n, bp, n, 0.0f, cp, n);
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const double gflops = 2.0 * static_cast<double>(n * n * n) / s / 1e9;
+        if (i > 0 && gflops > best.gflops)
+          best = {gflops, n, kernel == 1 ? "tapegrad AVX2" : "OpenBLAS"};
+      }
   }
   return best;
 }
 
 // The line every bench prints after runtime_info(), which compare.sh reads:
-//   "sgemm peak 181.3 GFLOP/s (n=2048, 2 threads, core Haswell, best of 3)".
+//   "sgemm peak 181.3 GFLOP/s (n=2048, 2 threads, tapegrad AVX2 kernel, OpenBLAS core Haswell, best of 3)"
+// (or "..., OpenBLAS kernel, OpenBLAS core Haswell, ..." when OpenBLAS was faster).
 inline std::string sgemm_peak_line(const SgemmPeak& p, int reps = 3) {
-  char buf[160];
-  std::snprintf(buf, sizeof buf, "sgemm peak %.1f GFLOP/s (n=%lld, %d threads, core %s, best of %d)", p.gflops,
-                static_cast<long long>(p.n), tg::get_num_threads(), tg::blas_core().c_str(), reps);
+  char buf[200];
+  std::snprintf(buf, sizeof buf, "sgemm peak %.1f GFLOP/s (n=%lld, %d threads, %s kernel, OpenBLAS core %s, best of %d)",
+                p.gflops, static_cast<long long>(p.n), tg::get_num_threads(), p.kernel.c_str(), tg::blas_core().c_str(),
+                reps);
   return buf;
 }
 

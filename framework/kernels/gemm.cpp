@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "framework/kernels/parallel.h"
+#include "framework/kernels/sgemm.h"
 #include "tapegrad/framework/runtime.h"
 
 namespace tg::kernels {
@@ -37,7 +38,7 @@ void gemv_row(bool trans_a, bool trans_b, int64_t N, int64_t K, T alpha, const T
 }  // namespace
 
 template <class T>
-void gemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+void gemm_serial_openblas(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
                  const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
   if (K == 0) {
@@ -57,8 +58,8 @@ void gemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T 
 }
 
 template <class T>
-void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
-          const T* B, int64_t ldb, T beta, T* C, int64_t ldc, const T* row_bias) {
+void gemm_openblas(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+                   const T* B, int64_t ldb, T beta, T* C, int64_t ldc, const T* row_bias) {
   init_blas();
   if (row_bias) beta = T(1);   // each block's rows hold the bias when its BLAS call runs
   if (M == 1 && N > 0 && K > 0) {
@@ -70,7 +71,7 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
   }
   if (M * N * K < kSplitWork || (M < 64 && N < 256)) {
     if (row_bias) fill_rows(C, ldc, M, N, row_bias);
-    gemm_serial(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    gemm_serial_openblas(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
   if (M < 64) {
@@ -83,7 +84,7 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
         int64_t n0 = b * block, n = std::min(block, N - n0);
         const T* bp = trans_b ? B + n0 * ldb : B + n0;
         if (row_bias) fill_rows(C + n0, ldc, M, n, row_bias + n0);
-        gemm_serial(trans_a, trans_b, M, n, K, alpha, A, lda, bp, ldb, beta, C + n0, ldc);
+        gemm_serial_openblas(trans_a, trans_b, M, n, K, alpha, A, lda, bp, ldb, beta, C + n0, ldc);
       }
     });
     return;
@@ -97,9 +98,27 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
       int64_t m0 = b * block, m = std::min(block, M - m0);
       const T* a = trans_a ? A + m0 : A + m0 * lda;
       if (row_bias) fill_rows(C + m0 * ldc, ldc, m, N, row_bias);
-      gemm_serial(trans_a, trans_b, m, N, K, alpha, a, lda, B, ldb, beta, C + m0 * ldc, ldc);
+      gemm_serial_openblas(trans_a, trans_b, m, N, K, alpha, a, lda, B, ldb, beta, C + m0 * ldc, ldc);
     }
   });
+}
+
+template <class T>
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+          const T* B, int64_t ldb, T beta, T* C, int64_t ldc, const T* row_bias) {
+  // M = 1 stays one OpenBLAS gemv: packing op(B) would cost as much as the product.
+  if constexpr (std::is_same_v<T, float>)
+    if (M != 1 && sgemm_active()) return sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, row_bias);
+  gemm_openblas(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, row_bias);
+}
+
+template <class T>
+void gemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+                 const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  if constexpr (std::is_same_v<T, float>)
+    if (sgemm_active()) return sgemm_serial(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  init_blas();
+  gemm_serial_openblas(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 template <class T>
@@ -114,7 +133,7 @@ void gemm_batched(int64_t batch, bool trans_a, bool trans_b, int64_t M, int64_t 
   int64_t grain = grain_for(M * N * std::max<int64_t>(K, 1), int64_t{1} << 18);
   parallel_for(batch, grain, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i)
-      gemm_serial(trans_a, trans_b, M, N, K, alpha, A + i * stride_a, lda, B + i * stride_b, ldb, beta,
+      gemm_serial<T>(trans_a, trans_b, M, N, K, alpha, A + i * stride_a, lda, B + i * stride_b, ldb, beta,
                   C + i * stride_c, ldc);
   });
 }
@@ -131,5 +150,14 @@ template void gemm_serial<double>(bool, bool, int64_t, int64_t, int64_t, double,
                                int64_t, double, double*, int64_t);
 template void gemm_batched<double>(int64_t, bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t, int64_t,
                                 const double*, int64_t, int64_t, double, double*, int64_t, int64_t);
+
+template void gemm_openblas<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*,
+                                   int64_t, float, float*, int64_t, const float*);
+template void gemm_serial_openblas<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t,
+                                          const float*, int64_t, float, float*, int64_t);
+template void gemm_openblas<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t,
+                                    const double*, int64_t, double, double*, int64_t, const double*);
+template void gemm_serial_openblas<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t,
+                                           const double*, int64_t, double, double*, int64_t);
 
 }  // namespace tg::kernels

@@ -1,7 +1,10 @@
 #pragma once
-// GEMM through OpenBLAS cblas_sgemm/cblas_dgemm, row-major:
+// GEMM, row-major:
 //   C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C,  op(X) = X or X^T.
-// Large products are split into row blocks (or column blocks when there are few rows) whose sizes
+// float32 runs through tapegrad's own AVX2 kernel (kernels/sgemm.h) when sgemm_active(): fixed tiles of
+// C, the same bits for any thread count and any tiling. Otherwise (and always for float64) through
+// OpenBLAS cblas_sgemm/cblas_dgemm, as below ("OpenBLAS path").
+// OpenBLAS path: large products are split into row blocks (or column blocks when there are few rows) whose sizes
 // depend only on (M, N, K), and run as
 // separate single-threaded BLAS calls in parallel TBB tasks: the same bits for any thread count.
 // A one-row product (M = 1, e.g. a decoding step through a Linear) in gemm is one cblas_?gemv call:
@@ -22,9 +25,18 @@ void gemm_batched(int64_t batch, bool trans_a, bool trans_b, int64_t M, int64_t 
                   int64_t lda, int64_t stride_a, const T* B, int64_t ldb, int64_t stride_b, T beta, T* C,
                   int64_t ldc, int64_t stride_c);
 
-// One single-threaded BLAS call, for use inside a task that is already parallel.
+// One single-threaded product, for use inside a task that is already parallel.
 template <class T>
 void gemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
                  const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
+
+// The OpenBLAS path of gemm / gemm_serial whatever sgemm_active() says, for benchmarks and tests that
+// compare the two kernels.
+template <class T>
+void gemm_openblas(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+                   const T* B, int64_t ldb, T beta, T* C, int64_t ldc, const T* row_bias = nullptr);
+template <class T>
+void gemm_serial_openblas(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+                          int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
 
 }  // namespace tg::kernels

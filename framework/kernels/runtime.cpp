@@ -18,6 +18,7 @@
 #include <tbb/global_control.h>
 #include <tbb/version.h>
 
+#include "framework/kernels/sgemm.h"
 #include "tapegrad/framework/autocast.h"
 #include "tapegrad/framework/runtime.h"
 #include "tapegrad/version.h"
@@ -136,6 +137,16 @@ int get_num_threads() {
   return static_cast<int>(tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism));
 }
 
+// Which GEMM runs (kernels::sgemm_active() decides): "GEMM: tapegrad AVX2 kernel (float32), OpenBLAS
+// Haswell (float64)" or "GEMM: OpenBLAS Haswell".
+namespace {
+std::string gemm_status() {
+  const std::string core = openblas_get_corename();
+  if (kernels::sgemm_active()) return "GEMM: tapegrad AVX2 kernel (float32), OpenBLAS " + core + " (float64)";
+  return "GEMM: OpenBLAS " + core;
+}
+}  // namespace
+
 std::string runtime_info() {
   init_blas();
   std::string config = openblas_get_config();
@@ -143,7 +154,7 @@ std::string runtime_info() {
   return "tapegrad " TAPEGRAD_VERSION_STRING " | BLAS OpenBLAS " + version + " core=" + openblas_get_corename() + " (" +
          blas_state().chosen_by + ") | threads " + std::to_string(get_num_threads()) + " (TBB " +
          std::to_string(TBB_VERSION_MAJOR) + "." + std::to_string(TBB_VERSION_MINOR) +
-         ", OpenBLAS single-threaded inside TBB tasks) | " + bf16_status();
+         ", OpenBLAS single-threaded inside TBB tasks) | " + gemm_status() + " | " + bf16_status();
 }
 
 }  // namespace tg

@@ -1,0 +1,229 @@
+// Driver of tapegrad's float32 GEMM (kernels/sgemm.h): dispatch, packing of op(B), tiles of C, KC
+// blocks. The AVX2 code itself is in kernels/sgemm_avx2.cpp.
+#include "framework/kernels/sgemm.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "framework/kernels/parallel.h"
+#include "framework/kernels/sgemm_kernel.h"
+
+namespace tg::kernels {
+namespace {
+
+using sgemm_detail::kMR;
+using sgemm_detail::kNR;
+
+// KC: the longest k run per pass over a micro-tile. Its 16-column B panel (kc x 64 bytes) stays in
+// L1 across the slivers of a tile; the tile's A block (96 x kc floats) in L2.
+constexpr int64_t kKcMax = 320;
+constexpr int64_t kMc = 96;    // rows of a task tile (16 slivers of 6)
+constexpr int64_t kNc = 128;   // columns of a task tile (8 panels of 16)
+// A with rows (or, transposed, columns) at least this many floats apart is copied per tile (see ABlock).
+constexpr int64_t kPackALd = 1024;
+// Untransposed B with rows fewer than this many floats apart may be read in place (see run).
+constexpr int64_t kInPlaceLd = 1024;
+// Below this many multiply-adds a product runs on the calling thread: tasks would cost more.
+constexpr int64_t kSplitWork = int64_t{1} << 20;
+
+// KC from K alone (equal blocks of at most kKcMax), so the accumulation order never depends on tiling.
+int64_t kc_for(int64_t K) {
+  const int64_t blocks = (K + kKcMax - 1) / kKcMax;
+  return (K + blocks - 1) / blocks;
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// A float buffer from a per-thread free list, returned to it on destruction (up to kKeepFloats floats:
+// a bigger one, e.g. op(B) of a 2048^2 benchmark product, is freed); 64-byte aligned data.
+// Re-entrant: a thread that runs another product while waiting for its tasks takes another buffer.
+class Scratch {
+ public:
+  static constexpr size_t kKeepFloats = size_t{1} << 20;   // 4 MB
+
+  explicit Scratch(size_t n) {
+    auto& free = free_list();
+    if (!free.empty()) {
+      buf_ = std::move(free.back());
+      free.pop_back();
+    }
+    if (buf_.size() < n + 16) buf_.resize(n + 16);
+  }
+  ~Scratch() {
+    if (buf_.size() <= kKeepFloats) free_list().push_back(std::move(buf_));
+  }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  float* data() {
+    auto addr = reinterpret_cast<uintptr_t>(buf_.data());
+    return buf_.data() + ((64 - addr % 64) % 64) / sizeof(float);
+  }
+
+ private:
+  static std::vector<std::vector<float>>& free_list() {
+    thread_local std::vector<std::vector<float>> free;
+    return free;
+  }
+  std::vector<float> buf_;
+};
+
+struct Problem {
+  bool trans_a;
+  int64_t M, N, K, kc;
+  float alpha, beta;
+  const float* A;
+  int64_t lda;
+  const float* B;
+  int64_t ldb;
+  const float* bpack;      // panels first_packed.. of op(B), K x 16 each
+  int64_t first_packed;    // 16-column panels before it are read from B in place (untransposed B only)
+  float* C;
+  int64_t ldc;
+  const float* bias;
+  bool pack_a;   // copy each tile's A block (see ABlock)
+};
+
+// Where one KC block of a tile's op(A) rows is read from: A in place, or a contiguous copy of the block
+// (rows at a stride of `ld` floats, or transposed: columns at `ld`). The copy avoids the cache-set
+// conflicts of rows whose stride is a large power of two; the values, hence the bits, are the same.
+struct ABlock {
+  const float* base;   // op(A)[m0, k0]
+  int64_t ld;
+};
+
+ABlock a_block(const Problem& p, int64_t m0, int64_t m1, int64_t k0, int64_t kc, float* buf) {
+  if (!p.pack_a) return {p.trans_a ? p.A + k0 * p.lda + m0 : p.A + m0 * p.lda + k0, p.lda};
+  if (!p.trans_a) {
+    const int64_t ld = (kc + 7) / 8 * 8 + 8;
+    for (int64_t i = m0; i < m1; ++i) std::copy_n(p.A + i * p.lda + k0, kc, buf + (i - m0) * ld);
+    return {buf, ld};
+  }
+  // [kc, m1 - m0] rows of A^T's block, kMc apart.
+  for (int64_t k = 0; k < kc; ++k) std::copy_n(p.A + (k0 + k) * p.lda + m0, m1 - m0, buf + k * kMc);
+  return {buf, kMc};
+}
+
+// Rows k0.. of the 16-column panel at column j of op(B), and their stride.
+const float* b_panel(const Problem& p, int64_t j, int64_t k0, int64_t& ld) {
+  const int64_t q = j / kNR;
+  if (q < p.first_packed) {
+    ld = p.ldb;
+    return p.B + k0 * p.ldb + j;
+  }
+  ld = kNR;
+  return p.bpack + ((q - p.first_packed) * p.K + k0) * kNR;
+}
+
+// The C tile rows [m0, m1) x columns [n0, n1) (n0 a multiple of 16): KC blocks, then panels, then slivers.
+void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  const int64_t panels = ceil_div(n1 - n0, kNR), slivers = ceil_div(m1 - m0, kMR);
+  // Per-thread scratch: a task runs start to end on one thread and never waits inside, so one each.
+  thread_local std::vector<float> acc, apack;   // partial sums between KC blocks; the packed A block
+  if (p.K > p.kc) acc.resize(static_cast<size_t>(panels * slivers * kMR * kNR));
+  if (p.pack_a) apack.resize(static_cast<size_t>(kMc * (kKcMax + 16)));
+  sgemm_detail::TileOut o;
+  o.alpha = p.alpha;
+  o.beta = p.bias ? 1.0f : p.beta;
+  o.ldc = p.ldc;
+  o.ldcin = p.bias ? 0 : p.ldc;
+  for (int64_t k0 = 0; k0 < p.K; k0 += p.kc) {
+    const int64_t kc = std::min(p.kc, p.K - k0);
+    o.first = k0 == 0;
+    o.last = k0 + kc == p.K;
+    const ABlock a = a_block(p, m0, m1, k0, kc, apack.data());
+    for (int64_t jp = 0; jp < panels; ++jp) {
+      const int64_t j = n0 + jp * kNR;
+      int64_t ldb = 0;
+      const float* b = b_panel(p, j, k0, ldb);
+      o.n = static_cast<int>(std::min<int64_t>(kNR, n1 - j));
+      for (int64_t is = 0; is < slivers; ++is) {
+        const int64_t i = m0 + is * kMR;
+        o.m = static_cast<int>(std::min<int64_t>(kMR, m1 - i));
+        if (p.K > p.kc) o.acc = acc.data() + (jp * slivers + is) * kMR * kNR;
+        o.c = p.C + i * p.ldc + j;
+        o.cin = p.bias ? p.bias + j : o.c;
+        if (!p.trans_a) sgemm_detail::micro_kernel(true, kc, a.base + (i - m0) * a.ld, a.ld, b, ldb, o);
+        else sgemm_detail::micro_kernel(false, kc, a.base + (i - m0), a.ld, b, ldb, o);
+      }
+    }
+  }
+}
+
+// K = 0: C = row_bias, or beta * C (0 when beta = 0, whatever C held).
+void fill_no_k(int64_t M, int64_t N, float beta, float* C, int64_t ldc, const float* bias) {
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      float& c = C[i * ldc + j];
+      c = bias ? bias[j] : beta == 0.0f ? 0.0f : beta * c;
+    }
+}
+
+void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+         int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* bias) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) return fill_no_k(M, N, beta, C, ldc, bias);
+  // With few rows (one tile high) an untransposed B with a short row stride is read in place, except a
+  // last partial panel: copying it would cost a large part of the product (each panel serves only
+  // M / 6 slivers). The values, hence the bits, are the same either way.
+  const bool in_place = !trans_b && M <= kMc && ldb < kInPlaceLd;
+  const int64_t panels = ceil_div(N, kNR), first_packed = in_place ? N / kNR : 0;
+  Scratch bpack(static_cast<size_t>((panels - first_packed) * K * kNR));
+  float* bp = bpack.data();
+  const Problem p{trans_a, M, N, K, kc_for(K), alpha, beta, A, lda, B, ldb, bp, first_packed, C, ldc, bias,
+                  lda >= kPackALd};
+  const auto pack = [&](int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; ++q) {
+      const int64_t j = (first_packed + q) * kNR;
+      sgemm_detail::pack_b_panel(trans_b, B, ldb, K, j, static_cast<int>(std::min<int64_t>(kNR, N - j)), bp + q * K * kNR);
+    }
+  };
+  const int64_t mt = ceil_div(M, kMc), nt = ceil_div(N, kNc);
+  const auto tiles = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t m0 = (t / nt) * kMc, n0 = (t % nt) * kNc;
+      run_tile(p, m0, std::min(M, m0 + kMc), n0, std::min(N, n0 + kNc));
+    }
+  };
+  if (parallel && M * N * K >= kSplitWork) {
+    parallel_for(panels - first_packed, grain_for(K * kNR, int64_t{1} << 15), pack);
+    parallel_for(mt * nt, 1, tiles);
+  } else {
+    pack(0, panels - first_packed);
+    tiles(0, mt * nt);
+  }
+}
+
+}  // namespace
+
+bool sgemm_cpu_supported() {
+  // libgcc's cpu model checks the OS's XSAVE state for AVX as well as the cpuid bits.
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !__builtin_cpu_supports("avx512f");
+}
+
+bool sgemm_active() {
+  static const bool active = [] {
+    const char* env = std::getenv("TAPEGRAD_GEMM");
+    const std::string choice = env ? env : "";
+    if (choice == "openblas") return false;
+    if (!choice.empty() && choice != "auto")
+      throw std::invalid_argument("[gemm] TAPEGRAD_GEMM must be 'openblas' or 'auto'; got TAPEGRAD_GEMM=" + choice);
+    return sgemm_cpu_supported();
+  }();
+  return active;
+}
+
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* row_bias) {
+  run(true, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, row_bias);
+}
+
+void sgemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                  int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* row_bias) {
+  run(false, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, row_bias);
+}
+
+}  // namespace tg::kernels

@@ -1,0 +1,47 @@
+#pragma once
+// tapegrad's own float32 GEMM for x86-64 CPUs with AVX2 + FMA and without AVX-512, row-major:
+//   C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C   (or + row_bias[N] on every row instead of beta * C),
+// op(X) = X or X^T, any lda/ldb/ldc. kernels::gemm<float>, gemm_serial<float> and gemm_batched<float>
+// run through it when sgemm_active(); otherwise (AVX-512 CPUs, where OpenBLAS's SkylakeX/Cooperlake
+// kernels are twice as wide; CPUs without AVX2/FMA; TAPEGRAD_GEMM=openblas) they call OpenBLAS.
+//
+// Structure (Goto/BLIS): op(B) is packed ONCE per product into K x 16 column panels (in parallel over
+// panels), shared by every task; tasks are fixed tiles of C (96 rows x 128 columns) that walk the KC
+// blocks, then the 16-column panels, then 6-row slivers of A, through a 6 x 16 AVX2/FMA micro-kernel
+// with 12 ymm accumulators. Edge micro-tiles use the same kernel with masked stores.
+// Measured choices (bench_sgemm --shapes): A is not packed into slivers, the micro-kernel broadcasts
+// its elements straight from A's rows or columns; only when A's leading dimension is >= 1024 floats
+// (cache-set conflicts) is each tile's A block copied contiguously. A product one tile high (M <= 96)
+// reads an untransposed B with a short row stride in place (packing it would cost a large part of
+// such a small product, e.g. the attention's per-head products).
+//
+// Determinism invariant: every element C[i, j] is computed by the same sequence of operations whatever
+// the thread count and whatever the M/N tiling: acc = 0; acc = fma(op(A)[i, k], op(B)[k, j], acc) for
+// k = 0..K-1 in order, in one accumulator (between KC blocks it is stored to and reloaded from a
+// scratch tile, exactly); then C = alpha * acc (one rounding), then C = fma(beta, C_old, C) when
+// beta != 0 (row bias: beta = 1 and C_old = bias[j]). The KC blocking depends on K alone. So a product
+// computed whole, row by row, as column blocks, or with 1 or 64 threads gives the same bits
+// (tests/framework/sgemm_test.cpp). beta = 0 never reads C, so NaN in an uninitialised C cannot survive.
+#include <cstdint>
+
+namespace tg::kernels {
+
+// True when this CPU can run the kernel: AVX2 and FMA (with the OS saving ymm state) and no AVX-512F.
+bool sgemm_cpu_supported();
+
+// The one place that decides which float32 GEMM runs: sgemm_cpu_supported() and the environment
+// variable TAPEGRAD_GEMM is unset, empty or "auto". TAPEGRAD_GEMM=openblas forces OpenBLAS. Read once.
+// Throws std::invalid_argument for any other value of TAPEGRAD_GEMM.
+bool sgemm_active();
+
+// The product above, parallel over the fixed tiles of C (serial when it is small). Only call when
+// sgemm_cpu_supported(). With row_bias, beta is ignored (treated as 1 against the bias).
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* row_bias = nullptr);
+
+// The same product on the calling thread only, for tasks that are already parallel. Same bits as sgemm.
+void sgemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                  int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
+                  const float* row_bias = nullptr);
+
+}  // namespace tg::kernels

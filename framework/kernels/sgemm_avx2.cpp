@@ -1,0 +1,167 @@
+// AVX2 + FMA micro-kernel and B packing of tapegrad's float32 GEMM (see kernels/sgemm_kernel.h).
+// Only these functions carry the avx2/fma target; the driver (kernels/sgemm.cpp) is baseline code.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "framework/kernels/sgemm_kernel.h"
+
+namespace tg::kernels::sgemm_detail {
+namespace {
+
+// Lane masks for a partial 8-float store: the first `n` lanes set (n = 0..8).
+inline __attribute__((target("avx2,fma"), always_inline)) __m256i lane_mask(int n) {
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx);
+}
+
+// Stores one 8-lane half of a row: v = alpha * acc, then v = beta * cin + v when beta != 0.
+inline __attribute__((target("avx2,fma"), always_inline)) void store_half(__m256 acc, const TileOut& o, int r, int h) {
+  const int cols = std::clamp(o.n - 8 * h, 0, 8);
+  if (cols == 0) return;
+  __m256 v = _mm256_mul_ps(_mm256_set1_ps(o.alpha), acc);
+  float* c = o.c + r * o.ldc + 8 * h;
+  if (cols == 8) {
+    if (o.beta != 0.0f)
+      v = _mm256_fmadd_ps(_mm256_set1_ps(o.beta), _mm256_loadu_ps(o.cin + r * o.ldcin + 8 * h), v);
+    _mm256_storeu_ps(c, v);
+    return;
+  }
+  const __m256i mask = lane_mask(cols);
+  if (o.beta != 0.0f)
+    v = _mm256_fmadd_ps(_mm256_set1_ps(o.beta), _mm256_maskload_ps(o.cin + r * o.ldcin + 8 * h, mask), v);
+  _mm256_maskstore_ps(c, mask, v);
+}
+
+// The kM x 16 kernel body (kM = 1..6 rows, the rows that exist: an edge sliver computes no extra
+// rows); kRows: a(r, k) = a[r * lda + k], else a[k * lda + r]. Every element gets the same operations
+// whatever kM is.
+template <bool kRows, int kM>
+__attribute__((target("avx2,fma"))) void kernel_mx16(int64_t kc, const float* a, int64_t lda, const float* b,
+                                                     int64_t ldb, const TileOut& o) {
+  __m256 c[kM][2];
+#pragma GCC unroll 6
+  for (int r = 0; r < kM; ++r) {
+    c[r][0] = o.first ? _mm256_setzero_ps() : _mm256_loadu_ps(o.acc + r * kNR);
+    c[r][1] = o.first ? _mm256_setzero_ps() : _mm256_loadu_ps(o.acc + r * kNR + 8);
+  }
+  // a(r, k) = a[r * rs + k * ks]
+  const int64_t rs = kRows ? lda : 1, ks = kRows ? 1 : lda;
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_loadu_ps(b + k * ldb), b1 = _mm256_loadu_ps(b + k * ldb + 8);
+    const float* ak = a + k * ks;
+#pragma GCC unroll 6
+    for (int r = 0; r < kM; ++r) {
+      const __m256 ar = _mm256_broadcast_ss(ak + r * rs);
+      c[r][0] = _mm256_fmadd_ps(ar, b0, c[r][0]);
+      c[r][1] = _mm256_fmadd_ps(ar, b1, c[r][1]);
+    }
+  }
+  if (o.last && o.n == kNR) {
+    // Whole rows of 16: the epilogue straight from the registers (the same operations as store_half).
+    const __m256 alpha = _mm256_set1_ps(o.alpha), beta = _mm256_set1_ps(o.beta);
+#pragma GCC unroll 6
+    for (int r = 0; r < kM; ++r) {
+      __m256 v0 = _mm256_mul_ps(alpha, c[r][0]), v1 = _mm256_mul_ps(alpha, c[r][1]);
+      if (o.beta != 0.0f) {
+        v0 = _mm256_fmadd_ps(beta, _mm256_loadu_ps(o.cin + r * o.ldcin), v0);
+        v1 = _mm256_fmadd_ps(beta, _mm256_loadu_ps(o.cin + r * o.ldcin + 8), v1);
+      }
+      _mm256_storeu_ps(o.c + r * o.ldc, v0);
+      _mm256_storeu_ps(o.c + r * o.ldc + 8, v1);
+    }
+    return;
+  }
+  // Otherwise the accumulators leave the registers here, in one go (indexing them in the edge-aware
+  // epilogue below would keep the whole array in memory during the k loop).
+  alignas(32) float sums[kMR * kNR];
+  float* dst = o.last ? sums : o.acc;
+#pragma GCC unroll 6
+  for (int r = 0; r < kM; ++r) {
+    _mm256_storeu_ps(dst + r * kNR, c[r][0]);
+    _mm256_storeu_ps(dst + r * kNR + 8, c[r][1]);
+  }
+  if (!o.last) return;
+  for (int r = 0; r < kM; ++r) {
+    store_half(_mm256_load_ps(sums + r * kNR), o, r, 0);
+    store_half(_mm256_load_ps(sums + r * kNR + 8), o, r, 1);
+  }
+}
+
+template <bool kRows>
+void kernel_rows(int m, int64_t kc, const float* a, int64_t lda, const float* b, int64_t ldb, const TileOut& o) {
+  switch (m) {
+    case 6: return kernel_mx16<kRows, 6>(kc, a, lda, b, ldb, o);
+    case 5: return kernel_mx16<kRows, 5>(kc, a, lda, b, ldb, o);
+    case 4: return kernel_mx16<kRows, 4>(kc, a, lda, b, ldb, o);
+    case 3: return kernel_mx16<kRows, 3>(kc, a, lda, b, ldb, o);
+    case 2: return kernel_mx16<kRows, 2>(kc, a, lda, b, ldb, o);
+    default: return kernel_mx16<kRows, 1>(kc, a, lda, b, ldb, o);
+  }
+}
+
+// out[j][k] = in[k][j] for an 8 x 8 block: rows of `in` are 8 consecutive k of one column j of op(B).
+inline __attribute__((target("avx2,fma"), always_inline)) void transpose8(__m256 r[8]) {
+  __m256 t[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  __m256 s[8];
+  for (int i = 0; i < 2; ++i) {
+    s[4 * i + 0] = _mm256_shuffle_ps(t[4 * i + 0], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    s[4 * i + 1] = _mm256_shuffle_ps(t[4 * i + 0], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    s[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    s[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2f128_ps(s[i], s[4 + i], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(s[i], s[4 + i], 0x31);
+  }
+}
+
+// Transposed B, a full 16-column panel: B rows j0..j0+15 become the panel's columns, 8 k at a time.
+__attribute__((target("avx2,fma"))) void pack_bt_full(const float* B, int64_t ldb, int64_t K, int64_t j0,
+                                                      float* dst) {
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8) {
+    for (int h = 0; h < 2; ++h) {
+      __m256 r[8];
+      for (int j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(B + (j0 + 8 * h + j) * ldb + k);
+      transpose8(r);
+      // r[i] now holds column k + i of op(B) for the 8 rows j0 + 8h .. j0 + 8h + 7.
+      for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + (k + i) * kNR + 8 * h, r[i]);
+    }
+  }
+  for (; k < K; ++k)
+    for (int j = 0; j < kNR; ++j) dst[k * kNR + j] = B[(j0 + j) * ldb + k];
+}
+
+}  // namespace
+
+void micro_kernel(bool a_rows, int64_t kc, const float* a, int64_t lda, const float* b, int64_t ldb,
+                  const TileOut& out) {
+  if (a_rows) kernel_rows<true>(out.m, kc, a, lda, b, ldb, out);
+  else kernel_rows<false>(out.m, kc, a, lda, b, ldb, out);
+}
+
+__attribute__((target("avx2,fma"))) void pack_b_panel(bool trans_b, const float* B, int64_t ldb, int64_t K,
+                                                      int64_t j0, int n, float* dst) {
+  if (trans_b && n == kNR) return pack_bt_full(B, ldb, K, j0, dst);
+  if (!trans_b && n == kNR) {
+    for (int64_t k = 0; k < K; ++k) {
+      _mm256_storeu_ps(dst + k * kNR, _mm256_loadu_ps(B + k * ldb + j0));
+      _mm256_storeu_ps(dst + k * kNR + 8, _mm256_loadu_ps(B + k * ldb + j0 + 8));
+    }
+    return;
+  }
+  // Edge panel: n < 16 real columns, the rest zero (their sums are computed and never stored).
+  for (int64_t k = 0; k < K; ++k) {
+    float* d = dst + k * kNR;
+    for (int j = 0; j < n; ++j) d[j] = trans_b ? B[(j0 + j) * ldb + k] : B[k * ldb + j0 + j];
+    for (int j = n; j < kNR; ++j) d[j] = 0.0f;
+  }
+}
+
+}  // namespace tg::kernels::sgemm_detail

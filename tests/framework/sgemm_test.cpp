@@ -1,0 +1,252 @@
+// tapegrad's float32 GEMM (kernels/sgemm.h) and the OpenBLAS path beside it: every transpose
+// combination, odd sizes, padded leading dimensions, alpha/beta/row bias, beta = 0 over NaN and K = 0
+// against a float64 loop; the determinism invariant (same bits for 1 and 2 threads, and for a product
+// computed whole, row by row or as column blocks); the dispatch (TAPEGRAD_GEMM, runtime_info).
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "framework/kernels/gemm.h"
+#include "framework/kernels/sgemm.h"
+#include "support/process_support.h"
+#include "support/test_support.h"
+#include "tapegrad/framework/runtime.h"
+
+using namespace tg;
+using Catch::Matchers::Contains;
+
+namespace {
+
+using Gemm = void (*)(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
+                      float, float*, int64_t, const float*);
+
+// One product's operands: op(A) [M, K] and op(B) [K, N] stored with leading dimensions padded by 3.
+struct Case {
+  bool ta, tb;
+  int64_t M, N, K;
+  int64_t lda, ldb, ldc;
+  std::vector<float> A, B, C0, bias;
+
+  Case(bool ta_, bool tb_, int64_t M_, int64_t N_, int64_t K_, uint32_t seed) : ta(ta_), tb(tb_), M(M_), N(N_), K(K_) {
+    lda = (ta ? M : K) + 3;
+    ldb = (tb ? K : N) + 3;
+    ldc = N + 3;
+    std::mt19937 gen(seed);
+    std::uniform_real_distribution<float> u(-1, 1);
+    const auto fill = [&](std::vector<float>& v, int64_t n) {
+      v.resize(static_cast<size_t>(n));
+      for (float& x : v) x = u(gen);
+    };
+    fill(A, (ta ? K : M) * lda);
+    fill(B, (tb ? N : K) * ldb);
+    fill(C0, M * ldc);
+    fill(bias, N);
+  }
+  double a(int64_t i, int64_t k) const { return A[static_cast<size_t>(ta ? k * lda + i : i * lda + k)]; }
+  double b(int64_t k, int64_t j) const { return B[static_cast<size_t>(tb ? j * ldb + k : k * ldb + j)]; }
+};
+
+// variant 0: beta = 0 over a C full of NaN; 1: beta = 0.5; 2: row bias. Checks against a float64 loop
+// within the float32 error bound (K + 2) * 2^-23 * (|alpha| sum |a b| + |beta c| + |bias|).
+void check_case(Gemm gemm, const Case& c, int variant) {
+  const float alpha = 1.5f, beta = variant == 1 ? 0.5f : 0.0f;
+  std::vector<float> C = c.C0;
+  if (variant == 0) C.assign(C.size(), std::numeric_limits<float>::quiet_NaN());
+  gemm(c.ta, c.tb, c.M, c.N, c.K, alpha, c.A.data(), c.lda, c.B.data(), c.ldb, beta, C.data(), c.ldc,
+       variant == 2 ? c.bias.data() : nullptr);
+  for (int64_t i = 0; i < c.M; ++i)
+    for (int64_t j = 0; j < c.N; ++j) {
+      double acc = 0, mag = 0;
+      for (int64_t k = 0; k < c.K; ++k) {
+        acc += c.a(i, k) * c.b(k, j);
+        mag += std::abs(c.a(i, k) * c.b(k, j));
+      }
+      const double c0 = c.C0[static_cast<size_t>(i * c.ldc + j)], bj = c.bias[static_cast<size_t>(j)];
+      const double add = variant == 1 ? beta * c0 : variant == 2 ? bj : 0.0;
+      const double ref = alpha * acc + add;
+      const double tol = static_cast<double>(c.K + 2) * 0x1p-23 * (alpha * mag + std::abs(add)) + 1e-30;
+      const float got = C[static_cast<size_t>(i * c.ldc + j)];
+      if (!(std::abs(got - ref) <= tol)) {
+        INFO("ta=" << c.ta << " tb=" << c.tb << " M=" << c.M << " N=" << c.N << " K=" << c.K << " variant=" << variant
+                   << " i=" << i << " j=" << j << " got=" << got << " ref=" << ref);
+        REQUIRE(std::abs(got - ref) <= tol);
+      }
+    }
+  // The padding columns of C are never written.
+  for (int64_t i = 0; i < c.M; ++i)
+    for (int64_t j = c.N; j < c.ldc; ++j) {
+      const float got = C[static_cast<size_t>(i * c.ldc + j)];
+      REQUIRE((variant == 0 ? std::isnan(got) : got == c.C0[static_cast<size_t>(i * c.ldc + j)]));
+    }
+}
+
+void check_all(Gemm gemm) {
+  const int64_t sizes[] = {1, 2, 5, 6, 7, 13, 16, 17, 31, 33, 70};
+  uint32_t seed = 1;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (int64_t M : sizes)
+        for (int64_t N : {1, 7, 16, 17, 40, 70})
+          for (int64_t K : {1, 3, 8, 17, 70}) {
+            const Case c(ta, tb, M, N, K, seed++);
+            check_case(gemm, c, static_cast<int>(seed % 3));
+          }
+  // Longer K (several KC blocks); leading dimensions of A >= 1024 (A's block copied per tile); a short
+  // wide product (B read in place over two column tiles); each variant.
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (int variant = 0; variant < 3; ++variant) {
+        check_case(gemm, Case(ta, tb, 23, 37, 1030, seed++), variant);
+        check_case(gemm, Case(ta, tb, 1030, 5, 7, seed++), variant);
+        check_case(gemm, Case(ta, tb, 50, 200, 20, seed++), variant);
+      }
+}
+
+void tapegrad_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                   const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* bias) {
+  kernels::sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias);
+}
+
+void openblas_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                   const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* bias) {
+  kernels::gemm_openblas<float>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias);
+}
+
+// C = alpha * op(A) op(B) + beta * C0 of a case through `run`, which may split the product as it likes.
+template <class Run> std::vector<float> product(const Case& c, Run run) {
+  std::vector<float> C = c.C0;
+  run(C.data());
+  return C;
+}
+
+bool same_bits(const std::vector<float>& x, const std::vector<float>& y) {
+  return x.size() == y.size() && std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0;
+}
+
+}  // namespace
+
+TEST_CASE("sgemm: tapegrad's kernel matches a float64 loop (transposes, odd sizes, strides, alpha, beta, bias)",
+          "[kernels][gemm]") {
+  if (!kernels::sgemm_cpu_supported()) {
+    WARN("not run: this CPU cannot run the AVX2 kernel (no AVX2/FMA, or AVX-512)");
+    return;
+  }
+  check_all(tapegrad_gemm);
+}
+
+TEST_CASE("sgemm: the OpenBLAS path matches a float64 loop (transposes, odd sizes, strides, alpha, beta, bias)",
+          "[kernels][gemm]") {
+  check_all(openblas_gemm);
+}
+
+TEST_CASE("sgemm: K = 0 gives beta * C, the row bias, or 0 over NaN", "[kernels][gemm]") {
+  if (!kernels::sgemm_cpu_supported()) {
+    WARN("not run: this CPU cannot run the AVX2 kernel");
+    return;
+  }
+  const float bias[3] = {1, 2, 3};
+  std::vector<float> C = {4, 5, 6, 7, 8, 9};
+  kernels::sgemm(false, false, 2, 3, 0, 1.0f, nullptr, 1, nullptr, 3, 0.5f, C.data(), 3);
+  REQUIRE(C == std::vector<float>{2, 2.5f, 3, 3.5f, 4, 4.5f});
+  kernels::sgemm_serial(true, true, 2, 3, 0, 1.0f, nullptr, 1, nullptr, 1, 0.0f, C.data(), 3, bias);
+  REQUIRE(C == std::vector<float>{1, 2, 3, 1, 2, 3});
+  C.assign(6, std::numeric_limits<float>::quiet_NaN());
+  kernels::sgemm(false, true, 2, 3, 0, 1.0f, nullptr, 1, nullptr, 1, 0.0f, C.data(), 3);
+  REQUIRE(C == std::vector<float>(6, 0.0f));
+}
+
+TEST_CASE("sgemm: the same bits for 1 and 2 threads and for any split of the product", "[kernels][gemm][determinism]") {
+  if (!kernels::sgemm_cpu_supported()) {
+    WARN("not run: this CPU cannot run the AVX2 kernel");
+    return;
+  }
+  const int before = get_num_threads();
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      INFO("trans_a=" << ta << " trans_b=" << tb);
+      // Tile-edge heavy: M, N not multiples of 6/16/96/128, K over several KC blocks.
+      const Case c(ta, tb, 197, 283, 700, 7);
+      const auto whole = [&](float* C) {
+        kernels::sgemm(ta, tb, c.M, c.N, c.K, 0.75f, c.A.data(), c.lda, c.B.data(), c.ldb, 0.5f, C, c.ldc);
+      };
+      set_num_threads(1);
+      const std::vector<float> one = product(c, whole);
+      set_num_threads(2);
+      const std::vector<float> two = product(c, whole);
+      REQUIRE(same_bits(one, two));
+      // Row by row through gemm_serial (op(A) row i starts at A + i, or A + i * lda).
+      const std::vector<float> rows = product(c, [&](float* C) {
+        for (int64_t i = 0; i < c.M; ++i)
+          kernels::gemm_serial<float>(ta, tb, 1, c.N, c.K, 0.75f, c.A.data() + (ta ? i : i * c.lda), c.lda,
+                                      c.B.data(), c.ldb, 0.5f, C + i * c.ldc, c.ldc);
+      });
+      // Column blocks of 37 (op(B) columns j0.. start at B + j0 * ldb, or B + j0).
+      const std::vector<float> cols = product(c, [&](float* C) {
+        for (int64_t j0 = 0; j0 < c.N; j0 += 37)
+          kernels::gemm_serial<float>(ta, tb, c.M, std::min<int64_t>(37, c.N - j0), c.K, 0.75f, c.A.data(), c.lda,
+                                      c.B.data() + (tb ? j0 * c.ldb : j0), c.ldb, 0.5f, C + j0, c.ldc);
+      });
+      if (kernels::sgemm_active()) {
+        REQUIRE(same_bits(one, rows));
+        REQUIRE(same_bits(one, cols));
+      }
+    }
+  set_num_threads(before);
+}
+
+TEST_CASE("sgemm: gemm, gemm_serial and gemm_batched give the same bits in float32", "[kernels][gemm][determinism]") {
+  const Case c(false, true, 130, 150, 400, 9);
+  const std::vector<float> par = product(c, [&](float* C) {
+    kernels::gemm<float>(false, true, c.M, c.N, c.K, 1.0f, c.A.data(), c.lda, c.B.data(), c.ldb, 0.0f, C, c.ldc);
+  });
+  const std::vector<float> ser = product(c, [&](float* C) {
+    kernels::gemm_serial<float>(false, true, c.M, c.N, c.K, 1.0f, c.A.data(), c.lda, c.B.data(), c.ldb, 0.0f, C,
+                                c.ldc);
+  });
+  // Two batch items: the product and itself again (stride 0 broadcasts A and B; C items 1 apart in rows).
+  std::vector<float> batched(static_cast<size_t>(2 * c.M * c.ldc));
+  kernels::gemm_batched<float>(2, false, true, c.M, c.N, c.K, 1.0f, c.A.data(), c.lda, 0, c.B.data(), c.ldb, 0, 0.0f,
+                               batched.data(), c.ldc, c.M * c.ldc);
+  for (int64_t i = 0; i < c.M; ++i)
+    for (int64_t j = 0; j < c.N; ++j) {
+      const size_t at = static_cast<size_t>(i * c.ldc + j), at2 = at + static_cast<size_t>(c.M * c.ldc);
+      REQUIRE(std::memcmp(&par[at], &ser[at], sizeof(float)) == 0);
+      REQUIRE(std::memcmp(&par[at], &batched[at], sizeof(float)) == 0);
+      REQUIRE(std::memcmp(&par[at], &batched[at2], sizeof(float)) == 0);
+    }
+}
+
+// Run as a child by the next test, under a chosen TAPEGRAD_GEMM: prints what the dispatch decided.
+TEST_CASE("sgemm child: print the dispatch", "[.sgemm_child]") {
+  try {
+    std::printf("active=%d\n%s\n", kernels::sgemm_active() ? 1 : 0, runtime_info().c_str());
+  } catch (const std::invalid_argument& e) {
+    std::printf("threw: %s\n", e.what());
+  }
+}
+
+TEST_CASE("sgemm: TAPEGRAD_GEMM chooses the kernel and runtime_info says which", "[kernels][gemm][runtime]") {
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  const auto child = [&](const std::string& value) {
+    const test::ProcessResult r = test::run_process({"env", "TAPEGRAD_GEMM=" + value, self, "sgemm child: print the dispatch"});
+    REQUIRE(r.status == 0);
+    return r.output;
+  };
+  const std::string forced = child("openblas");
+  REQUIRE_THAT(forced, Contains("active=0"));
+  REQUIRE_THAT(forced, Contains("| GEMM: OpenBLAS " + blas_core() + " |"));
+  const std::string automatic = child("auto");
+  if (kernels::sgemm_cpu_supported()) {
+    REQUIRE_THAT(automatic, Contains("active=1"));
+    REQUIRE_THAT(automatic, Contains("| GEMM: tapegrad AVX2 kernel (float32), OpenBLAS " + blas_core() + " (float64) |"));
+  } else {
+    REQUIRE_THAT(automatic, Contains("active=0"));
+  }
+  REQUIRE_THAT(child("mkl"), Contains("threw: [gemm] TAPEGRAD_GEMM must be 'openblas' or 'auto'; got TAPEGRAD_GEMM=mkl"));
+  // This process: the default (unless the environment already chose).
+  if (std::getenv("TAPEGRAD_GEMM") == nullptr) REQUIRE(kernels::sgemm_active() == kernels::sgemm_cpu_supported());
+}
