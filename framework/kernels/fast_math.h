@@ -2,6 +2,7 @@
 // Branch-free math that loops vectorise over (no libm calls): used by the softmax, cross-entropy and
 // GELU kernels; and fixed-order lane reductions (attention, gradient norms). The float functions also
 // take the lane vectors f32x4 and f32x8 (simd.h), with the same bits per lane as the scalar call.
+#include <algorithm>
 #include <bit>
 #include <cstdint>
 #include <limits>
@@ -94,6 +95,64 @@ template <class T> inline T lane_max(const T* a, int64_t n) {
   T m = acc[0];
   for (int l = 1; l < 8; ++l) m = m < acc[l] ? acc[l] : m;
   return m;
+}
+
+// lane_max and lane_sum's 8 lanes held in lane vectors V (one f32x8 or two f32x4) over the runs of 8
+// (element j of a run goes to lane j % 8); the last n % 8 elements go to lanes 0, 1, ... one by one,
+// as in the scalar functions (a padded vector costs more: its narrow stores stall the wide load).
+// The same lanes, the same order and the same combining tree give the scalar functions' bits.
+template <class V> struct Lanes8 {
+  static constexpr int64_t kWidth = kLanes<V>, kParts = 8 / kWidth;
+  V part[kParts];
+
+  // Runs f(k, p) on part k for the kWidth elements at p, over every full run of 8 of a[0, n);
+  // returns where the tail starts.
+  template <class A, class F> [[gnu::always_inline]] static int64_t for_runs(A* a, int64_t n, F&& f) {
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+      for (int64_t k = 0; k < kParts; ++k) f(k, a + j + k * kWidth);
+    return j;
+  }
+  // The 8 lanes in order.
+  [[gnu::always_inline]] void lanes(float (&out)[8]) const {
+    for (int64_t k = 0; k < kParts; ++k) store(out + k * kWidth, part[k]);
+  }
+};
+
+// lane_max<float> on lane vectors V (f32x4 or f32x8): the same result.
+template <class V> [[gnu::always_inline]] inline float lane_max_lanes(const float* a, int64_t n) {
+  constexpr float lo = -std::numeric_limits<float>::infinity();
+  Lanes8<V> acc;
+  for (V& p : acc.part) p = splat<V>(lo);
+  int64_t j = Lanes8<V>::for_runs(a, n, [&](int64_t k, const float* p) {
+    const V v = load<V>(p);
+    acc.part[k] = acc.part[k] < v ? v : acc.part[k];
+  });
+  float l[8];
+  acc.lanes(l);
+  for (int i = 0; j < n; ++j, ++i) l[i] = l[i] < a[j] ? a[j] : l[i];
+  float m = l[0];
+  for (int i = 1; i < 8; ++i) m = m < l[i] ? l[i] : m;
+  return m;
+}
+
+// x[j] = exp_nonpositive(clamp_exp_arg(x[j] - shift)) for j < n, in place, and the sum of the results
+// as lane_sum<float> adds them, on lane vectors V.
+template <class V> [[gnu::always_inline]] inline float exp_shifted_lane_sum(float* x, int64_t n, float shift) {
+  Lanes8<V> acc;
+  for (V& p : acc.part) p = splat<V>(0.0f);
+  int64_t j = Lanes8<V>::for_runs(x, n, [&](int64_t k, float* p) {
+    const V e = exp_nonpositive(clamp_exp_arg(load<V>(p) - shift));
+    store(p, e);
+    acc.part[k] += e;
+  });
+  float l[8];
+  acc.lanes(l);
+  for (int i = 0; j < n; ++j, ++i) {
+    x[j] = exp_nonpositive(clamp_exp_arg(x[j] - shift));
+    l[i] += x[j];
+  }
+  return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
 }
 
 }  // namespace tg::kernels

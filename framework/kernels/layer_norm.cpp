@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "framework/kernels/parallel.h"
@@ -74,28 +75,43 @@ void forward_rows(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, in
   });
 }
 
+// The two row sums of layer_norm_backward, in double: sum(g) and sum(g * xhat), g = gy * w and xhat
+// = (x - mu) * rs computed in T. Four lanes (element i in lane i % 4, the tail in lane 0) combined as
+// (l0 + l1) + (l2 + l3); written on lane vectors since GCC leaves the float-to-double sums scalar.
+template <class T, bool HasW>
+[[gnu::always_inline]] inline void backward_row_sums(const T* gy, const T* x, T mu, T rs, const T* w, int64_t n,
+                                                     double& sum_g, double& sum_gxhat) {
+  using V = std::conditional_t<std::is_same_v<T, float>, f32x4, f64x4>;   // four T
+  f64x4 s1 = {}, s2 = {};
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    V gv = load<V>(gy + i);
+    if constexpr (HasW) gv = gv * load<V>(w + i);
+    const f64x4 g = __builtin_convertvector(gv, f64x4);
+    s1 += g;
+    s2 += g * __builtin_convertvector((load<V>(x + i) - mu) * rs, f64x4);
+  }
+  double a1 = s1[0], a2 = s2[0];
+  for (; i < n; ++i) {
+    double g = HasW ? gy[i] * w[i] : gy[i];
+    a1 += g;
+    a2 += g * ((x[i] - mu) * rs);
+  }
+  sum_g = (a1 + s1[1]) + (s1[2] + s1[3]);
+  sum_gxhat = (a2 + s2[1]) + (s2[2] + s2[3]);
+}
+
 // gx for one row (see layer_norm_backward): two passes, the first for the two row sums.
 template <class T, bool HasW> inline void backward_row_gx(const T* gy, const T* x, T mu, T rs, const T* w, T* gx, int64_t n) {
   auto g_at = [&](int64_t j) {
     if constexpr (HasW) return gy[j] * w[j];
     else return gy[j];
   };
-  double s1[4] = {0, 0, 0, 0}, s2[4] = {0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4)
-    for (int k = 0; k < 4; ++k) {
-      double g = g_at(i + k);
-      s1[k] += g;
-      s2[k] += g * ((x[i + k] - mu) * rs);
-    }
-  for (; i < n; ++i) {
-    double g = g_at(i);
-    s1[0] += g;
-    s2[0] += g * ((x[i] - mu) * rs);
-  }
+  double sum_g, sum_gxhat;
+  backward_row_sums<T, HasW>(gy, x, mu, rs, w, n, sum_g, sum_gxhat);
   double inv_n = 1.0 / static_cast<double>(n);
-  T mean_g = static_cast<T>(((s1[0] + s1[1]) + (s1[2] + s1[3])) * inv_n);
-  T mean_gxhat = static_cast<T>(((s2[0] + s2[1]) + (s2[2] + s2[3])) * inv_n);
+  T mean_g = static_cast<T>(sum_g * inv_n);
+  T mean_gxhat = static_cast<T>(sum_gxhat * inv_n);
   for (int64_t j = 0; j < n; ++j) gx[j] = rs * (g_at(j) - mean_g - (x[j] - mu) * rs * mean_gxhat);
 }
 

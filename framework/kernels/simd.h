@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(TG_NO_MULTIVERSION)
 #define TG_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -36,9 +37,20 @@ using f32x4 = float __attribute__((vector_size(16)));
 using u32x4 = uint32_t __attribute__((vector_size(16)));
 using f32x8 = float __attribute__((vector_size(32)));
 using u32x8 = uint32_t __attribute__((vector_size(32)));
+using f64x4 = double __attribute__((vector_size(32)));   // four double accumulators (fixed lane sums)
 
-// Lanes of V (1 for a scalar) and the unsigned integer type of the same shape (for exponent bits).
-template <class V> constexpr int64_t kLanes = std::is_arithmetic_v<V> ? 1 : sizeof(V) / sizeof(float);
+// The element type of V (V itself for a scalar), its number of lanes, and the unsigned integer type
+// of the same shape (for exponent bits).
+template <class V> struct LaneTraits {
+  using type = std::remove_cvref_t<decltype(std::declval<V>()[0])>;
+};
+template <class V>
+  requires std::is_arithmetic_v<V>
+struct LaneTraits<V> {
+  using type = V;
+};
+template <class V> using LaneOf = typename LaneTraits<V>::type;
+template <class V> constexpr int64_t kLanes = sizeof(V) / sizeof(LaneOf<V>);
 template <class V>
 using UIntOf = std::conditional_t<std::is_same_v<V, f32x8>, u32x8,
                                   std::conditional_t<std::is_same_v<V, f32x4>, u32x4,
@@ -63,27 +75,27 @@ template <class V, class S> [[gnu::always_inline]] inline V splat(S c) {
     return static_cast<V>(c);
   } else {
     V v;
-    for (int64_t l = 0; l < kLanes<V>; ++l) v[l] = static_cast<float>(c);
+    for (int64_t l = 0; l < kLanes<V>; ++l) v[l] = static_cast<LaneOf<V>>(c);
     return v;
   }
 }
 
 // p[0, kLanes<V>) as a vector, and its store back (unaligned).
-template <class V> [[gnu::always_inline]] inline V load(const float* p) {
+template <class V> [[gnu::always_inline]] inline V load(const LaneOf<V>* p) {
   V v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
-template <class V> [[gnu::always_inline]] inline void store(float* p, const V& v) { std::memcpy(p, &v, sizeof v); }
+template <class V> [[gnu::always_inline]] inline void store(LaneOf<V>* p, const V& v) { std::memcpy(p, &v, sizeof v); }
 
-// p[0, n), n < kLanes<V>, in the low lanes; the other lanes hold `fill`.
-template <class V> [[gnu::always_inline]] inline V load_tail(const float* p, int64_t n, float fill = 0.0f) {
-  float buf[kLanes<V>];
+// p[0, n), n <= kLanes<V>, in the low lanes; the other lanes hold `fill`.
+template <class V> [[gnu::always_inline]] inline V load_tail(const LaneOf<V>* p, int64_t n, LaneOf<V> fill = 0) {
+  LaneOf<V> buf[kLanes<V>];
   for (int64_t l = 0; l < kLanes<V>; ++l) buf[l] = l < n ? p[l] : fill;
   return load<V>(buf);
 }
-template <class V> [[gnu::always_inline]] inline void store_tail(float* p, const V& v, int64_t n) {
-  float buf[kLanes<V>];
+template <class V> [[gnu::always_inline]] inline void store_tail(LaneOf<V>* p, const V& v, int64_t n) {
+  LaneOf<V> buf[kLanes<V>];
   store(buf, v);
   for (int64_t l = 0; l < n; ++l) p[l] = buf[l];
 }
