@@ -29,7 +29,9 @@
 // The helpers returning them are inline, internal to the kernels and never exported, so no call
 // crosses an ABI boundary: the warning is switched off for every kernel file that includes this
 // header. Vector parameters are passed by const reference (GCC notes by-value ones unconditionally).
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wpsabi"
+#endif
 
 namespace tg::kernels {
 
