@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "framework/kernels/bf16.h"
@@ -58,10 +59,31 @@ template <class T> inline void scaled_queries(const T* qh, int64_t row, int64_t 
   }
 }
 
+// x[0, n) <- exp(x - max) / sum through the vectorisable exp (arguments <= 0), the max and the sum in
+// lane_max / lane_sum's fixed lanes; false (x untouched) when the max is -inf. V: the lane vector
+// for float (one pass for exp and sum; GCC leaves the max scalar otherwise), void for the plain loops.
+template <class T, class V> [[gnu::always_inline]] inline bool softmax_in_place(T* x, int64_t n) {
+  if constexpr (!std::is_void_v<V>) {
+    const float mx = lane_max_lanes<V>(x, n);
+    if (mx == -std::numeric_limits<float>::infinity()) return false;
+    const float sum = exp_shifted_lane_sum<V>(x, n, mx);
+    for (int64_t j = 0; j < n; ++j) x[j] /= sum;
+  } else {
+    const T mx = lane_max(x, n);
+    if (mx == -std::numeric_limits<T>::infinity()) return false;
+    for (int64_t j = 0; j < n; ++j) x[j] = std::max(x[j] - mx, kExpArgMin<T>);
+    for (int64_t j = 0; j < n; ++j) x[j] = exp_nonpositive(x[j]);
+    const T sum = lane_sum<T>(n, [x](int64_t j) { return x[j]; });
+    for (int64_t j = 0; j < n; ++j) x[j] /= sum;
+  }
+  return true;
+}
+
 // Row-wise masked softmax of sc[m, ncol] (row stride ld) in place (scores in, probabilities out).
-template <class T>
-inline void softmax_rows(const AttentionConfig& cfg, MaskView<T> mask, int64_t n, int64_t h, int64_t i0, int64_t m,
-                         int64_t ncol, T* sc, int64_t ld) {
+template <class T, class V>
+[[gnu::always_inline]] inline void softmax_rows_with(const AttentionConfig& cfg, MaskView<T> mask, int64_t n,
+                                                     int64_t h, int64_t i0, int64_t m, int64_t ncol, T* sc,
+                                                     int64_t ld) {
   for (int64_t r = 0; r < m; ++r) {
     int64_t i = i0 + r, lim = row_limit(cfg, i, ncol);
     T* x = sc + r * ld;
@@ -69,17 +91,30 @@ inline void softmax_rows(const AttentionConfig& cfg, MaskView<T> mask, int64_t n
       const T* mrow = mask.data + n * mask.batch + h * mask.head + i * mask.row;
       for (int64_t j = 0; j < lim; ++j) x[j] += mrow[j * mask.col];
     }
-    const T mx = lane_max(x, lim);
-    if (mx == -std::numeric_limits<T>::infinity()) {   // every key masked: a zero row, not NaN
+    if (!softmax_in_place<T, V>(x, lim)) {   // every key masked: a zero row, not NaN
       std::fill(x, x + ncol, T(0));
       continue;
     }
-    // exp(x - max) through the vectorisable exp (arguments <= 0), then the sum in index order.
-    for (int64_t j = 0; j < lim; ++j) x[j] = std::max(x[j] - mx, kExpArgMin<T>);
-    for (int64_t j = 0; j < lim; ++j) x[j] = exp_nonpositive(x[j]);
-    const T sum = lane_sum<T>(lim, [x](int64_t j) { return x[j]; });
-    for (int64_t j = 0; j < lim; ++j) x[j] /= sum;
     std::fill(x + lim, x + ncol, T(0));
+  }
+}
+
+// The float rows on lane vectors, compiled per vector ISA (a function of its own: were it left to the
+// inliner, a large body could be emitted out of line, for the baseline only).
+template <class V>
+TG_MULTIVERSION void softmax_rows_lanes(const AttentionConfig& cfg, MaskView<float> mask, int64_t n, int64_t h,
+                                        int64_t i0, int64_t m, int64_t ncol, float* sc, int64_t ld) {
+  softmax_rows_with<float, V>(cfg, mask, n, h, i0, m, ncol, sc, ld);
+}
+
+template <class T>
+inline void softmax_rows(const AttentionConfig& cfg, MaskView<T> mask, int64_t n, int64_t h, int64_t i0, int64_t m,
+                         int64_t ncol, T* sc, int64_t ld) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (wide_lanes()) softmax_rows_lanes<f32x8>(cfg, mask, n, h, i0, m, ncol, sc, ld);
+    else softmax_rows_lanes<f32x4>(cfg, mask, n, h, i0, m, ncol, sc, ld);
+  } else {
+    softmax_rows_with<T, void>(cfg, mask, n, h, i0, m, ncol, sc, ld);
   }
 }
 

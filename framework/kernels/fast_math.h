@@ -1,22 +1,35 @@
 #pragma once
 // Branch-free math that loops vectorise over (no libm calls): used by the softmax, cross-entropy and
-// GELU kernels; and fixed-order lane reductions (attention, gradient norms).
+// GELU kernels; and fixed-order lane reductions (attention, gradient norms). The float functions also
+// take the lane vectors f32x4 and f32x8 (simd.h), with the same bits per lane as the scalar call.
+#include <algorithm>
 #include <bit>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
+
+#include "framework/kernels/simd.h"
 
 namespace tg::kernels {
 
 // Lower clamp for the argument of exp_nonpositive: below it the result flushes to exactly 0.
 template <class T> constexpr T kExpArgMin = sizeof(T) == 4 ? T(-104) : T(-746);
 
+// max(z, kExpArgMin) as the compare-and-select the loops used before (a NaN stays NaN).
+template <class V> [[gnu::always_inline]] inline V clamp_exp_arg(const V& z) {
+  using S = std::conditional_t<std::is_same_v<V, double>, double, float>;
+  const V lo = splat<V>(kExpArgMin<S>);
+  return z < lo ? lo : z;
+}
+
 // exp(z) for kExpArgMin<T> <= z <= 0 (positive z also works below ~88 for float, ~709 for double), without
 // a libm call so that a loop over it vectorises: z = n ln2 + r, |r| <= ln2 / 2, exp(r) by a Taylor
 // polynomial (degree 13 for double, 7 for float; within 2 ulp of std::exp), times 2^n built in the
 // exponent bits. Results that would be subnormal flush to 0; NaN propagates. The caller clamps z to
-// >= kExpArgMin<T> first, in a separate loop, so that both loops vectorise.
-template <class T> inline T exp_nonpositive(T z) {
-  if constexpr (sizeof(T) == 8) {
+// >= kExpArgMin<T> first (clamp_exp_arg; in a separate loop where a loop is left to GCC's
+// auto-vectoriser, which gives up on a select inside a long body).
+template <class T> [[gnu::always_inline]] inline T exp_nonpositive(const T& z) {
+  if constexpr (std::is_same_v<T, double>) {
     constexpr double kMagic = 0x1.8p52, kLn2Hi = 6.93147180369123816490e-01, kLn2Lo = 1.90821492927058770002e-10;
     double t = z * 1.4426950408889634 + kMagic;   // round(z / ln2) in the low mantissa bits
     double n = t - kMagic;
@@ -39,12 +52,13 @@ template <class T> inline T exp_nonpositive(T z) {
     uint64_t e = std::bit_cast<uint64_t>(t) - std::bit_cast<uint64_t>(kMagic) + 1023u;
     uint64_t keep = (e >> 63) - 1u;
     return p * std::bit_cast<double>((e << 52) & keep);
-  } else {
+  } else {   // float, f32x4 or f32x8
+    using U = UIntOf<T>;
     constexpr float kMagic = 0x1.8p23f, kLn2Hi = 0.693145752f, kLn2Lo = 1.42860677e-06f;
-    float t = z * 1.44269504f + kMagic;
-    float n = t - kMagic;
-    float r = (z - n * kLn2Hi) - n * kLn2Lo;
-    float p = 1.0f / 5040.0f;
+    T t = z * 1.44269504f + kMagic;
+    T n = t - kMagic;
+    T r = (z - n * kLn2Hi) - n * kLn2Lo;
+    T p = splat<T>(1.0f / 5040.0f);
     p = p * r + 1.0f / 720.0f;
     p = p * r + 1.0f / 120.0f;
     p = p * r + 1.0f / 24.0f;
@@ -52,9 +66,9 @@ template <class T> inline T exp_nonpositive(T z) {
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    uint32_t e = std::bit_cast<uint32_t>(t) - std::bit_cast<uint32_t>(kMagic) + 127u;
-    uint32_t keep = (e >> 31) - 1u;
-    return p * std::bit_cast<float>((e << 23) & keep);
+    U e = std::bit_cast<U>(t) - std::bit_cast<uint32_t>(kMagic) + 127u;
+    U keep = (e >> 31) - 1u;
+    return p * std::bit_cast<T>((e << 23) & keep);
   }
 }
 
@@ -81,6 +95,64 @@ template <class T> inline T lane_max(const T* a, int64_t n) {
   T m = acc[0];
   for (int l = 1; l < 8; ++l) m = m < acc[l] ? acc[l] : m;
   return m;
+}
+
+// lane_max and lane_sum's 8 lanes held in lane vectors V (one f32x8 or two f32x4) over the runs of 8
+// (element j of a run goes to lane j % 8); the last n % 8 elements go to lanes 0, 1, ... one by one,
+// as in the scalar functions (a padded vector costs more: its narrow stores stall the wide load).
+// The same lanes, the same order and the same combining tree give the scalar functions' bits.
+template <class V> struct Lanes8 {
+  static constexpr int64_t kWidth = kLanes<V>, kParts = 8 / kWidth;
+  V part[kParts];
+
+  // Runs f(k, p) on part k for the kWidth elements at p, over every full run of 8 of a[0, n);
+  // returns where the tail starts.
+  template <class A, class F> [[gnu::always_inline]] static int64_t for_runs(A* a, int64_t n, F&& f) {
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+      for (int64_t k = 0; k < kParts; ++k) f(k, a + j + k * kWidth);
+    return j;
+  }
+  // The 8 lanes in order.
+  [[gnu::always_inline]] void lanes(float (&out)[8]) const {
+    for (int64_t k = 0; k < kParts; ++k) store(out + k * kWidth, part[k]);
+  }
+};
+
+// lane_max<float> on lane vectors V (f32x4 or f32x8): the same result.
+template <class V> [[gnu::always_inline]] inline float lane_max_lanes(const float* a, int64_t n) {
+  constexpr float lo = -std::numeric_limits<float>::infinity();
+  Lanes8<V> acc;
+  for (V& p : acc.part) p = splat<V>(lo);
+  int64_t j = Lanes8<V>::for_runs(a, n, [&](int64_t k, const float* p) {
+    const V v = load<V>(p);
+    acc.part[k] = acc.part[k] < v ? v : acc.part[k];
+  });
+  float l[8];
+  acc.lanes(l);
+  for (int i = 0; j < n; ++j, ++i) l[i] = l[i] < a[j] ? a[j] : l[i];
+  float m = l[0];
+  for (int i = 1; i < 8; ++i) m = m < l[i] ? l[i] : m;
+  return m;
+}
+
+// x[j] = exp_nonpositive(clamp_exp_arg(x[j] - shift)) for j < n, in place, and the sum of the results
+// as lane_sum<float> adds them, on lane vectors V.
+template <class V> [[gnu::always_inline]] inline float exp_shifted_lane_sum(float* x, int64_t n, float shift) {
+  Lanes8<V> acc;
+  for (V& p : acc.part) p = splat<V>(0.0f);
+  int64_t j = Lanes8<V>::for_runs(x, n, [&](int64_t k, float* p) {
+    const V e = exp_nonpositive(clamp_exp_arg(load<V>(p) - shift));
+    store(p, e);
+    acc.part[k] += e;
+  });
+  float l[8];
+  acc.lanes(l);
+  for (int i = 0; j < n; ++j, ++i) {
+    x[j] = exp_nonpositive(clamp_exp_arg(x[j] - shift));
+    l[i] += x[j];
+  }
+  return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
 }
 
 }  // namespace tg::kernels

@@ -1,0 +1,109 @@
+// fast_math.h's lane-vector forms (f32x4 and f32x8) against the scalar functions they replace in the
+// kernels: exp_nonpositive per lane, lane_max and the fused exp + lane_sum, bit for bit at every length
+// (full runs of 8 and the element-wise tail), with -inf, NaN and all-masked rows.
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "framework/kernels/fast_math.h"
+#include "support/test_support.h"
+
+using namespace tg::kernels;
+
+namespace {
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+bool same_bits(float a, float b) { return std::bit_cast<uint32_t>(a) == std::bit_cast<uint32_t>(b); }
+
+// exp_nonpositive(clamp_exp_arg(.)) on V lanes equals the scalar float call, bit for bit.
+template <class V> void require_lanes_match_scalar_exp(const std::vector<float>& z) {
+  for (size_t i = 0; i + kLanes<V> <= z.size(); i += kLanes<V>) {
+    const V e = exp_nonpositive(clamp_exp_arg(load<V>(z.data() + i)));
+    for (int64_t l = 0; l < kLanes<V>; ++l) {
+      const float s = exp_nonpositive(clamp_exp_arg(z[i + static_cast<size_t>(l)])), lane = e[l];
+      INFO(kLanes<V> << " lanes, z=" << z[i + static_cast<size_t>(l)] << ": lane " << lane << ", scalar " << s);
+      if (std::isnan(s)) REQUIRE(std::isnan(lane));
+      else REQUIRE(same_bits(lane, s));
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("exp_nonpositive: the f32x4 and f32x8 forms give the scalar float bits in every lane", "[kernels]") {
+  std::vector<float> z;
+  for (int i = 0; i <= 8 * 1400; ++i) z.push_back(-105.0f + 0.0095f * static_cast<float>(i));   // to ~1.4
+  for (float s : {0.0f, -0.0f, -kInf, kNaN, -1e-30f, -103.99f, -87.5f, -88.0f}) z.push_back(s);
+  while (z.size() % 8 != 0) z.push_back(-1.0f);
+  require_lanes_match_scalar_exp<f32x4>(z);
+  require_lanes_match_scalar_exp<f32x8>(z);
+  // And the scalar one is exp within 2 ulp (relative 2.4e-7) down to the flush at exp(-87.3) (float's
+  // smallest normal); below it exactly 0.
+  for (float v : z) {
+    if (!(v <= 0.0f) || std::isinf(v)) continue;
+    const double exact = std::exp(static_cast<double>(v));
+    const float got = exp_nonpositive(clamp_exp_arg(v));
+    INFO("z=" << v);
+    if (exact < 0x1p-126) REQUIRE(got <= 0x1p-126f);
+    else REQUIRE(std::abs(got - exact) <= 2.4e-7 * exact);
+  }
+}
+
+namespace {
+
+// Row n of a pattern with NaN, -inf, ties and a wide range (exp underflows to 0 for some entries).
+std::vector<float> row(int64_t n, int variant) {
+  std::vector<float> x(static_cast<size_t>(n));
+  for (int64_t j = 0; j < n; ++j) x[static_cast<size_t>(j)] = std::sin(0.7f * static_cast<float>(j + variant)) * 60.0f;
+  if (variant == 1 && n > 2) x[2] = -kInf;
+  if (variant == 2 && n > 5) x[static_cast<size_t>(n - 1)] = x[5];   // a tie for the max
+  if (variant == 3)
+    for (float& v : x) v = -kInf;   // all masked: max -inf
+  if (variant == 4 && n > 3) x[3] = kNaN;   // lane_max skips it; the exp sum turns NaN
+  return x;
+}
+
+template <class V> void require_lanes_match_scalar_reductions() {
+  for (int64_t n = 0; n <= 41; ++n)
+    for (int variant = 0; variant < 5; ++variant) {
+      INFO(kLanes<V> << " lanes, n=" << n << ", variant " << variant);
+      std::vector<float> x = row(n, variant);
+      const float m_scalar = lane_max(x.data(), n), m_lanes = lane_max_lanes<V>(x.data(), n);
+      REQUIRE(same_bits(m_lanes, m_scalar));
+      if (m_scalar == -kInf) continue;
+      std::vector<float> a = x, b = x;
+      for (float& v : a) v = exp_nonpositive(clamp_exp_arg(v - m_scalar));
+      const float s_scalar = lane_sum<float>(n, [&](int64_t j) { return a[static_cast<size_t>(j)]; });
+      const float s_lanes = exp_shifted_lane_sum<V>(b.data(), n, m_scalar);
+      if (variant == 4 && n > 3) {
+        REQUIRE(std::isnan(s_lanes));
+        REQUIRE(std::isnan(s_scalar));
+      } else {
+        REQUIRE(same_bits(s_lanes, s_scalar));
+        REQUIRE(s_lanes > 0.0f);
+      }
+      for (int64_t j = 0; j < n; ++j) {
+        const float u = a[static_cast<size_t>(j)], w = b[static_cast<size_t>(j)];
+        if (std::isnan(u)) REQUIRE(std::isnan(w));
+        else REQUIRE(same_bits(w, u));
+      }
+    }
+}
+
+}  // namespace
+
+TEST_CASE("lane_max_lanes / exp_shifted_lane_sum: the scalar lane_max and lane_sum bits at every length", "[kernels]") {
+  require_lanes_match_scalar_reductions<f32x4>();
+  require_lanes_match_scalar_reductions<f32x8>();
+  // Known values: the max of a short row (tail only) and of a longer one; exp(0) = 1 exactly.
+  const std::vector<float> x = {1.0f, -2.0f, 3.5f, 0.25f, 3.5f, -7.0f, 2.0f, 1.0f, 9.0f, -1.0f};
+  REQUIRE(lane_max_lanes<f32x8>(x.data(), 5) == 3.5f);
+  REQUIRE(lane_max_lanes<f32x4>(x.data(), 10) == 9.0f);
+  std::vector<float> one = {4.0f};
+  REQUIRE(exp_shifted_lane_sum<f32x8>(one.data(), 1, 4.0f) == 1.0f);
+  REQUIRE(one[0] == 1.0f);
+}
