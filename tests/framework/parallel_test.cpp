@@ -31,7 +31,7 @@ float term(int64_t i) { return 1.0f / static_cast<float>(1 + i % 977) + (i % 3 =
 
 }  // namespace
 
-TEST_CASE("parallel_for: covers [0, n) once, in chunks of at most grain items, for 1 and 2 threads", "[kernels][parallel]") {
+TEST_CASE("parallel_for: covers 0..n-1 once, in chunks of at most grain items, for 1 and 2 threads", "[kernels][parallel]") {
   for (int threads : {1, 2}) {
     tg::set_num_threads(threads);
     std::vector<Range> r = ranges_of([](auto f) { tg::kernels::parallel_for(1000, 64, f); });
