@@ -1,5 +1,6 @@
 #include "tapegrad/framework/tape.h"
 
+#include <atomic>
 #include <stdexcept>
 #include <unordered_map>
 
@@ -18,9 +19,11 @@ struct Node {
   std::vector<std::shared_ptr<Node>> inputs;     // nullptr for inputs that need no grad
   BackwardFn backward;
   // Of an interior node: how many entries of other nodes' inputs point at it (leaves are not
-  // counted: they are shared between threads and never released), and the value's shape and dtype
-  // once the value is released, for the gradient checks.
-  int64_t graph_refs = 0;
+  // counted: they are never released), and the value's shape and dtype once the value is released,
+  // for the gradient checks. Atomic: threads may record ops on one shared intermediate; an edge is
+  // only added through a Var of the node, which use_count() also counts, so the release test below
+  // cannot pass while another thread still holds a Var.
+  std::atomic<int64_t> graph_refs{0};
   Shape shape;
   DType dtype = DType::Float32;
 
