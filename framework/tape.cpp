@@ -1,5 +1,6 @@
 #include "tapegrad/framework/tape.h"
 
+#include <atomic>
 #include <stdexcept>
 #include <unordered_map>
 
@@ -9,7 +10,7 @@
 namespace tg {
 
 struct Node {
-  Tensor value;
+  Tensor value;                                  // undefined once released (see Var::let_go)
   Tensor grad;                                   // accumulated gradient of a leaf
   bool requires_grad = false;
   bool is_leaf = true;
@@ -17,6 +18,27 @@ struct Node {
   const char* op = "leaf";
   std::vector<std::shared_ptr<Node>> inputs;     // nullptr for inputs that need no grad
   BackwardFn backward;
+  // Of an interior node: how many entries of other nodes' inputs point at it (leaves are not
+  // counted: they are never released), and the value's shape and dtype once the value is released,
+  // for the gradient checks. Atomic: threads may record ops on one shared intermediate; an edge is
+  // only added through a Var of the node, which use_count() also counts, so the release test below
+  // cannot pass while another thread still holds a Var.
+  std::atomic<int64_t> graph_refs{0};
+  Shape shape;
+  DType dtype = DType::Float32;
+
+  Node() = default;
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+  ~Node() { drop_inputs(); }
+
+  void drop_inputs() {
+    for (const std::shared_ptr<Node>& in : inputs)
+      if (in && !in->is_leaf) --in->graph_refs;
+    inputs.clear();
+  }
+  const Shape& value_shape() const { return value.defined() ? value.shape() : shape; }
+  DType value_dtype() const { return value.defined() ? value.dtype() : dtype; }
 };
 
 struct TapeEngine {
@@ -103,7 +125,7 @@ void run_backward(const std::shared_ptr<Node>& root, Tensor grad_output, bool re
     }
     if (!retain_graph) {
       node->backward = nullptr;
-      node->inputs.clear();
+      node->drop_inputs();
       node->freed = true;
     }
   }
@@ -119,10 +141,10 @@ void Grads::add(size_t i, Tensor grad) {
   if (!wants(i)) return;
   if (!grad.defined())
     throw std::logic_error("[backward] gradient for input " + std::to_string(i) + " is an undefined Tensor");
-  const Tensor& v = inputs_[i]->value;
-  if (grad.shape() != v.shape() || grad.dtype() != v.dtype())
+  const Node& in = *inputs_[i];
+  if (grad.shape() != in.value_shape() || grad.dtype() != in.value_dtype())
     throw std::logic_error("[backward] gradient for input " + std::to_string(i) + " has " + describe(grad) +
-                           ", expected " + describe(v));
+                           ", expected " + to_string(in.value_dtype()) + to_string(in.value_shape()));
   accumulate(slots_[i], std::move(grad));
 }
 
@@ -132,6 +154,33 @@ Var::Var(Tensor value, bool requires_grad) : node_(std::make_shared<Node>()) {
   TG_CHECK(value.defined(), "Var", "value is an undefined Tensor (Var() is the undefined Var)");
   node_->value = std::move(value);
   requires_grad_(requires_grad);
+}
+
+Var& Var::operator=(const Var& other) {
+  std::shared_ptr<Node> keep = other.node_;   // first: other may share this node
+  let_go();
+  node_ = std::move(keep);
+  return *this;
+}
+
+Var& Var::operator=(Var&& other) noexcept {
+  std::shared_ptr<Node> keep = std::move(other.node_);
+  let_go();
+  node_ = std::move(keep);
+  return *this;
+}
+
+Var::~Var() { let_go(); }
+
+void Var::let_go() {
+  // The last Var of an op's result, and only the graph's edges left: nothing can read the value again.
+  Node* n = node_.get();
+  if (n && !n->is_leaf && n->value.defined() && node_.use_count() == n->graph_refs + 1) {
+    n->shape = n->value.shape();
+    n->dtype = n->value.dtype();
+    n->value = Tensor();
+  }
+  node_.reset();
 }
 
 Node& Var::checked(const char* call) const {
@@ -198,7 +247,11 @@ Var record(const char* op, Tensor result, const std::vector<Var>& inputs, Backwa
   n.is_leaf = false;
   n.op = op;
   n.inputs.reserve(inputs.size());
-  for (const Var& v : inputs) n.inputs.push_back(v.requires_grad() ? TapeEngine::node(v) : nullptr);
+  for (const Var& v : inputs) {
+    std::shared_ptr<Node> in = v.requires_grad() ? TapeEngine::node(v) : nullptr;
+    if (in && !in->is_leaf) ++in->graph_refs;
+    n.inputs.push_back(std::move(in));
+  }
   n.backward = std::move(fn);
   return out;
 }

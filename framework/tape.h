@@ -42,10 +42,19 @@ using BackwardFn = std::function<void(const Tensor& grad_output, Grads& grads)>;
 // same() compares handles; every other method throws std::logic_error
 // "[Var::shape] called on an undefined Var (default-constructed)". Ops given an undefined Var throw
 // std::invalid_argument "[matmul] a is an undefined Var" (optional arguments such as a bias excepted).
+// When the last Var of an op's result goes away while the graph still holds the node, the node lets
+// go of its value (no Var can read it any more, and what the backward needs is held by the closures),
+// so an intermediate that no gradient needs (e.g. a projection's output before a residual add) is
+// freed during the forward instead of living until the backward passes it.
 class Var {
  public:
   Var() = default;
   explicit Var(Tensor value, bool requires_grad = false);   // value must be defined (std::invalid_argument)
+  Var(const Var&) = default;
+  Var(Var&&) noexcept = default;
+  Var& operator=(const Var& other);
+  Var& operator=(Var&& other) noexcept;
+  ~Var();
 
   bool defined() const { return node_ != nullptr; }
   const Tensor& value() const;
@@ -78,6 +87,7 @@ class Var {
  private:
   friend struct TapeEngine;
   Node& checked(const char* call) const;         // *node_, or throws for an undefined Var
+  void let_go();                                 // drops node_; the node's value with the last Var of a result
   std::shared_ptr<Node> node_;
 };
 

@@ -14,19 +14,27 @@ namespace {
 
 using NamedParams = std::vector<std::pair<std::string, Var>>;
 
+// Every parameter has a float32 gradient after backward (else std::logic_error).
+void check_grads(const NamedParams& params) {
+  for (const auto& [name, p] : params) {
+    const Tensor& g = p.grad();
+    if (!g.defined()) throw std::logic_error("[tiny_lm train] parameter " + name + " has no gradient after backward");
+    if (g.dtype() != DType::Float32)
+      throw std::logic_error("[tiny_lm train] the gradient of " + name + " is not float32");
+  }
+}
+
 // Every parameter's gradient, concatenated in registry order. The gradients of one backward are whole
 // (a tied weight's two contributions are already summed), so the accumulation below adds one micro-batch
 // at a time, the same way on one process and on many.
 std::vector<float> flat_grads(const NamedParams& params) {
+  check_grads(params);
   int64_t n = 0;
   for (const auto& [name, p] : params) n += p.numel();
   std::vector<float> flat(static_cast<size_t>(n));
   size_t at = 0;
   for (const auto& [name, p] : params) {
     const Tensor& g = p.grad();
-    if (!g.defined()) throw std::logic_error("[tiny_lm train] parameter " + name + " has no gradient after backward");
-    if (g.dtype() != DType::Float32)
-      throw std::logic_error("[tiny_lm train] the gradient of " + name + " is not float32");
     std::memcpy(flat.data() + at, g.data<float>(), static_cast<size_t>(g.numel()) * sizeof(float));
     at += static_cast<size_t>(g.numel());
   }
@@ -59,6 +67,7 @@ double TrainingState::train_iteration(double grad_clip) {
   const GeneratorState start = model_gen.state();
   const NamedParams params = model.named_parameters();
   const int size = processes.size(), rank = processes.rank();
+  const bool single = micro_batches == 1 && size == 1;   // one micro-batch on one process
   std::vector<float> sum;
   double loss_sum = 0;
   uint64_t drawn = 0;   // Philox blocks one micro-batch's dropout draws (the same for every micro-batch)
@@ -75,6 +84,11 @@ double TrainingState::train_iteration(double grad_clip) {
       loss.backward();
     }
     drawn = model_gen.state().offset - first;
+    if (single) {   // its gradients are already the mean (sum / 1 is exact): no copy, no division
+      check_grads(params);
+      loss_sum = loss.item();
+      continue;
+    }
     std::vector<float> g = flat_grads(params);
     double l = loss.item();
     if (j > 0 && rank == 0) {   // rank 0 carries the sum so far: ((sum + g_jP) + g_jP+1) + ...
@@ -89,7 +103,7 @@ double TrainingState::train_iteration(double grad_clip) {
   }
   // Where micro-batch 0 leaves the stream, on every process (what an unaccumulated step leaves).
   model_gen.set_state({start.seed, start.offset + drawn});
-  set_mean_grads(params, sum, micro_batches);
+  if (!single) set_mean_grads(params, sum, micro_batches);
   if (grad_clip > 0) optim::clip_grad_norm_(params, grad_clip);
   optimizer.step();
   scheduler.step();

@@ -32,14 +32,20 @@ inline int64_t grain_for(int64_t cost_per_item, int64_t work_per_chunk = 32768) 
   return g < 1 ? 1 : g;
 }
 
+// Items of a reduction one parallel task takes at least: a task of fewer would not pay for waking a
+// second thread (a 128 x 128 gradient's norm is a few microseconds of work).
+inline constexpr int64_t kMinReduceItemsPerTask = 32768;
+
 // Deterministic sum over [0, n) cut into fixed chunks of `chunk` items: chunk_sum(begin, end) gives
-// each chunk's partial (computed in parallel), and the partials are added in index order. Acc is the
-// accumulator type (double for float inputs).
+// each chunk's partial (computed in parallel, whole chunks per task, at least kMinReduceItemsPerTask
+// items per task), and the partials are added in index order. Acc is the accumulator type (double
+// for float inputs). The partials depend on n and chunk only, so the total does not depend on how
+// the chunks are grouped into tasks or on the thread count.
 template <class Acc, class G> Acc deterministic_chunk_sum(int64_t n, int64_t chunk, G&& chunk_sum) {
   if (n <= 0) return Acc(0);
   int64_t nchunks = (n + chunk - 1) / chunk;
   std::vector<Acc> partial(static_cast<size_t>(nchunks), Acc(0));
-  parallel_for(nchunks, 1, [&](int64_t c0, int64_t c1) {
+  parallel_for(nchunks, grain_for(chunk, kMinReduceItemsPerTask), [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
       int64_t end = (c + 1) * chunk < n ? (c + 1) * chunk : n;
       partial[static_cast<size_t>(c)] = chunk_sum(c * chunk, end);

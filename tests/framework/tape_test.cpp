@@ -143,3 +143,53 @@ TEST_CASE("tape: an undefined Var answers defined() and requires_grad() and thro
   REQUIRE_THROWS_WITH(u.shape(), Contains("[Var::shape] called on an undefined Var (default-constructed)"));
   REQUIRE_THROWS_WITH(tanh(u), Contains("[tanh] a is an undefined Var"));
 }
+
+TEST_CASE("tape: an intermediate no closure needs is freed with its last Var, before the backward", "[tape][memory]") {
+  Var a(Tensor::from_vector(std::vector<double>{1, 2, 3}, {3}), true);
+  Var b(Tensor::from_vector(std::vector<double>{10, 20, 30}, {3}), true);
+  Tensor seen;   // a second reference to the intermediate's storage
+  Var out;
+  {
+    Var y = a + a;   // add's closure keeps shapes only
+    seen = y.value();
+    Var copy = y;
+    REQUIRE(seen.storage_use_count() == 2);   // seen and the node
+    out = y + b;                              // the graph now points at y's node too
+    y = Var();                                // one Var of y left: the value stays
+    REQUIRE(seen.storage_use_count() == 2);
+    REQUIRE(copy.value().to_vector() == std::vector<double>{2, 4, 6});
+  }
+  REQUIRE(seen.storage_use_count() == 1);     // the node let go of the value; the graph is intact
+  out.backward(Tensor::from_vector(std::vector<double>{1, 10, 100}, {3}));
+  REQUIRE(a.grad().to_vector() == std::vector<double>{2, 20, 200});
+  REQUIRE(b.grad().to_vector() == std::vector<double>{1, 10, 100});
+}
+
+TEST_CASE("tape: values captured by a closure, leaves and values still held by a Var are kept", "[tape][memory]") {
+  Var a(Tensor::from_vector(std::vector<double>{1, 2, 3}, {3}), true);
+  Tensor seen, leaf = a.value();
+  Var out;
+  {
+    Var y = a + a;     // y = 2a; add's closure keeps shapes only
+    seen = y.value();
+    out = y * y;       // mul keeps both operand values for its gradient
+  }
+  REQUIRE(seen.storage_use_count() == 3);   // seen and mul's closure (twice); the node let go
+  REQUIRE(leaf.storage_use_count() >= 2);   // a leaf's node keeps its value
+  out.backward(Tensor::ones({3}, DType::Float64));
+  REQUIRE(a.grad().to_vector() == std::vector<double>{8, 16, 24});   // d(4a^2)/da = 8a
+  // Assigning a Var to itself or to a copy of itself keeps the value.
+  Var z = a * 3.0, w = exp(z);
+  Var& zr = z;
+  z = zr;
+  z = Var(z);
+  REQUIRE(z.value().to_vector() == std::vector<double>{3, 6, 9});
+  REQUIRE(w.defined());
+}
+
+TEST_CASE("tape: a wrong gradient for a released input names the input's shape and dtype", "[tape][errors]") {
+  Var a(Tensor::from_vector(std::vector<double>{1, 2}, {2}), true);
+  Var out = record("bad", Tensor::from_vector(std::vector<double>{0}, {1}), {a * 2.0},
+                   [](const Tensor&, Grads& g) { g.add(0, Tensor::zeros({3}, DType::Float64)); });
+  REQUIRE_THROWS_WITH(out.backward(), Contains("[backward] gradient for input 0 has float64[3], expected float64[2]"));
+}
