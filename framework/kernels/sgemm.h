@@ -6,7 +6,8 @@
 // kernels are twice as wide; CPUs without AVX2/FMA; TAPEGRAD_GEMM=openblas) they call OpenBLAS.
 //
 // Structure (Goto/BLIS): op(B) is packed ONCE per product into K x 16 column panels (in parallel over
-// panels), shared by every task; tasks are fixed tiles of C (96 rows x 128 columns) that walk the KC
+// panels), shared by every task; tasks are tiles of C (at most 96 rows, the 6-row slivers spread evenly
+// over the tile rows; 128 columns) that walk the KC
 // blocks, then the 16-column panels, then 6-row slivers of A, through a 6 x 16 AVX2/FMA micro-kernel
 // with 12 ymm accumulators. Edge micro-tiles use the same kernel with masked stores.
 // Measured choices (bench_sgemm --shapes): A is not packed into slivers, the micro-kernel broadcasts
