@@ -198,6 +198,33 @@ TEST_CASE("sgemm: the same bits for 1 and 2 threads and for any split of the pro
   set_num_threads(before);
 }
 
+TEST_CASE("sgemm: uneven tile rows and shared last slivers give the same bits as row by row",
+          "[kernels][gemm][determinism]") {
+  if (!kernels::sgemm_active()) {
+    WARN("not run: the AVX2 kernel is not active");
+    return;
+  }
+  const int before = get_num_threads();
+  // M = 32: 6 + 6 + 6 + 6 + 4 + 4 rows; M = 128: tiles of 66 + 62 rows (62 = 9 x 6 + 4 + 4);
+  // M = 201: tiles of 66 + 66 + 69 rows, 69 ending 6 + 5 + 4; M = 99: tiles of 48 + 51 rows.
+  for (const int64_t M : {32, 99, 128, 201}) {
+    INFO("M=" << M);
+    const Case c(false, true, M, 40, 330, static_cast<uint32_t>(M));
+    set_num_threads(2);
+    const std::vector<float> whole = product(c, [&](float* C) {
+      kernels::sgemm(false, true, c.M, c.N, c.K, 1.25f, c.A.data(), c.lda, c.B.data(), c.ldb, -0.5f, C, c.ldc);
+    });
+    const std::vector<float> rows = product(c, [&](float* C) {
+      for (int64_t i = 0; i < c.M; ++i)
+        kernels::sgemm_serial(false, true, 1, c.N, c.K, 1.25f, c.A.data() + i * c.lda, c.lda, c.B.data(), c.ldb,
+                              -0.5f, C + i * c.ldc, c.ldc);
+    });
+    REQUIRE(same_bits(whole, rows));
+    check_case(tapegrad_gemm, c, 1);
+  }
+  set_num_threads(before);
+}
+
 TEST_CASE("sgemm: gemm, gemm_serial and gemm_batched give the same bits in float32", "[kernels][gemm][determinism]") {
   const Case c(false, true, 130, 150, 400, 9);
   const std::vector<float> par = product(c, [&](float* C) {
