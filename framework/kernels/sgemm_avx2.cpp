@@ -101,37 +101,29 @@ void kernel_rows(int m, int64_t kc, const float* a, int64_t lda, const float* b,
   }
 }
 
-// out[j][k] = in[k][j] for an 8 x 8 block: rows of `in` are 8 consecutive k of one column j of op(B).
-inline __attribute__((target("avx2,fma"), always_inline)) void transpose8(__m256 r[8]) {
-  __m256 t[8];
-  for (int i = 0; i < 4; ++i) {
-    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  __m256 s[8];
-  for (int i = 0; i < 2; ++i) {
-    s[4 * i + 0] = _mm256_shuffle_ps(t[4 * i + 0], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-    s[4 * i + 1] = _mm256_shuffle_ps(t[4 * i + 0], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-    s[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-    s[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-  }
-  for (int i = 0; i < 4; ++i) {
-    r[i] = _mm256_permute2f128_ps(s[i], s[4 + i], 0x20);
-    r[i + 4] = _mm256_permute2f128_ps(s[i], s[4 + i], 0x31);
-  }
-}
-
-// Transposed B, a full 16-column panel: B rows j0..j0+15 become the panel's columns, 8 k at a time.
+// Transposed B, a full 16-column panel: B rows j0..j0+15 become the panel's columns, 8 rows x 8 k at a
+// time. The 128-bit halves are loaded straight into place (rows j and j + 4 share a register), so two
+// in-lane shuffle stages finish the 8 x 8 transpose (16 shuffles, not 24).
 __attribute__((target("avx2,fma"))) void pack_bt_full(const float* B, int64_t ldb, int64_t K, int64_t j0,
                                                       float* dst) {
   int64_t k = 0;
   for (; k + 8 <= K; k += 8) {
     for (int h = 0; h < 2; ++h) {
-      __m256 r[8];
-      for (int j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(B + (j0 + 8 * h + j) * ldb + k);
-      transpose8(r);
-      // r[i] now holds column k + i of op(B) for the 8 rows j0 + 8h .. j0 + 8h + 7.
-      for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + (k + i) * kNR + 8 * h, r[i]);
+      const float* row = B + (j0 + 8 * h) * ldb + k;
+      for (int q = 0; q < 2; ++q) {   // k + 4q .. k + 4q + 3
+        __m256 r[4];
+        for (int j = 0; j < 4; ++j)
+          r[j] = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(row + j * ldb + 4 * q)),
+                                      _mm_loadu_ps(row + (j + 4) * ldb + 4 * q), 1);
+        // r[j] = [row j: 4 k | row j + 4: 4 k]
+        const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        float* d = dst + (k + 4 * q) * kNR + 8 * h;
+        _mm256_storeu_ps(d, _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)));
+        _mm256_storeu_ps(d + kNR, _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)));
+        _mm256_storeu_ps(d + 2 * kNR, _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)));
+        _mm256_storeu_ps(d + 3 * kNR, _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2)));
+      }
     }
   }
   for (; k < K; ++k)
