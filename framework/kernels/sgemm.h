@@ -8,7 +8,8 @@
 // Structure (Goto/BLIS): op(B) is packed ONCE per product into K x 16 column panels (in parallel over
 // panels), shared by every task; tasks are tiles of C (at most 96 rows, the 6-row slivers spread evenly
 // over the tile rows; 128 columns) that walk the KC
-// blocks, then the 16-column panels, then 6-row slivers of A, through a 6 x 16 AVX2/FMA micro-kernel
+// blocks, then the 16-column panels, then 6-row slivers of A (a remainder of r rows shares the last
+// full sliver's 6 + r rows evenly: short kernels are FMA-latency bound), through a 6 x 16 AVX2/FMA micro-kernel
 // with 12 ymm accumulators. Edge micro-tiles use the same kernel with masked stores.
 // Measured choices (bench_sgemm --shapes): A is not packed into slivers, the micro-kernel broadcasts
 // its elements straight from A's rows or columns; only when A's leading dimension is >= 1024 floats
