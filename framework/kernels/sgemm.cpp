@@ -226,4 +226,26 @@ void sgemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
   run(false, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, row_bias);
 }
 
+int64_t sgemm_packed_b_floats(int64_t N, int64_t K) { return ceil_div(N, kNR) * K * kNR; }
+
+void sgemm_pack_b(bool trans_b, int64_t N, int64_t K, const float* B, int64_t ldb, float* packed) {
+  for (int64_t j = 0; j < N; j += kNR)
+    sgemm_detail::pack_b_panel(trans_b, B, ldb, K, j, static_cast<int>(std::min<int64_t>(kNR, N - j)),
+                               packed + (j / kNR) * K * kNR);
+}
+
+void sgemm_serial_packed_b(bool trans_a, int64_t M, int64_t n, int64_t K, float alpha, const float* A, int64_t lda,
+                           const float* packed, float beta, float* C, int64_t ldc) {
+  if (M <= 0 || n <= 0) return;
+  if (K <= 0) return fill_no_k(M, n, beta, C, ldc, nullptr);
+  // As run(), every panel packed: the micro-kernel sees the same values, hence the same bits.
+  const Problem p{trans_a, M, n, K, kc_for(K), alpha, beta, A, lda, nullptr, 0, packed, 0, C, ldc, nullptr,
+                  lda >= kPackALd};
+  const int64_t mt = ceil_div(M, kMc), nt = ceil_div(n, kNc);
+  for (int64_t t = 0; t < mt * nt; ++t) {
+    const int64_t m0 = (t / nt) * kMc, n0 = (t % nt) * kNc;
+    run_tile(p, m0, std::min(M, m0 + kMc), n0, std::min(n, n0 + kNc));
+  }
+}
+
 }  // namespace tg::kernels
