@@ -57,22 +57,38 @@ inline bool keep(const AttentionConfig& cfg, const AttentionDims& d, int64_t b, 
   return u01_from(r.w[0], r.w[1]) >= cfg.dropout_p;
 }
 
-// True when the products run through tapegrad's float32 sgemm, so that a head's k^T or v^T can be
+// True when the products run through tapegrad's float32 sgemm, so that a head's keys and values can be
 // packed once for all its query tiles instead of once per product (bench_mha --shape long: the
-// re-packing was ~5% of fwd+bwd).
+// re-packing was ~9% of fwd+bwd).
 template <class T> bool packs_heads(const AttentionConfig& cfg) {
   if constexpr (std::is_same_v<T, float>) return cfg.products == Bf16Mode::float32 && sgemm_active();
   else return false;
 }
 
-// c[m, ncol] = a[m, D] @ x[0:ncol]^T, x one head's [S, D] keys or values (row stride ldx); from the
-// head's x^T packed by sgemm_pack_b when `packed` is given (the same bits: sgemm.h).
+// One head's keys or values x [S, D] (row stride ldx) packed for the sgemm: as x^T [D, S] (trans) or x.
+struct HeadPack {
+  const float* data = nullptr;   // nullptr: the products take x itself
+  int64_t k = 0;                 // rows of each packed panel (D for x^T, S for x)
+};
+
+// Floats of one head's k^T and v panels, stored in that order.
+inline int64_t kv_pack_floats(int64_t S, int64_t D) {
+  return sgemm_packed_b_floats(S, D) + sgemm_packed_b_floats(D, S);
+}
+
+inline HeadPack pack_head(bool trans, const float* x, int64_t ldx, int64_t S, int64_t D, float* dst) {
+  sgemm_pack_b(trans, trans ? S : D, trans ? D : S, x, ldx, dst);
+  return {dst, trans ? D : S};
+}
+
+// c[m, n] = alpha * a[m, kk] @ op(x)[0:kk, 0:n], op(x) = x^T or x for one head's x [S, D], from its
+// packed panels when there are (the same bits: sgemm.h).
 template <class T>
-inline void times_head_t(const AttentionConfig& cfg, int64_t m, int64_t ncol, int64_t D, const T* a, int64_t lda,
-                         const T* x, int64_t ldx, const float* packed, T* c, int64_t ldc) {
+inline void times_head(const AttentionConfig& cfg, bool trans, int64_t m, int64_t n, int64_t kk, T alpha, const T* a,
+                       int64_t lda, const T* x, int64_t ldx, HeadPack pk, T* c, int64_t ldc) {
   if constexpr (std::is_same_v<T, float>)
-    if (packed) return sgemm_serial_packed_b(false, m, ncol, D, 1.0f, a, lda, packed, 0.0f, c, ldc);
-  gemm_mixed_serial<T>(cfg.products, false, true, m, ncol, D, T(1), a, lda, x, ldx, T(0), c, ldc);
+    if (pk.data) return sgemm_serial_packed_b(false, m, n, kk, alpha, a, lda, pk.data, pk.k, 0.0f, c, ldc);
+  gemm_mixed_serial<T>(cfg.products, false, trans, m, n, kk, alpha, a, lda, x, ldx, T(0), c, ldc);
 }
 
 // qs[r, :] = q[i0 + r, :] / sqrt(D), a true division as PyTorch does before the score GEMM.
@@ -148,7 +164,7 @@ template <class T>
 TG_MULTIVERSION void forward_tasks(int64_t t0, int64_t t1, int64_t tiles, T scale, const AttentionDims& d, const T* q,
                                    HeadLayout ql, const T* k, HeadLayout kl, const T* v, HeadLayout vl,
                                    MaskView<T> mask, const AttentionConfig& cfg, T* out, HeadLayout ol, T* probs,
-                                   const float* kpack) {
+                                   const float* kvpack) {
   const int64_t kTile = tile_rows(d);
   T* qs = scratch<T>(0, kTile * d.D);   // [m, D] scaled queries
   T* sc = scratch<T>(1, kTile * d.S);   // [m, ncol] probabilities (without `probs`, or after dropout)
@@ -166,8 +182,10 @@ TG_MULTIVERSION void forward_tasks(int64_t t0, int64_t t1, int64_t tiles, T scal
     T* p = probs ? probs + (b * d.L + i0) * d.S : sc;
     int64_t ld = probs ? d.S : ncol;
     scaled_queries(head_ptr(q, ql, n, h), ql.row, i0, m, d.D, qs);
-    const float* kp = kpack ? kpack + b * sgemm_packed_b_floats(d.S, d.D) : nullptr;
-    times_head_t(cfg, m, ncol, d.D, qs, d.D, head_ptr(k, kl, n, h), kl.row, kp, p, ld);
+    // kvpack: per head, k^T's panels then v's (attention_forward).
+    const float* kv = kvpack ? kvpack + b * kv_pack_floats(d.S, d.D) : nullptr;
+    const HeadPack kp{kv, d.D}, vp{kv ? kv + sgemm_packed_b_floats(d.S, d.D) : nullptr, d.S};
+    times_head(cfg, true, m, ncol, d.D, T(1), qs, d.D, head_ptr(k, kl, n, h), kl.row, kp, p, ld);
     softmax_rows(cfg, mask, n, h, i0, m, ncol, p, ld);
     if (cfg.dropout_p > 0) {   // the dropped probabilities go to the scratch; `probs` keeps p
       for (int64_t r = 0; r < m; ++r)
@@ -176,8 +194,7 @@ TG_MULTIVERSION void forward_tasks(int64_t t0, int64_t t1, int64_t tiles, T scal
       p = sc;
       ld = ncol;
     }
-    gemm_mixed_serial<T>(cfg.products, false, false, m, d.D, ncol, T(1), p, ld, head_ptr(v, vl, n, h), vl.row, T(0),
-                         oh + i0 * ol.row, ol.row);
+    times_head(cfg, false, m, d.D, ncol, T(1), p, ld, head_ptr(v, vl, n, h), vl.row, vp, oh + i0 * ol.row, ol.row);
   }
 }
 
@@ -215,7 +232,9 @@ TG_MULTIVERSION void backward_heads(int64_t b0, int64_t b1, T scale, T inv_root,
   T* qs = scratch<T>(0, kTile * d.D);                                 // [m, D] scaled queries
   T* dp = scratch<T>(1, kTile * d.S);                                 // [m, ncol] dp, then ds
   T* pd = cfg.dropout_p > 0 ? scratch<T>(2, kTile * d.S) : nullptr;   // [m, ncol] dropped p
-  float* vpack = packs_heads<T>(cfg) ? scratch<float>(3, sgemm_packed_b_floats(d.S, d.D)) : nullptr;   // v^T
+  const bool packs = packs_heads<T>(cfg);
+  float* kvpack = packs ? scratch<float>(3, kv_pack_floats(d.S, d.D)) : nullptr;   // v^T, k
+  HeadPack kp, vp;
   for (int64_t b = b0; b < b1; ++b) {
     const int64_t n = b / d.H, h = b % d.H;
     T *dkh = head_ptr(dk, dkl, n, h), *dvh = head_ptr(dv, dvl, n, h), *dqh = head_ptr(dq, dql, n, h);
@@ -226,8 +245,12 @@ TG_MULTIVERSION void backward_heads(int64_t b0, int64_t b1, T scale, T inv_root,
       std::fill(dkh + j * dkl.row, dkh + j * dkl.row + d.D, T(0));
       std::fill(dvh + j * dvl.row, dvh + j * dvl.row + d.D, T(0));
     }
-    if constexpr (std::is_same_v<T, float>)
-      if (vpack) sgemm_pack_b(true, d.S, d.D, head_ptr(v, vl, n, h), vl.row, vpack);
+    if constexpr (std::is_same_v<T, float>) {
+      if (packs) {
+        vp = pack_head(true, head_ptr(v, vl, n, h), vl.row, d.S, d.D, kvpack);
+        kp = pack_head(false, head_ptr(k, kl, n, h), kl.row, d.S, d.D, kvpack + sgemm_packed_b_floats(d.S, d.D));
+      }
+    }
     for (int64_t i0 = 0; i0 < d.L; i0 += kTile) {
       const int64_t m = std::min(kTile, d.L - i0), ncol = cfg.causal ? std::min(d.S, i0 + m) : d.S;
       const T* dot = head_ptr(dout, dol, n, h) + i0 * dol.row;
@@ -251,12 +274,12 @@ TG_MULTIVERSION void backward_heads(int64_t b0, int64_t b1, T scale, T inv_root,
       // dv[0:ncol] += pd^T @ dout_tile
       gemm_mixed_serial<T>(cfg.products, true, false, ncol, d.D, m, T(1), pdp, pd_row, dot, dol.row, acc, dvh, dvl.row);
       // dp = dout_tile @ v[0:ncol]^T  (gradient w.r.t. the dropped probabilities)
-      times_head_t(cfg, m, ncol, d.D, dot, dol.row, head_ptr(v, vl, n, h), vl.row, vpack, dp, ncol);
+      times_head(cfg, true, m, ncol, d.D, T(1), dot, dol.row, head_ptr(v, vl, n, h), vl.row, vp, dp, ncol);
       softmax_grad_rows(cfg, scale, m, ncol, p, d.S, pdp, pd_row, dp,
                         dscores ? dscores + (b * d.L + i0) * d.S : nullptr, d.S);
       // dq_tile = ds @ k[0:ncol] / sqrt(D);  dk[0:ncol] += ds^T @ (q_tile / sqrt(D))
-      gemm_mixed_serial<T>(cfg.products, false, false, m, d.D, ncol, inv_root, dp, ncol, head_ptr(k, kl, n, h),
-                           kl.row, T(0), dqh + i0 * dql.row, dql.row);
+      times_head(cfg, false, m, d.D, ncol, inv_root, dp, ncol, head_ptr(k, kl, n, h), kl.row, kp, dqh + i0 * dql.row,
+                 dql.row);
       scaled_queries(head_ptr(q, ql, n, h), ql.row, i0, m, d.D, qs);
       gemm_mixed_serial<T>(cfg.products, true, false, ncol, d.D, m, T(1), dp, ncol, qs, d.D, acc, dkh, dkl.row);
     }
@@ -271,20 +294,24 @@ void attention_forward(const AttentionDims& d, const T* q, HeadLayout ql, const 
                        T* probs) {
   const int64_t kTile = tile_rows(d), tiles = (d.L + kTile - 1) / kTile, tasks = d.N * d.H * tiles;
   const T scale = cfg.dropout_p > 0 ? static_cast<T>(1.0 / (1.0 - cfg.dropout_p)) : T(1);
-  // k^T of every head packed once for all the tiles of the head (float32 sgemm only).
-  std::unique_ptr<float[]> kpack;
+  // k^T and v of every head packed once for all the tiles of the head (float32 sgemm only).
+  std::unique_ptr<float[]> kvpack;
   if constexpr (std::is_same_v<T, float>) {
     if (packs_heads<T>(cfg) && tasks > 0 && d.D > 0) {
-      const int64_t per_head = sgemm_packed_b_floats(d.S, d.D);
-      kpack.reset(new float[static_cast<size_t>(d.N * d.H * per_head)]);
+      const int64_t per = kv_pack_floats(d.S, d.D);
+      kvpack.reset(new float[static_cast<size_t>(d.N * d.H * per)]);
       parallel_for(d.N * d.H, 1, [&](int64_t b0, int64_t b1) {
-        for (int64_t b = b0; b < b1; ++b)
-          sgemm_pack_b(true, d.S, d.D, head_ptr(k, kl, b / d.H, b % d.H), kl.row, kpack.get() + b * per_head);
+        for (int64_t b = b0; b < b1; ++b) {
+          const int64_t n = b / d.H, h = b % d.H;
+          float* kv = kvpack.get() + b * per;
+          pack_head(true, head_ptr(k, kl, n, h), kl.row, d.S, d.D, kv);
+          pack_head(false, head_ptr(v, vl, n, h), vl.row, d.S, d.D, kv + sgemm_packed_b_floats(d.S, d.D));
+        }
       });
     }
   }
   parallel_for(tasks, 1, [&](int64_t t0, int64_t t1) {
-    forward_tasks(t0, t1, tiles, scale, d, q, ql, k, kl, v, vl, mask, cfg, out, ol, probs, kpack.get());
+    forward_tasks(t0, t1, tiles, scale, d, q, ql, k, kl, v, vl, mask, cfg, out, ol, probs, kvpack.get());
   });
 }
 

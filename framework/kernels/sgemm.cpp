@@ -84,6 +84,7 @@ struct Problem {
   int64_t ldc;
   const float* bias;
   bool pack_a;   // copy each tile's A block (see ABlock)
+  int64_t panel_k = 0;   // rows per packed panel when more than K (sgemm_serial_packed_b), else K
 };
 
 // Where one KC block of a tile's op(A) rows is read from: A in place, or a contiguous copy of the block
@@ -114,7 +115,7 @@ const float* b_panel(const Problem& p, int64_t j, int64_t k0, int64_t& ld) {
     return p.B + k0 * p.ldb + j;
   }
   ld = kNR;
-  return p.bpack + ((q - p.first_packed) * p.K + k0) * kNR;
+  return p.bpack + ((q - p.first_packed) * std::max(p.K, p.panel_k) + k0) * kNR;
 }
 
 // The C tile rows [m0, m1) x columns [n0, n1) (n0 a multiple of 16): KC blocks, then panels, then slivers.
@@ -235,12 +236,12 @@ void sgemm_pack_b(bool trans_b, int64_t N, int64_t K, const float* B, int64_t ld
 }
 
 void sgemm_serial_packed_b(bool trans_a, int64_t M, int64_t n, int64_t K, float alpha, const float* A, int64_t lda,
-                           const float* packed, float beta, float* C, int64_t ldc) {
+                           const float* packed, int64_t packed_k, float beta, float* C, int64_t ldc) {
   if (M <= 0 || n <= 0) return;
   if (K <= 0) return fill_no_k(M, n, beta, C, ldc, nullptr);
   // As run(), every panel packed: the micro-kernel sees the same values, hence the same bits.
   const Problem p{trans_a, M, n, K, kc_for(K), alpha, beta, A, lda, nullptr, 0, packed, 0, C, ldc, nullptr,
-                  lda >= kPackALd};
+                  lda >= kPackALd, packed_k};
   const int64_t mt = ceil_div(M, kMc), nt = ceil_div(n, kNc);
   for (int64_t t = 0; t < mt * nt; ++t) {
     const int64_t m0 = (t / nt) * kMc, n0 = (t % nt) * kNc;
