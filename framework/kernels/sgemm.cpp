@@ -84,6 +84,7 @@ struct Problem {
   int64_t ldc;
   const float* bias;
   bool pack_a;   // copy each tile's A block (see ABlock)
+  int64_t panel_k = 0;   // rows per packed panel when more than K (sgemm_serial_packed_b), else K
 };
 
 // Where one KC block of a tile's op(A) rows is read from: A in place, or a contiguous copy of the block
@@ -114,7 +115,7 @@ const float* b_panel(const Problem& p, int64_t j, int64_t k0, int64_t& ld) {
     return p.B + k0 * p.ldb + j;
   }
   ld = kNR;
-  return p.bpack + ((q - p.first_packed) * p.K + k0) * kNR;
+  return p.bpack + ((q - p.first_packed) * std::max(p.K, p.panel_k) + k0) * kNR;
 }
 
 // First row of sliver `is` of the tile rows [m0, m1) (is = slivers: m1). Slivers are 6 rows, except
@@ -239,6 +240,28 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
 void sgemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                   int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* row_bias) {
   run(false, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, row_bias);
+}
+
+int64_t sgemm_packed_b_floats(int64_t N, int64_t K) { return ceil_div(N, kNR) * K * kNR; }
+
+void sgemm_pack_b(bool trans_b, int64_t N, int64_t K, const float* B, int64_t ldb, float* packed) {
+  for (int64_t j = 0; j < N; j += kNR)
+    sgemm_detail::pack_b_panel(trans_b, B, ldb, K, j, static_cast<int>(std::min<int64_t>(kNR, N - j)),
+                               packed + (j / kNR) * K * kNR);
+}
+
+void sgemm_serial_packed_b(bool trans_a, int64_t M, int64_t n, int64_t K, float alpha, const float* A, int64_t lda,
+                           const float* packed, int64_t packed_k, float beta, float* C, int64_t ldc) {
+  if (M <= 0 || n <= 0) return;
+  if (K <= 0) return fill_no_k(M, n, beta, C, ldc, nullptr);
+  // As run(), every panel packed: the micro-kernel sees the same values, hence the same bits.
+  const Problem p{trans_a, M, n, K, kc_for(K), alpha, beta, A, lda, nullptr, 0, packed, 0, C, ldc, nullptr,
+                  lda >= kPackALd, packed_k};
+  const int64_t mt = ceil_div(M, kMc), nt = ceil_div(n, kNc);
+  for (int64_t t = 0; t < mt * nt; ++t) {
+    const int64_t m0 = (t / nt) * kMc, n0 = (t % nt) * kNc;
+    run_tile(p, m0, std::min(M, m0 + kMc), n0, std::min(n, n0 + kNc));
+  }
 }
 
 }  // namespace tg::kernels

@@ -46,4 +46,14 @@ void sgemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
                   int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
                   const float* row_bias = nullptr);
 
+// op(B) [K, N] packed once for several products that share it (the attention packs a head's keys and
+// values once for all its query tiles): sgemm_pack_b writes sgemm_packed_b_floats(N, K) floats at
+// `packed` (16-column panels, K x 16 each). sgemm_serial_packed_b(..., packed, packed_k = that K, ...)
+// then computes, on the calling thread, C[M, n] = alpha * op(A)[M, K] @ (the first K <= packed_k rows
+// and n <= N columns of that op(B)) + beta * C; the same bits as sgemm_serial on those rows and columns.
+int64_t sgemm_packed_b_floats(int64_t N, int64_t K);
+void sgemm_pack_b(bool trans_b, int64_t N, int64_t K, const float* B, int64_t ldb, float* packed);
+void sgemm_serial_packed_b(bool trans_a, int64_t M, int64_t n, int64_t K, float alpha, const float* A, int64_t lda,
+                           const float* packed, int64_t packed_k, float beta, float* C, int64_t ldc);
+
 }  // namespace tg::kernels

@@ -115,6 +115,63 @@ TEST_CASE("fused_attention: several 32-row query tiles, keys beyond the queries 
     }
 }
 
+TEST_CASE("fused_attention: long sequences (96-row query tiles) equal the reference, forward and grad, same bits "
+          "across threads", "[ops][attention][grad][determinism]") {
+  // L = 530 queries: the kernel's 96-row tiles (L >= 512), the last one 50 rows; S = 560 keys, under the
+  // causal flag keys 530.. are never seen. The gradient: the directional derivative of sum(out * w) along
+  // a random direction of (q, k, v) against a central difference (a full gradcheck is too slow here).
+  const int64_t N = 1, H = 2, L = 530, S = 560, E = 4;
+  Var q = rand_var({L, N, E}, 80), k = rand_var({S, N, E}, 81), v = rand_var({S, N, E}, 82);
+  const Tensor w = rand_tensor({L, N, E}, 83);
+  const std::vector<Tensor> dir{rand_tensor({L, N, E}, 84), rand_tensor({S, N, E}, 85), rand_tensor({S, N, E}, 86)};
+  const auto shifted = [](const Var& x, const Tensor& d, double eps) {
+    Tensor out = Tensor::zeros(x.shape(), DType::Float64);
+    const double *a = x.value().data<double>(), *b = d.data<double>();
+    double* o = out.data<double>();
+    for (int64_t i = 0; i < out.numel(); ++i) o[i] = a[i] + eps * b[i];
+    return Var(out);
+  };
+  const auto dot = [](const Tensor& a, const Tensor& b) {
+    double acc = 0;
+    for (int64_t i = 0; i < a.numel(); ++i) acc += a.data<double>()[i] * b.data<double>()[i];
+    return acc;
+  };
+  for (bool causal : {false, true}) {
+    INFO("causal=" << causal);
+    AttentionArgs a{.num_heads = H, .is_causal = causal};
+    std::vector<Var> x{Var(q.value(), true), Var(k.value(), true), Var(v.value(), true)};
+    Var out = fused_attention(x[0], x[1], x[2], a);
+    Tensor ref = naive_sdpa(to_heads(q.value(), H, false), to_heads(k.value(), H, false),
+                            to_heads(v.value(), H, false), nullptr, causal);
+    REQUIRE(max_abs_diff(to_heads(out.value(), H, false), ref) < 1e-13);
+    out.backward(w);
+    double analytic = 0;
+    for (size_t i = 0; i < 3; ++i) analytic += dot(x[i].grad(), dir[i]);
+    const double eps = 1e-5;
+    const auto loss = [&](double e) {
+      return dot(fused_attention(shifted(q, dir[0], e), shifted(k, dir[1], e), shifted(v, dir[2], e), a).value(), w);
+    };
+    const double numeric = (loss(eps) - loss(-eps)) / (2 * eps);
+    REQUIRE(std::abs(analytic - numeric) <= 1e-6 * std::abs(numeric));
+    for (int64_t j = L; j < S && causal; ++j) REQUIRE(x[1].grad().at({j, 0, 1}) == 0.0);
+  }
+  // float32 through the sgemm (k^T, v^T packed once per head): the same bits for any thread count.
+  Var qf = rand_var({L, N, E}, 90, -1, 1, true, DType::Float32);
+  Var kf = rand_var({S, N, E}, 91, -1, 1, true, DType::Float32);
+  Var vf = rand_var({S, N, E}, 92, -1, 1, true, DType::Float32);
+  require_same_bits_across_threads([&](int threads) {
+    set_num_threads(threads);
+    std::vector<Var> xs{Var(qf.value(), true), Var(kf.value(), true), Var(vf.value(), true)};
+    Var y = fused_attention(xs[0], xs[1], xs[2], {.num_heads = H, .is_causal = true});
+    y.backward(rand_tensor(y.shape(), 93, -1, 1, DType::Float32));
+    return std::vector<Tensor>{y.value(), xs[0].grad(), xs[1].grad(), xs[2].grad()};
+  });
+  const auto heads64 = [&](const Var& x) { return to_heads(x.value().to(DType::Float64), H, false); };
+  Tensor ref32 = naive_sdpa(heads64(qf), heads64(kf), heads64(vf), nullptr, true);
+  Tensor got32 = fused_attention(qf, kf, vf, {.num_heads = H, .is_causal = true}).value().to(DType::Float64);
+  REQUIRE(max_abs_diff(to_heads(got32, H, false), ref32) < 1e-5);
+}
+
 TEST_CASE("fused_attention_packed and scaled_dot_product_attention: equal the separate form", "[ops][attention]") {
   const int64_t N = 2, H = 2, L = 4, E = 6;
   Var qkv = rand_var({N, L, 3 * E}, 5);

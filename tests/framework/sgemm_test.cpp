@@ -248,6 +248,36 @@ TEST_CASE("sgemm: gemm, gemm_serial and gemm_batched give the same bits in float
 }
 
 // Run as a child by the next test, under a chosen TAPEGRAD_GEMM: prints what the dispatch decided.
+TEST_CASE("sgemm: a product from op(B) packed once (its first K rows, n columns) gives sgemm_serial's bits",
+          "[kernels][gemm][determinism]") {
+  if (!kernels::sgemm_cpu_supported()) {
+    WARN("not run: this CPU cannot run the AVX2 kernel");
+    return;
+  }
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (int64_t M : {50, 197}) {   // one tile high (B read in place by sgemm_serial when untransposed) or not
+        const Case c(ta, tb, M, 283, 700, 11);   // K over several KC blocks, N ending in a partial panel
+        std::vector<float> packed(static_cast<size_t>(kernels::sgemm_packed_b_floats(c.N, c.K)),
+                                  std::numeric_limits<float>::quiet_NaN());
+        kernels::sgemm_pack_b(c.tb, c.N, c.K, c.B.data(), c.ldb, packed.data());
+        // The first n columns and the first K rows of the packed op(B) (op(A)'s first K columns).
+        for (int64_t n : {c.N, int64_t{150}, int64_t{16}, int64_t{1}})
+          for (int64_t K : {c.K, int64_t{300}, int64_t{5}}) {
+            INFO("trans_a=" << ta << " trans_b=" << tb << " M=" << M << " n=" << n << " K=" << K);
+            const std::vector<float> want = product(c, [&](float* C) {
+              kernels::sgemm_serial(ta, tb, M, n, K, 0.75f, c.A.data(), c.lda, c.B.data(), c.ldb, 0.5f, C, c.ldc);
+            });
+            const std::vector<float> got = product(c, [&](float* C) {
+              kernels::sgemm_serial_packed_b(ta, M, n, K, 0.75f, c.A.data(), c.lda, packed.data(), c.K, 0.5f, C,
+                                             c.ldc);
+            });
+            REQUIRE(same_bits(want, got));
+            REQUIRE(got[0] != c.C0[0]);   // the product was written
+          }
+      }
+}
+
 TEST_CASE("sgemm child: print the dispatch", "[.sgemm_child]") {
   try {
     std::printf("active=%d\n%s\n", kernels::sgemm_active() ? 1 : 0, runtime_info().c_str());

@@ -1,6 +1,10 @@
 // Decoder layer, TransformerDecoder and Transformer: masks of the wrong shape and misused caches throw
 // naming the argument, the module path and the shapes; tgt/memory/src_is_causal follow spec/decoder.md
 // decision 3; float64 gradcheck of the whole Transformer under every mask with dropout replayed.
+#include <algorithm>
+#include <limits>
+#include <utility>
+
 #include "tapegrad/layers/attention_masks.h"
 #include "tapegrad/layers/transformer.h"
 #include "support/test_support.h"
@@ -194,4 +198,31 @@ TEST_CASE("Transformer grad: both norm modes, all six masks (bool and float), dr
     REQUIRE(max_abs_diff(all, t.forward(src, tgt, {.tgt_mask = tgt_mask}).value()) > 1e-6);
     t.train();
   }
+}
+
+TEST_CASE("is_causal_pattern: exactly the causal masks (bool and float, square or not), any other element refuses", "[masks]") {
+  for (auto [L, S] : {std::pair<int64_t, int64_t>{5, 5}, {3, 7}, {7, 3}, {40, 40}}) {
+    for (DType dt : {DType::Float32, DType::Float64}) {
+      Tensor m = causal_mask(L, S, dt);
+      REQUIRE(is_causal_pattern(m));
+      m.set({L - 1, 0}, -0.0);   // -0 == 0: still causal
+      REQUIRE(is_causal_pattern(m));
+      m.set({L - 1, 0}, 1e-30);   // one visible element that is not 0
+      REQUIRE_FALSE(is_causal_pattern(m));
+      m = causal_mask(L, S, dt);
+      m.set({0, S - 1}, -1e30);   // one hidden element that is finite
+      REQUIRE_FALSE(is_causal_pattern(m));
+      m = causal_mask(L, S, dt);
+      m.set({std::min(L, S) - 1, std::min(L, S) - 1}, -std::numeric_limits<double>::infinity());   // diagonal hidden
+      REQUIRE_FALSE(is_causal_pattern(m));
+    }
+    Tensor b = Tensor::zeros({L, S}, DType::Bool);
+    for (int64_t i = 0; i < L; ++i)
+      for (int64_t j = i + 1; j < S; ++j) b.set({i, j}, 1.0);
+    REQUIRE(is_causal_pattern(b));
+    b.set({L - 1, L - 1 < S ? L - 1 : S - 1}, 1.0);   // the last row's diagonal (or last column) hidden
+    REQUIRE_FALSE(is_causal_pattern(b));
+  }
+  REQUIRE_FALSE(is_causal_pattern(Tensor::zeros({4, 4}, DType::Float32)));   // nothing hidden
+  REQUIRE_FALSE(is_causal_pattern(causal_mask(4, 4, DType::Float32).reshape({1, 4, 4})));   // not 2-D
 }
