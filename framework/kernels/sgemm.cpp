@@ -165,6 +165,29 @@ void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
   }
 }
 
+// Panels q0..q1 of op(B) (columns 16 q on), each K x 16, into packed (panel q at (q - q0) * K * 16).
+void pack_panels(bool trans_b, const float* B, int64_t ldb, int64_t N, int64_t K, int64_t q0, int64_t q1,
+                 float* packed) {
+  for (int64_t q = q0; q < q1; ++q) {
+    const int64_t j = q * kNR;
+    sgemm_detail::pack_b_panel(trans_b, B, ldb, K, j, static_cast<int>(std::min<int64_t>(kNR, N - j)),
+                               packed + (q - q0) * K * kNR);
+  }
+}
+
+int64_t tile_count(const Problem& p) { return ceil_div(p.M, kMc) * ceil_div(p.N, kNc); }
+
+// Tiles t0..t1 of C: ceil(M / 96) tile rows with the slivers spread evenly over them (96 + 32 rows would
+// leave one of two threads idle for half the time; 66 + 62 does not), ceil(N / 128) tile columns.
+void run_tiles(const Problem& p, int64_t t0, int64_t t1) {
+  const int64_t slivers = ceil_div(p.M, kMR), mt = ceil_div(p.M, kMc), nt = ceil_div(p.N, kNc);
+  const auto row_of = [&](int64_t tm) { return std::min(p.M, slivers * tm / mt * kMR); };
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t tm = t / nt, n0 = (t % nt) * kNc;
+    run_tile(p, row_of(tm), row_of(tm + 1), n0, std::min(p.N, n0 + kNc));
+  }
+}
+
 // K = 0: C = row_bias, or beta * C (0 when beta = 0, whatever C held).
 void fill_no_k(int64_t M, int64_t N, float beta, float* C, int64_t ldc, const float* bias) {
   for (int64_t i = 0; i < M; ++i)
@@ -188,27 +211,15 @@ void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
   const Problem p{trans_a, M, N, K, kc_for(K), alpha, beta, A, lda, B, ldb, bp, first_packed, C, ldc, bias,
                   lda >= kPackALd};
   const auto pack = [&](int64_t q0, int64_t q1) {
-    for (int64_t q = q0; q < q1; ++q) {
-      const int64_t j = (first_packed + q) * kNR;
-      sgemm_detail::pack_b_panel(trans_b, B, ldb, K, j, static_cast<int>(std::min<int64_t>(kNR, N - j)), bp + q * K * kNR);
-    }
+    pack_panels(trans_b, B, ldb, N, K, first_packed + q0, first_packed + q1, bp + q0 * K * kNR);
   };
-  // mt tile rows of at most kMc rows, the slivers spread evenly over them (96 + 32 rows would leave one
-  // of two threads idle for half the time; 66 + 62 does not).
-  const int64_t slivers = ceil_div(M, kMR), mt = ceil_div(M, kMc), nt = ceil_div(N, kNc);
-  const auto row_of = [&](int64_t tm) { return std::min(M, slivers * tm / mt * kMR); };
-  const auto tiles = [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t tm = t / nt, n0 = (t % nt) * kNc;
-      run_tile(p, row_of(tm), row_of(tm + 1), n0, std::min(N, n0 + kNc));
-    }
-  };
+  const auto tiles = [&](int64_t t0, int64_t t1) { run_tiles(p, t0, t1); };
   if (parallel && M * N * K >= kSplitWork) {
     parallel_for(panels - first_packed, grain_for(K * kNR, int64_t{1} << 15), pack);
-    parallel_for(mt * nt, 1, tiles);
+    parallel_for(tile_count(p), 1, tiles);
   } else {
     pack(0, panels - first_packed);
-    tiles(0, mt * nt);
+    tiles(0, tile_count(p));
   }
 }
 
@@ -245,9 +256,7 @@ void sgemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
 int64_t sgemm_packed_b_floats(int64_t N, int64_t K) { return ceil_div(N, kNR) * K * kNR; }
 
 void sgemm_pack_b(bool trans_b, int64_t N, int64_t K, const float* B, int64_t ldb, float* packed) {
-  for (int64_t j = 0; j < N; j += kNR)
-    sgemm_detail::pack_b_panel(trans_b, B, ldb, K, j, static_cast<int>(std::min<int64_t>(kNR, N - j)),
-                               packed + (j / kNR) * K * kNR);
+  pack_panels(trans_b, B, ldb, N, K, 0, ceil_div(N, kNR), packed);
 }
 
 void sgemm_serial_packed_b(bool trans_a, int64_t M, int64_t n, int64_t K, float alpha, const float* A, int64_t lda,
@@ -257,11 +266,7 @@ void sgemm_serial_packed_b(bool trans_a, int64_t M, int64_t n, int64_t K, float 
   // As run(), every panel packed: the micro-kernel sees the same values, hence the same bits.
   const Problem p{trans_a, M, n, K, kc_for(K), alpha, beta, A, lda, nullptr, 0, packed, 0, C, ldc, nullptr,
                   lda >= kPackALd, packed_k};
-  const int64_t mt = ceil_div(M, kMc), nt = ceil_div(n, kNc);
-  for (int64_t t = 0; t < mt * nt; ++t) {
-    const int64_t m0 = (t / nt) * kMc, n0 = (t % nt) * kNc;
-    run_tile(p, m0, std::min(M, m0 + kMc), n0, std::min(n, n0 + kNc));
-  }
+  run_tiles(p, 0, tile_count(p));
 }
 
 }  // namespace tg::kernels
