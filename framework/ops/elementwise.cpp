@@ -174,15 +174,24 @@ Var gelu(const Var& a, GeluApproximate approximate) {
     check_defined("gelu", "a", a);
     TG_CHECK(is_floating(a.dtype()), "gelu", "expected a float tensor; got ", describe(a.value()));
     Tensor y(a.shape(), a.dtype());
+    if (!grad_enabled() || !a.requires_grad()) {
+      dispatch_floating(a.dtype(), "gelu", [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        kernels::gelu_forward<T>(a.value().data<T>(), y.data<T>(), y.numel());
+      });
+      return record("gelu", y, {a}, nullptr);
+    }
+    // Training: the slope dy/dx is computed with y from the same erf and kept instead of x.
+    Tensor slope(a.shape(), a.dtype());
     dispatch_floating(a.dtype(), "gelu", [&](auto tag) {
       using T = typename decltype(tag)::type;
-      kernels::gelu_forward<T>(a.value().data<T>(), y.data<T>(), y.numel());
+      kernels::gelu_forward_slope<T>(a.value().data<T>(), y.data<T>(), slope.data<T>(), y.numel());
     });
-    return record("gelu", y, {a}, [x = a.value()](const Tensor& gy, Grads& g) {
-      Tensor dx(x.shape(), x.dtype());
-      dispatch_floating(x.dtype(), "gelu", [&](auto tag) {
+    return record("gelu", y, {a}, [slope](const Tensor& gy, Grads& g) {
+      Tensor dx(slope.shape(), slope.dtype());
+      dispatch_floating(slope.dtype(), "gelu", [&](auto tag) {
         using T = typename decltype(tag)::type;
-        kernels::gelu_backward<T>(x.data<T>(), gy.data<T>(), dx.data<T>(), x.numel());
+        kernels::gelu_backward_slope<T>(slope.data<T>(), gy.data<T>(), dx.data<T>(), slope.numel());
       });
       g.add(0, dx);
     });

@@ -102,3 +102,36 @@ TEST_CASE("gelu kernels: an element's float32 bits do not depend on its position
       }
     }
 }
+
+TEST_CASE("gelu kernels: the slope form gives gelu_forward's and gelu_backward's bits, float32 and float64", "[kernels]") {
+  // Training takes y and the slope from one erf and multiplies dy by the slope in backward; it must
+  // change nothing but the speed, at every value, the special ones included, and in any split.
+  std::vector<float> x = grid_and_specials();
+  for (int i = 0; i < 37; ++i) x.push_back(-6.0f + 0.3137f * static_cast<float>(i));   // a tail of every length
+  const int64_t n = static_cast<int64_t>(x.size());
+  std::vector<float> dy(x.size()), y(x.size()), g(x.size()), y2(x.size()), slope(x.size()), g2(x.size());
+  for (size_t i = 0; i < x.size(); ++i) dy[i] = -1.5f + static_cast<float>(i % 11) * 0.375f;
+  gelu_forward<float>(x.data(), y.data(), n);
+  gelu_backward<float>(x.data(), dy.data(), g.data(), n);
+  for (int64_t start : {int64_t{0}, int64_t{3}, n - 5}) {
+    const int64_t len = n - start;
+    gelu_forward_slope<float>(x.data() + start, y2.data() + start, slope.data() + start, len);
+    gelu_backward_slope<float>(slope.data() + start, dy.data() + start, g2.data() + start, len);
+    for (int64_t i = start; i < n; ++i) {
+      INFO("x=" << x[static_cast<size_t>(i)] << ", from element " << start);
+      REQUIRE(std::bit_cast<uint32_t>(y2[static_cast<size_t>(i)]) == std::bit_cast<uint32_t>(y[static_cast<size_t>(i)]));
+      REQUIRE(std::bit_cast<uint32_t>(g2[static_cast<size_t>(i)]) == std::bit_cast<uint32_t>(g[static_cast<size_t>(i)]));
+    }
+  }
+  const std::vector<double> xd = widened(x), dyd = widened(dy);
+  std::vector<double> yd(x.size()), gd(x.size()), yd2(x.size()), sd(x.size()), gd2(x.size());
+  gelu_forward<double>(xd.data(), yd.data(), n);
+  gelu_backward<double>(xd.data(), dyd.data(), gd.data(), n);
+  gelu_forward_slope<double>(xd.data(), yd2.data(), sd.data(), n);
+  gelu_backward_slope<double>(sd.data(), dyd.data(), gd2.data(), n);
+  for (size_t i = 0; i < x.size(); ++i) {
+    INFO("x=" << xd[i]);
+    REQUIRE(std::bit_cast<uint64_t>(yd2[i]) == std::bit_cast<uint64_t>(yd[i]));
+    REQUIRE(std::bit_cast<uint64_t>(gd2[i]) == std::bit_cast<uint64_t>(gd[i]));
+  }
+}
