@@ -4,10 +4,10 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <memory>
 #include <type_traits>
 #include <vector>
 
+#include "framework/kernels/allocator.h"
 #include "framework/kernels/bf16.h"
 #include "framework/kernels/fast_math.h"
 #include "framework/kernels/gemm.h"
@@ -76,6 +76,26 @@ struct HeadPack {
 inline int64_t kv_pack_floats(int64_t S, int64_t D) {
   return sgemm_packed_b_floats(S, D) + sgemm_packed_b_floats(D, S);
 }
+
+// Every head's packed k^T and v for one forward call, in a block of the tensor allocator.
+class KvPackBuffer {
+ public:
+  KvPackBuffer() = default;
+  KvPackBuffer(const KvPackBuffer&) = delete;
+  KvPackBuffer& operator=(const KvPackBuffer&) = delete;
+  ~KvPackBuffer() {
+    if (data_) release(data_, bytes_);
+  }
+  void reset(size_t floats) {   // once, floats > 0
+    bytes_ = floats * sizeof(float);
+    data_ = static_cast<float*>(allocate(bytes_));
+  }
+  float* get() const { return data_; }
+
+ private:
+  float* data_ = nullptr;
+  size_t bytes_ = 0;
+};
 
 inline HeadPack pack_head(bool trans, const float* x, int64_t ldx, int64_t S, int64_t D, float* dst) {
   sgemm_pack_b(trans, trans ? S : D, trans ? D : S, x, ldx, dst);
@@ -296,11 +316,12 @@ void attention_forward(const AttentionDims& d, const T* q, HeadLayout ql, const 
   const int64_t kTile = tile_rows(d), tiles = (d.L + kTile - 1) / kTile, tasks = d.N * d.H * tiles;
   const T scale = cfg.dropout_p > 0 ? static_cast<T>(1.0 / (1.0 - cfg.dropout_p)) : T(1);
   // k^T and v of every head packed once for all the tiles of the head (float32 sgemm only).
-  std::unique_ptr<float[]> kvpack;
+  // From the tensor allocator's cache (the same size every step: no malloc, no fresh pages).
+  KvPackBuffer kvpack;
   if constexpr (std::is_same_v<T, float>) {
-    if (packs_heads<T>(cfg) && tasks > 0 && d.D > 0) {
+    if (packs_heads<T>(cfg) && tasks > 0 && d.D > 0 && d.S > 0) {
       const int64_t per = kv_pack_floats(d.S, d.D);
-      kvpack.reset(new float[static_cast<size_t>(d.N * d.H * per)]);
+      kvpack.reset(static_cast<size_t>(d.N * d.H * per));
       parallel_for(d.N * d.H, 1, [&](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b) {
           const int64_t n = b / d.H, h = b % d.H;

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "framework/kernels/allocator.h"
 #include "tapegrad/framework/ops/attention.h"
 #include "tapegrad/framework/runtime.h"
 #include "support/test_support.h"
@@ -170,6 +171,15 @@ TEST_CASE("fused_attention: long sequences (96-row query tiles) equal the refere
   Tensor ref32 = naive_sdpa(heads64(qf), heads64(kf), heads64(vf), nullptr, true);
   Tensor got32 = fused_attention(qf, kf, vf, {.num_heads = H, .is_causal = true}).value().to(DType::Float64);
   REQUIRE(max_abs_diff(to_heads(got32, H, false), ref32) < 1e-5);
+  // The per-head packs come from the tensor allocator and go back to it: once the result is gone, the
+  // books are where they were (a block kept by the forward would show up here).
+  const int64_t in_use = kernels::allocator_stats().bytes_in_use;
+  {
+    NoGradGuard no_grad;
+    Var y = fused_attention(qf, kf, vf, {.num_heads = H, .is_causal = true});
+    REQUIRE(kernels::allocator_stats().bytes_in_use > in_use);   // the result itself
+  }
+  REQUIRE(kernels::allocator_stats().bytes_in_use == in_use);
 }
 
 TEST_CASE("fused_attention_packed and scaled_dot_product_attention: equal the separate form", "[ops][attention]") {
