@@ -104,12 +104,29 @@ inline HeadPack pack_head(bool trans, const float* x, int64_t ldx, int64_t S, in
 
 // c[m, n] = alpha * a[m, kk] @ op(x)[0:kk, 0:n], op(x) = x^T or x for one head's x [S, D], from its
 // packed panels when there are (the same bits: sgemm.h).
+// With the packed panels a causal tile's product skips what the mask makes zero or never reads
+// (sgemm.h, CausalLimits: `kind` for the tile whose first query is i0); the other paths compute it all.
 template <class T>
 inline void times_head(const AttentionConfig& cfg, bool trans, int64_t m, int64_t n, int64_t kk, T alpha, const T* a,
-                       int64_t lda, const T* x, int64_t ldx, HeadPack pk, T* c, int64_t ldc) {
+                       int64_t lda, const T* x, int64_t ldx, HeadPack pk, T* c, int64_t ldc,
+                       CausalLimits::Kind kind, int64_t i0) {
   if constexpr (std::is_same_v<T, float>)
-    if (pk.data) return sgemm_serial_packed_b(false, m, n, kk, alpha, a, lda, pk.data, pk.k, 0.0f, c, ldc);
+    if (pk.data)
+      return sgemm_serial_packed_b(false, m, n, kk, alpha, a, lda, pk.data, pk.k, 0.0f, c, ldc,
+                                   {cfg.causal ? kind : CausalLimits::none, i0});
   gemm_mixed_serial<T>(cfg.products, false, trans, m, n, kk, alpha, a, lda, x, ldx, T(0), c, ldc);
+}
+
+// c[ncol, D] = a[m, ncol]^T @ x[m, D] + beta * c for the tile whose first query is i0 (dv and dk): under
+// the causal flag key j only gets the queries i >= j, which the float32 sgemm skips before they start.
+template <class T>
+inline void keys_from_tile(const AttentionConfig& cfg, bool packs, int64_t ncol, int64_t D, int64_t m, const T* a,
+                           int64_t lda, const T* x, int64_t ldx, T beta, T* c, int64_t ldc, int64_t i0) {
+  if constexpr (std::is_same_v<T, float>)
+    if (packs)
+      return sgemm_serial(true, false, ncol, D, m, 1.0f, a, lda, x, ldx, beta, c, ldc, nullptr,
+                          {cfg.causal ? CausalLimits::k_from_row : CausalLimits::none, i0});
+  gemm_mixed_serial<T>(cfg.products, true, false, ncol, D, m, T(1), a, lda, x, ldx, beta, c, ldc);
 }
 
 // qs[r, :] = q[i0 + r, :] / sqrt(D), a true division as PyTorch does before the score GEMM.
@@ -206,7 +223,8 @@ TG_MULTIVERSION void forward_tasks(int64_t t0, int64_t t1, int64_t tiles, T scal
     // kvpack: per head, k^T's panels then v's (attention_forward).
     const float* kv = kvpack ? kvpack + b * kv_pack_floats(d.S, d.D) : nullptr;
     const HeadPack kp{kv, d.D}, vp{kv ? kv + sgemm_packed_b_floats(d.S, d.D) : nullptr, d.S};
-    times_head(cfg, true, m, ncol, d.D, T(1), qs, d.D, head_ptr(k, kl, n, h), kl.row, kp, p, ld);
+    times_head(cfg, true, m, ncol, d.D, T(1), qs, d.D, head_ptr(k, kl, n, h), kl.row, kp, p, ld,
+               CausalLimits::cols_upto_row, i0);
     softmax_rows(cfg, mask, n, h, i0, m, ncol, p, ld);
     if (cfg.dropout_p > 0) {   // the dropped probabilities go to the scratch; `probs` keeps p
       for (int64_t r = 0; r < m; ++r)
@@ -215,26 +233,32 @@ TG_MULTIVERSION void forward_tasks(int64_t t0, int64_t t1, int64_t tiles, T scal
       p = sc;
       ld = ncol;
     }
-    times_head(cfg, false, m, d.D, ncol, T(1), p, ld, head_ptr(v, vl, n, h), vl.row, vp, oh + i0 * ol.row, ol.row);
+    times_head(cfg, false, m, d.D, ncol, T(1), p, ld, head_ptr(v, vl, n, h), vl.row, vp, oh + i0 * ol.row, ol.row,
+               CausalLimits::k_upto_row, i0);
   }
 }
 
 // Softmax backward of a tile in place: dp [m, ncol] (gradient w.r.t. the dropped probabilities pd)
 // becomes ds = p * (dp_pre - rowsum(p * dp_pre)), dp_pre = dp * keep * scale; the row sum equals
-// sum(pd * dp). p and pd have row strides p_row and pd_row. With `ds_out` (row stride ld_out), ds is
-// also written there, zero beyond column ncol.
+// sum(pd * dp). p and pd have row strides p_row and pd_row. Row r (query i0 + r) reads dp only up to
+// its causal limit (p is zero beyond it, and the score product may have left dp unwritten there) and
+// its ds is zero beyond. With `ds_out` (row stride ld_out), ds is also written there, zero beyond
+// column ncol.
 template <class T>
-inline void softmax_grad_rows(const AttentionConfig& cfg, T scale, int64_t m, int64_t ncol, const T* p, int64_t p_row,
-                              const T* pd, int64_t pd_row, T* dp, T* ds_out, int64_t ld_out) {
+inline void softmax_grad_rows(const AttentionConfig& cfg, T scale, int64_t i0, int64_t m, int64_t ncol, const T* p,
+                              int64_t p_row, const T* pd, int64_t pd_row, T* dp, T* ds_out, int64_t ld_out) {
   for (int64_t r = 0; r < m; ++r) {
     T* g = dp + r * ncol;
     const T* pr = p + r * p_row;
     const T* pdr = pd + r * pd_row;
-    const T delta = lane_sum<T>(ncol, [pdr, g](int64_t j) { return pdr[j] * g[j]; });
+    const int64_t lim = row_limit(cfg, i0 + r, ncol);
+    // (The terms beyond lim were pd * dp = 0 * dp: +-0, which leave the lanes' sums as they are.)
+    const T delta = lane_sum<T>(lim, [pdr, g](int64_t j) { return pdr[j] * g[j]; });
     if (cfg.dropout_p > 0)
-      for (int64_t j = 0; j < ncol; ++j) g[j] = pr[j] * ((pdr[j] != T(0) ? g[j] * scale : T(0)) - delta);
+      for (int64_t j = 0; j < lim; ++j) g[j] = pr[j] * ((pdr[j] != T(0) ? g[j] * scale : T(0)) - delta);
     else
-      for (int64_t j = 0; j < ncol; ++j) g[j] = pr[j] * (g[j] - delta);
+      for (int64_t j = 0; j < lim; ++j) g[j] = pr[j] * (g[j] - delta);
+    std::fill(g + lim, g + ncol, T(0));
     if (ds_out) {
       T* drow = ds_out + r * ld_out;
       std::memcpy(drow, g, sizeof(T) * static_cast<size_t>(ncol));
@@ -293,16 +317,18 @@ TG_MULTIVERSION void backward_heads(int64_t b0, int64_t b1, T scale, T inv_root,
       }
       const T acc = i0 == 0 ? T(0) : T(1);   // write (first tile) or accumulate into dk/dv
       // dv[0:ncol] += pd^T @ dout_tile
-      gemm_mixed_serial<T>(cfg.products, true, false, ncol, d.D, m, T(1), pdp, pd_row, dot, dol.row, acc, dvh, dvl.row);
-      // dp = dout_tile @ v[0:ncol]^T  (gradient w.r.t. the dropped probabilities)
-      times_head(cfg, true, m, ncol, d.D, T(1), dot, dol.row, head_ptr(v, vl, n, h), vl.row, vp, dp, ncol);
-      softmax_grad_rows(cfg, scale, m, ncol, p, d.S, pdp, pd_row, dp,
+      keys_from_tile(cfg, packs, ncol, d.D, m, pdp, pd_row, dot, dol.row, acc, dvh, dvl.row, i0);
+      // dp = dout_tile @ v[0:ncol]^T  (gradient w.r.t. the dropped probabilities; under the causal flag
+      // only up to each row's limit, which is all softmax_grad_rows reads)
+      times_head(cfg, true, m, ncol, d.D, T(1), dot, dol.row, head_ptr(v, vl, n, h), vl.row, vp, dp, ncol,
+                 CausalLimits::cols_upto_row, i0);
+      softmax_grad_rows(cfg, scale, i0, m, ncol, p, d.S, pdp, pd_row, dp,
                         dscores ? dscores + (b * d.L + i0) * d.S : nullptr, d.S);
       // dq_tile = ds @ k[0:ncol] / sqrt(D);  dk[0:ncol] += ds^T @ (q_tile / sqrt(D))
       times_head(cfg, false, m, d.D, ncol, inv_root, dp, ncol, head_ptr(k, kl, n, h), kl.row, kp, dqh + i0 * dql.row,
-                 dql.row);
+                 dql.row, CausalLimits::k_upto_row, i0);
       scaled_queries(head_ptr(q, ql, n, h), ql.row, i0, m, d.D, qs);
-      gemm_mixed_serial<T>(cfg.products, true, false, ncol, d.D, m, T(1), dp, ncol, qs, d.D, acc, dkh, dkl.row);
+      keys_from_tile(cfg, packs, ncol, d.D, m, dp, ncol, qs, d.D, acc, dkh, dkl.row, i0);
     }
   }
 }

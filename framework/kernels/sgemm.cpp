@@ -85,7 +85,30 @@ struct Problem {
   const float* bias;
   bool pack_a;   // copy each tile's A block (see ABlock)
   int64_t panel_k = 0;   // rows per packed panel when more than K (sgemm_serial_packed_b), else K
+  CausalLimits causal = {};
 };
+
+// The k range [begin, end) one sliver (rows i.., m of them) sums over, from the causal limits; an
+// empty range (begin == end == 0) still writes alpha * 0 + beta * C in the first KC block.
+struct KRange {
+  int64_t begin, end;
+};
+KRange sliver_k(const Problem& p, int64_t i, int64_t m) {
+  const int64_t q = p.causal.first_query;
+  switch (p.causal.kind) {
+    case CausalLimits::k_upto_row: return {0, std::clamp<int64_t>(q + i + m, 0, p.K)};
+    case CausalLimits::k_from_row: {
+      const int64_t b = std::clamp<int64_t>(i - q, 0, p.K);
+      return b < p.K ? KRange{b, p.K} : KRange{0, 0};
+    }
+    default: return {0, p.K};
+  }
+}
+
+// Whether the sliver (rows i.., m of them) needs the 16-column panel at column j.
+bool sliver_wants_panel(const Problem& p, int64_t i, int64_t m, int64_t j) {
+  return p.causal.kind != CausalLimits::cols_upto_row || j <= p.causal.first_query + i + m - 1;
+}
 
 // Where one KC block of a tile's op(A) rows is read from: A in place, or a contiguous copy of the block
 // (rows at a stride of `ld` floats, or transposed: columns at `ld`). The copy avoids the cache-set
@@ -144,8 +167,6 @@ void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
   o.ldcin = p.bias ? 0 : p.ldc;
   for (int64_t k0 = 0; k0 < p.K; k0 += p.kc) {
     const int64_t kc = std::min(p.kc, p.K - k0);
-    o.first = k0 == 0;
-    o.last = k0 + kc == p.K;
     const ABlock a = a_block(p, m0, m1, k0, kc, apack.data());
     for (int64_t jp = 0; jp < panels; ++jp) {
       const int64_t j = n0 + jp * kNR;
@@ -153,13 +174,21 @@ void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
       const float* b = b_panel(p, j, k0, ldb);
       o.n = static_cast<int>(std::min<int64_t>(kNR, n1 - j));
       for (int64_t is = 0; is < slivers; ++is) {
-        const int64_t i = sliver_row(m0, m1, is);
-        o.m = static_cast<int>(sliver_row(m0, m1, is + 1) - i);
+        const int64_t i = sliver_row(m0, m1, is), m = sliver_row(m0, m1, is + 1) - i;
+        if (!sliver_wants_panel(p, i, m, j)) continue;
+        // This block's part [lo, hi) of the sliver's k range (the whole block without causal limits).
+        const KRange r = sliver_k(p, i, m);
+        const int64_t lo = std::max(k0, r.begin), hi = std::min(k0 + kc, r.end);
+        if (r.end > r.begin ? lo >= hi : k0 != 0) continue;
+        o.m = static_cast<int>(m);
+        o.first = lo == r.begin;
+        o.last = std::max(lo, hi) == r.end;
         if (p.K > p.kc) o.acc = acc.data() + (jp * slivers + is) * kMR * kNR;
         o.c = p.C + i * p.ldc + j;
         o.cin = p.bias ? p.bias + j : o.c;
-        if (!p.trans_a) sgemm_detail::micro_kernel(true, kc, a.base + (i - m0) * a.ld, a.ld, b, ldb, o);
-        else sgemm_detail::micro_kernel(false, kc, a.base + (i - m0), a.ld, b, ldb, o);
+        const int64_t dk = lo - k0, len = std::max<int64_t>(hi - lo, 0);
+        if (!p.trans_a) sgemm_detail::micro_kernel(true, len, a.base + (i - m0) * a.ld + dk, a.ld, b + dk * ldb, ldb, o);
+        else sgemm_detail::micro_kernel(false, len, a.base + (i - m0) + dk * a.ld, a.ld, b + dk * ldb, ldb, o);
       }
     }
   }
@@ -198,7 +227,8 @@ void fill_no_k(int64_t M, int64_t N, float beta, float* C, int64_t ldc, const fl
 }
 
 void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-         int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* bias) {
+         int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* bias,
+         CausalLimits causal = {}) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) return fill_no_k(M, N, beta, C, ldc, bias);
   // With few rows (one tile high) an untransposed B with a short row stride is read in place, except a
@@ -209,7 +239,7 @@ void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
   Scratch bpack(static_cast<size_t>((panels - first_packed) * K * kNR));
   float* bp = bpack.data();
   const Problem p{trans_a, M, N, K, kc_for(K), alpha, beta, A, lda, B, ldb, bp, first_packed, C, ldc, bias,
-                  lda >= kPackALd};
+                  lda >= kPackALd, 0, causal};
   const auto pack = [&](int64_t q0, int64_t q1) {
     pack_panels(trans_b, B, ldb, N, K, first_packed + q0, first_packed + q1, bp + q0 * K * kNR);
   };
@@ -249,8 +279,9 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
 }
 
 void sgemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-                  int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* row_bias) {
-  run(false, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, row_bias);
+                  int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* row_bias,
+                  CausalLimits causal) {
+  run(false, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, row_bias, causal);
 }
 
 int64_t sgemm_packed_b_floats(int64_t N, int64_t K) { return ceil_div(N, kNR) * K * kNR; }
@@ -260,12 +291,13 @@ void sgemm_pack_b(bool trans_b, int64_t N, int64_t K, const float* B, int64_t ld
 }
 
 void sgemm_serial_packed_b(bool trans_a, int64_t M, int64_t n, int64_t K, float alpha, const float* A, int64_t lda,
-                           const float* packed, int64_t packed_k, float beta, float* C, int64_t ldc) {
+                           const float* packed, int64_t packed_k, float beta, float* C, int64_t ldc,
+                           CausalLimits causal) {
   if (M <= 0 || n <= 0) return;
   if (K <= 0) return fill_no_k(M, n, beta, C, ldc, nullptr);
   // As run(), every panel packed: the micro-kernel sees the same values, hence the same bits.
   const Problem p{trans_a, M, n, K, kc_for(K), alpha, beta, A, lda, nullptr, 0, packed, 0, C, ldc, nullptr,
-                  lda >= kPackALd, packed_k};
+                  lda >= kPackALd, packed_k, causal};
   run_tiles(p, 0, tile_count(p));
 }
 

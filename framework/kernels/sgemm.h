@@ -36,6 +36,22 @@ bool sgemm_cpu_supported();
 // Throws std::invalid_argument for any other value of TAPEGRAD_GEMM.
 bool sgemm_active();
 
+// The causal structure of one query tile's attention product, which lets the micro-tiles skip what the
+// mask makes zero or never reads. Row r of C (or, for k_from_row, k index r of op(A)) is query
+// `first_query` + r of the head; column j of C, or k index j, is key j.
+//   cols_upto_row (scores q k^T, dp = dout v^T): C[r, j] is wanted only for j <= first_query + r; the
+//     16-column panels entirely beyond a 6-row sliver's last query are not computed and those
+//     elements of C are LEFT UNWRITTEN (the caller never reads beyond a row's causal limit).
+//   k_upto_row (p v, ds k): op(A)[r, k] is zero for k > first_query + r; a sliver's sum stops after its
+//     last query's key (fewer zero terms: the same bits).
+//   k_from_row (p^T dout, ds^T q): op(A)[j, k] is zero for k < j - first_query; a sliver's sum starts
+//     at its first key's query (leading zero terms only leave the accumulator at +0: the same bits).
+// Applies to sgemm_serial and sgemm_serial_packed_b; {} (none) is the plain product.
+struct CausalLimits {
+  enum Kind { none, cols_upto_row, k_upto_row, k_from_row } kind = none;
+  int64_t first_query = 0;
+};
+
 // The product above, parallel over the fixed tiles of C (serial when it is small). Only call when
 // sgemm_cpu_supported(). With row_bias, beta is ignored (treated as 1 against the bias).
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
@@ -44,7 +60,7 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
 // The same product on the calling thread only, for tasks that are already parallel. Same bits as sgemm.
 void sgemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                   int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
-                  const float* row_bias = nullptr);
+                  const float* row_bias = nullptr, CausalLimits causal = {});
 
 // op(B) [K, N] packed once for several products that share it (the attention packs a head's keys and
 // values once for all its query tiles): sgemm_pack_b writes sgemm_packed_b_floats(N, K) floats at
@@ -54,6 +70,7 @@ void sgemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
 int64_t sgemm_packed_b_floats(int64_t N, int64_t K);
 void sgemm_pack_b(bool trans_b, int64_t N, int64_t K, const float* B, int64_t ldb, float* packed);
 void sgemm_serial_packed_b(bool trans_a, int64_t M, int64_t n, int64_t K, float alpha, const float* A, int64_t lda,
-                           const float* packed, int64_t packed_k, float beta, float* C, int64_t ldc);
+                           const float* packed, int64_t packed_k, float beta, float* C, int64_t ldc,
+                           CausalLimits causal = {});
 
 }  // namespace tg::kernels
