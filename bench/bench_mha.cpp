@@ -47,7 +47,7 @@ bool parse_args(int argc, char** argv, Args& a) {
     const bool has_value = i + 1 < argc;
     if (!std::strcmp(argv[i], "--no-peak")) a.measure_peak = false;
     else if (has_value && !std::strcmp(argv[i], "--threads")) a.threads = std::atoi(argv[++i]);
-    else if (has_value && !std::strcmp(argv[i], "--iters")) a.iters = std::atoi(argv[++i]);
+    else if (has_value && !std::strcmp(argv[i], "--iters") && std::atoi(argv[i + 1]) >= 1) a.iters = std::atoi(argv[++i]);
     else if (has_value && !std::strcmp(argv[i], "--shape")) a.only = argv[++i];
     else return false;
   }
@@ -102,9 +102,10 @@ int main(int argc, char** argv) {
     for (int i = 0; i < args.iters; ++i) iteration(&fwd, &fb);
     const double f = tg::bench::mha_forward_flops(s.B, s.T, s.E, s.causal);
     const double fb_flops = tg::bench::forward_backward_flops(f);
-    const double mf = median(fwd), mfb = median(fb);
-    std::printf("%-34s fwd %8.3f ms (%s)  fwd+bwd %8.3f ms (%s; %.3f GFLOP)\n", s.name, mf,
-                tg::bench::rate_text(f, mf, peak).c_str(), mfb, tg::bench::rate_text(fb_flops, mfb, peak).c_str(),
+    // Medians, and the best fwd+bwd beside them (its gap to the median shows how disturbed the run was).
+    const double mf = median(fwd), mfb = median(fb), best_fb = *std::min_element(fb.begin(), fb.end());
+    std::printf("%-34s fwd %8.3f ms (%s)  fwd+bwd %8.3f ms (best %.3f; %s; %.3f GFLOP)\n", s.name, mf,
+                tg::bench::rate_text(f, mf, peak).c_str(), mfb, best_fb, tg::bench::rate_text(fb_flops, mfb, peak).c_str(),
                 fb_flops / 1e9);
   }
 }
