@@ -86,6 +86,7 @@ struct Problem {
   bool pack_a;   // copy each tile's A block (see ABlock)
   int64_t panel_k = 0;   // rows per packed panel when more than K (sgemm_serial_packed_b), else K
   CausalLimits causal = {};
+  bool c_transposed = false;   // the product computed is C^T (see run): element (i, j) stored at C[j * ldc + i]
 };
 
 // The k range [begin, end) one sliver (rows i.., m of them) sums over, from the causal limits; an
@@ -165,6 +166,7 @@ void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
   o.beta = p.bias ? 1.0f : p.beta;
   o.ldc = p.ldc;
   o.ldcin = p.bias ? 0 : p.ldc;
+  o.transposed = p.c_transposed;
   for (int64_t k0 = 0; k0 < p.K; k0 += p.kc) {
     const int64_t kc = std::min(p.kc, p.K - k0);
     const ABlock a = a_block(p, m0, m1, k0, kc, apack.data());
@@ -184,8 +186,8 @@ void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
         o.first = lo == r.begin;
         o.last = std::max(lo, hi) == r.end;
         if (p.K > p.kc) o.acc = acc.data() + (jp * slivers + is) * kMR * kNR;
-        o.c = p.C + i * p.ldc + j;
-        o.cin = p.bias ? p.bias + j : o.c;
+        o.c = p.c_transposed ? p.C + j * p.ldc + i : p.C + i * p.ldc + j;
+        o.cin = p.bias ? p.bias + (p.c_transposed ? i : j) : o.c;
         const int64_t dk = lo - k0, len = std::max<int64_t>(hi - lo, 0);
         if (!p.trans_a) sgemm_detail::micro_kernel(true, len, a.base + (i - m0) * a.ld + dk, a.ld, b + dk * ldb, ldb, o);
         else sgemm_detail::micro_kernel(false, len, a.base + (i - m0) + dk * a.ld, a.ld, b + dk * ldb, ldb, o);
@@ -228,9 +230,15 @@ void fill_no_k(int64_t M, int64_t N, float beta, float* C, int64_t ldc, const fl
 
 void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* bias,
-         CausalLimits causal = {}) {
+         CausalLimits causal = {}, bool c_transposed = false) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) return fill_no_k(M, N, beta, C, ldc, bias);
+  // A product of a few rows with a transposed B (a linear layer on a decoding step's tokens: x W^T)
+  // would pack all of W for a handful of slivers. C^T = op(B)^T op(A)^T instead reads W's rows in place
+  // as its A and packs only op(A)^T (M x K). Each element is the same fma sequence (a * b = b * a
+  // exactly), so the bits are the same; the micro-tiles are stored transposed.
+  if (trans_b && !c_transposed && causal.kind == CausalLimits::none && M <= kMc && N > M)
+    return run(parallel, false, !trans_a, N, M, K, alpha, B, ldb, A, lda, beta, C, ldc, bias, causal, true);
   // With few rows (one tile high) an untransposed B with a short row stride is read in place, except a
   // last partial panel: copying it would cost a large part of the product (each panel serves only
   // M / 6 slivers). The values, hence the bits, are the same either way.
@@ -239,7 +247,7 @@ void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
   Scratch bpack(static_cast<size_t>((panels - first_packed) * K * kNR));
   float* bp = bpack.data();
   const Problem p{trans_a, M, N, K, kc_for(K), alpha, beta, A, lda, B, ldb, bp, first_packed, C, ldc, bias,
-                  lda >= kPackALd, 0, causal};
+                  lda >= kPackALd, 0, causal, c_transposed};
   const auto pack = [&](int64_t q0, int64_t q1) {
     pack_panels(trans_b, B, ldb, N, K, first_packed + q0, first_packed + q1, bp + q0 * K * kNR);
   };

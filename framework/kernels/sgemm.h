@@ -15,7 +15,10 @@
 // its elements straight from A's rows or columns; only when A's leading dimension is >= 1024 floats
 // (cache-set conflicts) is each tile's A block copied contiguously. A product one tile high (M <= 96)
 // reads an untransposed B with a short row stride in place (packing it would cost a large part of
-// such a small product, e.g. the attention's per-head products).
+// such a small product, e.g. the attention's per-head products). A product one tile high with a
+// transposed B and more columns than rows (a linear layer on a few tokens, x W^T) is computed as
+// C^T = op(B)^T op(A)^T, reading W's rows in place and packing only op(A): its micro-tiles are stored
+// transposed (the same fma sequence per element: the same bits).
 //
 // Determinism invariant: every element C[i, j] is computed by the same sequence of operations whatever
 // the thread count and whatever the M/N tiling: acc = 0; acc = fma(op(A)[i, k], op(B)[k, j], acc) for

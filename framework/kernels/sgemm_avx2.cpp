@@ -33,6 +33,18 @@ inline __attribute__((target("avx2,fma"), always_inline)) void store_half(__m256
   _mm256_maskstore_ps(c, mask, v);
 }
 
+// The epilogue of a micro-tile of C^T, element by element: alpha * acc (one rounding), then one fused
+// multiply-add with beta * cin when beta != 0, as store_half does in lanes; stored transposed.
+inline __attribute__((target("avx2,fma"), always_inline)) void store_transposed(const float* sums, int m,
+                                                                                const TileOut& o) {
+  for (int j = 0; j < o.n; ++j)
+    for (int r = 0; r < m; ++r) {
+      float v = o.alpha * sums[r * kNR + j];
+      if (o.beta != 0.0f) v = __builtin_fmaf(o.beta, o.cin[j * o.ldcin + r], v);
+      o.c[j * o.ldc + r] = v;
+    }
+}
+
 // The kM x 16 kernel body (kM = 1..6 rows, the rows that exist: an edge sliver computes no extra
 // rows); kRows: a(r, k) = a[r * lda + k], else a[k * lda + r]. Every element gets the same operations
 // whatever kM is.
@@ -58,7 +70,7 @@ __attribute__((target("avx2,fma"))) void kernel_mx16(int64_t kc, const float* a,
       c[r][1] = _mm256_fmadd_ps(ar, b1, c[r][1]);
     }
   }
-  if (o.last && o.n == kNR) {
+  if (o.last && o.n == kNR && !o.transposed) {
     // Whole rows of 16: the epilogue straight from the registers (the same operations as store_half).
     const __m256 alpha = _mm256_set1_ps(o.alpha), beta = _mm256_set1_ps(o.beta);
 #pragma GCC unroll 6
@@ -83,6 +95,7 @@ __attribute__((target("avx2,fma"))) void kernel_mx16(int64_t kc, const float* a,
     _mm256_storeu_ps(dst + r * kNR + 8, c[r][1]);
   }
   if (!o.last) return;
+  if (o.transposed) return store_transposed(sums, kM, o);
   for (int r = 0; r < kM; ++r) {
     store_half(_mm256_load_ps(sums + r * kNR), o, r, 0);
     store_half(_mm256_load_ps(sums + r * kNR + 8), o, r, 1);

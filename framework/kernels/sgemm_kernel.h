@@ -21,6 +21,10 @@ struct TileOut {
   float* c = nullptr;         // the micro-tile's top-left element of C
   int64_t ldc = 0;
   int m = kMR, n = kNR;       // rows and columns of it that exist (edges store only these)
+  // The micro-tile is of C^T (the driver computed C^T = op(B)^T op(A)^T): element (r, j) goes to
+  // c[j * ldc + r], and cin is read at cin[j * ldcin + r] (C itself: ldcin = ldc; a bias along r: 0).
+  // The same operations per element, in scalar form.
+  bool transposed = false;
 };
 
 // One KC block of the m x 16 micro-tile (m = out.m <= 6 rows, only those computed):

@@ -206,7 +206,9 @@ TEST_CASE("sgemm: uneven tile rows and shared last slivers give the same bits as
   }
   const int before = get_num_threads();
   // M = 32: 6 + 6 + 6 + 6 + 4 + 4 rows; M = 128: tiles of 66 + 62 rows (62 = 9 x 6 + 4 + 4);
-  // M = 201: tiles of 66 + 66 + 69 rows, 69 ending 6 + 5 + 4; M = 99: tiles of 48 + 51 rows.
+  // M = 201: tiles of 66 + 66 + 69 rows, 69 ending 6 + 5 + 4; M = 99: tiles of 48 + 51 rows. Row by row
+  // (and M = 32 whole) runs the C^T form of a short product with a transposed B (micro-tiles stored
+  // transposed), so this also checks that it keeps the plain form's bits.
   for (const int64_t M : {32, 99, 128, 201}) {
     INFO("M=" << M);
     const Case c(false, true, M, 40, 330, static_cast<uint32_t>(M));
