@@ -47,6 +47,8 @@ const std::vector<Shape> kShapes = {
     {"train FFN linear1 dW", true, false, 512, 128, 768},
     {"mid in_proj x W^T", false, true, 2048, 1152, 384},
     {"long in_proj x W^T", false, true, 2048, 768, 256},
+    {"seed in_proj x W^T (20 tokens)", false, true, 20, 1536, 512},
+    {"decode step x W^T (12 tokens)", false, true, 12, 384, 128},
 };
 
 struct Operands {
