@@ -45,44 +45,40 @@ inline __attribute__((target("avx2,fma"), always_inline)) void store_transposed(
     }
 }
 
-// The kM x 16 kernel body (kM = 1..6 rows, the rows that exist: an edge sliver computes no extra
-// rows); kRows: a(r, k) = a[r * lda + k], else a[k * lda + r]. Every element gets the same operations
-// whatever kM is.
-template <bool kRows, int kM>
-__attribute__((target("avx2,fma"))) void kernel_mx16(int64_t kc, const float* a, int64_t lda, const float* b,
-                                                     int64_t ldb, const TileOut& o) {
-  __m256 c[kM][2];
+// The kM x (8 kH) kernel body (kM = 1..6 rows, the rows that exist: an edge sliver computes no extra
+// rows; kH = 2 halves of 8 columns, or 1 for a last panel of at most 8 columns, which would otherwise
+// compute 16 for them); kRows: a(r, k) = a[r * lda + k], else a[k * lda + r]. Every element gets the
+// same operations whatever kM and kH are.
+template <bool kRows, int kM, int kH>
+__attribute__((target("avx2,fma"))) void kernel_mxn(int64_t kc, const float* a, int64_t lda, const float* b,
+                                                    int64_t ldb, const TileOut& o) {
+  __m256 c[kM][kH];
 #pragma GCC unroll 6
-  for (int r = 0; r < kM; ++r) {
-    c[r][0] = o.first ? _mm256_setzero_ps() : _mm256_loadu_ps(o.acc + r * kNR);
-    c[r][1] = o.first ? _mm256_setzero_ps() : _mm256_loadu_ps(o.acc + r * kNR + 8);
-  }
+  for (int r = 0; r < kM; ++r)
+    for (int h = 0; h < kH; ++h) c[r][h] = o.first ? _mm256_setzero_ps() : _mm256_loadu_ps(o.acc + r * kNR + 8 * h);
   // a(r, k) = a[r * rs + k * ks]
   const int64_t rs = kRows ? lda : 1, ks = kRows ? 1 : lda;
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
-    const __m256 b0 = _mm256_loadu_ps(b + k * ldb), b1 = _mm256_loadu_ps(b + k * ldb + 8);
+    __m256 bh[kH];
+    for (int h = 0; h < kH; ++h) bh[h] = _mm256_loadu_ps(b + k * ldb + 8 * h);
     const float* ak = a + k * ks;
 #pragma GCC unroll 6
     for (int r = 0; r < kM; ++r) {
       const __m256 ar = _mm256_broadcast_ss(ak + r * rs);
-      c[r][0] = _mm256_fmadd_ps(ar, b0, c[r][0]);
-      c[r][1] = _mm256_fmadd_ps(ar, b1, c[r][1]);
+      for (int h = 0; h < kH; ++h) c[r][h] = _mm256_fmadd_ps(ar, bh[h], c[r][h]);
     }
   }
-  if (o.last && o.n == kNR && !o.transposed) {
-    // Whole rows of 16: the epilogue straight from the registers (the same operations as store_half).
+  if (o.last && o.n == 8 * kH && !o.transposed) {
+    // Whole rows: the epilogue straight from the registers (the same operations as store_half).
     const __m256 alpha = _mm256_set1_ps(o.alpha), beta = _mm256_set1_ps(o.beta);
 #pragma GCC unroll 6
-    for (int r = 0; r < kM; ++r) {
-      __m256 v0 = _mm256_mul_ps(alpha, c[r][0]), v1 = _mm256_mul_ps(alpha, c[r][1]);
-      if (o.beta != 0.0f) {
-        v0 = _mm256_fmadd_ps(beta, _mm256_loadu_ps(o.cin + r * o.ldcin), v0);
-        v1 = _mm256_fmadd_ps(beta, _mm256_loadu_ps(o.cin + r * o.ldcin + 8), v1);
+    for (int r = 0; r < kM; ++r)
+      for (int h = 0; h < kH; ++h) {
+        __m256 v = _mm256_mul_ps(alpha, c[r][h]);
+        if (o.beta != 0.0f) v = _mm256_fmadd_ps(beta, _mm256_loadu_ps(o.cin + r * o.ldcin + 8 * h), v);
+        _mm256_storeu_ps(o.c + r * o.ldc + 8 * h, v);
       }
-      _mm256_storeu_ps(o.c + r * o.ldc, v0);
-      _mm256_storeu_ps(o.c + r * o.ldc + 8, v1);
-    }
     return;
   }
   // Otherwise the accumulators leave the registers here, in one go (indexing them in the edge-aware
@@ -90,27 +86,23 @@ __attribute__((target("avx2,fma"))) void kernel_mx16(int64_t kc, const float* a,
   alignas(32) float sums[kMR * kNR];
   float* dst = o.last ? sums : o.acc;
 #pragma GCC unroll 6
-  for (int r = 0; r < kM; ++r) {
-    _mm256_storeu_ps(dst + r * kNR, c[r][0]);
-    _mm256_storeu_ps(dst + r * kNR + 8, c[r][1]);
-  }
+  for (int r = 0; r < kM; ++r)
+    for (int h = 0; h < kH; ++h) _mm256_storeu_ps(dst + r * kNR + 8 * h, c[r][h]);
   if (!o.last) return;
   if (o.transposed) return store_transposed(sums, kM, o);
-  for (int r = 0; r < kM; ++r) {
-    store_half(_mm256_load_ps(sums + r * kNR), o, r, 0);
-    store_half(_mm256_load_ps(sums + r * kNR + 8), o, r, 1);
-  }
+  for (int r = 0; r < kM; ++r)
+    for (int h = 0; h < kH; ++h) store_half(_mm256_load_ps(sums + r * kNR + 8 * h), o, r, h);
 }
 
-template <bool kRows>
+template <bool kRows, int kH>
 void kernel_rows(int m, int64_t kc, const float* a, int64_t lda, const float* b, int64_t ldb, const TileOut& o) {
   switch (m) {
-    case 6: return kernel_mx16<kRows, 6>(kc, a, lda, b, ldb, o);
-    case 5: return kernel_mx16<kRows, 5>(kc, a, lda, b, ldb, o);
-    case 4: return kernel_mx16<kRows, 4>(kc, a, lda, b, ldb, o);
-    case 3: return kernel_mx16<kRows, 3>(kc, a, lda, b, ldb, o);
-    case 2: return kernel_mx16<kRows, 2>(kc, a, lda, b, ldb, o);
-    default: return kernel_mx16<kRows, 1>(kc, a, lda, b, ldb, o);
+    case 6: return kernel_mxn<kRows, 6, kH>(kc, a, lda, b, ldb, o);
+    case 5: return kernel_mxn<kRows, 5, kH>(kc, a, lda, b, ldb, o);
+    case 4: return kernel_mxn<kRows, 4, kH>(kc, a, lda, b, ldb, o);
+    case 3: return kernel_mxn<kRows, 3, kH>(kc, a, lda, b, ldb, o);
+    case 2: return kernel_mxn<kRows, 2, kH>(kc, a, lda, b, ldb, o);
+    default: return kernel_mxn<kRows, 1, kH>(kc, a, lda, b, ldb, o);
   }
 }
 
@@ -147,8 +139,13 @@ __attribute__((target("avx2,fma"))) void pack_bt_full(const float* B, int64_t ld
 
 void micro_kernel(bool a_rows, int64_t kc, const float* a, int64_t lda, const float* b, int64_t ldb,
                   const TileOut& out) {
-  if (a_rows) kernel_rows<true>(out.m, kc, a, lda, b, ldb, out);
-  else kernel_rows<false>(out.m, kc, a, lda, b, ldb, out);
+  if (out.n <= 8) {
+    if (a_rows) kernel_rows<true, 1>(out.m, kc, a, lda, b, ldb, out);
+    else kernel_rows<false, 1>(out.m, kc, a, lda, b, ldb, out);
+  } else {
+    if (a_rows) kernel_rows<true, 2>(out.m, kc, a, lda, b, ldb, out);
+    else kernel_rows<false, 2>(out.m, kc, a, lda, b, ldb, out);
+  }
 }
 
 __attribute__((target("avx2,fma"))) void pack_b_panel(bool trans_b, const float* B, int64_t ldb, int64_t K,

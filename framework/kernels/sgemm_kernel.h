@@ -27,7 +27,8 @@ struct TileOut {
   bool transposed = false;
 };
 
-// One KC block of the m x 16 micro-tile (m = out.m <= 6 rows, only those computed):
+// One KC block of the m x 16 micro-tile (m = out.m <= 6 rows, only those computed; with out.n <= 8 only
+// the first 8 columns are computed, by a 6 x 8 form of the kernel):
 // acc(r, j) = fma(a(r, k), b(k, j), acc(r, j)) for k = 0..kc-1 in order, then per element
 // C = alpha * acc + beta * cin (one multiply, then one fused multiply-add when beta != 0). The same
 // instructions for every element wherever it sits in a tile and whatever m is.
