@@ -13,7 +13,7 @@
 // with 12 ymm accumulators. Edge micro-tiles use the same kernel with masked stores.
 // Measured choices (bench_sgemm --shapes): A is not packed into slivers, the micro-kernel broadcasts
 // its elements straight from A's rows or columns; only when A's leading dimension is >= 1024 floats
-// (cache-set conflicts) is each tile's A block copied contiguously. A product one tile high (M <= 96)
+// and a multiple of 256 (cache-set conflicts) is each tile's A block copied contiguously. A product one tile high (M <= 96)
 // reads an untransposed B with a short row stride in place (packing it would cost a large part of
 // such a small product, e.g. the attention's per-head products). A product one tile high with a
 // transposed B and more columns than rows (a linear layer on a few tokens, x W^T) is computed as

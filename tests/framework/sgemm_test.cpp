@@ -95,12 +95,15 @@ void check_all(Gemm gemm) {
             const Case c(ta, tb, M, N, K, seed++);
             check_case(gemm, c, static_cast<int>(seed % 3));
           }
-  // Longer K (several KC blocks); leading dimensions of A >= 1024 (A's block copied per tile); a short
-  // wide product (B read in place over two column tiles); each variant.
+  // Longer K (several KC blocks); leading dimensions of A >= 1024 that are multiples of 256 (A's block
+  // copied per tile: K + 3 = 1280 untransposed, M + 3 = 1024 transposed) and ones that are not (1033,
+  // read in place); a short wide product (B read in place over two column tiles); each variant.
   for (bool ta : {false, true})
     for (bool tb : {false, true})
       for (int variant = 0; variant < 3; ++variant) {
+        check_case(gemm, Case(ta, tb, 23, 37, 1277, seed++), variant);
         check_case(gemm, Case(ta, tb, 23, 37, 1030, seed++), variant);
+        check_case(gemm, Case(ta, tb, 1021, 5, 7, seed++), variant);
         check_case(gemm, Case(ta, tb, 1030, 5, 7, seed++), variant);
         check_case(gemm, Case(ta, tb, 50, 200, 20, seed++), variant);
       }
