@@ -171,6 +171,15 @@ void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
   o.ldc = p.ldc;
   o.ldcin = p.bias ? 0 : p.ldc;
   o.transposed = p.c_transposed;
+  // The tile's slivers: first row, rows, k range (kMc / kMR of them at most).
+  struct Sliver {
+    int64_t i, m;
+    KRange r;
+  } sl[kMc / kMR];
+  for (int64_t is = 0; is < slivers; ++is) {
+    const int64_t i = sliver_row(m0, m1, is), m = sliver_row(m0, m1, is + 1) - i;
+    sl[is] = {i, m, sliver_k(p, i, m)};
+  }
   for (int64_t k0 = 0; k0 < p.K; k0 += p.kc) {
     const int64_t kc = std::min(p.kc, p.K - k0);
     const ABlock a = a_block(p, m0, m1, k0, kc, apack.data());
@@ -180,10 +189,10 @@ void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
       const float* b = b_panel(p, j, k0, ldb);
       o.n = static_cast<int>(std::min<int64_t>(kNR, n1 - j));
       for (int64_t is = 0; is < slivers; ++is) {
-        const int64_t i = sliver_row(m0, m1, is), m = sliver_row(m0, m1, is + 1) - i;
+        const int64_t i = sl[is].i, m = sl[is].m;
         if (!sliver_wants_panel(p, i, m, j)) continue;
         // This block's part [lo, hi) of the sliver's k range (the whole block without causal limits).
-        const KRange r = sliver_k(p, i, m);
+        const KRange r = sl[is].r;
         const int64_t lo = std::max(k0, r.begin), hi = std::min(k0 + kc, r.end);
         if (r.end > r.begin ? lo >= hi : k0 != 0) continue;
         o.m = static_cast<int>(m);
