@@ -72,9 +72,26 @@ struct HeadPack {
   int64_t k = 0;                 // rows of each packed panel (D for x^T, S for x)
 };
 
-// Floats of one head's k^T and v panels, stored in that order.
+// One head's two packed operands, x^T then y for its [S, D] keys and values (forward: k^T, v; backward:
+// v^T, k), stored in that order in kv_pack_floats(S, D) floats; head_packs gives both views of such a
+// block, pack_head_pair fills one. The layout is known here only.
+struct HeadPacks {
+  HeadPack xt, y;
+};
+
 inline int64_t kv_pack_floats(int64_t S, int64_t D) {
   return sgemm_packed_b_floats(S, D) + sgemm_packed_b_floats(D, S);
+}
+
+inline HeadPacks head_packs(const float* block, int64_t S, int64_t D) {
+  return {{block, D}, {block + sgemm_packed_b_floats(S, D), S}};
+}
+
+inline HeadPacks pack_head_pair(const float* x, int64_t ldx, const float* y, int64_t ldy, int64_t S, int64_t D,
+                                float* block) {
+  sgemm_pack_b(true, S, D, x, ldx, block);
+  sgemm_pack_b(false, D, S, y, ldy, block + sgemm_packed_b_floats(S, D));
+  return head_packs(block, S, D);
 }
 
 // Every head's packed k^T and v for one forward call, in a block of the tensor allocator.
@@ -96,11 +113,6 @@ class KvPackBuffer {
   float* data_ = nullptr;
   size_t bytes_ = 0;
 };
-
-inline HeadPack pack_head(bool trans, const float* x, int64_t ldx, int64_t S, int64_t D, float* dst) {
-  sgemm_pack_b(trans, trans ? S : D, trans ? D : S, x, ldx, dst);
-  return {dst, trans ? D : S};
-}
 
 // c[m, n] = alpha * a[m, kk] @ op(x)[0:kk, 0:n], op(x) = x^T or x for one head's x [S, D], from its
 // packed panels when there are (the same bits: sgemm.h).
@@ -220,9 +232,9 @@ TG_MULTIVERSION void forward_tasks(int64_t t0, int64_t t1, int64_t tiles, T scal
     T* p = probs ? probs + (b * d.L + i0) * d.S : sc;
     int64_t ld = probs ? d.S : ncol;
     scaled_queries(head_ptr(q, ql, n, h), ql.row, i0, m, d.D, qs);
-    // kvpack: per head, k^T's panels then v's (attention_forward).
-    const float* kv = kvpack ? kvpack + b * kv_pack_floats(d.S, d.D) : nullptr;
-    const HeadPack kp{kv, d.D}, vp{kv ? kv + sgemm_packed_b_floats(d.S, d.D) : nullptr, d.S};
+    // kvpack: per head, k^T then v (attention_forward).
+    const HeadPacks kv = kvpack ? head_packs(kvpack + b * kv_pack_floats(d.S, d.D), d.S, d.D) : HeadPacks{};
+    const HeadPack kp = kv.xt, vp = kv.y;
     times_head(cfg, true, m, ncol, d.D, T(1), qs, d.D, head_ptr(k, kl, n, h), kl.row, kp, p, ld,
                CausalLimits::cols_upto_row, i0);
     softmax_rows(cfg, mask, n, h, i0, m, ncol, p, ld);
@@ -292,8 +304,10 @@ TG_MULTIVERSION void backward_heads(int64_t b0, int64_t b1, T scale, T inv_root,
     }
     if constexpr (std::is_same_v<T, float>) {
       if (packs) {
-        vp = pack_head(true, head_ptr(v, vl, n, h), vl.row, d.S, d.D, kvpack);
-        kp = pack_head(false, head_ptr(k, kl, n, h), kl.row, d.S, d.D, kvpack + sgemm_packed_b_floats(d.S, d.D));
+        const HeadPacks vk = pack_head_pair(head_ptr(v, vl, n, h), vl.row, head_ptr(k, kl, n, h), kl.row, d.S, d.D,
+                                            kvpack);
+        vp = vk.xt;
+        kp = vk.y;
       }
     }
     for (int64_t i0 = 0; i0 < d.L; i0 += kTile) {
@@ -351,9 +365,8 @@ void attention_forward(const AttentionDims& d, const T* q, HeadLayout ql, const 
       parallel_for(d.N * d.H, 1, [&](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b) {
           const int64_t n = b / d.H, h = b % d.H;
-          float* kv = kvpack.get() + b * per;
-          pack_head(true, head_ptr(k, kl, n, h), kl.row, d.S, d.D, kv);
-          pack_head(false, head_ptr(v, vl, n, h), vl.row, d.S, d.D, kv + sgemm_packed_b_floats(d.S, d.D));
+          pack_head_pair(head_ptr(k, kl, n, h), kl.row, head_ptr(v, vl, n, h), vl.row, d.S, d.D,
+                         kvpack.get() + b * per);
         }
       });
     }
