@@ -11,41 +11,46 @@ namespace {
 
 constexpr int64_t kGrain = 16384;
 
-// Phi(x) = P(N(0,1) <= x) = 0.5 * erfc(-x / sqrt(2)) lane by lane, with Numerical Recipes' erfc
-// (fractional error < 1.2e-7) through the shared exp. Written on lane vectors (simd.h) because GCC's
-// auto-vectoriser leaves the selects and the clamp of this body scalar and branchy, however the loops
-// are split.
-template <class V> [[gnu::always_inline]] inline V normal_cdf(const V& x) {
+// Phi(x) = P(N(0,1) <= x) = 0.5 * erfc(-x / sqrt(2)) and e = exp(-x^2 / 2) lane by lane, from ONE exp:
+// with z = |x| / sqrt(2) and t = 1 / (1 + z / 2), erfc(z) = t * exp(-z^2) * R(t), where exp(-z^2) is e
+// itself and R is a degree-9 polynomial fitted (relative minimax, Lawson's iteration) to
+// erfc(z) exp(z^2) / t over t in [0.16, 1], i.e. z <= 10.5 (relative error 2.2e-8 in exact arithmetic;
+// beyond, e flushes to 0 anyway). The density phi(x) = e / sqrt(2 pi) then needs no second exp. Measured
+// over every 97th float in [-13, 13] against long double: Phi's mean relative error 9.4e-8 and worst
+// 4.1e-6 (at x near -12, from rounding x^2 / 2), against 1.5e-7 and 1.9e-5 for Numerical Recipes' erfc
+// with its own exp, which this replaces. Written on lane vectors (simd.h) because GCC's auto-vectoriser
+// leaves the selects and the clamp of this body scalar and branchy, however the loops are split.
+template <class V> struct CdfExp {
+  V cdf, e;
+};
+template <class V> [[gnu::always_inline]] inline CdfExp<V> normal_cdf_exp(const V& x) {
   const V zero = splat<V>(0.0f);
-  V u = x * 0.70710678118654752f;
-  V z = u < zero ? -u : u;
-  V tt = 1.0f / (1.0f + 0.5f * z);
-  V poly = -0.82215223f + tt * 0.17087277f;
-  poly = 1.48851587f + tt * poly;
-  poly = -1.13520398f + tt * poly;
-  poly = 0.27886807f + tt * poly;
-  poly = -0.18628806f + tt * poly;
-  poly = 0.09678418f + tt * poly;
-  poly = 0.37409196f + tt * poly;
-  poly = 1.00002368f + tt * poly;
-  V a = -z * z - 1.26551223f + tt * poly;
-  a = 0.5f * tt * exp_nonpositive(clamp_exp_arg(a));   // erfc(|u|) / 2
-  V upper = 1.0f - a;
-  return x >= zero ? upper : a;
+  const V z = (x < zero ? -x : x) * 0.70710678118654752f;
+  const V t = 1.0f / (1.0f + 0.5f * z);
+  V r = 0.4111032234f + t * (-0.1154592346f + t * 0.01081358663f);
+  r = -0.6470157786f + t * r;
+  r = 0.4028587930f + t * r;
+  r = -0.08886762244f + t * r;
+  r = 0.2224429868f + t * r;
+  r = 0.2392690901f + t * r;
+  r = 0.2827871249f + t * r;
+  r = 0.2820678088f + t * r;
+  const V e = exp_nonpositive(clamp_exp_arg(-0.5f * x * x));
+  const V a = 0.5f * t * r * e;   // erfc(z) / 2
+  return {x >= zero ? 1.0f - a : a, e};
 }
 
-template <class V> [[gnu::always_inline]] inline V gelu_value(const V& x) { return x * normal_cdf(x); }
+template <class V> [[gnu::always_inline]] inline V gelu_value(const V& x) { return x * normal_cdf_exp(x).cdf; }
 
-// d gelu / dx = Phi(x) + x * phi(x), given Phi(x). The one expression both backward forms use, so
-// dy * slope equals gelu_grad's bits.
-template <class V> [[gnu::always_inline]] inline V slope_from_cdf(const V& x, const V& cdf) {
-  V pdf = 0.39894228040143267794f * exp_nonpositive(clamp_exp_arg(-0.5f * x * x));
-  return cdf + x * pdf;
+// d gelu / dx = Phi(x) + x * phi(x). The one expression every backward form uses, so dy * slope equals
+// gelu_grad's bits.
+template <class V> [[gnu::always_inline]] inline V slope_of(const V& x, const CdfExp<V>& c) {
+  return c.cdf + x * (0.39894228040143267794f * c.e);
 }
 
 // dy * (Phi(x) + x * phi(x))
 template <class V> [[gnu::always_inline]] inline V gelu_grad(const V& x, const V& dy) {
-  return dy * slope_from_cdf(x, normal_cdf(x));
+  return dy * slope_of(x, normal_cdf_exp(x));
 }
 
 // The float kernels over [0, n): kLanes<V> elements per step, the last few through a padded vector.
@@ -63,19 +68,21 @@ template <class V> TG_MULTIVERSION void gelu_backward_span(const float* x, const
   if (i < n) store_tail(dx + i, gelu_grad(load_tail<V>(x + i, n - i), load_tail<V>(dy + i, n - i)), n - i);
 }
 
-// y = x * Phi(x) and the slope from one Phi(x).
+// y = x * Phi(x) and the slope from one Phi(x) and exp.
 template <class V> TG_MULTIVERSION void gelu_forward_slope_span(const float* x, float* y, float* slope, int64_t n) {
   constexpr int64_t L = kLanes<V>;
   int64_t i = 0;
   for (; i + L <= n; i += L) {
-    const V v = load<V>(x + i), cdf = normal_cdf(v);
-    store(y + i, v * cdf);
-    store(slope + i, slope_from_cdf(v, cdf));
+    const V v = load<V>(x + i);
+    const CdfExp<V> c = normal_cdf_exp(v);
+    store(y + i, v * c.cdf);
+    store(slope + i, slope_of(v, c));
   }
   if (i < n) {
-    const V v = load_tail<V>(x + i, n - i), cdf = normal_cdf(v);
-    store_tail(y + i, v * cdf, n - i);
-    store_tail(slope + i, slope_from_cdf(v, cdf), n - i);
+    const V v = load_tail<V>(x + i, n - i);
+    const CdfExp<V> c = normal_cdf_exp(v);
+    store_tail(y + i, v * c.cdf, n - i);
+    store_tail(slope + i, slope_of(v, c), n - i);
   }
 }
 
