@@ -12,8 +12,11 @@
 namespace tg::kernels {
 namespace {
 
-// Fixed split of rows into chunks for sums over rows: at most 64 chunks of at least ~32k elements,
-// a function of (rows, n) only.
+// Fixed split of rows into chunks for sums over rows: at most 64 chunks of at least ~32k elements (a
+// few fewer when that makes their number even), a function of (rows, n) only. An odd count of a few
+// chunks leaves a thread idle: 3 chunks (768 x 128, the tiny LM's layer-norm backward) run as 2 + 1 on
+// two threads; as 4 they took 24% less time (min of 3000 alternated calls), the bias grads' column
+// sums 6% less.
 struct RowChunks {
   int64_t size = 1, count = 0;
 };
@@ -21,6 +24,10 @@ RowChunks row_chunks(int64_t rows, int64_t n) {
   RowChunks c;
   c.size = std::max(grain_for(n, 32768), (rows + 63) / 64);
   c.count = (rows + c.size - 1) / c.size;
+  if (c.count > 1 && c.count % 2 == 1) {
+    c.size = (rows + c.count) / (c.count + 1);
+    c.count = (rows + c.size - 1) / c.size;
+  }
   return c;
 }
 
