@@ -1,6 +1,8 @@
 // Fused attention: forward against a naive loop reference, float64 gradchecks (q, k, v, mask,
 // dropout replayed from the seed), fully masked rows, determinism across thread counts, errors.
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 
 #include "framework/kernels/allocator.h"
@@ -180,6 +182,28 @@ TEST_CASE("fused_attention: long sequences (96-row query tiles) equal the refere
     REQUIRE(kernels::allocator_stats().bytes_in_use > in_use);   // the result itself
   }
   REQUIRE(kernels::allocator_stats().bytes_in_use == in_use);
+}
+
+TEST_CASE("fused_attention: float32 under the causal flag has the bits of an explicit -inf causal mask",
+          "[ops][attention]") {
+  // Under the flag a row ends at the diagonal and the softmax reads its last n % 8 scores as one run of
+  // 8, leaving the lanes beyond the row out of the max and the sum; with the mask every row is S long and
+  // its masked scores add exp(-inf) = +0 to the same lanes. The same lanes and operations: the same bits.
+  // L = S = 61: rows of every length mod 8, two 32-row query tiles, heads of D = 32 through the sgemm.
+  const int64_t N = 2, H = 2, L = 61, E = 64;
+  Var q = rand_var({L, N, E}, 120, -2, 2, false, DType::Float32);
+  Var k = rand_var({L, N, E}, 121, -2, 2, false, DType::Float32);
+  Var v = rand_var({L, N, E}, 122, -2, 2, false, DType::Float32);
+  Tensor mask = Tensor::zeros({L, L}, DType::Float32);
+  for (int64_t i = 0; i < L; ++i)
+    for (int64_t j = i + 1; j < L; ++j) mask.set({i, j}, -kInf);
+  const Tensor flag = fused_attention(q, k, v, {.num_heads = H, .is_causal = true}).value();
+  const Tensor masked = fused_attention(q, k, v, {.num_heads = H, .attn_mask = Var(mask)}).value();
+  REQUIRE(flag.numel() == L * N * E);
+  for (int64_t i = 0; i < flag.numel(); ++i) {
+    INFO("element " << i);
+    REQUIRE(std::bit_cast<uint32_t>(flag.data<float>()[i]) == std::bit_cast<uint32_t>(masked.data<float>()[i]));
+  }
 }
 
 TEST_CASE("fused_attention_packed and scaled_dot_product_attention: equal the separate form", "[ops][attention]") {
