@@ -150,10 +150,6 @@ template <class T> inline void scaled_queries(const T* qh, int64_t row, int64_t 
   }
 }
 
-// x[0, n) <- exp(x - max) / sum through the vectorisable exp (arguments <= 0), the max and the sum in
-// lane_max / lane_sum's fixed lanes; false (x untouched) when the max is -inf. V: the lane vector
-// for float (one pass for exp and sum; GCC leaves the max scalar otherwise), void for the plain loops.
-// x[n, avail) may be read and overwritten (the caller zero-fills it afterwards).
 // Lane l of V (0, 1, ...) as floats, plus `base`.
 template <class V> [[gnu::always_inline]] inline V lane_index(float base) {
   V v;
@@ -200,6 +196,10 @@ template <class V> [[gnu::always_inline]] inline bool softmax_whole_runs(float* 
   return true;
 }
 
+// x[0, n) <- exp(x - max) / sum through the vectorisable exp (arguments <= 0), the max and the sum in
+// lane_max / lane_sum's fixed lanes; false (x untouched) when the max is -inf. V: the lane vector
+// for float (one pass for exp and sum; GCC leaves the max scalar otherwise), void for the plain loops.
+// x[n, avail) may be read and overwritten (the caller zero-fills it afterwards).
 template <class T, class V> [[gnu::always_inline]] inline bool softmax_in_place(T* x, int64_t n, int64_t avail) {
   if constexpr (!std::is_void_v<V>) {
     if (n % 8 != 0 && n / 8 * 8 + 8 <= avail) return softmax_whole_runs<V>(x, n);

@@ -87,10 +87,7 @@ template <class F> [[gnu::always_inline]] inline double lanes16_sum(const float*
   double l[16];
   for (int k = 0; k < 4; ++k)
     for (int j = 0; j < 4; ++j) l[4 * k + j] = acc[k][j];
-  for (int j = 0; i < n; ++i, ++j) {
-    f64x4 one = {static_cast<double>(x[i]), 0, 0, 0};
-    l[j] += term(one)[0];
-  }
+  for (int j = 0; i < n; ++i, ++j) l[j] += term(static_cast<double>(x[i]));
   for (int w = 8; w >= 1; w /= 2)
     for (int j = 0; j < w; ++j) l[j] += l[j + w];
   return l[0];
@@ -101,10 +98,9 @@ TG_MULTIVERSION void forward_rows_f32(const float* x, const float* w, const floa
                                       float* rstd, int64_t r0, int64_t r1, int64_t n, double eps) {
   for (int64_t r = r0; r < r1; ++r) {
     const float* xr = x + r * n;
-    const double mu = n > 0 ? lanes16_sum(xr, n, [](f64x4 v) { return v; }) / static_cast<double>(n) : 0.0;
-    const f64x4 m = {mu, mu, mu, mu};
+    const double mu = n > 0 ? lanes16_sum(xr, n, [](auto v) { return v; }) / static_cast<double>(n) : 0.0;
     const double var =
-        n > 0 ? lanes16_sum(xr, n, [m](f64x4 v) { return (v - m) * (v - m); }) / static_cast<double>(n) : 0.0;
+        n > 0 ? lanes16_sum(xr, n, [mu](auto v) { return (v - mu) * (v - mu); }) / static_cast<double>(n) : 0.0;
     const double rs = 1.0 / std::sqrt(var + eps);
     mean[r] = static_cast<float>(mu);
     rstd[r] = static_cast<float>(rs);
