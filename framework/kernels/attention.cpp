@@ -150,62 +150,18 @@ template <class T> inline void scaled_queries(const T* qh, int64_t row, int64_t 
   }
 }
 
-// Lane l of V (0, 1, ...) as floats, plus `base`.
-template <class V> [[gnu::always_inline]] inline V lane_index(float base) {
-  V v;
-  for (int64_t l = 0; l < kLanes<V>; ++l) v[l] = base + static_cast<float>(l);
-  return v;
-}
-
-// softmax_in_place's float form for a row whose last n % 8 elements can be read and written as a whole
-// run of 8: that run's lanes >= n (scores beyond the row's causal limit: written by the score product,
-// which stores whole 16-column panels, and never used) are left out of the max and the sum and are
-// written as 0. Each element goes to the same lane, through the same operations, as in lane_max_lanes
-// and exp_shifted_lane_sum's one-by-one tail (a lane's sum plus +0 is itself): the same bits, without
-// the scalar exps of the tail (gpt-cpu's causal rows, 1..64 long: forward 7% faster, min of 2000
-// alternated calls). The wide loads read what the product's wide stores just wrote.
-template <class V> [[gnu::always_inline]] inline bool softmax_whole_runs(float* x, int64_t n) {
-  constexpr int64_t W = kLanes<V>, P = 8 / W;
-  constexpr float lo = -std::numeric_limits<float>::infinity();
-  const int64_t runs = n / 8 * 8, rest = n - runs;
-  V mx[P];
-  for (V& m : mx) m = splat<V>(lo);
-  for (int64_t j = 0; j < runs + 8; j += 8)
-    for (int64_t k = 0; k < P; ++k) {
-      V v = load<V>(x + j + k * W);
-      if (j == runs) v = lane_index<V>(static_cast<float>(k * W)) < static_cast<float>(rest) ? v : lo;
-      mx[k] = mx[k] < v ? v : mx[k];
-    }
-  float l[8];
-  for (int64_t k = 0; k < P; ++k) store(l + k * W, mx[k]);
-  float m = l[0];
-  for (int i = 1; i < 8; ++i) m = m < l[i] ? l[i] : m;
-  if (m == lo) return false;
-  V acc[P];
-  for (V& a : acc) a = splat<V>(0.0f);
-  for (int64_t j = 0; j < runs + 8; j += 8)
-    for (int64_t k = 0; k < P; ++k) {
-      V e = exp_nonpositive(clamp_exp_arg(load<V>(x + j + k * W) - m));
-      if (j == runs) e = lane_index<V>(static_cast<float>(k * W)) < static_cast<float>(rest) ? e : 0.0f;
-      store(x + j + k * W, e);
-      acc[k] += e;
-    }
-  for (int64_t k = 0; k < P; ++k) store(l + k * W, acc[k]);
-  const float sum = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
-  for (int64_t j = 0; j < runs + 8; j += W) store(x + j, load<V>(x + j) / sum);
-  return true;
-}
-
 // x[0, n) <- exp(x - max) / sum through the vectorisable exp (arguments <= 0), the max and the sum in
 // lane_max / lane_sum's fixed lanes; false (x untouched) when the max is -inf. V: the lane vector
 // for float (one pass for exp and sum; GCC leaves the max scalar otherwise), void for the plain loops.
-// x[n, avail) may be read and overwritten (the caller zero-fills it afterwards).
+// x[n, avail) may be read and overwritten (the caller zero-fills it afterwards): a causal row's last
+// n % 8 scores are then one whole run of 8 (fast_math.h, Lanes8), not one scalar exp each -- gpt-cpu's
+// causal rows, 1..64 long: attention forward 7% faster, the same bits. The lanes beyond the row hold
+// scores the product wrote (it stores whole 16-column panels) and never used.
 template <class T, class V> [[gnu::always_inline]] inline bool softmax_in_place(T* x, int64_t n, int64_t avail) {
   if constexpr (!std::is_void_v<V>) {
-    if (n % 8 != 0 && n / 8 * 8 + 8 <= avail) return softmax_whole_runs<V>(x, n);
-    const float mx = lane_max_lanes<V>(x, n);
+    const float mx = lane_max_lanes<V>(x, n, avail);
     if (mx == -std::numeric_limits<float>::infinity()) return false;
-    const float sum = exp_shifted_lane_sum<V>(x, n, mx);
+    const float sum = exp_shifted_lane_sum<V>(x, n, mx, avail);
     for (int64_t j = 0; j < n; ++j) x[j] /= sum;
   } else {
     const T mx = lane_max(x, n);

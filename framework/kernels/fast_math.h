@@ -97,20 +97,34 @@ template <class T> inline T lane_max(const T* a, int64_t n) {
   return m;
 }
 
+// v with its lanes from the n-th on replaced by `fill` (n may be <= 0 or >= the lane count).
+template <class V> [[gnu::always_inline]] inline V keep_first(const V& v, int64_t n, float fill) {
+  V index;
+  for (int64_t l = 0; l < kLanes<V>; ++l) index[l] = static_cast<float>(l);
+  return index < static_cast<float>(n) ? v : splat<V>(fill);
+}
+
 // lane_max and lane_sum's 8 lanes held in lane vectors V (one f32x8 or two f32x4) over the runs of 8
 // (element j of a run goes to lane j % 8); the last n % 8 elements go to lanes 0, 1, ... one by one,
-// as in the scalar functions (a padded vector costs more: its narrow stores stall the wide load).
+// as in the scalar functions (a padded copy costs more: its narrow stores stall the wide load) --
+// unless the caller can read and write the whole run they start (avail >= its end): then they are one
+// more run whose lanes from n on are left out (a lane's max with -inf, or its sum plus +0, is itself).
 // The same lanes, the same order and the same combining tree give the scalar functions' bits.
 template <class V> struct Lanes8 {
   static constexpr int64_t kWidth = kLanes<V>, kParts = 8 / kWidth;
   V part[kParts];
 
-  // Runs f(k, p) on part k for the kWidth elements at p, over every full run of 8 of a[0, n);
-  // returns where the tail starts.
-  template <class A, class F> [[gnu::always_inline]] static int64_t for_runs(A* a, int64_t n, F&& f) {
+  // Runs f(k, p, valid) on part k for the kWidth elements at p, of which the first `valid` are elements
+  // of a[0, n) (kWidth but in the last run), over every full run of 8 of a[0, n), and over the last,
+  // partial one when a[0, avail) holds it whole; returns where the one-by-one tail starts (n if none).
+  template <class A, class F> [[gnu::always_inline]] static int64_t for_runs(A* a, int64_t n, int64_t avail, F&& f) {
     int64_t j = 0;
     for (; j + 8 <= n; j += 8)
-      for (int64_t k = 0; k < kParts; ++k) f(k, a + j + k * kWidth);
+      for (int64_t k = 0; k < kParts; ++k) f(k, a + j + k * kWidth, kWidth);
+    if (j < n && j + 8 <= avail) {
+      for (int64_t k = 0; k < kParts; ++k) f(k, a + j + k * kWidth, n - j - k * kWidth);
+      return n;
+    }
     return j;
   }
   // The 8 lanes in order.
@@ -119,13 +133,16 @@ template <class V> struct Lanes8 {
   }
 };
 
-// lane_max<float> on lane vectors V (f32x4 or f32x8): the same result.
-template <class V> [[gnu::always_inline]] inline float lane_max_lanes(const float* a, int64_t n) {
+// lane_max<float> of a[0, n) on lane vectors V (f32x4 or f32x8): the same result. a[n, avail) may be
+// read (avail <= n: nothing beyond a[0, n)).
+template <class V>
+[[gnu::always_inline]] inline float lane_max_lanes(const float* a, int64_t n, int64_t avail = 0) {
   constexpr float lo = -std::numeric_limits<float>::infinity();
   Lanes8<V> acc;
   for (V& p : acc.part) p = splat<V>(lo);
-  int64_t j = Lanes8<V>::for_runs(a, n, [&](int64_t k, const float* p) {
-    const V v = load<V>(p);
+  int64_t j = Lanes8<V>::for_runs(a, n, avail, [&](int64_t k, const float* p, int64_t valid) {
+    V v = load<V>(p);
+    if (valid < Lanes8<V>::kWidth) v = keep_first(v, valid, lo);
     acc.part[k] = acc.part[k] < v ? v : acc.part[k];
   });
   float l[8];
@@ -137,12 +154,15 @@ template <class V> [[gnu::always_inline]] inline float lane_max_lanes(const floa
 }
 
 // x[j] = exp_nonpositive(clamp_exp_arg(x[j] - shift)) for j < n, in place, and the sum of the results
-// as lane_sum<float> adds them, on lane vectors V.
-template <class V> [[gnu::always_inline]] inline float exp_shifted_lane_sum(float* x, int64_t n, float shift) {
+// as lane_sum<float> adds them, on lane vectors V. x[n, avail) may be read, and is then overwritten with 0
+// up to the end of the last run of 8 (avail <= n: nothing beyond x[0, n)).
+template <class V>
+[[gnu::always_inline]] inline float exp_shifted_lane_sum(float* x, int64_t n, float shift, int64_t avail = 0) {
   Lanes8<V> acc;
   for (V& p : acc.part) p = splat<V>(0.0f);
-  int64_t j = Lanes8<V>::for_runs(x, n, [&](int64_t k, float* p) {
-    const V e = exp_nonpositive(clamp_exp_arg(load<V>(p) - shift));
+  int64_t j = Lanes8<V>::for_runs(x, n, avail, [&](int64_t k, float* p, int64_t valid) {
+    V e = exp_nonpositive(clamp_exp_arg(load<V>(p) - shift));
+    if (valid < Lanes8<V>::kWidth) e = keep_first(e, valid, 0.0f);
     store(p, e);
     acc.part[k] += e;
   });

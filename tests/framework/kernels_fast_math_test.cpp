@@ -91,12 +91,28 @@ template <class V> void require_lanes_match_scalar_reductions() {
         if (std::isnan(u)) REQUIRE(std::isnan(w));
         else REQUIRE(same_bits(w, u));
       }
+      // The same row with 8 more readable elements (a huge score and a NaN, as a causal row's hidden
+      // scores could be): the last n % 8 go as one run whose lanes from n on are left out and written 0.
+      std::vector<float> c = x;
+      for (int i = 0; i < 8; ++i) c.push_back(i % 2 ? kNaN : 1e30f);
+      const int64_t avail = n + 8, run_end = n % 8 ? n / 8 * 8 + 8 : n;
+      REQUIRE(same_bits(lane_max_lanes<V>(c.data(), n, avail), m_scalar));
+      const float s_runs = exp_shifted_lane_sum<V>(c.data(), n, m_scalar, avail);
+      if (variant == 4 && n > 3) REQUIRE(std::isnan(s_runs));
+      else REQUIRE(same_bits(s_runs, s_scalar));
+      for (int64_t j = 0; j < n; ++j) {
+        const float u = a[static_cast<size_t>(j)], w = c[static_cast<size_t>(j)];
+        if (std::isnan(u)) REQUIRE(std::isnan(w));
+        else REQUIRE(same_bits(w, u));
+      }
+      for (int64_t j = n; j < run_end; ++j) REQUIRE(same_bits(c[static_cast<size_t>(j)], 0.0f));
     }
 }
 
 }  // namespace
 
-TEST_CASE("lane_max_lanes / exp_shifted_lane_sum: the scalar lane_max and lane_sum bits at every length", "[kernels]") {
+TEST_CASE("lane_max_lanes / exp_shifted_lane_sum: the scalar lane_max and lane_sum bits at every length, "
+          "with or without a whole last run", "[kernels]") {
   require_lanes_match_scalar_reductions<f32x4>();
   require_lanes_match_scalar_reductions<f32x8>();
   // Known values: the max of a short row (tail only) and of a longer one; exp(0) = 1 exactly.
