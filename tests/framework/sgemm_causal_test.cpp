@@ -13,6 +13,7 @@
 
 using namespace tg;
 using kernels::CausalLimits;
+using test::same_bits;
 
 namespace {
 
@@ -22,10 +23,6 @@ std::vector<float> uniform(int64_t n, uint32_t seed) {
   std::vector<float> v(static_cast<size_t>(n));
   for (float& x : v) x = u(gen);
   return v;
-}
-
-bool same_bits(const std::vector<float>& x, const std::vector<float>& y) {
-  return x.size() == y.size() && std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0;
 }
 
 // C [M, N] (row stride N + 2) = alpha * op(A) @ op(B) + beta * C0 through sgemm_serial, or through

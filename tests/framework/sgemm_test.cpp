@@ -18,6 +18,7 @@
 
 using namespace tg;
 using Catch::Matchers::Contains;
+using test::same_bits;
 
 namespace {
 
@@ -124,10 +125,6 @@ template <class Run> std::vector<float> product(const Case& c, Run run) {
   std::vector<float> C = c.C0;
   run(C.data());
   return C;
-}
-
-bool same_bits(const std::vector<float>& x, const std::vector<float>& y) {
-  return x.size() == y.size() && std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0;
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 
 namespace tg::test {
 
@@ -51,6 +52,10 @@ std::vector<double> pattern(int64_t n, double a, double b) {
   for (int64_t i = 0; i < n; ++i)
     v.push_back(static_cast<double>((i * i * 3 + i * 5 + 2) % 29 - 14) / 16.0 * (b - a) / 4.0 + (a + b) / 2.0);
   return v;
+}
+
+bool same_bits(const std::vector<float>& x, const std::vector<float>& y) {
+  return x.size() == y.size() && std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0;
 }
 
 std::vector<double> upstream(int64_t n) {

@@ -22,6 +22,9 @@ Var rand_var(const Shape& shape, uint64_t seed, double lo = -1.0, double hi = 1.
 Tensor rand_tensor(const Shape& shape, uint64_t seed, double lo = -1.0, double hi = 1.0,
                    DType dtype = DType::Float64);
 
+// Whether x and y hold the same floats bit for bit (same length; -0 differs from +0, equal NaNs match).
+bool same_bits(const std::vector<float>& x, const std::vector<float>& y);
+
 // Max |a - b| over elements (same shape required).
 double max_abs_diff(const Tensor& a, const Tensor& b);
 
