@@ -126,29 +126,31 @@ template <> void gelu_backward_slope<float>(const float* slope, const float* dy,
   });
 }
 
+namespace {
+// The float64 forms (PyTorch's double formulas), from 1 + erf(v / sqrt(2)) computed once per element.
+inline double one_plus_erf(double v) { return 1.0 + std::erf(v * kInvSqrt2); }
+inline double value_of(double v, double ope) { return 0.5 * v * ope; }
+inline double slope_of(double v, double ope) { return 0.5 * ope + v * kInvSqrt2Pi * std::exp(-0.5 * v * v); }
+}  // namespace
+
 template <> void gelu_forward<double>(const double* x, double* y, int64_t n) {
   parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) y[i] = 0.5 * x[i] * (1.0 + std::erf(x[i] * kInvSqrt2));
+    for (int64_t i = b; i < e; ++i) y[i] = value_of(x[i], one_plus_erf(x[i]));
   });
 }
 
-namespace {
-inline double slope_of(double v) {
-  return 0.5 * (1.0 + std::erf(v * kInvSqrt2)) + v * kInvSqrt2Pi * std::exp(-0.5 * v * v);
-}
-}  // namespace
-
 template <> void gelu_backward<double>(const double* x, const double* dy, double* dx, int64_t n) {
   parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) dx[i] = dy[i] * slope_of(x[i]);
+    for (int64_t i = b; i < e; ++i) dx[i] = dy[i] * slope_of(x[i], one_plus_erf(x[i]));
   });
 }
 
 template <> void gelu_forward_slope<double>(const double* x, double* y, double* slope, int64_t n) {
   parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
-      y[i] = 0.5 * x[i] * (1.0 + std::erf(x[i] * kInvSqrt2));
-      slope[i] = slope_of(x[i]);
+      const double ope = one_plus_erf(x[i]);
+      y[i] = value_of(x[i], ope);
+      slope[i] = slope_of(x[i], ope);
     }
   });
 }
