@@ -92,28 +92,32 @@ TEST_CASE("fused_attention: forward equals the naive reference (seq-first, batch
   }
 }
 
-TEST_CASE("fused_attention: several 32-row query tiles, keys beyond the queries (forward and grad, causal or not)",
-          "[ops][attention][grad]") {
-  // L = 40 queries span two tiles of the kernel; S = 70 keys: under the causal flag keys 40..69 are
-  // never seen (zero gradient) and keys 32..39 only by the second tile, so dk/dv are written by the
-  // first tile and accumulated by the second.
-  const int64_t N = 1, H = 2, L = 40, S = 70, E = 4;
-  Var q = rand_var({L, N, E}, 40), k = rand_var({S, N, E}, 41), v = rand_var({S, N, E}, 42);
-  for (bool causal : {false, true}) {
-    AttentionArgs a{.num_heads = H, .is_causal = causal};
-    Tensor got = fused_attention(q, k, v, a).value();
-    Tensor ref = naive_sdpa(to_heads(q.value(), H, false), to_heads(k.value(), H, false),
-                            to_heads(v.value(), H, false), nullptr, causal);
-    REQUIRE(max_abs_diff(to_heads(got, H, false), ref) < 1e-13);
-    REQUIRE_GRADCHECK([&](const std::vector<Var>& x) { return fused_attention(x[0], x[1], x[2], a); }, {q, k, v});
-  }
-  Var out = fused_attention(q, k, v, {.num_heads = H, .is_causal = true});
-  out.backward(Tensor::ones(out.shape(), DType::Float64));
-  for (int64_t j = L; j < S; ++j)
-    for (int64_t c = 0; c < E; ++c) {
-      REQUIRE(k.grad().at({j, 0, c}) == 0.0);
-      REQUIRE(v.grad().at({j, 0, c}) == 0.0);
+TEST_CASE("fused_attention: one whole-head query tile or several 32-row tiles, keys beyond the queries (forward "
+          "and grad, causal or not)", "[ops][attention][grad]") {
+  // L = 40 queries are one tile of the kernel (L <= 96: the whole head); L = 100 span four 32-row tiles
+  // (the last 4 rows), so under the causal flag keys 32..99 are seen only by later tiles: dk/dv are written
+  // by the first tile and accumulated by the others. S = L + 30 keys: under the causal flag keys L..S-1
+  // are never seen (zero gradient).
+  for (const int64_t L : {40, 100}) {
+    INFO("L=" << L);
+    const int64_t N = 1, H = 2, S = L + 30, E = 4;
+    Var q = rand_var({L, N, E}, 40), k = rand_var({S, N, E}, 41), v = rand_var({S, N, E}, 42);
+    for (bool causal : {false, true}) {
+      AttentionArgs a{.num_heads = H, .is_causal = causal};
+      Tensor got = fused_attention(q, k, v, a).value();
+      Tensor ref = naive_sdpa(to_heads(q.value(), H, false), to_heads(k.value(), H, false),
+                              to_heads(v.value(), H, false), nullptr, causal);
+      REQUIRE(max_abs_diff(to_heads(got, H, false), ref) < 1e-13);
+      REQUIRE_GRADCHECK([&](const std::vector<Var>& x) { return fused_attention(x[0], x[1], x[2], a); }, {q, k, v});
     }
+    Var out = fused_attention(q, k, v, {.num_heads = H, .is_causal = true});
+    out.backward(Tensor::ones(out.shape(), DType::Float64));
+    for (int64_t j = L; j < S; ++j)
+      for (int64_t c = 0; c < E; ++c) {
+        REQUIRE(k.grad().at({j, 0, c}) == 0.0);
+        REQUIRE(v.grad().at({j, 0, c}) == 0.0);
+      }
+  }
 }
 
 TEST_CASE("fused_attention: long sequences (96-row query tiles) equal the reference, forward and grad, same bits "
@@ -187,7 +191,7 @@ TEST_CASE("fused_attention: float32 under the causal flag has the bits of an exp
   // Under the flag a row ends at the diagonal and the softmax reads its last n % 8 scores as one run of
   // 8, leaving the lanes beyond the row out of the max and the sum; with the mask every row is S long and
   // its masked scores add exp(-inf) = +0 to the same lanes. The same lanes and operations: the same bits.
-  // L = S = 61: rows of every length mod 8, two 32-row query tiles, heads of D = 32 through the sgemm.
+  // L = S = 61: rows of every length mod 8, one whole-head query tile, heads of D = 32 through the sgemm.
   const int64_t N = 2, H = 2, L = 61, E = 64;
   Var q = rand_var({L, N, E}, 120, -2, 2, false, DType::Float32);
   Var k = rand_var({L, N, E}, 121, -2, 2, false, DType::Float32);
