@@ -21,16 +21,19 @@ namespace {
 
 // Query rows per tile, from the shape only, the same in forward and backward (the forward leaves a
 // tile's probability columns beyond its last row unwritten, and the backward reads exactly the columns
-// its own tile saw). Up to 96 queries (one sgemm tile high), the whole head is one tile: its backward
-// then writes dk and dv in one product each instead of adding a second tile's (gpt-cpu's heads, L = 64,
-// against 32-row tiles: forward 4% and backward 9% faster, min of alternated calls; dk and dv lose a
-// rounding, so their float32 bits changed). Long sequences take 96 rows: a head's packed keys and values
-// are streamed 3x less often, at the cost of more causal scores above the diagonal (bench_mha --shape
-// long, fwd+bwd: 96 rows measured ~10% faster than 32 before the per-head packing, ~3% after, within
-// the noise; 192 to 512 rows no better). Those between keep 32 rows for more tasks (mid, L = 256: whole
-// heads made the backward 8% faster and the forward 5% slower).
+// its own tile saw). Up to 96 queries (one sgemm tile high) and with at least 8 heads in all (tasks for
+// the threads), the whole head is one tile: its backward then writes dk and dv in one product each
+// instead of adding a second tile's (gpt-cpu's heads, L = 64, against 32-row tiles: forward 4% and
+// backward 9% faster, min of alternated calls; dk and dv lose a rounding, so their float32 bits
+// changed). Fewer heads keep 32-row tiles, so that one sequence's few heads still make several tasks.
+// Long sequences take 96 rows: a head's packed keys and values are streamed 3x less often, at the cost
+// of more causal scores above the diagonal (bench_mha --shape long, fwd+bwd: 96 rows measured ~10%
+// faster than 32 before the per-head packing, ~3% after, within the noise; 192 to 512 rows no better).
+// Those between keep 32 rows for more tasks (mid, L = 256: whole heads made the backward 8% faster and
+// the forward 5% slower).
 inline int64_t tile_rows(const AttentionDims& d) {
-  return d.L <= 96 ? std::max<int64_t>(d.L, 1) : d.L >= 512 ? 96 : 32;
+  if (d.L <= 96 && d.N * d.H >= 8) return std::max<int64_t>(d.L, 1);
+  return d.L >= 512 ? 96 : 32;
 }
 
 template <class T> const T* head_ptr(const T* base, HeadLayout l, int64_t n, int64_t h) {

@@ -94,13 +94,16 @@ TEST_CASE("fused_attention: forward equals the naive reference (seq-first, batch
 
 TEST_CASE("fused_attention: one whole-head query tile or several 32-row tiles, keys beyond the queries (forward "
           "and grad, causal or not)", "[ops][attention][grad]") {
-  // L = 40 queries are one tile of the kernel (L <= 96: the whole head); L = 100 span four 32-row tiles
-  // (the last 4 rows), so under the causal flag keys 32..99 are seen only by later tiles: dk/dv are written
-  // by the first tile and accumulated by the others. S = L + 30 keys: under the causal flag keys L..S-1
-  // are never seen (zero gradient).
-  for (const int64_t L : {40, 100}) {
-    INFO("L=" << L);
-    const int64_t N = 1, H = 2, S = L + 30, E = 4;
+  // The kernel's query tiles: L = 40 queries of 2 heads span two 32-row tiles, L = 100 four (the last
+  // 4 rows), so under the causal flag keys 32.. are seen only by later tiles: dk/dv are written by the
+  // first tile and accumulated by the others. L = 40 with 2 x 4 = 8 heads: each head is one tile. S = L + 30
+  // keys: under the causal flag keys L..S-1 are never seen (zero gradient).
+  struct Case {
+    int64_t N, H, L;
+  };
+  for (const Case c : {Case{1, 2, 40}, Case{2, 4, 40}, Case{1, 2, 100}}) {
+    INFO("N=" << c.N << " H=" << c.H << " L=" << c.L);
+    const int64_t N = c.N, H = c.H, L = c.L, S = L + 30, E = 2 * H;
     Var q = rand_var({L, N, E}, 40), k = rand_var({S, N, E}, 41), v = rand_var({S, N, E}, 42);
     for (bool causal : {false, true}) {
       AttentionArgs a{.num_heads = H, .is_causal = causal};
@@ -113,10 +116,11 @@ TEST_CASE("fused_attention: one whole-head query tile or several 32-row tiles, k
     Var out = fused_attention(q, k, v, {.num_heads = H, .is_causal = true});
     out.backward(Tensor::ones(out.shape(), DType::Float64));
     for (int64_t j = L; j < S; ++j)
-      for (int64_t c = 0; c < E; ++c) {
-        REQUIRE(k.grad().at({j, 0, c}) == 0.0);
-        REQUIRE(v.grad().at({j, 0, c}) == 0.0);
-      }
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t e = 0; e < E; ++e) {
+          REQUIRE(k.grad().at({j, n, e}) == 0.0);
+          REQUIRE(v.grad().at({j, n, e}) == 0.0);
+        }
   }
 }
 
@@ -191,18 +195,22 @@ TEST_CASE("fused_attention: float32 under the causal flag has the bits of an exp
   // Under the flag a row ends at the diagonal and the softmax reads its last n % 8 scores as one run of
   // 8, leaving the lanes beyond the row out of the max and the sum; with the mask every row is S long and
   // its masked scores add exp(-inf) = +0 to the same lanes. The same lanes and operations: the same bits.
-  // L = S = 61: rows of every length mod 8, one whole-head query tile, heads of D = 32 through the sgemm.
-  const int64_t N = 2, H = 2, L = 61, E = 64;
-  Var q = rand_var({L, N, E}, 120, -2, 2, false, DType::Float32);
-  Var k = rand_var({L, N, E}, 121, -2, 2, false, DType::Float32);
-  Var v = rand_var({L, N, E}, 122, -2, 2, false, DType::Float32);
+  // L = S = 61: rows of every length mod 8, heads of D = 32 through the sgemm; 2 x 2 heads in two 32-row
+  // query tiles each, 2 x 4 heads in one tile each.
+  const int64_t N = 2, L = 61;
   Tensor mask = Tensor::zeros({L, L}, DType::Float32);
   for (int64_t i = 0; i < L; ++i)
     for (int64_t j = i + 1; j < L; ++j) mask.set({i, j}, -kInf);
-  const Tensor flag = fused_attention(q, k, v, {.num_heads = H, .is_causal = true}).value();
-  const Tensor masked = fused_attention(q, k, v, {.num_heads = H, .attn_mask = Var(mask)}).value();
-  REQUIRE(flag.numel() == L * N * E);
-  REQUIRE(flag.bit_equal(masked));
+  for (const int64_t H : {2, 4}) {
+    const int64_t E = 32 * H;
+    Var q = rand_var({L, N, E}, 120, -2, 2, false, DType::Float32);
+    Var k = rand_var({L, N, E}, 121, -2, 2, false, DType::Float32);
+    Var v = rand_var({L, N, E}, 122, -2, 2, false, DType::Float32);
+    const Tensor flag = fused_attention(q, k, v, {.num_heads = H, .is_causal = true}).value();
+    const Tensor masked = fused_attention(q, k, v, {.num_heads = H, .attn_mask = Var(mask)}).value();
+    REQUIRE(flag.numel() == L * N * E);
+    REQUIRE(flag.bit_equal(masked));
+  }
 }
 
 TEST_CASE("fused_attention_packed and scaled_dot_product_attention: equal the separate form", "[ops][attention]") {
