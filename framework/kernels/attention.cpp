@@ -19,21 +19,29 @@
 namespace tg::kernels {
 namespace {
 
-// Query rows per tile, from the shape only, the same in forward and backward (the forward leaves a
-// tile's probability columns beyond its last row unwritten, and the backward reads exactly the columns
-// its own tile saw). Up to 96 queries (one sgemm tile high) and with at least 8 heads in all (tasks for
-// the threads), the whole head is one tile: its backward then writes dk and dv in one product each
-// instead of adding a second tile's (gpt-cpu's heads, L = 64, against 32-row tiles: forward 4% and
-// backward 9% faster, min of alternated calls; dk and dv lose a rounding, so their float32 bits
-// changed). Fewer heads keep 32-row tiles, so that one sequence's few heads still make several tasks.
-// Long sequences take 96 rows: a head's packed keys and values are streamed 3x less often, at the cost
-// of more causal scores above the diagonal (bench_mha --shape long, fwd+bwd: 96 rows measured ~10%
-// faster than 32 before the per-head packing, ~3% after, within the noise; 192 to 512 rows no better).
-// Those between keep 32 rows for more tasks (mid, L = 256: whole heads made the backward 8% faster and
-// the forward 5% slower).
+// Query rows per forward tile, from the shape only. Up to 96 queries (one sgemm tile high) and with at
+// least 8 heads in all (tasks for the threads), the whole head is one tile (gpt-cpu's heads, L = 64,
+// against 32-row tiles: forward 4% and backward 9% faster, min of alternated calls). Fewer heads keep
+// 32-row tiles, so that one sequence's few heads still make several tasks. Long sequences take 96 rows:
+// a head's packed keys and values are streamed 3x less often, at the cost of more causal scores above
+// the diagonal (bench_mha --shape long, fwd+bwd: 96 rows measured ~10% faster than 32 before the
+// per-head packing, ~3% after, within the noise; 192 to 512 rows no better). Those between keep 32 rows.
 inline int64_t tile_rows(const AttentionDims& d) {
   if (d.L <= 96 && d.N * d.H >= 8) return std::max<int64_t>(d.L, 1);
   return d.L >= 512 ? 96 : 32;
+}
+
+// Under the causal flag the forward writes a row's probabilities up to its tile's last query (zeros
+// beyond the row's own limit), then kProbPad more zero columns. The float32 sgemm's backward reads a row
+// at most 5 columns beyond its limit (dv's key slivers of <= 6 keys start at their first key's query:
+// sgemm.h, k_from_row), so its query tiles may be taller than the forward's: with the sgemm, up to 256
+// queries, 8 heads and 64K probabilities per head, the whole head is one backward tile, and dk and dv
+// come from one product each instead of a sum over tiles (mid, L = 256: backward 6-10% faster than with
+// the forward's 32-row tiles). The other paths read whole tile rows: the forward's tiles.
+constexpr int64_t kProbPad = 16;
+inline int64_t backward_tile_rows(const AttentionDims& d, bool packs) {
+  if (packs && d.L <= 256 && d.N * d.H >= 8 && d.L * d.S <= 65536) return std::max<int64_t>(d.L, 1);
+  return tile_rows(d);
 }
 
 template <class T> const T* head_ptr(const T* base, HeadLayout l, int64_t n, int64_t h) {
@@ -257,6 +265,8 @@ TG_MULTIVERSION void forward_tasks(int64_t t0, int64_t t1, int64_t tiles, T scal
     times_head(cfg, true, m, ncol, d.D, T(1), qs, d.D, head_ptr(k, kl, n, h), kl.row, kp, p, ld,
                CausalLimits::cols_upto_row, i0);
     softmax_rows(cfg, mask, n, h, i0, m, ncol, p, ld);
+    if (probs && ncol < d.S)   // the padding a taller backward tile may read (kProbPad)
+      for (int64_t r = 0; r < m; ++r) std::fill(p + r * ld + ncol, p + r * ld + std::min(d.S, ncol + kProbPad), T(0));
     if (cfg.dropout_p > 0) {   // the dropped probabilities go to the scratch; `probs` keeps p
       for (int64_t r = 0; r < m; ++r)
         for (int64_t j = 0; j < ncol; ++j)
@@ -304,11 +314,11 @@ TG_MULTIVERSION void backward_heads(int64_t b0, int64_t b1, T scale, T inv_root,
                                     HeadLayout ql, const T* k, HeadLayout kl, const T* v, HeadLayout vl,
                                     const AttentionConfig& cfg, const T* probs, const T* dout, HeadLayout dol, T* dq,
                                     HeadLayout dql, T* dk, HeadLayout dkl, T* dv, HeadLayout dvl, T* dscores) {
-  const int64_t kTile = tile_rows(d);
+  const bool packs = packs_heads<T>(cfg);
+  const int64_t kTile = backward_tile_rows(d, packs);
   T* qs = scratch<T>(0, kTile * d.D);                                 // [m, D] scaled queries
   T* dp = scratch<T>(1, kTile * d.S);                                 // [m, ncol] dp, then ds
   T* pd = cfg.dropout_p > 0 ? scratch<T>(2, kTile * d.S) : nullptr;   // [m, ncol] dropped p
-  const bool packs = packs_heads<T>(cfg);
   float* kvpack = packs ? scratch<float>(3, kv_pack_floats(d.S, d.D)) : nullptr;   // v^T, k
   HeadPack kp, vp;
   for (int64_t b = b0; b < b1; ++b) {
@@ -342,9 +352,12 @@ TG_MULTIVERSION void backward_heads(int64_t b0, int64_t b1, T scale, T inv_root,
       const T* pdp = p;
       int64_t pd_row = d.S;
       if (cfg.dropout_p > 0) {
-        for (int64_t r = 0; r < m; ++r)
-          for (int64_t j = 0; j < ncol; ++j)
+        for (int64_t r = 0; r < m; ++r) {   // p is zero beyond the row's limit (or unwritten: kProbPad)
+          const int64_t lim = row_limit(cfg, i0 + r, ncol);
+          for (int64_t j = 0; j < lim; ++j)
             pd[r * ncol + j] = keep(cfg, d, b, i0 + r, j) ? p[r * d.S + j] * scale : T(0);
+          std::fill(pd + r * ncol + lim, pd + (r + 1) * ncol, T(0));
+        }
         pdp = pd;
         pd_row = ncol;
       }

@@ -190,6 +190,35 @@ TEST_CASE("fused_attention: long sequences (96-row query tiles) equal the refere
   REQUIRE(kernels::allocator_stats().bytes_in_use == in_use);
 }
 
+TEST_CASE("fused_attention: float32 backward tiles taller than the forward's read no probability the forward left "
+          "unwritten (causal, with and without dropout)", "[ops][attention][grad]") {
+  // 2 x 4 heads of L = S = 200 queries: the float32 sgemm's forward takes 32-row tiles, its backward the
+  // whole head; the probabilities beyond a forward tile's last query are never written but for a few
+  // zero columns. The probabilities' block is taken from the allocator's cache, filled with NaN just
+  // before: a read of an unwritten probability would put NaN into the gradients. Compared with float64.
+  const int64_t N = 2, H = 4, L = 200, E = 32;
+  const Var q = rand_var({L, N, E}, 130, -2, 2, false), k = rand_var({L, N, E}, 131, -2, 2, false);
+  const Var v = rand_var({L, N, E}, 132, -2, 2, false);
+  const Tensor gy = rand_tensor({L, N, E}, 133);
+  for (const double p : {0.0, 0.2}) {
+    INFO("dropout_p=" << p);
+    std::vector<Tensor> grads[2];
+    for (const DType dt : {DType::Float64, DType::Float32}) {
+      std::vector<Var> x{Var(q.value().to(dt), true), Var(k.value().to(dt), true), Var(v.value().to(dt), true)};
+      {
+        Tensor junk({N * H, L, L}, DType::Float32);
+        float* j = junk.data<float>();
+        for (int64_t i = 0; i < junk.numel(); ++i) j[i] = std::numeric_limits<float>::quiet_NaN();
+      }
+      Generator gen(9);
+      Var y = fused_attention(x[0], x[1], x[2], {.num_heads = H, .is_causal = true, .dropout_p = p, .generator = &gen});
+      y.backward(gy.to(dt));
+      for (const Var& xi : x) grads[dt == DType::Float32].push_back(xi.grad().to(DType::Float64));
+    }
+    for (size_t i = 0; i < 3; ++i) REQUIRE(max_abs_diff(grads[1][i], grads[0][i]) < 1e-4);
+  }
+}
+
 TEST_CASE("fused_attention: float32 under the causal flag has the bits of an explicit -inf causal mask",
           "[ops][attention]") {
   // Under the flag a row ends at the diagonal and the softmax reads its last n % 8 scores as one run of
