@@ -115,17 +115,17 @@ template <class V> struct Lanes8 {
   V part[kParts];
 
   // Runs f(k, p, valid) on part k for the kWidth elements at p, of which the first `valid` are elements
-  // of a[0, n) (kWidth but in the last run), over every full run of 8 of a[0, n), and over the last,
-  // partial one when a[0, avail) holds it whole; returns where the one-by-one tail starts (n if none).
+  // of a[0, n) (valid >= kWidth but in the last run; may be <= 0 there), over every full run of 8 of
+  // a[0, n), and over the last, partial one when a[0, avail) holds it whole; returns where the
+  // one-by-one tail starts (n if none). One loop, one call site: f's body is emitted once for full and
+  // partial runs. Two copies could be compiled differently -- one with an a * b + c contracted to an fma
+  // and one without, as GCC does under the sanitizers -- and give the same element different bits in a
+  // full and in a partial run.
   template <class A, class F> [[gnu::always_inline]] static int64_t for_runs(A* a, int64_t n, int64_t avail, F&& f) {
-    int64_t j = 0;
-    for (; j + 8 <= n; j += 8)
-      for (int64_t k = 0; k < kParts; ++k) f(k, a + j + k * kWidth, kWidth);
-    if (j < n && j + 8 <= avail) {
+    const int64_t full = n / 8 * 8, end = full < n && full + 8 <= avail ? n : full;
+    for (int64_t j = 0; j < end; j += 8)
       for (int64_t k = 0; k < kParts; ++k) f(k, a + j + k * kWidth, n - j - k * kWidth);
-      return n;
-    }
-    return j;
+    return end;
   }
   // The 8 lanes in order.
   [[gnu::always_inline]] void lanes(float (&out)[8]) const {
