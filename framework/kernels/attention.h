@@ -41,7 +41,7 @@ struct AttentionConfig {
 
 // out <- softmax(q k^T / sqrt(D) + mask) (dropout) v. When probs != nullptr it receives the
 // pre-dropout probabilities as [N*H, L, S] (what backward needs); under `causal`, the columns of a
-// 32-row tile beyond its last row are not written (backward never reads them).
+// query tile beyond its last row, but for 16 zeros, are not written (backward never reads them).
 template <class T>
 void attention_forward(const AttentionDims& d, const T* q, HeadLayout ql, const T* k, HeadLayout kl, const T* v,
                        HeadLayout vl, MaskView<T> mask, const AttentionConfig& cfg, T* out, HeadLayout ol,
