@@ -57,21 +57,29 @@ template <class T> double centered_square_sum(const T* x, double mu, int64_t n) 
   return (s0 + s1) + (s2 + s3);
 }
 
-// One row: y = (x * scale + shift) * w + b with scale = rstd, shift = -mean * rstd (PyTorch's form).
+// One row from its mean and (biased) variance: y = (x * scale + shift) * w + b with scale = rstd,
+// shift = -mean * rstd (PyTorch's form); stores the row's mean and rstd.
 template <class T, bool HasW, bool HasB>
-void forward_row(const T* x, const T* w, const T* b, T* y, int64_t n, double eps, T& mean, T& rstd) {
-  double mu = n > 0 ? row_sum(x, n) / static_cast<double>(n) : 0.0;
-  double var = n > 0 ? centered_square_sum(x, mu, n) / static_cast<double>(n) : 0.0;
-  double rs = 1.0 / std::sqrt(var + eps);
+[[gnu::always_inline]] inline void normalize_row(const T* x, const T* w, const T* b, T* y, int64_t n, double mu,
+                                                 double var, double eps, T& mean, T& rstd) {
+  const double rs = 1.0 / std::sqrt(var + eps);
   mean = static_cast<T>(mu);
   rstd = static_cast<T>(rs);
-  T scale = static_cast<T>(rs), shift = static_cast<T>(-rs * mu);
+  const T scale = static_cast<T>(rs), shift = static_cast<T>(-rs * mu);
   for (int64_t j = 0; j < n; ++j) {
     T v = x[j] * scale + shift;
     if constexpr (HasW) v *= w[j];
     if constexpr (HasB) v += b[j];
     y[j] = v;
   }
+}
+
+// One row, statistics in row_sum / centered_square_sum's four lanes (the float64 rows).
+template <class T, bool HasW, bool HasB>
+void forward_row(const T* x, const T* w, const T* b, T* y, int64_t n, double eps, T& mean, T& rstd) {
+  const double mu = n > 0 ? row_sum(x, n) / static_cast<double>(n) : 0.0;
+  const double var = n > 0 ? centered_square_sum(x, mu, n) / static_cast<double>(n) : 0.0;
+  normalize_row<T, HasW, HasB>(x, w, b, y, n, mu, var, eps, mean, rstd);
 }
 
 // The float row statistics in 16 double lanes (element i in lane i % 16, the tail one by one into lanes
@@ -101,17 +109,7 @@ TG_MULTIVERSION void forward_rows_f32(const float* x, const float* w, const floa
     const double mu = n > 0 ? lanes16_sum(xr, n, [](auto v) { return v; }) / static_cast<double>(n) : 0.0;
     const double var =
         n > 0 ? lanes16_sum(xr, n, [mu](auto v) { return (v - mu) * (v - mu); }) / static_cast<double>(n) : 0.0;
-    const double rs = 1.0 / std::sqrt(var + eps);
-    mean[r] = static_cast<float>(mu);
-    rstd[r] = static_cast<float>(rs);
-    const float scale = static_cast<float>(rs), shift = static_cast<float>(-rs * mu);
-    float* yr = y + r * n;
-    for (int64_t j = 0; j < n; ++j) {
-      float v = xr[j] * scale + shift;
-      if constexpr (HasW) v *= w[j];
-      if constexpr (HasB) v += b[j];
-      yr[j] = v;
-    }
+    normalize_row<float, HasW, HasB>(xr, w, b, y + r * n, n, mu, var, eps, mean[r], rstd[r]);
   }
 }
 
