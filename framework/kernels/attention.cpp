@@ -231,14 +231,15 @@ inline void softmax_rows(const AttentionConfig& cfg, MaskView<T> mask, int64_t n
 }
 
 // Forward tasks [t0, t1) (one task = one query tile of one head), compiled per vector ISA. The float32
-// sgemm's packed k^T and v come from kvpack (every head's, packed before) or, with pack_here (a head of
-// one tile), from the task itself.
+// sgemm's packed k^T and v come from kvpack (every head's, packed before) or, without it (a head of one
+// tile), from the task itself.
 template <class T>
 TG_MULTIVERSION void forward_tasks(int64_t t0, int64_t t1, int64_t tiles, T scale, const AttentionDims& d, const T* q,
                                    HeadLayout ql, const T* k, HeadLayout kl, const T* v, HeadLayout vl,
                                    MaskView<T> mask, const AttentionConfig& cfg, T* out, HeadLayout ol, T* probs,
-                                   const float* kvpack, bool pack_here) {
+                                   const float* kvpack) {
   const int64_t kTile = tile_rows(d);
+  const bool pack_here = !kvpack && packs_heads<T>(cfg);
   T* qs = scratch<T>(0, kTile * d.D);   // [m, D] scaled queries
   T* sc = scratch<T>(1, kTile * d.S);   // [m, ncol] probabilities (without `probs`, or after dropout)
   for (int64_t task = t0; task < t1; ++task) {
@@ -407,8 +408,7 @@ void attention_forward(const AttentionDims& d, const T* q, HeadLayout ql, const 
     }
   }
   parallel_for(tasks, 1, [&](int64_t t0, int64_t t1) {
-    forward_tasks(t0, t1, tiles, scale, d, q, ql, k, kl, v, vl, mask, cfg, out, ol, probs, kvpack.get(),
-                  packs_heads<T>(cfg) && tiles == 1);
+    forward_tasks(t0, t1, tiles, scale, d, q, ql, k, kl, v, vl, mask, cfg, out, ol, probs, kvpack.get());
   });
 }
 
