@@ -35,7 +35,7 @@ target_link_libraries(distributed_single_process_test PRIVATE tapegrad_test_supp
 target_compile_options(distributed_single_process_test PRIVATE ${mpi_test_warnings})
 if(TAPEGRAD_SANITIZE)   # Open MPI's allocations at exit: see tapegrad_add_mpi_test
   catch_discover_tests(distributed_single_process_test TEST_PREFIX "distributed/" PROPERTIES TIMEOUT 60 LABELS mpi
-                       ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1")
+                       ENVIRONMENT "ASAN_OPTIONS=${TAPEGRAD_MPI_ASAN_OPTIONS}")
 else()
   catch_discover_tests(distributed_single_process_test TEST_PREFIX "distributed/" PROPERTIES TIMEOUT 60 LABELS mpi)
 endif()
