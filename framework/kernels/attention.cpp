@@ -281,11 +281,13 @@ TG_MULTIVERSION void forward_tasks(int64_t t0, int64_t t1, int64_t tiles, T scal
 }
 
 // Softmax backward of a tile in place: dp [m, ncol] (gradient w.r.t. the dropped probabilities pd)
-// becomes ds = p * (dp_pre - rowsum(p * dp_pre)), dp_pre = dp * keep * scale; the row sum equals
-// sum(pd * dp). p and pd have row strides p_row and pd_row. Row r (query i0 + r) reads dp only up to
-// its causal limit (p is zero beyond it, and the score product may have left dp unwritten there) and
-// its ds is zero beyond. With `ds_out` (row stride ld_out), ds is also written there, zero beyond
-// column ncol.
+// becomes ds = p * (dp_pre - rowsum(p * dp_pre)), dp_pre = dp * keep * scale, in PyTorch's order: dropout's
+// backward first (dp_pre rounded and stored), then the softmax's from those values, so that the row sum adds
+// exactly the values it is subtracted from (a row of one visible key gets ds = 0, not the rounding error
+// of a multiply-add contracted across the two). p and pd have row strides p_row and pd_row (pd != 0 is
+// the keep test). Row r (query i0 + r) reads dp only up to its causal limit (p is zero beyond it, and the
+// score product may have left dp unwritten there) and its ds is zero beyond. With `ds_out` (row stride
+// ld_out), ds is also written there, zero beyond column ncol.
 template <class T>
 inline void softmax_grad_rows(const AttentionConfig& cfg, T scale, int64_t i0, int64_t m, int64_t ncol, const T* p,
                               int64_t p_row, const T* pd, int64_t pd_row, T* dp, T* ds_out, int64_t ld_out) {
@@ -294,12 +296,11 @@ inline void softmax_grad_rows(const AttentionConfig& cfg, T scale, int64_t i0, i
     const T* pr = p + r * p_row;
     const T* pdr = pd + r * pd_row;
     const int64_t lim = row_limit(cfg, i0 + r, ncol);
-    // (The terms beyond lim were pd * dp = 0 * dp: +-0, which leave the lanes' sums as they are.)
-    const T delta = lane_sum<T>(lim, [pdr, g](int64_t j) { return pdr[j] * g[j]; });
     if (cfg.dropout_p > 0)
-      for (int64_t j = 0; j < lim; ++j) g[j] = pr[j] * ((pdr[j] != T(0) ? g[j] * scale : T(0)) - delta);
-    else
-      for (int64_t j = 0; j < lim; ++j) g[j] = pr[j] * (g[j] - delta);
+      for (int64_t j = 0; j < lim; ++j) g[j] = pdr[j] != T(0) ? g[j] * scale : T(0);
+    // (The terms beyond lim were p * dp = 0 * dp: +-0, which leave the lanes' sums as they are.)
+    const T delta = lane_sum<T>(lim, [pr, g](int64_t j) { return pr[j] * g[j]; });
+    for (int64_t j = 0; j < lim; ++j) g[j] = pr[j] * (g[j] - delta);
     std::fill(g + lim, g + ncol, T(0));
     if (ds_out) {
       T* drow = ds_out + r * ld_out;

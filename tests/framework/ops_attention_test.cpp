@@ -313,6 +313,33 @@ TEST_CASE("fused_attention: dropout keeps about 1-p of the weights and differs f
   REQUIRE(fused_attention(q, k, v, {.num_heads = 2, .dropout_p = 0.25, .generator = &again}).value().bit_equal(out));
 }
 
+TEST_CASE("fused_attention: with dropout, a query that sees one key gets a zero gradient (dropout's backward "
+          "rounded first, as in PyTorch)", "[ops][attention][grad]") {
+  // Under the causal flag query 0 sees key 0 only: its probability is exactly 1, so its softmax gradient
+  // 1 * (g' - 1 * g') is exactly 0 when g' = dp * scale is rounded before the row sum, as PyTorch's dropout
+  // backward then softmax backward do. A multiply-add contracted across the two left its rounding error.
+  // float64 and float32 (2 x 4 heads: one whole-head tile each; 2 x 2 heads: 32-row tiles).
+  const int64_t N = 2, L = 40;
+  for (const int64_t H : {2, 4})
+    for (const DType dt : {DType::Float64, DType::Float32}) {
+      INFO("H=" << H << " float32=" << (dt == DType::Float32));
+      const int64_t E = 8 * H;
+      Var q = rand_var({L, N, E}, 140, -2, 2, true, dt), k = rand_var({L, N, E}, 141, -2, 2, true, dt);
+      Var v = rand_var({L, N, E}, 142, -2, 2, true, dt);
+      Generator gen(11);
+      Var y = fused_attention(q, k, v, {.num_heads = H, .is_causal = true, .dropout_p = 0.3, .generator = &gen});
+      y.backward(rand_tensor(y.shape(), 143, -1, 1, dt));
+      const Tensor y0 = y.value().to(DType::Float64), g0 = q.grad().to(DType::Float64);
+      bool kept = false;
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t c = 0; c < E; ++c) {
+          kept = kept || y0.at({0, n, c}) != 0.0;
+          REQUIRE(g0.at({0, n, c}) == 0.0);
+        }
+      REQUIRE(kept);   // some head kept key 0 (else its gradient is 0 whatever the order)
+    }
+}
+
 TEST_CASE("fused_attention: fully masked rows give zero output and finite zero gradients", "[ops][attention][grad]") {
   const int64_t N = 2, H = 2, L = 3, S = 4, E = 4;
   Var q = rand_var({L, N, E}, 50), k = rand_var({S, N, E}, 51), v = rand_var({S, N, E}, 52);
