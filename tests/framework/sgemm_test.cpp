@@ -280,6 +280,60 @@ TEST_CASE("sgemm: a product from op(B) packed once (its first K rows, n columns)
       }
 }
 
+TEST_CASE("sgemm: every element is the documented sequence, bit for bit: fma over k in order, alpha * sum, "
+          "then fma with beta * C or the bias", "[kernels][gemm][determinism]") {
+  // 300 products from a fixed stream through sgemm (1 or 2 threads), sgemm_serial and the packed-B entry:
+  // sizes around the 6-row slivers, 16-column panels and 96-row tiles, K over several KC blocks, padded
+  // and power-of-two leading dimensions (A copied per tile), products one tile high (B read in place, or
+  // C^T computed). Each against the scalar sequence of kernels/sgemm.h's determinism invariant.
+  if (!kernels::sgemm_cpu_supported()) {
+    WARN("not run: this CPU cannot run the AVX2 kernel");
+    return;
+  }
+  std::mt19937 pick(77);
+  const auto below = [&](uint32_t n) { return static_cast<int64_t>(pick() % n); };
+  const int64_t sizes[] = {1, 5, 6, 7, 12, 17, 40, 96, 97, 130, 200, 400};
+  const int threads_before = get_num_threads();
+  for (int n = 0; n < 300; ++n) {
+    const bool ta = below(2), tb = below(2);
+    const int64_t M = sizes[below(12)], N = sizes[below(12)];
+    const int64_t K = below(6) == 0 ? 300 + below(800) : sizes[below(12)];
+    Case c(ta, tb, M, N, K, static_cast<uint32_t>(500 + n));
+    if (below(8) == 0) {   // A's rows (or columns) 1024 or 1280 floats apart
+      c.lda = below(2) == 0 ? 1024 : 1280;
+      c.A.resize(static_cast<size_t>((ta ? K : M) * c.lda));
+      for (size_t i = 0; i < c.A.size(); ++i) c.A[i] = std::sin(0.37f * static_cast<float>(i));
+    }
+    const int variant = static_cast<int>(below(3)), path = static_cast<int>(below(3));   // beta 0 / beta / bias
+    const float alpha = below(2) ? 1.0f : 0.37f, beta = variant == 1 ? 0.61f : 0.0f;
+    const float* bias = variant == 2 ? c.bias.data() : nullptr;
+    const float *A = c.A.data(), *B = c.B.data();
+    INFO("case " << n << ": trans_a=" << ta << " trans_b=" << tb << " M=" << M << " N=" << N << " K=" << K
+                 << " lda=" << c.lda << " variant=" << variant << " path=" << path);
+    set_num_threads(1 + static_cast<int>(below(2)));
+    const std::vector<float> got = product(c, [&](float* C) {
+      if (path == 0) return kernels::sgemm(ta, tb, M, N, K, alpha, A, c.lda, B, c.ldb, beta, C, c.ldc, bias);
+      if (path == 1 || bias)
+        return kernels::sgemm_serial(ta, tb, M, N, K, alpha, A, c.lda, B, c.ldb, beta, C, c.ldc, bias);
+      std::vector<float> packed(static_cast<size_t>(kernels::sgemm_packed_b_floats(N, K)));
+      kernels::sgemm_pack_b(tb, N, K, B, c.ldb, packed.data());
+      kernels::sgemm_serial_packed_b(ta, M, N, K, alpha, A, c.lda, packed.data(), K, beta, C, c.ldc);
+    });
+    std::vector<float> want = c.C0;
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) {
+        float acc = 0.0f;
+        for (int64_t k = 0; k < K; ++k)
+          acc = std::fmaf(static_cast<float>(c.a(i, k)), static_cast<float>(c.b(k, j)), acc);
+        float& out = want[static_cast<size_t>(i * c.ldc + j)];
+        const float scaled = alpha * acc;
+        out = bias ? std::fmaf(1.0f, bias[j], scaled) : beta != 0.0f ? std::fmaf(beta, out, scaled) : scaled;
+      }
+    REQUIRE(same_bits(want, got));
+  }
+  set_num_threads(threads_before);
+}
+
 TEST_CASE("sgemm child: print the dispatch", "[.sgemm_child]") {
   try {
     std::printf("active=%d\n%s\n", kernels::sgemm_active() ? 1 : 0, runtime_info().c_str());
