@@ -39,17 +39,22 @@ struct AttentionConfig {
   Bf16Mode products = Bf16Mode::float32;
 };
 
+// Row stride of the probabilities block attention_forward writes and attention_backward reads:
+// [N*H, L, S] with rows probs_row(d) >= S elements apart (the elements beyond S are never touched).
+int64_t probs_row(const AttentionDims& d);
+
 // out <- softmax(q k^T / sqrt(D) + mask) (dropout) v. When probs != nullptr it receives the
-// pre-dropout probabilities as [N*H, L, S] (what backward needs); under `causal`, the columns of a
-// query tile beyond its last row, but for 16 zeros, are not written (backward never reads them).
+// pre-dropout probabilities as [N*H, L, S], rows probs_row(d) apart (what backward needs); under
+// `causal`, the columns of a query tile beyond its last row, but for 16 zeros, are not written
+// (backward never reads them).
 template <class T>
 void attention_forward(const AttentionDims& d, const T* q, HeadLayout ql, const T* k, HeadLayout kl, const T* v,
                        HeadLayout vl, MaskView<T> mask, const AttentionConfig& cfg, T* out, HeadLayout ol,
                        T* probs);
 
-// Gradients from the saved probabilities. dq/dk/dv are fully written (no accumulation into old
-// contents). When dscores != nullptr it receives d(loss)/d(scores) as [N*H, L, S] (the additive
-// mask's gradient before any broadcast reduction).
+// Gradients from the saved probabilities (rows probs_row(d) apart). dq/dk/dv are fully written (no
+// accumulation into old contents). When dscores != nullptr it receives d(loss)/d(scores) as [N*H, L, S]
+// (the additive mask's gradient before any broadcast reduction).
 template <class T>
 void attention_backward(const AttentionDims& d, const T* q, HeadLayout ql, const T* k, HeadLayout kl, const T* v,
                         HeadLayout vl, const AttentionConfig& cfg, const T* probs, const T* dout, HeadLayout dol,

@@ -88,7 +88,8 @@ Var run(Plan p) {
   DType dt = p.inputs[0].dtype();
   p.cfg.products = detail::autocast_mode_for(dt);   // kept by the closure: backward uses the same products
   Tensor out(p.out_shape, dt, p.op);
-  Tensor probs = needs_grad ? Tensor({d.N * d.H, d.L, d.S}, dt, p.op) : Tensor();
+  // [N*H, L, S] with rows probs_row apart (kernels/attention.h).
+  Tensor probs = needs_grad ? Tensor({d.N * d.H, d.L, kernels::probs_row(d)}, dt, p.op) : Tensor();
   dispatch_floating(dt, p.op, [&](auto tag) {
     using T = typename decltype(tag)::type;
     kernels::attention_forward<T>(d, p.inputs[p.qi].value().template data<T>(), p.ql,

@@ -5,6 +5,7 @@
 #include <random>
 
 #include "framework/kernels/allocator.h"
+#include "framework/kernels/attention.h"
 #include "tapegrad/framework/ops/attention.h"
 #include "tapegrad/framework/runtime.h"
 #include "support/test_support.h"
@@ -137,9 +138,14 @@ TEST_CASE("fused_attention: one whole-head query tile or several 32-row tiles, k
 TEST_CASE("fused_attention: long sequences (96-row query tiles) equal the reference, forward and grad, same bits "
           "across threads", "[ops][attention][grad][determinism]") {
   // L = 530 queries: the kernel's 96-row tiles (L >= 512), the last one 50 rows; S = 560 keys, under the
-  // causal flag keys 530.. are never seen. The gradient: the directional derivative of sum(out * w) along
-  // a random direction of (q, k, v) against a central difference (a full gradcheck is too slow here).
-  const int64_t N = 1, H = 2, L = 530, S = 560, E = 4;
+  // causal flag keys 530.. are never seen. L = 1000, S = 1024: rows of probabilities 1040 floats apart
+  // (kernels::probs_row; rows of 1024 would make the sgemm copy them). The gradient: the directional
+  // derivative of sum(out * w) along a random direction of (q, k, v) against a central difference (a full
+  // gradcheck is too slow here).
+  const auto [L, S] = GENERATE(table<int64_t, int64_t>({{530, 560}, {1000, 1024}}));
+  INFO("L=" << L << " S=" << S);
+  const int64_t N = 1, H = 2, E = 4;
+  REQUIRE(kernels::probs_row({N, H, L, S, E / H}) == (S == 1024 ? 1040 : S));
   Var q = rand_var({L, N, E}, 80), k = rand_var({S, N, E}, 81), v = rand_var({S, N, E}, 82);
   const Tensor w = rand_tensor({L, N, E}, 83);
   const std::vector<Tensor> dir{rand_tensor({L, N, E}, 84), rand_tensor({S, N, E}, 85), rand_tensor({S, N, E}, 86)};
@@ -189,6 +195,17 @@ TEST_CASE("fused_attention: long sequences (96-row query tiles) equal the refere
   Tensor ref32 = naive_sdpa(heads64(qf), heads64(kf), heads64(vf), nullptr, true);
   Tensor got32 = fused_attention(qf, kf, vf, {.num_heads = H, .is_causal = true}).value().to(DType::Float64);
   REQUIRE(max_abs_diff(to_heads(got32, H, false), ref32) < 1e-5);
+  // float32 gradients (the sgemm reading the probabilities in place) against float64's on the same values;
+  // the probability block starts from NaN, so an element read but never written would show.
+  const Tensor gy = rand_tensor({L, N, E}, 94, -1, 1, DType::Float32);
+  std::vector<Tensor> g32, g64;
+  for (DType dt : {DType::Float32, DType::Float64}) {
+    if (dt == DType::Float32) poison_allocator_cache({N * H, L, kernels::probs_row({N, H, L, S, E / H})});
+    std::vector<Var> xs{Var(qf.value().to(dt), true), Var(kf.value().to(dt), true), Var(vf.value().to(dt), true)};
+    fused_attention(xs[0], xs[1], xs[2], {.num_heads = H, .is_causal = true}).backward(gy.to(dt));
+    for (const Var& x : xs) (dt == DType::Float32 ? g32 : g64).push_back(x.grad().to(DType::Float64));
+  }
+  for (size_t i = 0; i < 3; ++i) REQUIRE(max_abs_diff(g32[i], g64[i]) < 1e-4);
   // The per-head packs come from the tensor allocator and go back to it: once the result is gone, the
   // books are where they were (a block kept by the forward would show up here).
   const int64_t in_use = kernels::allocator_stats().bytes_in_use;
