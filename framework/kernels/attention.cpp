@@ -51,6 +51,12 @@ template <class T> T* head_ptr(T* base, HeadLayout l, int64_t n, int64_t h) {
   return base + l.offset + n * l.batch + h * l.head;
 }
 
+// Row stride of a tile's [m, ncol] scratch: ncol, or ncol + 16 where the float32 sgemm would copy rows
+// ncol apart tile by tile (sgemm.h, sgemm_copies_a; as probs_row): the scratch rows (dropped probabilities,
+// ds) are op(A) of p v, pd^T dout, ds k and ds^T q. Non-causal rows of 1024 keys take every tile through it.
+// (<= ncol + 16: not monotonic in ncol, so a buffer for any ncol <= S takes rows of S + 16.)
+inline int64_t scratch_row(int64_t ncol) { return sgemm_copies_a(ncol) ? ncol + 16 : ncol; }
+
 // Per-thread scratch buffer `slot`, grown on demand and kept: a task neither allocates nor zero-fills
 // (TBB runs one task per call of the task functions below, and a zero-initialised vector per task
 // cost more than the copy it replaced). Every element a task reads, it has written first, so the
@@ -241,7 +247,7 @@ TG_MULTIVERSION void forward_tasks(int64_t t0, int64_t t1, int64_t tiles, T scal
   const int64_t kTile = tile_rows(d);
   const bool pack_here = !kvpack && packs_heads<T>(cfg);
   T* qs = scratch<T>(0, kTile * d.D);   // [m, D] scaled queries
-  T* sc = scratch<T>(1, kTile * d.S);   // [m, ncol] probabilities (without `probs`, or after dropout)
+  T* sc = scratch<T>(1, kTile * (d.S + 16));   // [m, ncol] probabilities (no `probs`, or dropped)
   for (int64_t task = t0; task < t1; ++task) {
     const int64_t b = task / tiles, n = b / d.H, h = b % d.H;
     const int64_t i0 = (task % tiles) * kTile, m = std::min(kTile, d.L - i0);
@@ -254,7 +260,7 @@ TG_MULTIVERSION void forward_tasks(int64_t t0, int64_t t1, int64_t tiles, T scal
     // Scores, then probabilities, straight in the rows of `probs` when it is wanted (no copy; its
     // columns >= ncol are never read back), else in the scratch: p [m, ncol] with row stride ld.
     T* p = probs ? probs + (b * d.L + i0) * probs_row(d) : sc;
-    int64_t ld = probs ? probs_row(d) : ncol;
+    int64_t ld = probs ? probs_row(d) : scratch_row(ncol);
     scaled_queries(head_ptr(q, ql, n, h), ql.row, i0, m, d.D, qs);
     // kvpack: per head, k^T then v (attention_forward).
     HeadPacks kv = kvpack ? head_packs(kvpack + b * kv_pack_floats(d.S, d.D), d.S, d.D) : HeadPacks{};
@@ -269,30 +275,32 @@ TG_MULTIVERSION void forward_tasks(int64_t t0, int64_t t1, int64_t tiles, T scal
     if (probs && ncol < d.S)   // the padding a taller backward tile may read (kProbPad)
       for (int64_t r = 0; r < m; ++r) std::fill(p + r * ld + ncol, p + r * ld + std::min(d.S, ncol + kProbPad), T(0));
     if (cfg.dropout_p > 0) {   // the dropped probabilities go to the scratch; `probs` keeps p
+      const int64_t sld = scratch_row(ncol);
       for (int64_t r = 0; r < m; ++r)
         for (int64_t j = 0; j < ncol; ++j)
-          sc[r * ncol + j] = keep(cfg, d, b, i0 + r, j) ? p[r * ld + j] * scale : T(0);
+          sc[r * sld + j] = keep(cfg, d, b, i0 + r, j) ? p[r * ld + j] * scale : T(0);
       p = sc;
-      ld = ncol;
+      ld = sld;
     }
     times_head(cfg, false, m, d.D, ncol, T(1), p, ld, head_ptr(v, vl, n, h), vl.row, vp, oh + i0 * ol.row, ol.row,
                CausalLimits::k_upto_row, i0);
   }
 }
 
-// Softmax backward of a tile in place: dp [m, ncol] (gradient w.r.t. the dropped probabilities pd)
-// becomes ds = p * (dp_pre - rowsum(p * dp_pre)), dp_pre = dp * keep * scale, in PyTorch's order: dropout's
-// backward first (dp_pre rounded and stored), then the softmax's from those values, so that the row sum adds
-// exactly the values it is subtracted from (a row of one visible key gets ds = 0, not the rounding error
-// of a multiply-add contracted across the two). p and pd have row strides p_row and pd_row (pd != 0 is
-// the keep test). Row r (query i0 + r) reads dp only up to its causal limit (p is zero beyond it, and the
-// score product may have left dp unwritten there) and its ds is zero beyond. With `ds_out` (row stride
-// ld_out), ds is also written there, zero beyond column ncol.
+// Softmax backward of a tile in place: dp [m, ncol], rows dp_row apart (gradient w.r.t. the dropped
+// probabilities pd) becomes ds = p * (dp_pre - rowsum(p * dp_pre)), dp_pre = dp * keep * scale, in PyTorch's
+// order: dropout's backward first (dp_pre rounded and stored), then the softmax's from those values, so that the
+// row sum adds exactly the values it is subtracted from (a row of one visible key gets ds = 0, not the rounding
+// error of a multiply-add contracted across the two). p and pd have row strides p_row and pd_row (pd != 0 is the
+// keep test). Row r (query i0+r) reads dp only up to its causal limit (p is zero beyond it, and the score
+// product may have left dp unwritten there) and its ds is zero beyond. With `ds_out` (row stride ld_out), ds is
+// also written there, zero beyond column ncol.
 template <class T>
 inline void softmax_grad_rows(const AttentionConfig& cfg, T scale, int64_t i0, int64_t m, int64_t ncol, const T* p,
-                              int64_t p_row, const T* pd, int64_t pd_row, T* dp, T* ds_out, int64_t ld_out) {
+                              int64_t p_row, const T* pd, int64_t pd_row, T* dp, int64_t dp_row, T* ds_out,
+                              int64_t ld_out) {
   for (int64_t r = 0; r < m; ++r) {
-    T* g = dp + r * ncol;
+    T* g = dp + r * dp_row;
     const T* pr = p + r * p_row;
     const T* pdr = pd + r * pd_row;
     const int64_t lim = row_limit(cfg, i0 + r, ncol);
@@ -319,8 +327,9 @@ TG_MULTIVERSION void backward_heads(int64_t b0, int64_t b1, T scale, T inv_root,
   const bool packs = packs_heads<T>(cfg);
   const int64_t kTile = backward_tile_rows(d, packs), pr = probs_row(d);
   T* qs = scratch<T>(0, kTile * d.D);                                 // [m, D] scaled queries
-  T* dp = scratch<T>(1, kTile * d.S);                                 // [m, ncol] dp, then ds
-  T* pd = cfg.dropout_p > 0 ? scratch<T>(2, kTile * d.S) : nullptr;   // [m, ncol] dropped p
+  const int64_t tile_floats = kTile * (d.S + 16);   // rows of scratch_row(ncol <= S) floats
+  T* dp = scratch<T>(1, tile_floats);                                 // [m, ncol] dp, then ds
+  T* pd = cfg.dropout_p > 0 ? scratch<T>(2, tile_floats) : nullptr;   // [m, ncol] dropped p
   float* kvpack = packs ? scratch<float>(3, kv_pack_floats(d.S, d.D)) : nullptr;   // v^T, k
   HeadPack kp, vp;
   for (int64_t b = b0; b < b1; ++b) {
@@ -343,6 +352,7 @@ TG_MULTIVERSION void backward_heads(int64_t b0, int64_t b1, T scale, T inv_root,
     }
     for (int64_t i0 = 0; i0 < d.L; i0 += kTile) {
       const int64_t m = std::min(kTile, d.L - i0), ncol = cfg.causal ? std::min(d.S, i0 + m) : d.S;
+      const int64_t sld = scratch_row(ncol);   // row stride of dp and pd
       const T* dot = head_ptr(dout, dol, n, h) + i0 * dol.row;
       if (ncol == 0 || d.D == 0) {
         for (int64_t r = 0; r < m; ++r) std::fill(dqh + (i0 + r) * dql.row, dqh + (i0 + r) * dql.row + d.D, T(0));
@@ -357,26 +367,26 @@ TG_MULTIVERSION void backward_heads(int64_t b0, int64_t b1, T scale, T inv_root,
         for (int64_t r = 0; r < m; ++r) {   // p is zero beyond the row's limit (or unwritten: kProbPad)
           const int64_t lim = row_limit(cfg, i0 + r, ncol);
           for (int64_t j = 0; j < lim; ++j)
-            pd[r * ncol + j] = keep(cfg, d, b, i0 + r, j) ? p[r * pr + j] * scale : T(0);
-          std::fill(pd + r * ncol + lim, pd + (r + 1) * ncol, T(0));
+            pd[r * sld + j] = keep(cfg, d, b, i0 + r, j) ? p[r * pr + j] * scale : T(0);
+          std::fill(pd + r * sld + lim, pd + r * sld + ncol, T(0));
         }
         pdp = pd;
-        pd_row = ncol;
+        pd_row = sld;
       }
       const T acc = i0 == 0 ? T(0) : T(1);   // write (first tile) or accumulate into dk/dv
       // dv[0:ncol] += pd^T @ dout_tile
       keys_from_tile(cfg, packs, ncol, d.D, m, pdp, pd_row, dot, dol.row, acc, dvh, dvl.row, i0);
       // dp = dout_tile @ v[0:ncol]^T  (gradient w.r.t. the dropped probabilities; under the causal flag
       // only up to each row's limit, which is all softmax_grad_rows reads)
-      times_head(cfg, true, m, ncol, d.D, T(1), dot, dol.row, head_ptr(v, vl, n, h), vl.row, vp, dp, ncol,
+      times_head(cfg, true, m, ncol, d.D, T(1), dot, dol.row, head_ptr(v, vl, n, h), vl.row, vp, dp, sld,
                  CausalLimits::cols_upto_row, i0);
-      softmax_grad_rows(cfg, scale, i0, m, ncol, p, pr, pdp, pd_row, dp,
+      softmax_grad_rows(cfg, scale, i0, m, ncol, p, pr, pdp, pd_row, dp, sld,
                         dscores ? dscores + (b * d.L + i0) * d.S : nullptr, d.S);
       // dq_tile = ds @ k[0:ncol] / sqrt(D);  dk[0:ncol] += ds^T @ (q_tile / sqrt(D))
-      times_head(cfg, false, m, d.D, ncol, inv_root, dp, ncol, head_ptr(k, kl, n, h), kl.row, kp, dqh + i0 * dql.row,
+      times_head(cfg, false, m, d.D, ncol, inv_root, dp, sld, head_ptr(k, kl, n, h), kl.row, kp, dqh + i0 * dql.row,
                  dql.row, CausalLimits::k_upto_row, i0);
       scaled_queries(head_ptr(q, ql, n, h), ql.row, i0, m, d.D, qs);
-      keys_from_tile(cfg, packs, ncol, d.D, m, dp, ncol, qs, d.D, acc, dkh, dkl.row, i0);
+      keys_from_tile(cfg, packs, ncol, d.D, m, dp, sld, qs, d.D, acc, dkh, dkl.row, i0);
     }
   }
 }

@@ -161,20 +161,29 @@ TEST_CASE("fused_attention: long sequences (96-row query tiles) equal the refere
     for (int64_t i = 0; i < a.numel(); ++i) acc += a.data<double>()[i] * b.data<double>()[i];
     return acc;
   };
-  for (bool causal : {false, true}) {
-    INFO("causal=" << causal);
-    AttentionArgs a{.num_heads = H, .is_causal = causal};
+  struct Case {
+    bool causal;
+    double dropout_p;
+  };
+  for (const Case c : {Case{false, 0.0}, Case{true, 0.0}, Case{false, 0.2}}) {
+    const bool causal = c.causal;
+    INFO("causal=" << causal << " dropout_p=" << c.dropout_p);
+    const auto attend = [&](const Var& q_, const Var& k_, const Var& v_) {
+      Generator gen(5);   // the same dropout mask in every call
+      const AttentionArgs a{.num_heads = H, .is_causal = causal, .dropout_p = c.dropout_p, .generator = &gen};
+      return fused_attention(q_, k_, v_, a);
+    };
     std::vector<Var> x{Var(q.value(), true), Var(k.value(), true), Var(v.value(), true)};
-    Var out = fused_attention(x[0], x[1], x[2], a);
+    Var out = attend(x[0], x[1], x[2]);
     Tensor ref = naive_sdpa(to_heads(q.value(), H, false), to_heads(k.value(), H, false),
                             to_heads(v.value(), H, false), nullptr, causal);
-    REQUIRE(max_abs_diff(to_heads(out.value(), H, false), ref) < 1e-13);
+    if (c.dropout_p == 0) REQUIRE(max_abs_diff(to_heads(out.value(), H, false), ref) < 1e-13);
     out.backward(w);
     double analytic = 0;
     for (size_t i = 0; i < 3; ++i) analytic += dot(x[i].grad(), dir[i]);
     const double eps = 1e-5;
     const auto loss = [&](double e) {
-      return dot(fused_attention(shifted(q, dir[0], e), shifted(k, dir[1], e), shifted(v, dir[2], e), a).value(), w);
+      return dot(attend(shifted(q, dir[0], e), shifted(k, dir[1], e), shifted(v, dir[2], e)).value(), w);
     };
     const double numeric = (loss(eps) - loss(-eps)) / (2 * eps);
     REQUIRE(std::abs(analytic - numeric) <= 1e-6 * std::abs(numeric));
@@ -195,17 +204,25 @@ TEST_CASE("fused_attention: long sequences (96-row query tiles) equal the refere
   Tensor ref32 = naive_sdpa(heads64(qf), heads64(kf), heads64(vf), nullptr, true);
   Tensor got32 = fused_attention(qf, kf, vf, {.num_heads = H, .is_causal = true}).value().to(DType::Float64);
   REQUIRE(max_abs_diff(to_heads(got32, H, false), ref32) < 1e-5);
-  // float32 gradients (the sgemm reading the probabilities in place) against float64's on the same values;
-  // the probability block starts from NaN, so an element read but never written would show.
+  // float32 gradients (the sgemm reading the probabilities and the tile's scratch rows in place) against
+  // float64's on the same values, causal and without dropout, then all keys with dropout (scratch rows of
+  // 1024 + 16 in every tile); the probability block starts from NaN, so an element read but never written
+  // would show.
   const Tensor gy = rand_tensor({L, N, E}, 94, -1, 1, DType::Float32);
-  std::vector<Tensor> g32, g64;
-  for (DType dt : {DType::Float32, DType::Float64}) {
-    if (dt == DType::Float32) poison_allocator_cache({N * H, L, kernels::probs_row({N, H, L, S, E / H})});
-    std::vector<Var> xs{Var(qf.value().to(dt), true), Var(kf.value().to(dt), true), Var(vf.value().to(dt), true)};
-    fused_attention(xs[0], xs[1], xs[2], {.num_heads = H, .is_causal = true}).backward(gy.to(dt));
-    for (const Var& x : xs) (dt == DType::Float32 ? g32 : g64).push_back(x.grad().to(DType::Float64));
+  for (const bool causal : {true, false}) {
+    INFO("float32 vs float64, causal=" << causal);
+    std::vector<Tensor> g32, g64;
+    for (DType dt : {DType::Float32, DType::Float64}) {
+      if (dt == DType::Float32) poison_allocator_cache({N * H, L, kernels::probs_row({N, H, L, S, E / H})});
+      std::vector<Var> xs{Var(qf.value().to(dt), true), Var(kf.value().to(dt), true), Var(vf.value().to(dt), true)};
+      Generator gen(5);
+      const double p = causal ? 0.0 : 0.2;
+      const AttentionArgs a{.num_heads = H, .is_causal = causal, .dropout_p = p, .generator = &gen};
+      fused_attention(xs[0], xs[1], xs[2], a).backward(gy.to(dt));
+      for (const Var& x : xs) (dt == DType::Float32 ? g32 : g64).push_back(x.grad().to(DType::Float64));
+    }
+    for (size_t i = 0; i < 3; ++i) REQUIRE(max_abs_diff(g32[i], g64[i]) < 1e-4);
   }
-  for (size_t i = 0; i < 3; ++i) REQUIRE(max_abs_diff(g32[i], g64[i]) < 1e-4);
   // The per-head packs come from the tensor allocator and go back to it: once the result is gone, the
   // books are where they were (a block kept by the forward would show up here).
   const int64_t in_use = kernels::allocator_stats().bytes_in_use;
