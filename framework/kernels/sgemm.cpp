@@ -273,9 +273,10 @@ void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
 
 }  // namespace
 
-// ... when the stride is also a multiple of 256 floats (1 KB): such rows fall into a few cache sets. Other
-// long strides (mid's 1152: 3 x 384) read in place measured 0.5-4% faster than copied (min / p10 /
-// median of alternated fwd+bwd iterations) and are left in place.
+// A's rows (or, transposed, columns) are copied per tile when they are at least kPackALd floats apart and
+// the stride is a multiple of 256 floats (1 KB): such rows fall into a few cache sets. Other long strides
+// (mid's 1152: 3 x 384) read in place measured 0.5-4% faster than copied (min / p10 / median of
+// alternated fwd+bwd iterations) and are left in place.
 bool sgemm_copies_a(int64_t lda) { return lda >= kPackALd && lda % 256 == 0; }
 
 bool sgemm_cpu_supported() {
