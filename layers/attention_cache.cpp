@@ -25,6 +25,7 @@ AttentionCache AttentionCache::cross_attention() { return AttentionCache(Kind::c
 void AttentionCache::reset() {
   key_buf_ = Tensor();
   value_buf_ = Tensor();
+  written_.reset();
   length_ = 0;
   batched_ = true;
 }
@@ -46,12 +47,20 @@ Tensor AttentionCache::values() const { return batch_major_prefix(value_buf_, le
 
 void AttentionCache::append(const Tensor& k, const Tensor& v) {
   const int64_t need = length_ + k.size(0);
-  if (empty() || need > key_buf_.size(0)) {
+  // Rows from length_ on that some copy has written may be read by it (a fork that stepped first) or
+  // through a keys()/values() view: while anyone else holds the buffers, this copy then writes into
+  // buffers of its own. Rows no copy wrote (a rolled-back step's are rewritten by its copy alone, once
+  // the copy saved for the rollback is gone) are free.
+  const bool overwrites_shared = !empty() && length_ < *written_ &&
+                                 (key_buf_.storage_use_count() > 1 || value_buf_.storage_use_count() > 1);
+  if (empty() || need > key_buf_.size(0) || overwrites_shared) {
     // A cross-attention cache is filled once; a self-attention cache doubles (from 16 positions) so
-    // that n steps copy O(n) rows in all, never past max_length (the caller checked need <= it).
+    // that n steps copy O(n) rows in all, never past max_length (the caller checked need <= it). A copy
+    // taken on write keeps the capacity.
     int64_t capacity = need;
     if (kind_ == Kind::self_attention) {
-      capacity = std::max<int64_t>({need, 16, empty() ? 0 : 2 * key_buf_.size(0)});
+      const int64_t had = empty() ? 0 : key_buf_.size(0);
+      capacity = std::max<int64_t>({need, 16, need > had ? 2 * had : had});
       if (max_length_ > 0) capacity = std::min(capacity, max_length_);
     }
     Tensor kb({capacity, k.size(1), k.size(2)}, k.dtype()), vb({capacity, v.size(1), v.size(2)}, v.dtype());
@@ -61,10 +70,14 @@ void AttentionCache::append(const Tensor& k, const Tensor& v) {
     }
     key_buf_ = kb;
     value_buf_ = vb;
+    written_ = std::make_shared<int64_t>(length_);
   }
   key_buf_.rows(length_, need).copy_(k);
   value_buf_.rows(length_, need).copy_(v);
   length_ = need;
+  // Alone with the buffers, the rows past this copy's length are nobody's.
+  const bool alone = key_buf_.storage_use_count() == 1 && value_buf_.storage_use_count() == 1;
+  *written_ = alone ? need : std::max(*written_, need);
 }
 
 namespace {

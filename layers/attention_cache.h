@@ -12,9 +12,15 @@
 //    steps reuse them and do not project again (key/value may then be passed again or left undefined).
 // A cache is bound by its first use to a batch size, a dtype and batched/unbatched input; using it
 // with another throws std::invalid_argument. reset() empties it (the binding goes with it).
+//
+// Copies are independent caches (fork one per hypothesis in a beam search): a copy shares the buffers
+// until a step would overwrite positions that another copy appended, or that a keys()/values() view
+// still shows, and then takes buffers of its own first (copy on write). A fork therefore costs nothing
+// until its copies diverge, and one copy of the cached positions then.
 // Used by MultiheadAttention::forward_step, TransformerEncoderLayer::forward_step (decoder-only models)
 // and TransformerDecoderLayer / TransformerDecoder::forward_step.
 #include <cstdint>
+#include <memory>
 
 #include "tapegrad/framework/tensor.h"
 
@@ -52,8 +58,11 @@ class AttentionCache {
   bool batched_ = true;
   int64_t length_ = 0;
   // (capacity, N, E), seq-major so that the cached positions [0, length) are one contiguous view for
-  // any batch size; rows past length are unused.
+  // any batch size; rows past length are unused by this copy.
   Tensor key_buf_, value_buf_;
+  // How many leading rows of the buffers some copy of this cache has written, shared by the copies that
+  // share the buffers (see append); null while empty.
+  std::shared_ptr<int64_t> written_;
 };
 
 }  // namespace tg

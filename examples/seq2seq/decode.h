@@ -58,8 +58,8 @@ std::vector<double> log_softmax_row(const double* logits, int64_t n);
 
 // The generic beam search. step(state, last_token) returns the log-probabilities of the next token
 // (vocab entries) and advances `state` past last_token; a child hypothesis gets a copy of its parent's
-// state after that step. State must be copyable (a decoder cache copy shares nothing that a later
-// step overwrites: the cache appends by building new tensors).
+// state after that step. State must be copyable into independent states (a decoder cache is: its copies
+// share the cached positions until one of them would overwrite another's, layers/attention_cache.h).
 template <class State, class Step>
 std::vector<Decoded> beam_search(State initial, Step&& step, const BeamOptions& o) {
   struct Live {

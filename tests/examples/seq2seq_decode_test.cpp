@@ -102,6 +102,27 @@ TEST_CASE("seq2seq decode: wider beams report teacher-forced scores, best first"
   }
 }
 
+TEST_CASE("seq2seq decode: every beam hypothesis's score is its teacher-forced log-probability (hypotheses fork "
+          "the decoder cache)", "[seq2seq][decode]") {
+  // Small float64 models whose beams fork the cache before it outgrows its first 16 positions: each child of
+  // a hypothesis steps its own copy of the parent's cache at the same position, so a copy that wrote into
+  // its siblings' buffers would show as a wrong score.
+  int checked = 0;
+  for (uint64_t seed = 1; seed <= 40; ++seed) {
+    const Seq2SeqConfig cfg{.vocab_size = 5, .max_src_len = 4, .max_tgt_len = 3, .d_model = 4, .nhead = 1,
+                            .num_encoder_layers = 1, .num_decoder_layers = 1, .dim_feedforward = 4, .dropout = 0.0,
+                            .norm_first = seed % 2 == 0};
+    Seq2Seq model(cfg, Generator(seed), DType::Float64);
+    const std::vector<int64_t> src{3, 4};
+    for (const Decoded& d : beam_decode(model, src, {.beam_size = 3, .max_len = 3})) {
+      INFO("seed " << seed << ", " << d.tokens.size() << " tokens, finished " << d.finished);
+      REQUIRE(std::abs(sequence_log_prob(model, src, d.tokens, d.finished) - d.log_prob) < 1e-12);
+      ++checked;
+    }
+  }
+  REQUIRE(checked >= 60);   // 74 hypotheses in all
+}
+
 // A constructed distribution over the tokens {PAD, BOS, EOS, a=3, b=4} (the state is the last token):
 // after BOS a 0.6, b 0.4; after a: EOS 0.4, a 0.3, b 0.3; after b: EOS 0.9, a 0.05, b 0.05.
 // Greedy takes "a" then EOS (0.6 * 0.4 = 0.24); the best sequence is "b" EOS (0.4 * 0.9 = 0.36).

@@ -75,3 +75,56 @@ TEST_CASE("AttentionCache: a bounded cache fills exactly to max_length and refus
   REQUIRE(cache.length() == 0);
   REQUIRE(!cache.keys().defined());
 }
+
+TEST_CASE("AttentionCache: copies step apart (one per beam hypothesis), before and after the buffers grow, and a "
+          "keys() view keeps its positions", "[cache]") {
+  // Cache a takes x; b, a copy taken after P positions, takes y from there on. Each step's output must be
+  // the full causal attention's row of its own sequence: x, or x[0, P) then y. b steps first at every
+  // position, so a then writes where the buffers it shares with b already hold b's row.
+  const int64_t T = 24;
+  for (int64_t N : {1, 3})
+    for (int64_t max_length : {int64_t{0}, T})
+      for (int64_t P : {1, 7, 16, 19}) {
+        INFO("N=" << N << " max_length=" << max_length << " fork after P=" << P);
+        Generator gen(35);
+        MultiheadAttention mha({.embed_dim = 8, .num_heads = 2}, gen, DType::Float64);
+        Var x = rand_var({T, N, 8}, 36, -1, 1, false), y = rand_var({T, N, 8}, 37, -1, 1, false);
+        Var xb = concat({narrow(x, 0, 0, P), narrow(y, 0, P, T - P)}, 0);
+        const auto full = [&](const Var& s) {
+          return mha.forward(s, s, s, {.need_weights = false, .is_causal = true}).attn_output.value();
+        };
+        const Tensor full_a = full(x), full_b = full(xb);
+        const auto row = [](const Tensor& t, int64_t i) { return narrow(Var(t), 0, i, 1).value(); };
+        const auto step = [&](AttentionCache& c, const Var& s, int64_t i) {
+          Var st = narrow(s, 0, i, 1);
+          return mha.forward_step(st, st, st, c).value();
+        };
+        AttentionCache a = AttentionCache::self_attention(max_length);
+        for (int64_t t = 0; t < P; ++t) step(a, x, t);
+        AttentionCache b = a;
+        for (int64_t t = P; t < T; ++t) {
+          REQUIRE(max_abs_diff(step(b, xb, t), row(full_b, t)) < 1e-12);
+          REQUIRE(max_abs_diff(step(a, x, t), row(full_a, t)) < 1e-12);
+        }
+        REQUIRE(max_abs_diff(a.keys(), projected(mha, x, 1, false)) < 1e-12);
+        REQUIRE(max_abs_diff(b.keys(), projected(mha, xb, 1, false)) < 1e-12);
+      }
+  // A view of a fork's keys (N = 1) outlives the fork: the original, stepping past the fork point, must not
+  // write into it.
+  Generator gen(38);
+  MultiheadAttention mha({.embed_dim = 8, .num_heads = 2}, gen, DType::Float64);
+  Var x = rand_var({4, 1, 8}, 39, -1, 1, false), y = rand_var({4, 1, 8}, 40, -1, 1, false);
+  AttentionCache a = AttentionCache::self_attention();
+  Var x0 = narrow(x, 0, 0, 2), y2 = narrow(y, 0, 2, 1), x2 = narrow(x, 0, 2, 1);
+  mha.forward_step(x0, x0, x0, a);
+  Tensor view, seen;
+  {
+    AttentionCache fork = a;
+    mha.forward_step(y2, y2, y2, fork);
+    view = fork.keys();
+    seen = view.clone();
+  }
+  mha.forward_step(x2, x2, x2, a);
+  REQUIRE(view.bit_equal(seen));
+  REQUIRE(max_abs_diff(a.keys(), narrow(Var(projected(mha, x, 1, false)), 1, 0, 3).value()) < 1e-12);
+}
