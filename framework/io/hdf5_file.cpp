@@ -305,6 +305,7 @@ H5File::H5File(const std::string& filename, Mode mode) : filename_(filename) {
     op.ok(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_V18));
     Hid fcpl = op.own(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
     op.ok(H5Pset_obj_track_times(fcpl.get(), false));   // the root group's timestamps
+    compact_links(fcpl.get(), op);                       // the root group's links (hdf5_handles.h)
     id_ = H5Fcreate(filename.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get());
   }
   if (id_ < 0) op.fail_hdf5();

@@ -106,11 +106,16 @@ Hid utf8_plist(hid_t cls, const Op& op) {
 
 // Creates the groups along p (all but the last component unless include_last); existing ones must be groups.
 // No timestamps, so that identical content gives identical files.
+void compact_links(hid_t gcpl, const Op& op) {
+  op.ok(H5Pset_link_phase_change(gcpl, kMaxCompactLinks, kMaxCompactLinks));
+}
+
 void ensure_groups(hid_t file, const std::string& p, bool include_last, const Op& op) {
   const std::vector<std::string> pre = prefixes(p);
   const size_t count = include_last ? pre.size() : pre.size() - 1;
   Hid gcpl = op.own(H5Pcreate(H5P_GROUP_CREATE), H5Pclose);
   op.ok(H5Pset_obj_track_times(gcpl.get(), false));
+  compact_links(gcpl.get(), op);
   Hid lcpl = utf8_plist(H5P_LINK_CREATE, op);
   for (size_t i = 0; i < count; ++i) {
     const char* name = pre[i].c_str();
