@@ -230,6 +230,7 @@ MaxDim max_dim(const Tensor& x, int64_t dim, bool keepdim) {
   TG_CHECK(n > 0, "max", "cannot reduce over the zero-size dim ", dim, "; got x=", to_string(s));
   Shape os = reduced_shape("max", s, {dim}, keepdim);
   MaxDim r{Tensor(os, x.dtype()), Tensor(os, DType::Int64)};
+  if (x.numel() == 0) return r;   // a zero-size dim besides `dim`: empty values and indices, as PyTorch
   int64_t inner = numel(Shape(s.begin() + dim + 1, s.end())), outer = x.numel() / (n * inner);
   int64_t n_blk = (inner + kBlock - 1) / kBlock;
   int64_t* idx = r.indices.data<int64_t>();

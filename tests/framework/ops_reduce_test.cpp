@@ -201,6 +201,14 @@ TEST_CASE("max(dim): values, first-occurrence indices and gradient to the index"
   MaxResult s = max(Var(Tensor::scalar(4.0, DType::Float64)), -1);
   REQUIRE(s.values.item() == 4.0);
   REQUIRE(s.indices.item() == 0.0);
+  // A zero-size dim beside the reduced one: empty values and indices (torch.max(torch.zeros(2, 0), 0)),
+  // not a division by zero.
+  MaxResult e = max(Var(Tensor::zeros({2, 0})), 0);
+  REQUIRE(e.values.shape() == Shape{0});
+  REQUIRE(e.indices.shape() == Shape{0});
+  MaxResult ek = max(Var(Tensor::zeros({3, 2, 0}), true), 1, true);
+  REQUIRE(ek.values.shape() == Shape{3, 1, 0});
+  ek.values.backward(Tensor::zeros({3, 1, 0}));
 }
 
 TEST_CASE("max/amax: grad matches finite differences away from ties", "[ops][grad]") {
