@@ -230,11 +230,12 @@ Tensor Tensor::reshape(Shape shape) const {
   Shape known = shape;   // shape with the -1 entry counted as 1
   for (size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] == -1) {
-      TG_CHECK(infer < 0, "reshape", "only one dimension can be -1; got shape ", to_string(shape));
+      TG_CHECK(infer < 0, "reshape", "only one dimension can be -1; got shape ", to_string(shape), " for input ",
+               to_string(shape_));
       infer = static_cast<int64_t>(i);
       known[i] = 1;
     } else {
-      TG_CHECK(shape[i] >= 0, "reshape", "invalid size in shape ", to_string(shape));
+      TG_CHECK(shape[i] >= 0, "reshape", "invalid size in shape ", to_string(shape), " for input ", to_string(shape_));
     }
   }
   std::optional<int64_t> n = try_numel(known);   // checked: (2^62 + 1) * 4 must not wrap around to 4

@@ -242,7 +242,14 @@ Var where(const Tensor& cond, const Var& a, const Var& b) {
   check_binary("where", a, b);
   check_defined("where", "condition", cond);
   TG_CHECK(cond.dtype() == DType::Bool, "where", "condition must be bool; got condition=", describe(cond));
-  Shape os = broadcast_shapes("where", cond.shape(), broadcast_shapes("where", a.shape(), b.shape()));
+  const Shape ab = broadcast_shapes("where", a.shape(), b.shape());
+  Shape os;
+  try {
+    os = broadcast_shapes("where", cond.shape(), ab);
+  } catch (const std::invalid_argument&) {
+    TG_CHECK(false, "where", "condition cannot be broadcast with a and b; got condition=", to_string(cond.shape()),
+             ", a=", to_string(a.shape()), ", b=", to_string(b.shape()));
+  }
   Tensor c = kernels::expand(cond, os), ae = kernels::expand(a.value(), os), be = kernels::expand(b.value(), os);
   Tensor y(os, a.dtype(), "where");
   dispatch_floating(a.dtype(), "where", [&](auto tag) {

@@ -149,7 +149,12 @@ Var expand(const Var& x, const Shape& shape) {
     TG_CHECK(out[i] == have || have == 1, "expand", "the expanded size ", out[i], " must match the existing size ",
              have, " at non-singleton dim ", i, got());
   }
-  nbytes(out, x.dtype(), "expand");   // the result must be countable and allocatable
+  TG_CHECK(try_numel(out).has_value(), "expand", "the number of elements overflows int64", got());
+  try {
+    nbytes(out, x.dtype(), "expand");   // the result must be allocatable
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(e.what() + got());
+  }
   Tensor y = kernels::expand(x.value(), out);
   return record("expand", y, {x}, [s](const Tensor& gy, Grads& g) { g.add(0, kernels::sum_to(gy, s)); });
 }
@@ -232,7 +237,7 @@ Var narrow(const Var& x, int64_t dim, int64_t start, int64_t length) {
   int64_t d = dim_arg("narrow", "dim", dim, x.shape()), n = x.size(d);
   std::string got = "; got x=" + to_string(x.shape());
   TG_CHECK(start >= -n && start <= n, "narrow", "start ", start, " out of range for dim ", d, " of size ", n, got);
-  TG_CHECK(length >= 0, "narrow", "length must be non-negative; got length=", length);
+  TG_CHECK(length >= 0, "narrow", "length must be non-negative; got length=", length, ", x=", to_string(x.shape()));
   int64_t s = start < 0 ? start + n : start;
   TG_CHECK(length <= n - s, "narrow", "start ", s, " + length ", length, " exceeds the size ", n, " of dim ", d, got);
   return slabs("narrow", x, d, s, length, 1);
