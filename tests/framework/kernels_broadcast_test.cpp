@@ -69,6 +69,7 @@ TEST_CASE("sum_to: a broadcast operand's float32 gradient over a million element
     REQUIRE(std::bit_cast<uint32_t>(a.grad().data<float>()[0]) == std::bit_cast<uint32_t>(want));
     Var c(Tensor::zeros({n, 1}, DType::Float32), true), d(Tensor::zeros({1, 3}, DType::Float32), true);
     mul(add(c, d), Var(Tensor::full({n, 3}, 1.0, DType::Float32))).backward(Tensor::full({n, 3}, 0.1, DType::Float32));
-    for (int j = 0; j < 3; ++j) REQUIRE(std::bit_cast<uint32_t>(d.grad().data<float>()[j]) == std::bit_cast<uint32_t>(want));
+    for (int j = 0; j < 3; ++j)
+      REQUIRE(std::bit_cast<uint32_t>(d.grad().data<float>()[j]) == std::bit_cast<uint32_t>(want));
   }
 }

@@ -116,7 +116,8 @@ TEST_CASE("elementwise: bad input throws naming op and shapes", "[ops][errors]")
   REQUIRE_THROWS_WITH(masked_fill(a, Tensor::zeros({2, 3, 1}, DType::Bool), 0.0),
                       Contains("[masked_fill] mask must broadcast to the input's shape; got input=[2, 3], mask=[2, 3, 1]"));
   REQUIRE_THROWS_WITH(where(Tensor::zeros({5}, DType::Bool), a, a),
-                      Contains("[where] condition cannot be broadcast with a and b; got condition=[5], a=[2, 3], b=[2, 3]"));
+                      Contains("[where] condition cannot be broadcast with a and b; got condition=[5], a=[2, 3], "
+                               "b=[2, 3]"));
 }
 
 TEST_CASE("gelu: float32 kernel is within a few ulps of the exact erf form, values and grads", "[ops]") {
