@@ -104,12 +104,12 @@ Hid utf8_plist(hid_t cls, const Op& op) {
   return plist;
 }
 
-// Creates the groups along p (all but the last component unless include_last); existing ones must be groups.
-// No timestamps, so that identical content gives identical files.
 void compact_links(hid_t gcpl, const Op& op) {
   op.ok(H5Pset_link_phase_change(gcpl, kMaxCompactLinks, kMaxCompactLinks));
 }
 
+// Creates the groups along p (all but the last component unless include_last); existing ones must be groups.
+// No timestamps, so that identical content gives identical files.
 void ensure_groups(hid_t file, const std::string& p, bool include_last, const Op& op) {
   const std::vector<std::string> pre = prefixes(p);
   const size_t count = include_last ? pre.size() : pre.size() - 1;

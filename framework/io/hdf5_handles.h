@@ -66,8 +66,6 @@ Hid open_object(hid_t file, const std::string& p, const Op& op);
 Hid open_attr(hid_t obj, const std::string& name, const Op& op);
 // A link- or attribute-creation property list with UTF-8 names (as h5py writes and reads them).
 Hid utf8_plist(hid_t cls, const Op& op);
-// Creates the groups along p (all but the last component unless include_last), without timestamps;
-// existing components must be groups ("/a/w is not a group").
 // A group keeps up to kMaxCompactLinks links in its object header (HDF5's compact storage, checksummed
 // with the header) instead of moving past 8 of them into "dense" storage (a fractal heap and B-tree).
 // libhdf5 1.10.8 can crash, rather than fail, when it reads a damaged dense group (its cleanup frees link
@@ -76,6 +74,8 @@ Hid utf8_plist(hid_t cls, const Op& op);
 inline constexpr unsigned kMaxCompactLinks = 65535;
 void compact_links(hid_t gcpl, const Op& op);
 
+// Creates the groups along p (all but the last component unless include_last), without timestamps, their
+// links compact; existing components must be groups ("/a/w is not a group").
 void ensure_groups(hid_t file, const std::string& p, bool include_last, const Op& op);
 
 std::string type_name(hid_t type);            // "float32", "uint8", "string", "enum", ...
