@@ -51,11 +51,13 @@ template <class T> T* head_ptr(T* base, HeadLayout l, int64_t n, int64_t h) {
   return base + l.offset + n * l.batch + h * l.head;
 }
 
-// Row stride of a tile's [m, ncol] scratch: ncol, or ncol + 16 where the float32 sgemm would copy rows
-// ncol apart tile by tile (sgemm.h, sgemm_copies_a; as probs_row): the scratch rows (dropped probabilities,
-// ds) are op(A) of p v, pd^T dout, ds k and ds^T q. Non-causal rows of 1024 keys take every tile through it.
-// (<= ncol + 16: not monotonic in ncol, so a buffer for any ncol <= S takes rows of S + 16.)
-inline int64_t scratch_row(int64_t ncol) { return sgemm_copies_a(ncol) ? ncol + 16 : ncol; }
+// Row stride for rows of ncol elements that are op(A) of the sgemm: ncol, or ncol + kRowPad where the
+// float32 sgemm would copy rows ncol apart tile by tile (sgemm.h, sgemm_copies_a). Used for the saved
+// probabilities (probs_row) and a tile's scratch rows (dropped probabilities, ds: op(A) of p v, pd^T dout,
+// ds k and ds^T q; non-causal rows of 1024 keys take every tile through it). Not monotonic in ncol, so a
+// buffer for any ncol <= S takes rows of S + kRowPad.
+constexpr int64_t kRowPad = 16;
+inline int64_t scratch_row(int64_t ncol) { return sgemm_copies_a(ncol) ? ncol + kRowPad : ncol; }
 
 // Per-thread scratch buffer `slot`, grown on demand and kept: a task neither allocates nor zero-fills
 // (TBB runs one task per call of the task functions below, and a zero-initialised vector per task
@@ -247,7 +249,8 @@ TG_MULTIVERSION void forward_tasks(int64_t t0, int64_t t1, int64_t tiles, T scal
   const int64_t kTile = tile_rows(d);
   const bool pack_here = !kvpack && packs_heads<T>(cfg);
   T* qs = scratch<T>(0, kTile * d.D);   // [m, D] scaled queries
-  T* sc = scratch<T>(1, kTile * (d.S + 16));   // [m, ncol] probabilities (no `probs`, or dropped)
+  T* sc = scratch<T>(1, kTile * (d.S + kRowPad));   // [m, ncol] probabilities (no `probs`, or dropped)
+  const int64_t pr = probs_row(d);
   for (int64_t task = t0; task < t1; ++task) {
     const int64_t b = task / tiles, n = b / d.H, h = b % d.H;
     const int64_t i0 = (task % tiles) * kTile, m = std::min(kTile, d.L - i0);
@@ -259,8 +262,8 @@ TG_MULTIVERSION void forward_tasks(int64_t t0, int64_t t1, int64_t tiles, T scal
     }
     // Scores, then probabilities, straight in the rows of `probs` when it is wanted (no copy; its
     // columns >= ncol are never read back), else in the scratch: p [m, ncol] with row stride ld.
-    T* p = probs ? probs + (b * d.L + i0) * probs_row(d) : sc;
-    int64_t ld = probs ? probs_row(d) : scratch_row(ncol);
+    T* p = probs ? probs + (b * d.L + i0) * pr : sc;
+    int64_t ld = probs ? pr : scratch_row(ncol);
     scaled_queries(head_ptr(q, ql, n, h), ql.row, i0, m, d.D, qs);
     // kvpack: per head, k^T then v (attention_forward).
     HeadPacks kv = kvpack ? head_packs(kvpack + b * kv_pack_floats(d.S, d.D), d.S, d.D) : HeadPacks{};
@@ -327,7 +330,7 @@ TG_MULTIVERSION void backward_heads(int64_t b0, int64_t b1, T scale, T inv_root,
   const bool packs = packs_heads<T>(cfg);
   const int64_t kTile = backward_tile_rows(d, packs), pr = probs_row(d);
   T* qs = scratch<T>(0, kTile * d.D);                                 // [m, D] scaled queries
-  const int64_t tile_floats = kTile * (d.S + 16);   // rows of scratch_row(ncol <= S) floats
+  const int64_t tile_floats = kTile * (d.S + kRowPad);   // rows of scratch_row(ncol <= S) floats
   T* dp = scratch<T>(1, tile_floats);                                 // [m, ncol] dp, then ds
   T* pd = cfg.dropout_p > 0 ? scratch<T>(2, tile_floats) : nullptr;   // [m, ncol] dropped p
   float* kvpack = packs ? scratch<float>(3, kv_pack_floats(d.S, d.D)) : nullptr;   // v^T, k
@@ -395,10 +398,10 @@ TG_MULTIVERSION void backward_heads(int64_t b0, int64_t b1, T scale, T inv_root,
 
 // The probabilities are op(A) of the p v and p^T dout products: rows S floats apart, where that stride
 // would make the float32 sgemm copy them tile by tile (S >= 1024, a multiple of 256: sgemm.h), are
-// padded by 16 floats instead, which spares the copies and the cache-set conflicts both (long, S = 1024,
-// 2 threads, median of alternated calls: forward 0.3-3% and backward 0-4% faster; the same bits).
-// Other strides stay S: padding mid's 256 or gpt-cpu's 64 measured no better.
-int64_t probs_row(const AttentionDims& d) { return sgemm_copies_a(d.S) ? d.S + 16 : d.S; }
+// padded by kRowPad floats instead, which spares the copies and the cache-set conflicts both (long,
+// S = 1024, 2 threads, median of alternated calls: forward 0.3-3% and backward 0-4% faster; the same
+// bits). Other strides stay S: padding mid's 256 or gpt-cpu's 64 measured no better.
+int64_t probs_row(const AttentionDims& d) { return scratch_row(d.S); }
 
 template <class T>
 void attention_forward(const AttentionDims& d, const T* q, HeadLayout ql, const T* k, HeadLayout kl, const T* v,

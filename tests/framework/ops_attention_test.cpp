@@ -175,9 +175,11 @@ TEST_CASE("fused_attention: long sequences (96-row query tiles) equal the refere
     };
     std::vector<Var> x{Var(q.value(), true), Var(k.value(), true), Var(v.value(), true)};
     Var out = attend(x[0], x[1], x[2]);
-    Tensor ref = naive_sdpa(to_heads(q.value(), H, false), to_heads(k.value(), H, false),
-                            to_heads(v.value(), H, false), nullptr, causal);
-    if (c.dropout_p == 0) REQUIRE(max_abs_diff(to_heads(out.value(), H, false), ref) < 1e-13);
+    if (c.dropout_p == 0) {
+      Tensor ref = naive_sdpa(to_heads(q.value(), H, false), to_heads(k.value(), H, false),
+                              to_heads(v.value(), H, false), nullptr, causal);
+      REQUIRE(max_abs_diff(to_heads(out.value(), H, false), ref) < 1e-13);
+    }
     out.backward(w);
     double analytic = 0;
     for (size_t i = 0; i < 3; ++i) analytic += dot(x[i].grad(), dir[i]);
@@ -311,7 +313,7 @@ TEST_CASE("fused_attention: float32 equals float64 over random shapes, masks, ca
     for (int64_t i = 0; i < mask.numel(); ++i)
       if (below(5) == 0) mask.data<double>()[i] = -kInf;
     const auto run = [&](DType dt) {
-      poison_allocator_cache({N * H, L, S});   // the size of the probabilities' block
+      poison_allocator_cache({N * H, L, kernels::probs_row({N, H, L, S, D})});   // the probabilities' block
       std::vector<Var> x{Var(q.to(dt), true), Var(k.to(dt), true), Var(v.to(dt), true), Var(mask.to(dt), true)};
       Generator gen(7);
       Var y = fused_attention(x[0], x[1], x[2], {.num_heads = H, .batch_first = batch_first,
