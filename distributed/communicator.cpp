@@ -217,7 +217,9 @@ void Communicator::broadcast(Tensor& t, int root) const {
   }
   detail::agree(*this, "broadcast", mine, error, "t's shape, dtype or root", "t.numel()",
                 error ? std::string() : "t=" + describe(t));
-  if (size_ > 1) bcast_raw(t.raw(), t.nbytes(), root);
+  if (size_ == 1) return;
+  bcast_raw(t.raw(), t.nbytes(), root);
+  if (rank_ != root) t.increment_version();   // changed in place (see Tensor::version)
 }
 
 void Communicator::broadcast_bytes(std::vector<char>& bytes, int root) const {
@@ -269,6 +271,7 @@ void Communicator::broadcast_module(Module& m, int root) const {
   if (rank_ == root) return;
   for (auto& [name, t] : state) {
     std::memcpy(t.raw(), packed.data() + at, t.nbytes());
+    t.increment_version();   // changed in place (see Tensor::version)
     at += t.nbytes();
   }
 }

@@ -18,6 +18,8 @@ struct Node {
   const char* op = "leaf";
   std::vector<std::shared_ptr<Node>> inputs;     // nullptr for inputs that need no grad
   BackwardFn backward;
+  // The tensors backward reads that a caller could change, with their versions when recorded.
+  std::vector<std::pair<Tensor, uint64_t>> saved;
   // Of an interior node: how many entries of other nodes' inputs point at it (leaves are not
   // counted: they are never released), and the value's shape and dtype once the value is released,
   // for the gradient checks. Atomic: threads may record ops on one shared intermediate; an edge is
@@ -86,6 +88,21 @@ std::vector<std::shared_ptr<Node>> reverse_topological(const std::shared_ptr<Nod
   return {order.rbegin(), order.rend()};
 }
 
+// Throws when a tensor some node's backward reads changed since the node was recorded, before the
+// backward computes or accumulates anything.
+void check_saved(const std::vector<std::shared_ptr<Node>>& order) {
+  for (const std::shared_ptr<Node>& node : order)
+    for (size_t i = 0; i < node->saved.size(); ++i) {
+      const auto& [t, version] = node->saved[i];
+      if (t.version() == version) continue;
+      throw std::logic_error(std::string("[backward] ") + node->op + " needs " + describe(t) + " (saved tensor " +
+                             std::to_string(i + 1) + " of " + std::to_string(node->saved.size()) +
+                             ") as it was in the forward, but it was modified in place since (version " +
+                             std::to_string(t.version()) + "; expected " + std::to_string(version) +
+                             "). Change a clone() instead, or run the backward before the change");
+    }
+}
+
 void run_backward(const std::shared_ptr<Node>& root, Tensor grad_output, bool retain_graph) {
   if (!root->requires_grad)
     throw std::logic_error("[backward] the tensor does not require grad and has no grad_fn");
@@ -97,9 +114,11 @@ void run_backward(const std::shared_ptr<Node>& root, Tensor grad_output, bool re
     accumulate(root->grad, grad_output.storage_use_count() == 1 ? grad_output : grad_output.clone());
     return;
   }
+  const std::vector<std::shared_ptr<Node>> order = reverse_topological(root);
+  check_saved(order);
   std::unordered_map<Node*, Tensor> pending;
   pending[root.get()] = std::move(grad_output);
-  for (const std::shared_ptr<Node>& owner : reverse_topological(root)) {
+  for (const std::shared_ptr<Node>& owner : order) {
     Node* node = owner.get();
     auto it = pending.find(node);
     if (it == pending.end()) continue;
@@ -125,6 +144,7 @@ void run_backward(const std::shared_ptr<Node>& root, Tensor grad_output, bool re
     }
     if (!retain_graph) {
       node->backward = nullptr;
+      node->saved.clear();
       node->drop_inputs();
       node->freed = true;
     }
@@ -234,7 +254,8 @@ void Var::backward(const Tensor& grad_output, bool retain_graph) const {
   run_backward(node_, grad_output, retain_graph);
 }
 
-Var record(const char* op, Tensor result, const std::vector<Var>& inputs, BackwardFn fn) {
+Var record(const char* op, Tensor result, const std::vector<Var>& inputs, BackwardFn fn,
+           const std::vector<Tensor>& saved) {
   if (!result.defined()) detail::fail_logic(op, "record: the result is an undefined Tensor");
   bool any = false;
   if (g_grad_enabled)
@@ -253,6 +274,9 @@ Var record(const char* op, Tensor result, const std::vector<Var>& inputs, Backwa
     n.inputs.push_back(std::move(in));
   }
   n.backward = std::move(fn);
+  n.saved.reserve(saved.size());
+  for (const Tensor& t : saved)
+    if (t.defined()) n.saved.emplace_back(t, t.version());
   return out;
 }
 

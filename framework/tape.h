@@ -98,7 +98,18 @@ void check_defined(const char* op, const char* name, const Var& v);
 // grad, the closure `fn` that maps the output gradient to input gradients. Undefined inputs are
 // allowed (optional arguments such as a missing bias) and get no gradient; an undefined result, or a
 // missing fn when one would be recorded, throws std::logic_error "[op] ...".
-Var record(const char* op, Tensor result, const std::vector<Var>& inputs, BackwardFn fn);
+//
+// `saved` lists the tensors a caller could change that fn reads: the values of inputs and the result
+// it captured (`x.value()`, `result`), and tensor arguments such as indices or masks; not the
+// buffers the op made for itself. Their versions (Tensor::version) are noted here, and a backward
+// that reaches this node after one of them was changed in place (fill_, copy_, set, an optimizer step)
+// throws std::logic_error before any gradient is computed or accumulated, as PyTorch does ("one of the
+// variables needed for gradient computation has been modified by an inplace operation"):
+//   [backward] linear needs float32[4, 3] (saved tensor 1 of 2) as it was in the forward, but it was
+//   modified in place since (version 2; expected 1). ...
+// A tensor fn does not read may change freely (an add saves nothing).
+Var record(const char* op, Tensor result, const std::vector<Var>& inputs, BackwardFn fn,
+           const std::vector<Tensor>& saved = {});
 
 bool grad_enabled();
 // RAII: disables recording in its scope (the one global flag of the tape; per thread).

@@ -88,11 +88,22 @@ void check_defined(const char* op, const char* name, const Tensor& t) {
 }
 
 Tensor Tensor::empty(Shape shape, DType dtype) { return Tensor(std::move(shape), dtype, "Tensor::empty"); }
-Tensor Tensor::zeros(Shape shape, DType dtype) { return Tensor(std::move(shape), dtype, "Tensor::zeros").zero_(); }
-Tensor Tensor::ones(Shape shape, DType dtype) { return Tensor(std::move(shape), dtype, "Tensor::ones").fill_(1.0); }
+// A new tensor starts at version 0, as in PyTorch: creation fills without counting a change.
+Tensor Tensor::zeros(Shape shape, DType dtype) {
+  Tensor t(std::move(shape), dtype, "Tensor::zeros");
+  std::memset(t.raw(), 0, t.nbytes());
+  return t;
+}
+Tensor Tensor::ones(Shape shape, DType dtype) {
+  Tensor t(std::move(shape), dtype, "Tensor::ones");
+  t.fill_values("Tensor::ones", 1.0);
+  return t;
+}
 Tensor Tensor::full(Shape shape, double value, DType dtype) {
   if (dtype == DType::Int64) to_int64("Tensor::full", value);   // before allocating
-  return Tensor(std::move(shape), dtype, "Tensor::full").fill_(value);
+  Tensor t(std::move(shape), dtype, "Tensor::full");
+  t.fill_values("Tensor::full", value);
+  return t;
 }
 Tensor Tensor::scalar(double value, DType dtype) { return full({}, value, dtype); }
 
@@ -189,6 +200,7 @@ void Tensor::set_flat(int64_t i, double value) {
   TG_CHECK(i >= 0 && i < numel_, "Tensor::set_flat", "index ", i, " out of range for ", numel_,
            " elements; got shape ", to_string(shape_));
   write_at("Tensor::set_flat", *this, i, value);
+  increment_version();
 }
 
 double Tensor::item() const {
@@ -200,6 +212,7 @@ double Tensor::item() const {
 double Tensor::at(const std::vector<int64_t>& index) const { return read_at(*this, flat_index("Tensor::at", *this, index)); }
 void Tensor::set(const std::vector<int64_t>& index, double value) {
   write_at("Tensor::set", *this, flat_index("Tensor::set", *this, index), value);
+  increment_version();
 }
 
 std::vector<double> Tensor::to_vector() const {
@@ -265,24 +278,30 @@ Tensor Tensor::rows(int64_t begin, int64_t end) const {
   return v;
 }
 
-Tensor& Tensor::fill_(double value) {
-  if (!storage_) undefined_call("Tensor::fill_");
+void Tensor::fill_values(const char* op, double value) {
+  if (!storage_) undefined_call(op);
   dispatch_all(dtype_, [&](auto tag) {
     using T = typename decltype(tag)::type;
     T v;
     if constexpr (std::is_same_v<T, bool>) v = value != 0.0;
-    else if constexpr (std::is_same_v<T, int64_t>) v = to_int64("Tensor::fill_", value);
+    else if constexpr (std::is_same_v<T, int64_t>) v = to_int64(op, value);
     else v = static_cast<T>(value);
     T* p = static_cast<T*>(raw());
     kernels::parallel_for(numel_, 65536, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) p[i] = v;
     });
   });
+}
+
+Tensor& Tensor::fill_(double value) {
+  fill_values("Tensor::fill_", value);
+  increment_version();
   return *this;
 }
 
 Tensor& Tensor::zero_() {
   if (!storage_) undefined_call("Tensor::zero_");
+  increment_version();
   std::memset(raw(), 0, nbytes());
   return *this;
 }
@@ -292,6 +311,7 @@ Tensor& Tensor::copy_(const Tensor& src) {
   check_defined("copy_", "src", src);
   TG_CHECK(src.shape() == shape_, "copy_", "shapes differ; got self=", to_string(shape_), ", src=",
            to_string(src.shape()));
+  increment_version();
   if (src.dtype() == dtype_) {
     std::memmove(raw(), src.raw(), nbytes());
     return *this;

@@ -10,6 +10,7 @@
 // Undefined tensors: Tensor() is undefined (defined() == false; shape() is [], numel() 0). Every
 // method that reads or writes elements (data, raw, item, at, set, flat, to, clone, reshape, rows,
 // fill_, zero_, copy_, size) throws std::logic_error "[Tensor::item] called on an undefined Tensor".
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -33,10 +34,14 @@ class Storage {
   Storage& operator=(const Storage&) = delete;
   void* data() const { return ptr_; }
   size_t bytes() const { return bytes_; }
+  // How many times the contents were changed in place (see Tensor::version).
+  uint64_t version() const { return version_.load(std::memory_order_relaxed); }
+  void increment_version() { version_.fetch_add(1, std::memory_order_relaxed); }
 
  private:
   void* ptr_;
   size_t bytes_;
+  std::atomic<uint64_t> version_{0};
 };
 
 class Tensor {
@@ -104,15 +109,28 @@ class Tensor {
   Tensor rows(int64_t begin, int64_t end) const;   // view of dim-0 slice [begin, end)
 
   // ---- in place ----
+  // Each of these (and set, set_flat) increments version(): the tape refuses a backward that would
+  // read a tensor changed after its op saved it (framework/tape.h).
   Tensor& fill_(double value);
   Tensor& zero_();
   Tensor& copy_(const Tensor& src);             // same shape; converts dtype (float -> int64 range-checked)
+
+  // PyTorch's tensor._version: how many in-place changes the storage has seen, shared by every view of
+  // it (0 for an undefined tensor). Writes through data<T>() or raw() are not counted, as in PyTorch
+  // (data_ptr): code that changes a tensor that way and wants the tape to notice calls
+  // increment_version() (tapegrad's optimizers and collectives do).
+  uint64_t version() const { return storage_ ? storage_->version() : 0; }
+  void increment_version() {
+    if (!storage_) undefined_call("Tensor::increment_version");
+    storage_->increment_version();
+  }
 
   // Bitwise equality of shape, dtype and contents (for determinism tests).
   bool bit_equal(const Tensor& other) const;
 
  private:
   [[noreturn]] static void undefined_call(const char* op);   // throws std::logic_error
+  void fill_values(const char* op, double value);            // fill_ without counting a version
   std::shared_ptr<Storage> storage_;
   size_t offset_bytes_ = 0;
   Shape shape_;

@@ -2,6 +2,7 @@
 #include "tapegrad/layers/attention_cache.h"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 
 #include "tapegrad/framework/check.h"
@@ -40,6 +41,18 @@ Tensor batch_major_prefix(const Tensor& buf, int64_t length) {
   return permute(Var(seq), {1, 0, 2}).value();
 }
 
+// Writes `rows` into buf from row `at` on. Those rows are nobody else's (see append): no keys() or
+// values() view shows them, so no tensor an op saved changes, and the buffer's version
+// (Tensor::version) stays; a backward through attention over an earlier keys() view still runs.
+void write_rows(const Tensor& buf, int64_t at, const Tensor& rows) {
+  Tensor dst = buf.rows(at, at + rows.size(0));
+  if (rows.dtype() != dst.dtype() || rows.shape() != dst.shape()) {
+    dst.copy_(rows);   // converts, or throws copy_'s shape error
+    return;
+  }
+  if (rows.numel() > 0) std::memcpy(dst.raw(), rows.raw(), rows.nbytes());
+}
+
 }  // namespace
 
 Tensor AttentionCache::keys() const { return batch_major_prefix(key_buf_, length_); }
@@ -72,8 +85,8 @@ void AttentionCache::append(const Tensor& k, const Tensor& v) {
     value_buf_ = vb;
     written_ = std::make_shared<int64_t>(length_);
   }
-  key_buf_.rows(length_, need).copy_(k);
-  value_buf_.rows(length_, need).copy_(v);
+  write_rows(key_buf_, length_, k);
+  write_rows(value_buf_, length_, v);
   length_ = need;
   // Alone with the buffers, the rows past this copy's length are nobody's.
   const bool alone = key_buf_.storage_use_count() == 1 && value_buf_.storage_use_count() == 1;

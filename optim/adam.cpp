@@ -86,6 +86,7 @@ template <class Options> void AdamBase<Options>::step() {
                           .decoupled_weight_decay = decoupled_weight_decay_, .step = count};
       Var p = param;
       kernels::adam_update(p.value(), param.grad(), exp_avg, exp_avg_sq, max_exp_avg_sq, h);
+      p.value().increment_version();   // a backward through a graph that saved p now throws
     }
   }
 }

@@ -68,6 +68,7 @@ void SGD::step() {
       }
       Var p = param;
       kernels::sgd_update(p.value(), param.grad(), buffer, h);
+      p.value().increment_version();   // a backward through a graph that saved p now throws
     }
   }
 }

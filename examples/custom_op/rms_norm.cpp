@@ -50,6 +50,8 @@ Var rms_norm(const Var& x, const Var& weight, double eps) {
                      x.size(-1), eps);
   });
   // The closure keeps x and weight (shared, not copied) and r [*, 1]: exactly what the gradient uses.
+  // x and weight are also listed as saved: a backward after either was changed in place (an optimizer
+  // step, fill_) throws instead of computing a wrong gradient. r is the op's own, nobody else can change it.
   return record("rms_norm", y, {x, weight}, [xv = x.value(), w = weight.value(), r](const Tensor& gy, Grads& g) {
     Tensor x_hat = xv * r;                                // [*, D] * [*, 1]
     if (g.wants(0)) {
@@ -58,7 +60,7 @@ Var rms_norm(const Var& x, const Var& weight, double eps) {
       g.add(0, r * (gw - x_hat * mean(gw * x_hat, {-1}, true)));
     }
     if (g.wants(1)) g.add(1, sum_to(gy * x_hat, w.shape()));   // [*, D] -> [D]: undo weight's broadcast
-  });
+  }, {x.value(), weight.value()});
 }
 
 Var rms_norm_composite(const Var& x, const Var& weight, double eps) {

@@ -118,7 +118,7 @@ Var run(Plan p) {
     for (size_t i = 0; i < nops; ++i) g.add(i, grads[i]);
     if (mask_grad)
       g.add(nops, kernels::sum_to(dscores.reshape({d.N, d.H, d.L, d.S}), p.mask4).reshape(p.mask.shape()));
-  });
+  }, values);
 }
 
 void check_qkv(const char* op, const Var& q, const Var& k, const Var& v) {

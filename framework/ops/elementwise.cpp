@@ -42,23 +42,34 @@ template <class F> Tensor map(const char* op, const Tensor& x, F&& f) {
   return out;
 }
 
-// Unary op whose gradient is gy * d(x, y) with x the input and y the output.
-template <class Fwd, class Der> Var unary(const char* op, const Var& a, Fwd fwd, Der der) {
+// What a unary op's derivative reads: the input x, the output y, both or neither. The backward keeps
+// (and the tape checks, see record) only those.
+enum class Reads { nothing, x, y, both };
+
+// Unary op whose gradient is gy * d(x, y) with x the input and y the output (0 for one not read).
+template <Reads R, class Fwd, class Der> Var unary(const char* op, const Var& a, Fwd fwd, Der der) {
   check_defined(op, "a", a);
   TG_CHECK(is_floating(a.dtype()), op, "expected a float tensor; got ", describe(a.value()));
+  constexpr bool kX = R == Reads::x || R == Reads::both, kY = R == Reads::y || R == Reads::both;
   Tensor y = map(op, a.value(), fwd);
-  return record(op, y, {a}, [op, x = a.value(), y, der](const Tensor& gy, Grads& g) {
-    Tensor dx(x.shape(), x.dtype());
-    dispatch_floating(x.dtype(), op, [&](auto tag) {
+  Tensor x = kX ? a.value() : Tensor(), ys = kY ? y : Tensor();
+  return record(op, y, {a}, [op, x, ys, der](const Tensor& gy, Grads& g) {
+    Tensor dx(gy.shape(), gy.dtype());
+    dispatch_floating(gy.dtype(), op, [&](auto tag) {
       using T = typename decltype(tag)::type;
-      const T *px = x.data<T>(), *py = y.data<T>(), *pg = gy.data<T>();
+      const T *px = kX ? x.data<T>() : nullptr, *py = kY ? ys.data<T>() : nullptr, *pg = gy.data<T>();
       T* o = dx.data<T>();
-      kernels::parallel_for(x.numel(), 16384, [&](int64_t i0, int64_t i1) {
-        for (int64_t i = i0; i < i1; ++i) o[i] = static_cast<T>(pg[i] * der(px[i], py[i]));
+      kernels::parallel_for(gy.numel(), 16384, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) {
+          T xi = 0, yi = 0;
+          if constexpr (kX) xi = px[i];
+          if constexpr (kY) yi = py[i];
+          o[i] = static_cast<T>(pg[i] * der(xi, yi));
+        }
       });
     });
     g.add(0, dx);
-  });
+  }, {x, ys});
 }
 
 constexpr double kSqrt2OverPi = 0.79788456080286535588;
@@ -90,21 +101,21 @@ Var mul(const Var& a, const Var& b) {
     auto times = [](auto x, auto z) { return x * z; };
     if (g.wants(0)) g.add(0, kernels::sum_to(binary_forward("mul", gy, bv, times), av.shape()));
     if (g.wants(1)) g.add(1, kernels::sum_to(binary_forward("mul", gy, av, times), bv.shape()));
-  });
+  }, {a.value(), b.value()});
 }
 
 Var div(const Var& a, const Var& b) {
   check_binary("div", a, b);
   Tensor y = binary_forward("div", a.value(), b.value(), [](auto x, auto z) { return x / z; });
-  return record("div", y, {a, b}, [av = a.value(), bv = b.value(), y](const Tensor& gy, Grads& g) {
+  return record("div", y, {a, b}, [as = a.shape(), bv = b.value(), y](const Tensor& gy, Grads& g) {
     Tensor gb_over = binary_forward("div", gy, bv, [](auto x, auto z) { return x / z; });   // gy / b
-    if (g.wants(0)) g.add(0, kernels::sum_to(gb_over, av.shape()));
+    if (g.wants(0)) g.add(0, kernels::sum_to(gb_over, as));
     if (g.wants(1)) {
       // d(a/b)/db = -y / b  ->  -(gy / b) * y
       Tensor gbb = binary_forward("div", gb_over, y, [](auto x, auto z) { return -x * z; });
       g.add(1, kernels::sum_to(gbb, bv.shape()));
     }
-  });
+  }, {b.value(), y});
 }
 
 Var pow(const Var& a, const Var& b) {
@@ -122,50 +133,50 @@ Var pow(const Var& a, const Var& b) {
       Tensor d = binary_forward("pow", y, la, [](auto x, auto z) { return x * z; });
       g.add(1, kernels::sum_to(binary_forward("pow", gy, d, [](auto x, auto z) { return x * z; }), bv.shape()));
     }
-  });
+  }, {a.value(), b.value(), y});
 }
 
 Var add(const Var& a, double s) {
-  return unary("add", a, [s](auto x) { return x + s; }, [](auto, auto) { return 1.0; });
+  return unary<Reads::nothing>("add", a, [s](auto x) { return x + s; }, [](auto, auto) { return 1.0; });
 }
 Var mul(const Var& a, double s) {
-  return unary("mul", a, [s](auto x) { return x * s; }, [s](auto, auto) { return s; });
+  return unary<Reads::nothing>("mul", a, [s](auto x) { return x * s; }, [s](auto, auto) { return s; });
 }
 Var div(const Var& a, double s) {
-  return unary("div", a, [s](auto x) { return x / s; }, [s](auto, auto) { return 1.0 / s; });
+  return unary<Reads::nothing>("div", a, [s](auto x) { return x / s; }, [s](auto, auto) { return 1.0 / s; });
 }
 Var rsub(const Var& a, double s) {
-  return unary("rsub", a, [s](auto x) { return s - x; }, [](auto, auto) { return -1.0; });
+  return unary<Reads::nothing>("rsub", a, [s](auto x) { return s - x; }, [](auto, auto) { return -1.0; });
 }
 Var rdiv(const Var& a, double s) {
-  return unary("rdiv", a, [s](auto x) { return s / x; }, [](auto x, auto y) { return -y / x; });
+  return unary<Reads::both>("rdiv", a, [s](auto x) { return s / x; }, [](auto x, auto y) { return -y / x; });
 }
 Var pow(const Var& a, double e) {
-  return unary("pow", a, [e](auto x) { return std::pow(x, e); },
+  return unary<Reads::x>("pow", a, [e](auto x) { return std::pow(x, e); },
                [e](auto x, auto) { return e == 0.0 ? 0.0 : e * std::pow(x, e - 1.0); });
 }
 
 Var neg(const Var& a) {
-  return unary("neg", a, [](auto x) { return -x; }, [](auto, auto) { return -1.0; });
+  return unary<Reads::nothing>("neg", a, [](auto x) { return -x; }, [](auto, auto) { return -1.0; });
 }
 Var exp(const Var& a) {
-  return unary("exp", a, [](auto x) { return std::exp(x); }, [](auto, auto y) { return y; });
+  return unary<Reads::y>("exp", a, [](auto x) { return std::exp(x); }, [](auto, auto y) { return y; });
 }
 Var log(const Var& a) {
-  return unary("log", a, [](auto x) { return std::log(x); }, [](auto x, auto) { return 1.0 / x; });
+  return unary<Reads::x>("log", a, [](auto x) { return std::log(x); }, [](auto x, auto) { return 1.0 / x; });
 }
 Var sqrt(const Var& a) {
-  return unary("sqrt", a, [](auto x) { return std::sqrt(x); }, [](auto, auto y) { return 0.5 / y; });
+  return unary<Reads::y>("sqrt", a, [](auto x) { return std::sqrt(x); }, [](auto, auto y) { return 0.5 / y; });
 }
 Var tanh(const Var& a) {
-  return unary("tanh", a, [](auto x) { return std::tanh(x); }, [](auto, auto y) { return 1.0 - y * y; });
+  return unary<Reads::y>("tanh", a, [](auto x) { return std::tanh(x); }, [](auto, auto y) { return 1.0 - y * y; });
 }
 Var sigmoid(const Var& a) {
-  return unary("sigmoid", a, [](auto x) { return 1.0 / (1.0 + std::exp(-x)); },
+  return unary<Reads::y>("sigmoid", a, [](auto x) { return 1.0 / (1.0 + std::exp(-x)); },
                [](auto, auto y) { return y * (1.0 - y); });
 }
 Var relu(const Var& a) {
-  return unary("relu", a, [](auto x) { return x > 0 ? x : decltype(x)(0); },
+  return unary<Reads::x>("relu", a, [](auto x) { return x > 0 ? x : decltype(x)(0); },
                [](auto x, auto) { return x > 0 ? 1.0 : 0.0; });
 }
 
@@ -196,7 +207,7 @@ Var gelu(const Var& a, GeluApproximate approximate) {
       g.add(0, dx);
     });
   }
-  return unary("gelu", a,
+  return unary<Reads::x>("gelu", a,
                [](auto x) {
                  double xd = x;
                  return 0.5 * xd * (1.0 + std::tanh(kSqrt2OverPi * (xd + 0.044715 * xd * xd * xd)));
@@ -235,7 +246,7 @@ Var masked_fill(const Var& a, const Tensor& mask, double value) {
                                 gy.shape(), [](T x, bool m) { return m ? T(0) : x; });
     });
     g.add(0, dx);
-  });
+  }, {mask});
 }
 
 Var where(const Tensor& cond, const Var& a, const Var& b) {
@@ -273,7 +284,7 @@ Var where(const Tensor& cond, const Var& a, const Var& b) {
       });
       g.add(k, kernels::sum_to(d, k == 0 ? as : bs));
     }
-  });
+  }, {cond});
 }
 
 }  // namespace tg

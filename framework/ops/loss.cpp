@@ -103,7 +103,7 @@ Var cross_entropy(const Var& logits, const Tensor& targets, int64_t ignore_index
                                                        label_smoothing, gx.data<T>());
                   });
                   g.add(0, gx);
-                });
+                }, {logits.value(), targets});
 }
 
 Var nll_loss(const Var& log_probs, const Tensor& targets, int64_t ignore_index, Reduction reduction) {
@@ -126,7 +126,7 @@ Var nll_loss(const Var& log_probs, const Tensor& targets, int64_t ignore_index, 
                                              ignore_index, gx.data<T>());
                   });
                   g.add(0, gx);
-                });
+                }, {targets});
 }
 
 }  // namespace tg

@@ -242,7 +242,7 @@ Var matmul(const Var& a, const Var& b) {
         g.add(1, db);
       }
     });
-  });
+  }, {a.value(), b.value()});
 }
 
 Var linear(const Var& x, const Var& weight, const Var& bias) {
@@ -282,7 +282,7 @@ Var linear(const Var& x, const Var& weight, const Var& bias) {
                       g.add(2, db);
                     }
                   });
-                });
+                }, {x.value(), weight.value()});
 }
 
 }  // namespace tg

@@ -46,7 +46,7 @@ Var softmax_impl(const char* op, const Var& x, int64_t dim, bool log) {
       kernels::softmax_backward<T>(y.data<T>(), gy.data<T>(), gx.data<T>(), l.outer, l.n, l.inner, log);
     });
     g.add(0, gx);
-  });
+  }, {y});
 }
 
 void check_layer_norm(const Var& x, const Shape& ns, const Var& weight, const Var& bias) {
@@ -105,7 +105,7 @@ Var layer_norm(const Var& x, const Shape& normalized_shape, const Var& weight, c
                   if (gx.defined()) g.add(0, gx);
                   if (gw.defined()) g.add(1, gw);
                   if (gb.defined()) g.add(2, gb);
-                });
+                }, {x.value(), wv});
 }
 
 Var dropout(const Var& x, double p, bool training, Generator& gen) {

@@ -88,7 +88,7 @@ Var max(const Var& x) {
   Shape keep = keepdim_shape(x.shape(), all);
   return record("max", y, {x}, [xv = x.value(), y, keep, all](const Tensor& gy, Grads& g) {
     g.add(0, kernels::amax_backward(xv, y.reshape(keep), gy.reshape(keep), all));
-  });
+  }, {x.value(), y});
 }
 
 Var amax(const Var& x, const std::vector<int64_t>& dims, bool keepdim) {
@@ -97,7 +97,7 @@ Var amax(const Var& x, const std::vector<int64_t>& dims, bool keepdim) {
   Shape keep = keepdim_shape(x.shape(), nd);
   return record("amax", y, {x}, [xv = x.value(), y, keep, nd](const Tensor& gy, Grads& g) {
     g.add(0, kernels::amax_backward(xv, y.reshape(keep), gy.reshape(keep), nd));
-  });
+  }, {x.value(), y});
 }
 
 MaxResult max(const Var& x, int64_t dim, bool keepdim) {
@@ -111,7 +111,7 @@ MaxResult max(const Var& x, int64_t dim, bool keepdim) {
   Var values = record("max", r.values, {x},
                       [xs = x.shape(), idx = r.indices, keep, d = nd[0]](const Tensor& gy, Grads& g) {
                         g.add(0, kernels::max_dim_backward(gy.reshape(keep), idx.reshape(keep), xs, d));
-                      });
+                      }, {r.indices});
   return {values, r.indices};
 }
 

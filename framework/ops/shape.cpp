@@ -277,7 +277,7 @@ Var index_select(const Var& x, int64_t dim, const Tensor& index) {
     gs[static_cast<size_t>(d)] = index.numel();
     // Rows of gy go back to x's rows, repeated indices adding in increasing position.
     g.add(0, kernels::scatter_add_slabs(gy.reshape(gs), d, index.data<int64_t>(), n).reshape(xs));
-  });
+  }, {index});
 }
 
 Var embedding(const Var& weight, const Tensor& indices, std::optional<int64_t> padding_idx) {
@@ -303,7 +303,7 @@ Var embedding(const Var& weight, const Tensor& indices, std::optional<int64_t> p
   return record("embedding", y, {weight}, [indices, N, D, M, pad](const Tensor& gy, Grads& g) {
     // [*I, D] -> [M, D], scattered into the [N, D] weight gradient; the padding row stays zero.
     g.add(0, kernels::scatter_add_slabs(gy.reshape({M, D}), 0, indices.data<int64_t>(), N, pad));
-  });
+  }, {indices});
 }
 
 }  // namespace tg

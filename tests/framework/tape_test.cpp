@@ -174,7 +174,7 @@ TEST_CASE("tape: values captured by a closure, leaves and values still held by a
     seen = y.value();
     out = y * y;       // mul keeps both operand values for its gradient
   }
-  REQUIRE(seen.storage_use_count() == 3);   // seen and mul's closure (twice); the node let go
+  REQUIRE(seen.storage_use_count() == 5);   // seen, mul's closure and saved list (twice each); the node let go
   REQUIRE(leaf.storage_use_count() >= 2);   // a leaf's node keeps its value
   out.backward(Tensor::ones({3}, DType::Float64));
   REQUIRE(a.grad().to_vector() == std::vector<double>{8, 16, 24});   // d(4a^2)/da = 8a
