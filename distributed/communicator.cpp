@@ -4,8 +4,10 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -18,8 +20,27 @@
 namespace tg::dist {
 
 namespace {
-// Environments alive in this process; Communicator::world() needs at least one.
+// Environments alive in this process; Communicator::world() and every collective need at least one.
 std::atomic<int> g_live_environments{0};
+// An Environment that initialised MPI went away while others were alive: the last one finalises.
+std::atomic<bool> g_finalize_pending{false};
+
+// MPI_COMM_WORLD's size while MPI runs, else 1 (never throws: for destructors).
+int world_size_now() {
+  int initialized = 0, finalized = 0, size = 1;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (initialized && !finalized) MPI_Comm_size(MPI_COMM_WORLD, &size);
+  return size;
+}
+
+// Throws std::logic_error when no Environment is alive (MPI never started, or finalised): an MPI call
+// then would abort the process instead of throwing.
+void require_environment(const char* op) {
+  if (g_live_environments.load() == 0)
+    tg::detail::fail_logic(op, "no tg::dist::Environment is alive (MPI was finalised or never started); keep "
+                               "the Environment alive while any Communicator or GradientAverager is used");
+}
 
 template <class T> MPI_Datatype mpi_type();
 template <> MPI_Datatype mpi_type<float>() { return MPI_FLOAT; }
@@ -93,6 +114,7 @@ template <class T> void sum_slices_impl(const Communicator& comm, T* x, std::siz
 }
 
 template <class T> void sum_checked(const Communicator& comm, T* x, std::size_t n) {
+  require_environment("sum_in_rank_order");
   if (comm.size() == 1) return;
   detail::Claim mine{.value = static_cast<int64_t>(n), .hash = detail::hash_value(detail::kHashSeed, n)};
   detail::agree(comm, "sum_in_rank_order", mine, nullptr, "the length", "x.size()");
@@ -124,6 +146,7 @@ uint64_t hash_bytes(uint64_t h, const void* data, std::size_t bytes) {
 
 void agree(const Communicator& comm, const char* op, Claim mine, const std::exception_ptr& error, const char* what,
            const char* value_name, const std::string& mine_text) {
+  require_environment(op);
   const int K = comm.size();
   if (K == 1) {
     if (error) std::rethrow_exception(error);
@@ -184,11 +207,26 @@ Environment::Environment(int& argc, char**& argv) {
 }
 
 Environment::~Environment() {
-  --g_live_environments;
-  if (!owns_mpi_) return;
+  // Unwinding an exception out of main: another rank may wait in a collective this rank will never enter,
+  // and MPI_Finalize would wait for it. End the whole launch instead (an uncaught exception does as much).
+  if (std::uncaught_exceptions() > 0 && world_size_now() > 1) {
+    std::fprintf(stderr, "[dist::Environment] an exception is unwinding through the Environment; aborting "
+                         "the launch so that the other ranks do not wait for this one\n");
+    abort(1);
+  }
+  if (owns_mpi_) g_finalize_pending = true;
+  if (--g_live_environments > 0 || !g_finalize_pending.exchange(false)) return;
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (!finalized) MPI_Finalize();   // a destructor cannot throw; MPI_Finalize's failure has no remedy here
+}
+
+void abort(int errorcode) {
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (initialized && !finalized) MPI_Abort(MPI_COMM_WORLD, errorcode);
+  std::_Exit(errorcode);
 }
 
 Communicator Communicator::world() {
@@ -201,6 +239,7 @@ Communicator Communicator::world() {
 }
 
 void Communicator::barrier() const {
+  require_environment("Communicator::barrier");
   if (size_ > 1) detail::check_mpi(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
 }
 
@@ -280,6 +319,7 @@ void Communicator::sum_in_rank_order(std::span<float> x) const { sum_checked(*th
 void Communicator::sum_in_rank_order(std::span<double> x) const { sum_checked(*this, x.data(), x.size()); }
 
 std::vector<double> Communicator::all_gather(double v) const {
+  require_environment("Communicator::all_gather");
   std::vector<double> all(static_cast<std::size_t>(size_), v);
   if (size_ > 1)
     detail::check_mpi(MPI_Allgather(&v, 1, MPI_DOUBLE, all.data(), 1, MPI_DOUBLE, MPI_COMM_WORLD), "MPI_Allgather");

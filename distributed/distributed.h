@@ -36,6 +36,7 @@
 // (MPI_THREAD_FUNNELED; tapegrad's TBB workers never call MPI).
 #include <cstddef>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "tapegrad/framework/tape.h"
@@ -49,9 +50,19 @@ namespace tg::dist {
 bool launched_by_mpi();
 
 // RAII owner of MPI's lifetime: MPI_Init_thread(MPI_THREAD_FUNNELED) unless MPI is already initialised
-// (then the caller who initialised it also finalises it), MPI_Finalize in the destructor. Sets
-// MPI_ERRORS_RETURN on MPI_COMM_WORLD so that MPI errors become exceptions. MPI can be initialised once
-// per process: an Environment created after MPI_Finalize throws std::logic_error. Non-copyable.
+// (then the caller who initialised it also finalises it), MPI_Finalize when the last Environment goes
+// away (that one or a later one: while any Environment is alive, MPI stays up). Sets MPI_ERRORS_RETURN on
+// MPI_COMM_WORLD so that MPI errors become exceptions. MPI can be initialised once per process: an
+// Environment created after MPI_Finalize throws std::logic_error. Non-copyable.
+// Every collective (Communicator's methods, GradientAverager) throws std::logic_error "[op] no
+// tg::dist::Environment is alive ..." when none is, instead of letting MPI abort the process.
+//
+// Failures on one rank: MPI_Finalize waits for the other ranks, and they may wait in a collective this
+// rank will never enter. So an Environment destroyed while an exception unwinds through it (an error
+// that leaves main's scope) ends the whole launch with tg::dist::abort(1). A rank that catches an error
+// it cannot share with the others (one whose peers may be waiting) should call tg::dist::abort itself:
+//   try { train(comm); } catch (const std::exception& e) { std::cerr << e.what() << '\n'; tg::dist::abort(1); }
+// Errors the collectives detect (mismatched arguments) are thrown on every rank alike and need no abort.
 class Environment {
  public:
   Environment(int& argc, char**& argv);
@@ -66,6 +77,10 @@ class Environment {
   bool owns_mpi_ = false;
   int thread_level_ = 0;
 };
+
+// Ends every process of the launch with `errorcode` (MPI_Abort on MPI_COMM_WORLD); without MPI running,
+// ends this process (std::_Exit). Never returns.
+[[noreturn]] void abort(int errorcode = 1);
 
 // A group of ranks (MPI_COMM_WORLD). Cheap to copy: the rank and size are cached.
 class Communicator {
@@ -120,29 +135,29 @@ class Communicator {
 // The averaged gradients are new tensors (set_grad), so nothing else sharing the old ones changes.
 class GradientAverager {
  public:
-  // params: defined, float32/float64, each listed once (the list of Module::parameters() qualifies);
-  // those with requires_grad() false are ignored. Collective: checks that every rank passes the same
-  // count, shapes and dtypes. Throws std::invalid_argument for a bad list, a mismatch across ranks, or
-  // bucket_bytes < 8.
+  // params: defined, float32/float64, each listed once (the list of Module::parameters() qualifies).
+  // Frozen ones (requires_grad() false) may be listed: each average() takes the parameters that have a
+  // gradient at that moment, so one unfrozen after construction (requires_grad_(true)) is averaged from
+  // its first gradient on. Collective: checks that every rank passes the same count, shapes and dtypes.
+  // Throws std::invalid_argument for a bad list, a mismatch across ranks, or bucket_bytes < 8.
   GradientAverager(Communicator comm, std::vector<Var> params, std::size_t bucket_bytes = 4u << 20);
 
   // Collective. Throws std::invalid_argument when a gradient's shape/dtype differs from its parameter's,
   // or when which parameters have gradients differs across ranks.
   void average();
 
-  // Bytes this rank sends per average() when every parameter has a gradient: the gradient payload,
-  // 2 (K-1)/K of the gradient bytes summed over buckets, plus 24 bytes to each other rank for the
-  // consistency check. 0 when size() == 1.
-  std::size_t bytes_sent_per_call() const { return bytes_sent_; }
-  // Number of buckets (sum_in_rank_order calls) per average() when every parameter has a gradient.
-  std::size_t buckets() const { return buckets_; }
+  // Bytes this rank sends per average() when every parameter that requires grad now has a gradient:
+  // the gradient payload, 2 (K-1)/K of the gradient bytes summed over buckets, plus 24 bytes to each
+  // other rank for the consistency check. 0 when size() == 1.
+  std::size_t bytes_sent_per_call() const { return cost().second; }
+  // Number of buckets (sum_in_rank_order calls) per average() in the same case.
+  std::size_t buckets() const { return cost().first; }
 
  private:
+  std::pair<std::size_t, std::size_t> cost() const;   // {buckets, bytes sent}
   Communicator comm_;
   std::vector<Var> params_;
   std::size_t bucket_bytes_;
-  std::size_t buckets_ = 0;
-  std::size_t bytes_sent_ = 0;
 };
 
 }  // namespace tg::dist

@@ -83,7 +83,7 @@ GradientAverager::GradientAverager(Communicator comm, std::vector<Var> params, s
                "only float32 and float64 parameters have gradients; got ", param_text(i, p));
       TG_CHECK(seen.insert(p.node().get()).second, "GradientAverager", "params[", i,
                "] is listed twice (each parameter must appear once)");
-      if (p.requires_grad()) params_.push_back(p);
+      params_.push_back(p);
     }
     uint64_t h = detail::hash_value(detail::kHashSeed, static_cast<uint64_t>(bucket_bytes));
     for (const Var& p : params_) {
@@ -97,13 +97,17 @@ GradientAverager::GradientAverager(Communicator comm, std::vector<Var> params, s
     error = std::current_exception();
   }
   detail::agree(comm_, "GradientAverager", mine, error, "the parameters' shapes, dtypes or bucket_bytes",
-                "trainable parameters");
+                "parameters");
+}
+
+std::pair<std::size_t, std::size_t> GradientAverager::cost() const {
   std::size_t n32 = 0, n64 = 0;
-  for (const Var& p : params_) (p.dtype() == DType::Float32 ? n32 : n64) += static_cast<std::size_t>(p.numel());
+  for (const Var& p : params_)
+    if (p.requires_grad()) (p.dtype() == DType::Float32 ? n32 : n64) += static_cast<std::size_t>(p.numel());
   const auto [b32, s32] = stream_cost(n32, bucket_bytes_, sizeof(float), comm_);
   const auto [b64, s64] = stream_cost(n64, bucket_bytes_, sizeof(double), comm_);
-  buckets_ = b32 + b64;
-  bytes_sent_ = comm_.size() == 1 ? 0 : s32 + s64 + detail::kClaimBytes * static_cast<std::size_t>(comm_.size() - 1);
+  const std::size_t checks = detail::kClaimBytes * static_cast<std::size_t>(comm_.size() - 1);
+  return {b32 + b64, comm_.size() == 1 ? 0 : s32 + s64 + checks};
 }
 
 void GradientAverager::average() {

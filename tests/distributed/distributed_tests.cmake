@@ -30,6 +30,16 @@ tapegrad_add_mpi_test(NAME distributed/communicator_np1 NP 1 TIMEOUT 30 COMMAND 
 tapegrad_add_mpi_test(NAME distributed/gradient_averager_np1 NP 1 TIMEOUT 30
                       COMMAND $<TARGET_FILE:distributed_gradient_averager_test>)
 
+# One rank's error unwinds through its Environment while the other waits in a barrier: the launch must end
+# with the Environment's abort message (it hung in MPI_Finalize before).
+add_executable(distributed_abort_test ${CMAKE_CURRENT_LIST_DIR}/abort_test.cpp)
+target_link_libraries(distributed_abort_test PRIVATE tapegrad_distributed)
+target_compile_options(distributed_abort_test PRIVATE ${mpi_test_warnings})
+tapegrad_add_mpi_test(NAME distributed/abort_on_unwind_np2 NP 2 TRANSPORT shm TIMEOUT 20
+                      COMMAND $<TARGET_FILE:distributed_abort_test>)
+set_tests_properties(distributed/abort_on_unwind_np2 PROPERTIES PASS_REGULAR_EXPRESSION
+                     "an exception is unwinding through the Environment; aborting the launch")
+
 add_executable(distributed_single_process_test ${CMAKE_CURRENT_LIST_DIR}/single_process_test.cpp)
 target_link_libraries(distributed_single_process_test PRIVATE tapegrad_test_support tapegrad_distributed)
 target_compile_options(distributed_single_process_test PRIVATE ${mpi_test_warnings})

@@ -108,14 +108,14 @@ TEST_CASE("GradientAverager: parameters that differ across ranks throw on every 
   const Var w(Tensor::zeros({2, comm.rank() + 1}), true);
   REQUIRE_THROWS_WITH(GradientAverager(comm, {w}),
                       "[GradientAverager] the parameters' shapes, dtypes or bucket_bytes differs across ranks; got "
-                      "trainable parameters=" + per_rank(comm.size(), [](int) { return 1; }));
+                      "parameters=" + per_rank(comm.size(), [](int) { return 1; }));
   const Var v(Tensor::zeros({4}), true);
   REQUIRE_THROWS_WITH(GradientAverager(comm, {v}, 64 + static_cast<std::size_t>(comm.rank()) * 8),
                       Contains("[GradientAverager] the parameters' shapes, dtypes or bucket_bytes differs"));
   std::vector<Var> count_differs(static_cast<std::size_t>(comm.rank()) + 1);
   for (Var& p : count_differs) p = Var(Tensor::zeros({4}), true);
   REQUIRE_THROWS_WITH(GradientAverager(comm, count_differs),
-                      Contains("got trainable parameters=" + per_rank(comm.size(), [](int r) { return r + 1; })));
+                      Contains("got parameters=" + per_rank(comm.size(), [](int r) { return r + 1; })));
   check_still_usable(comm);
 }
 

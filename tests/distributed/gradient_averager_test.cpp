@@ -160,3 +160,20 @@ TEST_CASE("GradientAverager: K ranks with one micro-batch each equal one process
     CHECK(ps[p].grad().bit_equal(accumulated[p]));
   }
 }
+
+TEST_CASE("GradientAverager: a parameter unfrozen after construction is averaged from its first gradient on",
+          "[dist][mpi]") {
+  // Fine-tuning's freeze-then-unfreeze: the averager was built while b was frozen. It used to leave b's
+  // gradients unaveraged, so the replicas drifted apart silently.
+  const Communicator comm = Communicator::world();
+  Var w(Tensor::zeros({3}, DType::Float32), true), b(Tensor::zeros({2}, DType::Float64), false);
+  GradientAverager averager(comm, {w, b}, 64);
+  CHECK(averager.buckets() == 1);   // b does not count while frozen
+  b.requires_grad_(true);
+  CHECK(averager.buckets() == 2);
+  w.set_grad(rank_grad(comm.rank(), 0, {3}, DType::Float32));
+  b.set_grad(rank_grad(comm.rank(), 1, {2}, DType::Float64));
+  averager.average();
+  CHECK(w.grad().bit_equal(expected_average<float>(comm.size(), 0, {3})));
+  CHECK(b.grad().bit_equal(expected_average<double>(comm.size(), 1, {2})));
+}

@@ -4,6 +4,8 @@
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
+#include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -17,13 +19,14 @@ using tg::dist::Communicator;
 using tg::dist::Environment;
 
 namespace {
-Environment start() {
+std::pair<int&, char**&> start_args() {
   static int argc = 1;
   static char name[] = "distributed_single_process_test";
   static char* args[] = {name, nullptr};
   static char** argv = args;
-  return Environment(argc, argv);
+  return {argc, argv};
 }
+Environment start() { return Environment(start_args().first, start_args().second); }
 }  // namespace
 
 TEST_CASE("launched_by_mpi: true exactly when mpirun's OMPI_COMM_WORLD_SIZE or PMI_SIZE is set", "[dist]") {
@@ -92,4 +95,37 @@ TEST_CASE("Environment: MPI starts once per process and a second Environment aft
   REQUIRE_THROWS_AS(start(), std::logic_error);
   REQUIRE_THROWS_WITH(start(), "[dist::Environment] MPI was finalised already and cannot start again; create one "
                                "Environment for the whole program");
+}
+
+TEST_CASE("Environment: MPI stays up until the last Environment goes, whichever initialised it", "[dist]") {
+  std::optional<Environment> owner;
+  owner.emplace(start_args().first, start_args().second);   // initialises MPI
+  {
+    const Environment second = start();   // MPI already up: does not own it
+    owner.reset();                         // the owner goes first: MPI must stay up for `second`
+    const Communicator comm = Communicator::world();   // MPI_Comm_rank: aborted the process when finalised
+    CHECK(comm.rank() == 0);
+    comm.barrier();
+  }
+  // The last one finalised MPI.
+  REQUIRE_THROWS_WITH(start(), "[dist::Environment] MPI was finalised already and cannot start again; create one "
+                               "Environment for the whole program");
+}
+
+TEST_CASE("Communicator and GradientAverager used after the Environment is gone throw std::logic_error", "[dist]") {
+  std::optional<Communicator> comm;
+  Var w(Tensor::zeros({2}), true);
+  {
+    const Environment env = start();
+    comm = Communicator::world();
+  }
+  const std::string gone = " no tg::dist::Environment is alive (MPI was finalised or never started); keep the "
+                           "Environment alive while any Communicator or GradientAverager is used";
+  REQUIRE_THROWS_MATCHES(comm->barrier(), std::logic_error, Catch::Matchers::Message("[Communicator::barrier]" + gone));
+  REQUIRE_THROWS_WITH(comm->all_gather(1.0), "[Communicator::all_gather]" + gone);
+  std::vector<double> x{1.0};
+  REQUIRE_THROWS_WITH(comm->sum_in_rank_order(std::span<double>(x)), "[sum_in_rank_order]" + gone);
+  Tensor t = Tensor::zeros({2});
+  REQUIRE_THROWS_WITH(comm->broadcast(t), "[broadcast]" + gone);
+  REQUIRE_THROWS_WITH(tg::dist::GradientAverager(*comm, {w}), "[GradientAverager]" + gone);
 }
