@@ -298,6 +298,8 @@ H5File::H5File(const std::string& filename, Mode mode) : filename_(filename) {
     std::error_code ec;
     if (!std::filesystem::exists(filename, ec)) op.fail("no such file");
     if (std::filesystem::is_directory(filename, ec)) op.fail("it is a directory");
+    // A FIFO or a device would block or stream forever inside HDF5's open.
+    if (!std::filesystem::is_regular_file(filename, ec)) op.fail("not a regular file");
     id_ = H5Fopen(filename.c_str(), H5F_ACC_RDONLY, fapl.get());
   } else {
     // The 1.8 format: checksummed superblock and object headers, but no 1.10 "file open for write"

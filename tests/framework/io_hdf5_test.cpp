@@ -1,3 +1,4 @@
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -303,6 +304,13 @@ TEST_CASE("hdf5: a missing file or dataset throws naming the file and the path",
   const std::string dir = std::filesystem::path(tmp.path).parent_path().string();
   REQUIRE(runtime_error_of([&] { H5File f(dir, H5File::Mode::read); }) ==
           dir + ": cannot open file for reading: it is a directory");
+  // A FIFO (a checkpoint path someone replaced) blocked forever inside HDF5's open.
+  TempFile fifo("fifo.h5");
+  REQUIRE(::mkfifo(fifo.path.c_str(), 0600) == 0);
+  REQUIRE(runtime_error_of([&] { H5File f(fifo.path, H5File::Mode::read); }) ==
+          fifo.path + ": cannot open file for reading: not a regular file");
+  REQUIRE(runtime_error_of([&] { H5File f("/dev/zero", H5File::Mode::read); }) ==
+          "/dev/zero: cannot open file for reading: not a regular file");
   REQUIRE_THAT(runtime_error_of([&] { H5File f(dir + "/no/such/dir/x.h5", H5File::Mode::truncate); }),
                StartsWith(dir + "/no/such/dir/x.h5: cannot create file: "));
   H5File f(kGoldenMha, H5File::Mode::read);
