@@ -37,6 +37,17 @@ template <class T> uint64_t hash_value(uint64_t h, const T& v) { return hash_byt
 void agree(const Communicator& comm, const char* op, Claim mine, const std::exception_ptr& error,
            const char* what, const char* value_name, const std::string& mine_text = {});
 
+// This rank's side of a mismatch message (agree's mine_text): text(0), text(1), ... for the first 6 of
+// `count` entries, then "and N more"; "none" when count is 0.
+template <class F> std::string first_entries(std::size_t count, F text) {
+  constexpr std::size_t kShown = 6;
+  if (count == 0) return "none";
+  std::string s;
+  for (std::size_t i = 0; i < count && i < kShown; ++i) s.append(i ? ", " : "").append(text(i));
+  if (count > kShown) s.append(" and ").append(std::to_string(count - kShown)).append(" more");
+  return s;
+}
+
 // The deterministic rank-ordered sum of sum_in_rank_order, without the length check (the caller
 // guarantees equal n on every rank). Works in chunks of at most kSumChunk elements (MPI counts are int).
 inline constexpr std::size_t kSumChunk = std::size_t{1} << 27;

@@ -296,7 +296,11 @@ void Communicator::broadcast_module(Module& m, int root) const {
   }
   detail::agree(*this, "broadcast_module", mine, error, "the module's entry names, shapes, dtypes or root",
                 "state_dict().size()",
-                error ? std::string() : std::to_string(state.size()) + " entries, " + std::to_string(total) + " bytes");
+                error ? std::string()
+                      : std::to_string(state.size()) + " entries, " + std::to_string(total) + " bytes: " +
+                            detail::first_entries(state.size(), [&](std::size_t i) {
+                              return state[i].first + "=" + describe(state[i].second);
+                            }));
   if (size_ == 1) return;
   // One message: root packs every entry in state_dict order; the others unpack in the same order.
   std::vector<char> packed(total);

@@ -94,6 +94,11 @@ TEST_CASE("broadcast_module: modules that differ across ranks throw on every ran
   REQUIRE_THROWS_WITH(comm.broadcast_module(fc),
                       Contains("[broadcast_module] the module's entry names, shapes, dtypes or root differs across "
                                "ranks; got state_dict().size()=2 on rank 0, 2 on rank 1"));
+  const std::string out = std::to_string(1 + comm.rank());
+  REQUIRE_THROWS_WITH(comm.broadcast_module(fc),
+                      Contains("; this rank (" + std::to_string(comm.rank()) + ") has 2 entries, " +
+                               std::to_string((3 * (1 + comm.rank())) * 4) + " bytes: weight=float32[" + out +
+                               ", 2], bias=float32[" + out + "]"));
   tg::Linear no_bias_on_0(tg::LinearOptions{.in_features = 2, .out_features = 2, .bias = comm.rank() != 0},
                           tg::Generator(1));
   REQUIRE_THROWS_WITH(comm.broadcast_module(no_bias_on_0),
@@ -108,7 +113,9 @@ TEST_CASE("GradientAverager: parameters that differ across ranks throw on every 
   const Var w(Tensor::zeros({2, comm.rank() + 1}), true);
   REQUIRE_THROWS_WITH(GradientAverager(comm, {w}),
                       "[GradientAverager] the parameters' shapes, dtypes or bucket_bytes differs across ranks; got "
-                      "parameters=" + per_rank(comm.size(), [](int) { return 1; }));
+                      "parameters=" + per_rank(comm.size(), [](int) { return 1; }) + "; this rank (" +
+                          std::to_string(comm.rank()) + ") has params[0]=float32[2, " +
+                          std::to_string(comm.rank() + 1) + "], bucket_bytes=4194304");
   const Var v(Tensor::zeros({4}), true);
   REQUIRE_THROWS_WITH(GradientAverager(comm, {v}, 64 + static_cast<std::size_t>(comm.rank()) * 8),
                       Contains("[GradientAverager] the parameters' shapes, dtypes or bucket_bytes differs"));
@@ -116,6 +123,10 @@ TEST_CASE("GradientAverager: parameters that differ across ranks throw on every 
   for (Var& p : count_differs) p = Var(Tensor::zeros({4}), true);
   REQUIRE_THROWS_WITH(GradientAverager(comm, count_differs),
                       Contains("got parameters=" + per_rank(comm.size(), [](int r) { return r + 1; })));
+  std::vector<Var> many(static_cast<std::size_t>(comm.rank()) + 7);   // the message shows the first 6
+  for (Var& p : many) p = Var(Tensor::zeros({1}), true);
+  REQUIRE_THROWS_WITH(GradientAverager(comm, many),
+                      Contains("params[5]=float32[1] and " + std::to_string(comm.rank() + 1) + " more, bucket_bytes="));
   check_still_usable(comm);
 }
 
@@ -142,7 +153,9 @@ TEST_CASE("GradientAverager::average: gradients present on some ranks only throw
   if (comm.rank() == 0) b.set_grad(Tensor::ones({2}));
   REQUIRE_THROWS_WITH(averager.average(),
                       "[GradientAverager::average] which parameters have a gradient differs across ranks; got gradients=" +
-                          per_rank(comm.size(), [](int r) { return r == 0 ? 2 : 1; }));
+                          per_rank(comm.size(), [](int r) { return r == 0 ? 2 : 1; }) + "; this rank (" +
+                          std::to_string(comm.rank()) + ") has gradients for params[0]=float32[3]" +
+                          (comm.rank() == 0 ? ", params[1]=float32[2]" : ""));
   // Same count, other parameters: rank 0 has a, the others b.
   a.zero_grad();
   b.zero_grad();
