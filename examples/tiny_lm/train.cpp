@@ -74,8 +74,10 @@ void validate_run(const TrainOptions& o) {
   require_flag(o.stop_at >= -1, kTrain, "--stop-at", "-1 (off) or >= 0", o.stop_at);
 }
 
-// The whole model and run against the limits, with the largest vocabulary a corpus can have.
-void validate_size(const TrainOptions& o) {
+// The whole model and run of one of `processes` processes against the limits, with the largest vocabulary
+// a corpus can have. Every process draws the window starts of all K = --grad-accum x processes
+// micro-batches of an iteration (BatchSampler::draw_starts): K x --batch-size of 8 bytes each.
+void validate_size(const TrainOptions& o, int processes) {
   const TinyLMConfig c = model_config(o, kMaxByteVocabulary);
   const std::string got = "; got --n-layer=" + std::to_string(o.n_layer) + ", --n-embd=" + std::to_string(o.n_embd) +
                           ", --block-size=" + std::to_string(o.block_size);
@@ -84,12 +86,16 @@ void validate_size(const TrainOptions& o) {
     throw UsageError("[" + std::string(kTrain) + "] the model would have " + format_count(params) +
                      " parameters, more than the limit of " + std::to_string(kMaxParameters) +
                      "; reduce --n-layer, --n-embd or --block-size" + got);
-  const double need = training_bytes(c, o.batch_size), have = memory_limit_bytes();
+  const double starts = static_cast<double>(o.grad_accum) * processes * static_cast<double>(o.batch_size);
+  const double need = training_bytes(c, o.batch_size) + starts * sizeof(uint64_t), have = memory_limit_bytes();
   if (need > have)
     throw UsageError("[" + std::string(kTrain) + "] the run would need about " + format_gib(need) +
-                     " (weights, gradients, AdamW state and the activations of --batch-size=" +
-                     std::to_string(o.batch_size) + " sequences) but this machine has " + format_gib(have) +
-                     "; reduce --batch-size, --block-size, --n-embd or --n-layer" + got);
+                     " (weights, gradients, AdamW state, the activations of --batch-size=" +
+                     std::to_string(o.batch_size) + " sequences and the window starts of --grad-accum=" +
+                     std::to_string(o.grad_accum) + " x " + std::to_string(processes) +
+                     (processes == 1 ? " process" : " processes") + " x --batch-size=" + std::to_string(o.batch_size) +
+                     ") but this machine has " + format_gib(have) +
+                     "; reduce --batch-size, --grad-accum, --block-size, --n-embd or --n-layer" + got);
 }
 
 // Both splits must hold a window of block_size + 1 tokens after a random start.
@@ -107,7 +113,7 @@ void TrainOptions::validate() const {
   validate_model(*this);
   validate_optimization(*this);
   validate_run(*this);
-  validate_size(*this);
+  validate_size(*this, 1);
 }
 
 TinyLMConfig model_config(const TrainOptions& o, int64_t vocab_size) {
@@ -250,6 +256,7 @@ void finish(TrainingState& s, const TrainOptions& o, const Corpus& corpus, const
 
 TrainResult train(const TrainOptions& o, std::ostream& all_out, const Processes& processes) {
   o.validate();
+  validate_size(o, processes.size());   // under mpirun each process draws the starts of every rank's micro-batches
   const auto t0 = Clock::now();
   std::ostream quiet(nullptr);   // ranks other than 0 print nothing
   std::ostream& out = processes.is_root() ? all_out : quiet;

@@ -58,6 +58,10 @@ std::vector<BadCall> train_calls() {
       {{"train", "--seed", "18446744073709551616"}, 2, "--seed"},
       {{"train", "--threads", "-1"}, 2, "--threads"},
       {{"train", "--threads", "0"}, 2, "--threads"},
+      // K x B window starts of 8 bytes (52 GB) once died with std::bad_alloc
+      {{"train", "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "12", "--max-iters", "1",
+        "--grad-accum", "65536", "--batch-size", "100000"},
+       2, "--grad-accum=65536"},
       {{"train", "--threads", "100000"}, 2, "--threads"},
       {{"train", "--n-embd", "4611686018427387904"}, 2, "--n-embd"},
       {{"train", "--n-embd", "0"}, 2, "--n-embd"},

@@ -128,6 +128,25 @@ TEST_CASE("TrainOptions::validate names the flag of every bad value", "[tiny_lm]
         o.block_size = kMaxWidth;
       },
       "but this machine has");
+  // Every process draws the window starts of all K x B sequences of an iteration (8 bytes each): 512 GiB
+  // here, while the activations of the batch need about 6 GB.
+  check(
+      [](TrainOptions& o) {
+        o.n_layer = 1;
+        o.n_head = 2;
+        o.n_embd = 16;
+        o.block_size = 1;
+        o.grad_accum = 65536;
+        o.batch_size = kMaxBatchSize;
+      },
+      "the window starts of --grad-accum=65536 x 1 process x --batch-size=1048576) but this machine has");
+  TrainOptions small;
+  small.n_layer = 1;
+  small.n_head = 2;
+  small.n_embd = 16;
+  small.block_size = 1;
+  small.batch_size = kMaxBatchSize;
+  REQUIRE(training_bytes(model_config(small, 256), small.batch_size) < 6e9);
 }
 
 TEST_CASE("parse_seed takes decimal digits in the uint64 range only", "[tiny_lm][limits][errors]") {
