@@ -70,6 +70,10 @@ std::vector<double> Processes::all_gather(double v) const {
   return comm_ ? communicator(comm_)->all_gather(v) : std::vector<double>{v};
 }
 
+void Processes::broadcast_bytes(std::vector<char>& bytes, int root) const {
+  if (comm_) communicator(comm_)->broadcast_bytes(bytes, root);
+}
+
 #else
 
 namespace {
@@ -104,6 +108,8 @@ void Processes::broadcast_module(Module&) const {}
 void Processes::sum_in_rank_order(std::span<float>) const {}
 
 std::vector<double> Processes::all_gather(double v) const { return {v}; }
+
+void Processes::broadcast_bytes(std::vector<char>&, int) const {}
 
 #endif
 

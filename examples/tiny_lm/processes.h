@@ -54,6 +54,8 @@ class Processes {
   void sum_in_rank_order(std::span<float> x) const;
   // v of every rank, index = rank.
   std::vector<double> all_gather(double v) const;
+  // Rank `root`'s bytes on every rank (receivers' vectors take root's length); alone: unchanged.
+  void broadcast_bytes(std::vector<char>& bytes, int root = 0) const;
 
  private:
   std::shared_ptr<const void> comm_;     // the tg::dist::Communicator, null when alone

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "examples/common/loss_plot.h"
+#include "examples/tiny_lm/agreement.h"
 #include "examples/tiny_lm/checkpointing.h"
 #include "examples/tiny_lm/generate.h"
 #include "examples/tiny_lm/limits.h"
@@ -263,6 +264,7 @@ TrainResult train(const TrainOptions& o, std::ostream& all_out, const Processes&
   set_num_threads(o.threads);
   out << runtime_info() << "\n";
   const Corpus corpus = training_corpus(o);
+  require_same_run(o, corpus, processes);   // the same flags and corpus on every rank, or an error on each
   check_corpus_fits(o, corpus);
   // A resume needs the folder's checkpoint; only rank 0 ever writes to the folder.
   if (!o.resume && processes.is_root()) std::filesystem::create_directories(o.out_dir);

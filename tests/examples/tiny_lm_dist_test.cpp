@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "examples/tiny_lm/agreement.h"
 #include "examples/tiny_lm/checkpointing.h"
 #include "examples/tiny_lm/train.h"
 #include "support/process_support.h"
@@ -173,9 +174,45 @@ TEST_CASE("tiny_lm train --grad-accum 2: --stop-at then --resume equals the unin
   require_same_run(full, split);
 }
 
+TEST_CASE("run_settings: every flag that changes the run, the corpus compared by content", "[tiny_lm][mpi]") {
+  const tg::tiny_lm::Corpus arithmetic = tg::tiny_lm::arithmetic_corpus(0), other = tg::tiny_lm::arithmetic_corpus(1);
+  tg::tiny_lm::Corpus renamed = arithmetic;
+  renamed.name = "/elsewhere/the_same.txt";
+  REQUIRE(tg::tiny_lm::corpus_digest(renamed) == tg::tiny_lm::corpus_digest(arithmetic));
+  REQUIRE(tg::tiny_lm::corpus_digest(other) != tg::tiny_lm::corpus_digest(arithmetic));
+  REQUIRE(tg::tiny_lm::corpus_digest(arithmetic).size() == 16);
+  tg::tiny_lm::TrainOptions o;
+  const auto settings = tg::tiny_lm::run_settings(o, arithmetic);
+  std::string flags;
+  for (const auto& st : settings) flags += st.flag + " ";
+  REQUIRE(flags ==
+          "--data --block-size --batch-size --grad-accum --n-layer --n-head --n-embd --dropout --max-iters "
+          "--lr-decay-iters --warmup-iters --lr --min-lr --weight-decay --beta1 --beta2 --grad-clip --eval-interval "
+          "--eval-iters --seed --tie-weights --resume --stop-at --precision ");
+  REQUIRE(settings[0].value == tg::tiny_lm::corpus_digest(arithmetic));
+  REQUIRE_THAT(settings[0].shown, Contains("built-in arithmetic (100000 bytes, digest "));
+  o.lr = 0.1 + 0.2;   // exact text: 0.30000000000000004 is not 0.3
+  REQUIRE(tg::tiny_lm::run_settings(o, arithmetic)[11].value == "0.30000000000000004");
+  o.threads = 7;   // speed only: may differ per host
+  o.out_dir = "elsewhere";
+  o.lr = 1e-3;
+  const auto elsewhere = tg::tiny_lm::run_settings(o, renamed);
+  for (size_t i = 0; i < settings.size(); ++i) REQUIRE(elsewhere[i].value == settings[i].value);
+  // Alone there is nothing to compare.
+  REQUIRE_NOTHROW(tg::tiny_lm::require_same_run(o, other, tg::tiny_lm::Processes{}));
+}
+
 #if TAPEGRAD_TINY_LM_WITH_MPI
 
 namespace {
+
+// An MPMD launch of tiny_lm on 2 ranks (shared memory), each with its own arguments and working
+// directory (as two hosts with their own file systems).
+Run two_hosts(const fs::path& dir0, const std::string& args0, const fs::path& dir1, const std::string& args1) {
+  const std::string launch = "mpirun --allow-run-as-root --oversubscribe --mca btl vader,self ";
+  return shell(launch + "-np 1 --wdir " + dir0.string() + " " + kBin + " " + args0 + " : -np 1 --wdir " +
+               dir1.string() + " " + kBin + " " + args1);
+}
 
 // Open MPI as root needs --allow-run-as-root; --oversubscribe starts 3 ranks on 2 cores.
 std::string mpirun(int np, const std::string& btl) {
@@ -288,6 +325,55 @@ TEST_CASE("mpirun -np 2 with rank 1 SIGKILLed: mpirun fails within seconds, the 
   REQUIRE(resumed.status == 0);
   REQUIRE_THAT(resumed.output, Contains("resumed from " + ckpt.string() + " at iter " + std::to_string(c.step)));
   require_same_run(single, many);
+}
+
+TEST_CASE("mpirun with ranks given other flags: every rank refuses before training, naming the flag and both values",
+          "[tiny_lm][mpi]") {
+  // These once hung in a collective (--max-iters, --grad-accum, --eval-interval) or trained a run no
+  // single process would (--batch-size).
+  const fs::path a = tg::test::scratch_dir("dist_disagree_a"), b = tg::test::scratch_dir("dist_disagree_b");
+  std::string net = kNet;
+  net.erase(net.find("--batch-size 8 "), 15);
+  const std::string args = "train " + net + "--out-dir out ";
+  const std::pair<std::string, std::string> cases[] = {{"--max-iters", "30 40"},
+                                                       {"--grad-accum", "1 2"},
+                                                       {"--eval-interval", "10 5"},
+                                                       {"--batch-size", "8 4"}};
+  for (const auto& [flag, values] : cases) {
+    const std::string v0 = values.substr(0, values.find(' ')), v1 = values.substr(values.find(' ') + 1);
+    const std::string iters = std::string(flag == "--max-iters" ? "" : "--max-iters 30 ") +
+                              (flag == "--eval-interval" ? "" : "--eval-interval 10 ") +
+                              (flag == "--batch-size" ? "" : "--batch-size 8 ");
+    const Run r = two_hosts(a, args + iters + flag + " " + v0, b, args + iters + flag + " " + v1);
+    INFO(r.output);
+    REQUIRE(r.status == 2);
+    REQUIRE_THAT(r.output, Contains("[tiny_lm train] the processes of this launch disagree on " + flag + "; got " +
+                                    flag + "=" + v0 + " on rank 0, " + flag + "=" + v1 + " on rank 1"));
+    REQUIRE(r.output.find("iter 1") == std::string::npos);
+    REQUIRE_FALSE(fs::exists(a / "out"));   // refused before rank 0 created anything
+  }
+}
+
+TEST_CASE("mpirun with another data file on rank 1's host: every rank refuses, the same text at another path trains",
+          "[tiny_lm][mpi]") {
+  const fs::path a = tg::test::scratch_dir("dist_corpus_a"), b = tg::test::scratch_dir("dist_corpus_b");
+  std::string text;
+  for (int i = 0; i < 300; ++i) text += "line " + std::to_string(i * 7919 % 1000) + " of the corpus\n";
+  std::ofstream(a / "data.txt", std::ios::binary) << text;
+  std::ofstream(b / "copy.txt", std::ios::binary) << text;
+  text[100] = text[100] == 'x' ? 'y' : 'x';
+  std::ofstream(b / "data.txt", std::ios::binary) << text;
+  const std::string args = "train " + kModel + "--max-iters 2 --out-dir out --data ";
+  const Run r = two_hosts(a, args + "data.txt", b, args + "data.txt");
+  INFO(r.output);
+  REQUIRE(r.status == 1);
+  REQUIRE_THAT(r.output, Contains("[tiny_lm train] the corpus differs across ranks (--data): rank 0 has data.txt ("));
+  REQUIRE_THAT(r.output, Contains("), rank 1 has data.txt ("));
+  REQUIRE(r.output.find("iter 1") == std::string::npos);
+  const Run same = two_hosts(a, args + "data.txt", b, args + "copy.txt");
+  INFO(same.output);
+  REQUIRE(same.status == 0);
+  REQUIRE_THAT(same.output, Contains("final iter 2"));
 }
 
 #endif
