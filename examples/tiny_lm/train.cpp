@@ -17,6 +17,7 @@
 #include "examples/tiny_lm/generate.h"
 #include "examples/tiny_lm/limits.h"
 #include "examples/tiny_lm/progress.h"
+#include "examples/tiny_lm/resume.h"
 #include "tapegrad/framework/check.h"
 #include "tapegrad/framework/runtime.h"
 #include "tapegrad/optim/adam.h"
@@ -266,14 +267,14 @@ TrainResult train(const TrainOptions& o, std::ostream& all_out, const Processes&
   const Corpus corpus = training_corpus(o);
   require_same_run(o, corpus, processes);   // the same flags and corpus on every rank, or an error on each
   check_corpus_fits(o, corpus);
-  // A resume needs the folder's checkpoint; only rank 0 ever writes to the folder.
+  // A resume needs the folder's checkpoint (on rank 0's host); only rank 0 ever touches the folder.
   if (!o.resume && processes.is_root()) std::filesystem::create_directories(o.out_dir);
   const std::string ckpt = o.out_dir + "/ckpt.h5", csv = o.out_dir + "/losses.csv";
 
   TrainingState s(model_config(o, corpus.vocab.size()), o, corpus, processes);
   TrainResult r;
   if (o.resume) {
-    s.load(ckpt);
+    resume_from_root(s, ckpt);   // rank 0 reads it, the others restore rank 0's bytes
     if (s.step >= o.max_iters) {   // a finished run: no evaluation, no write
       out << "nothing to do: " << ckpt << " already finished at iter " << s.step << "\n";
       r.iter = s.step;

@@ -59,7 +59,8 @@ Corpus training_corpus(const TrainOptions& options);
 // processes (mpirun), every process trains its micro-batches of each iteration (TrainingState); rank 0
 // alone prints, evaluates, writes losses.csv and the checkpoint (the others wait at a barrier after each
 // write) and returns the losses; the others return only `iter`. Before training the processes compare
-// their settings and corpus (require_same_run, agreement.h) and all throw at a difference. A resume must have the checkpoint's K
+// their settings and corpus (require_same_run, agreement.h) and all throw at a difference. A resume
+// reads the checkpoint on rank 0 only and restores rank 0's state on every rank (resume_from_root). A resume must have the checkpoint's K
 // (= --grad-accum x processes); another K throws std::runtime_error naming both. Validates the
 // options first (UsageError), and throws UsageError naming --block-size when the corpus is shorter than
 // a block. A resume of a run that already reached max_iters prints "nothing to do: <ckpt> already

@@ -376,4 +376,36 @@ TEST_CASE("mpirun with another data file on rank 1's host: every rank refuses, t
   REQUIRE_THAT(same.output, Contains("final iter 2"));
 }
 
+TEST_CASE("mpirun --resume with the out-dir on rank 0's host only: rank 1 never reads its own out-dir",
+          "[tiny_lm][mpi]") {
+  // Rank 0 runs in host0/, rank 1 in host1/, with a relative --out-dir: rank 1's host has no checkpoint,
+  // then another run's checkpoint at the same step (once silently restored by rank 1).
+  const fs::path single = tg::test::scratch_dir("dist_hosts_single"), host0 = tg::test::scratch_dir("dist_hosts_0"),
+                 host1 = tg::test::scratch_dir("dist_hosts_1");
+  const std::string args = "train " + kModel + "--max-iters 30 --out-dir ";
+  REQUIRE(tiny_lm(args + single.string() + " --grad-accum 2").status == 0);
+  const Run first = two_hosts(host0, args + "out --stop-at 10", host1, args + "out --stop-at 10");
+  INFO(first.output);
+  REQUIRE(first.status == 0);
+  REQUIRE_FALSE(fs::exists(host1 / "out"));
+  const Run second = two_hosts(host0, args + "out --stop-at 20 --resume", host1, args + "out --stop-at 20 --resume");
+  INFO(second.output);
+  REQUIRE(second.status == 0);
+  REQUIRE_THAT(second.output, Contains("resumed from out/ckpt.h5 at iter 10"));
+  REQUIRE_FALSE(fs::exists(host1 / "out"));
+  // A stale checkpoint of another run (another seed) at the same step on rank 1's host.
+  REQUIRE(tiny_lm(args + (host1 / "out").string() + " --grad-accum 2 --seed 7 --stop-at 20").status == 0);
+  const Run third = two_hosts(host0, args + "out --resume", host1, args + "out --resume");
+  INFO(third.output);
+  REQUIRE(third.status == 0);
+  REQUIRE_THAT(third.output, Contains("resumed from out/ckpt.h5 at iter 20"));
+  require_same_run(single, host0 / "out");
+  // Without a checkpoint on rank 0's host every rank fails with rank 0's reason, status 1, no hang.
+  fs::remove_all(host0 / "out");
+  const Run none = two_hosts(host0, args + "out --resume", host1, args + "out --resume");
+  INFO(none.output);
+  REQUIRE(none.status == 1);
+  REQUIRE_THAT(none.output, Contains("out/ckpt.h5"));
+}
+
 #endif
