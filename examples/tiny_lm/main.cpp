@@ -4,7 +4,8 @@
 //   tiny_lm eval   --data FILE [--out-dir DIR] [--max-batches N]
 //   tiny_lm plot   [--out-dir DIR] [--compare DIR2 ...] [--output FILE]
 //   tiny_lm attend --prompt TEXT [--out-dir DIR] [--output-dir DIR]
-// Under mpirun every process runs `train` on its share of each iteration's micro-batches (README).
+// Under mpirun every process runs `train` on its share of each iteration's micro-batches (README); a
+// bad command line given to every rank is reported by rank 0 alone.
 // Exit status: 0 success; 2 a bad command line (unknown command or flag, a value of the wrong type,
 // out of range or not finite, a prompt outside the checkpoint's vocabulary), reported before anything
 // is built; 1 any other failure (a file, a checkpoint, the data, a write). Never a signal.
@@ -14,6 +15,7 @@
 #include <cstdio>
 #include <iostream>
 #include <limits>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -223,6 +225,42 @@ int run_attend(int argc, char** argv) {
   return 0;
 }
 
+// Under mpirun: whether every rank was given rank 0's command line. Then a bad command line fails alike on
+// every rank, and rank 0 alone reports it.
+bool same_command_line(int argc, char** argv, const Processes& processes) {
+  std::string mine;
+  for (int i = 1; i < argc; ++i) mine += std::string(argv[i]) + '\0';
+  std::vector<char> bytes(mine.begin(), mine.end());
+  processes.broadcast_bytes(bytes, 0);
+  const bool same = std::string(bytes.begin(), bytes.end()) == mine;
+  for (double v : processes.all_gather(same ? 1.0 : 0.0))
+    if (v == 0.0) return false;
+  return true;
+}
+
+// Runs a command; under mpirun with one command line on every rank, the other ranks keep a usage error
+// (status 2) to themselves instead of interleaving rank 0's message with copies of it.
+int run_command(int argc, char** argv, const MpiScope& mpi) {
+  const std::vector<tg::examples::Command> commands{
+      {"train", run_train}, {"sample", run_sample}, {"eval", run_eval}, {"plot", run_plot}, {"attend", run_attend}};
+  const Processes processes = mpi.active() ? Processes::current() : Processes{};
+  if (processes.size() == 1 || !same_command_line(argc, argv, processes) || processes.is_root())
+    return tg::examples::run_commands("tiny_lm", kUsage, argc, argv, commands);
+  std::ostringstream errors;
+  std::streambuf* const stderr_buf = std::cerr.rdbuf(errors.rdbuf());
+  int code = 1;
+  try {
+    code = tg::examples::run_commands("tiny_lm", kUsage, argc, argv, commands);
+  } catch (...) {
+    std::cerr.rdbuf(stderr_buf);
+    std::cerr << errors.str();
+    throw;
+  }
+  std::cerr.rdbuf(stderr_buf);
+  if (code != 2) std::cerr << errors.str();
+  return code;
+}
+
 }  // namespace
 
 // Under mpirun (when built with MPI) every process runs the command inside an MPI environment; a failed
@@ -230,12 +268,7 @@ int run_attend(int argc, char** argv) {
 int main(int argc, char** argv) {
   try {
     MpiScope mpi(argc, argv);
-    const int code = tg::examples::run_commands("tiny_lm", kUsage, argc, argv,
-                                                {{"train", run_train},
-                                                 {"sample", run_sample},
-                                                 {"eval", run_eval},
-                                                 {"plot", run_plot},
-                                                 {"attend", run_attend}});
+    const int code = run_command(argc, argv, mpi);
     return code == 0 ? 0 : mpi.fail(code);
   } catch (const std::exception& e) {
     std::cerr << "tiny_lm: " << e.what() << "\n";

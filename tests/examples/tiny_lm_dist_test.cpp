@@ -408,4 +408,22 @@ TEST_CASE("mpirun --resume with the out-dir on rank 0's host only: rank 1 never 
   REQUIRE_THAT(none.output, Contains("out/ckpt.h5"));
 }
 
+TEST_CASE("mpirun -np 2 with a bad flag: rank 0 alone prints the usage error, a rank-specific one is still printed",
+          "[tiny_lm][mpi]") {
+  const fs::path a = tg::test::scratch_dir("dist_usage_a"), b = tg::test::scratch_dir("dist_usage_b");
+  const std::string message = "[tiny_lm train] --eval-interval must be >= 1; got --eval-interval=0";
+  const Run both = shell(mpirun(2, "vader,self") + kBin + " train --eval-interval 0 --out-dir " + a.string());
+  INFO(both.output);
+  REQUIRE(both.status == 2);
+  REQUIRE(both.output.find(message) != std::string::npos);
+  REQUIRE(both.output.find(message) == both.output.rfind(message));   // once, not interleaved with copies
+  REQUIRE(both.output.find("tiny_lmtiny_lm") == std::string::npos);
+  // Only rank 1's command line is bad: rank 1 must say so itself.
+  const Run one =
+      two_hosts(a, "train " + kModel + "--out-dir out", b, "train " + kNet + "--eval-interval 0 --out-dir out");
+  INFO(one.output);
+  REQUIRE(one.status == 2);
+  REQUIRE_THAT(one.output, Contains(message));
+}
+
 #endif
