@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -89,6 +90,30 @@ int spawn_and_wait(const std::string& gnuplot, const fs::path& dir, const std::s
   return status;
 }
 
+// Why `written` is not a whole picture of its kind, or "" when it is. gnuplot exits 0 even when a write
+// failed (a full disk), leaving a truncated file: a PNG must start with the signature and end with the
+// IEND chunk, an SVG must end with </svg>. Other kinds need only be non-empty.
+std::string incomplete(const fs::path& written) {
+  std::ifstream f(written, std::ios::binary);
+  std::ostringstream s;
+  s << f.rdbuf();
+  std::string data = s.str();
+  if (data.empty()) return "it is empty";
+  const std::string ext = written.extension().string();
+  if (ext == ".png") {
+    static const std::string signature("\x89PNG\r\n\x1a\n", 8);
+    static const std::string iend("\0\0\0\0IEND\xae\x42\x60\x82", 12);
+    if (data.compare(0, signature.size(), signature) != 0) return "it has no PNG signature";
+    if (data.size() < signature.size() + iend.size() || data.compare(data.size() - iend.size(), iend.size(), iend) != 0)
+      return "it does not end with a PNG IEND chunk (truncated)";
+  } else if (ext == ".svg") {
+    while (!data.empty() && std::isspace(static_cast<unsigned char>(data.back()))) data.pop_back();
+    if (data.size() < 6 || data.compare(data.size() - 6, 6, "</svg>") != 0)
+      return "it does not end with </svg> (truncated)";
+  }
+  return "";
+}
+
 }  // namespace
 
 std::string find_gnuplot() {
@@ -135,12 +160,20 @@ bool run_gnuplot(const GnuplotJob& job) {
                                               : "signal " + std::to_string(WTERMSIG(status));
     throw std::runtime_error(first.string() + ": gnuplot failed (" + how + "): " + tail_of(scratch.path() / "gnuplot.log"));
   }
+  // Every output is checked before any replaces its previous picture: a bad one leaves all old ones.
   for (const auto& [name, final_path] : job.outputs) {
     const fs::path written = scratch.path() / name;
     std::error_code ec;
     if (!fs::is_regular_file(written, ec) || fs::file_size(written, ec) == 0)
       throw std::runtime_error(final_path + ": gnuplot exited 0 but wrote no " + name + ": " +
                                tail_of(scratch.path() / "gnuplot.log"));
+    if (const std::string why = incomplete(written); !why.empty())
+      throw std::runtime_error(final_path + ": gnuplot exited 0 but its " + name + " is not a whole picture (" + why +
+                               "; disk full?); the previous picture is kept: " +
+                               tail_of(scratch.path() / "gnuplot.log"));
+  }
+  for (const auto& [name, final_path] : job.outputs) {
+    const fs::path written = scratch.path() / name;
     if (std::rename(written.c_str(), final_path.c_str()) != 0)
       throw std::runtime_error(final_path + ": cannot move the picture into place: " + std::strerror(errno));
   }

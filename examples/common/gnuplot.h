@@ -28,7 +28,10 @@ struct GnuplotJob {
 // Runs the job. Returns false, having written nothing, when gnuplot is not on PATH. Every output must
 // be in one folder (std::invalid_argument otherwise). Throws std::runtime_error naming the output when
 // the folder or a file cannot be written, when gnuplot fails (its exit status and the end of its
-// messages), or when it exits 0 without writing an output.
+// messages), or when it exits 0 without writing an output or with one that is not a whole picture (a
+// ".png" without the PNG signature and a final IEND chunk, an ".svg" not ending with </svg>: gnuplot
+// exits 0 when a write fails on a full disk). Outputs are checked before any is moved: on any error
+// every previous picture is left as it was.
 bool run_gnuplot(const GnuplotJob& job);
 
 }  // namespace tg::examples

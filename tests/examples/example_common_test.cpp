@@ -242,3 +242,60 @@ TEST_CASE("write_heatmaps / write_heatmap_csv: PNG, SVG and the numbers, masked 
   REQUIRE_THROWS_WITH(write_heatmap_csv(g, 1, (dir / "no/such/dir/map.csv").string()),
                       Contains("no/such/dir/map.csv: cannot write the attention weights"));
 }
+
+namespace {
+
+// A fake gnuplot in `dir` that writes `png` as picture.png and `svg` as picture.svg and exits 0, as
+// gnuplot does when the disk fills up mid-write.
+void fake_gnuplot(const fs::path& dir, const std::string& png, const std::string& svg) {
+  fs::create_directories(dir);
+  write(dir / "gnuplot", "#!/bin/sh\nprintf '" + png + "' > picture.png\nprintf '" + svg + "' > picture.svg\nexit 0\n");
+  fs::permissions(dir / "gnuplot", fs::perms::owner_all);
+}
+
+const std::string kPngHead = "\\211PNG\\r\\n\\032\\n", kPngEnd = "\\0\\0\\0\\0IEND\\256B`\\202";
+
+}  // namespace
+
+TEST_CASE("run_gnuplot: a truncated PNG or SVG (gnuplot exits 0 on a full disk) keeps the old pictures",
+          "[examples][plot]") {
+  const fs::path dir = tg::test::scratch_dir("common_gnuplot_truncated");
+  const fs::path bin = dir / "bin", out = dir / "out";
+  fs::create_directories(out);
+  write(out / "map.png", "old png");
+  write(out / "map.svg", "old svg");
+  HeatmapGrid g{.title = "t", .row_labels = {"a", "b"}, .col_labels = {"a", "b"}, .panels = {{1, 0, 0.5, 0.5}}};
+  const std::string png = (out / "map.png").string(), svg = (out / "map.svg").string();
+  PathOverride path(bin.string());
+  SECTION("PNG cut short after its signature") {
+    fake_gnuplot(bin, kPngHead + "IHDR", "<svg>\\n</svg>\\n");
+    REQUIRE_THROWS_WITH(write_heatmaps(g, png, svg), Contains(png + ": gnuplot exited 0 but its picture.png is not a"
+                                                              " whole picture (it does not end with a PNG IEND chunk"));
+  }
+  SECTION("PNG without a signature") {
+    fake_gnuplot(bin, "GIF89a" + kPngEnd, "<svg>\\n</svg>\\n");
+    REQUIRE_THROWS_WITH(write_heatmaps(g, png, svg),
+                        Contains("picture.png is not a whole picture (it has no PNG signature"));
+  }
+  SECTION("SVG cut short") {
+    fake_gnuplot(bin, kPngHead + "IHDR" + kPngEnd, "<svg>\\n<rect/>\\n</sv");
+    REQUIRE_THROWS_WITH(write_heatmaps(g, png, svg), Contains(svg + ": gnuplot exited 0 but its picture.svg is not a"
+                                                              " whole picture (it does not end with </svg>"));
+  }
+  REQUIRE(tg::test::read_file(out / "map.png") == "old png");
+  REQUIRE(tg::test::read_file(out / "map.svg") == "old svg");
+  REQUIRE(listing(out) == std::vector<std::string>{"map.png", "map.svg"});
+}
+
+TEST_CASE("run_gnuplot: whole pictures from the same fake gnuplot replace the old ones", "[examples][plot]") {
+  const fs::path dir = tg::test::scratch_dir("common_gnuplot_whole");
+  const fs::path bin = dir / "bin", out = dir / "out";
+  fs::create_directories(out);
+  write(out / "map.png", "old png");
+  fake_gnuplot(bin, kPngHead + "IHDR" + kPngEnd, "<svg>\\n</svg>\\n\\n");
+  HeatmapGrid g{.title = "t", .row_labels = {"a", "b"}, .col_labels = {"a", "b"}, .panels = {{1, 0, 0.5, 0.5}}};
+  PathOverride path(bin.string());
+  REQUIRE(write_heatmaps(g, (out / "map.png").string(), (out / "map.svg").string()));
+  REQUIRE(tg::test::read_file(out / "map.png") == std::string("\x89PNG\r\n\x1a\nIHDR\0\0\0\0IEND\xae\x42\x60\x82", 24));
+  REQUIRE(tg::test::read_file(out / "map.svg") == "<svg>\n</svg>\n\n");
+}
