@@ -14,22 +14,30 @@
 namespace tg::examples {
 namespace {
 
-// The panel as a gnuplot matrix file: rows of cols numbers, "NaN" where masked.
-std::string matrix_file(const std::vector<double>& panel, size_t cols) {
+// The panel's unmasked cells, one "key query weight" line each (column x, row y); masked (NaN) cells are
+// left out so the grey background shows through. Cells are drawn as boxes, not `matrix with image`:
+// gnuplot's image needs at least 2 x 2 values and draws nothing (only a warning) for one row or column.
+std::string cells_file(const std::vector<double>& panel, size_t cols) {
   std::string out;
-  char cell[40];
+  char line[80];
   for (size_t i = 0; i < panel.size(); ++i) {
-    if (std::isnan(panel[i])) std::snprintf(cell, sizeof cell, "NaN");
-    else std::snprintf(cell, sizeof cell, "%.9g", panel[i]);
-    out += cell;
-    out += (i + 1) % cols == 0 ? '\n' : ' ';
+    if (std::isnan(panel[i])) continue;
+    std::snprintf(line, sizeof line, "%zu %zu %.9g\n", i % cols, i / cols, panel[i]);
+    out += line;
   }
   return out;
 }
 
+// A tic label for gnuplot: tic labels are printf formats there, so a '%' is written "%%".
+std::string tic_label(const std::string& label) {
+  std::string out;
+  for (char c : label) out += c == '%' ? std::string("%%") : std::string(1, c);
+  return gnuplot_quote(out);
+}
+
 std::string tics(const std::vector<std::string>& labels) {
   std::string out = "(";
-  for (size_t i = 0; i < labels.size(); ++i) out += (i ? ", " : "") + gnuplot_quote(labels[i]) + " " + std::to_string(i);
+  for (size_t i = 0; i < labels.size(); ++i) out += (i ? ", " : "") + tic_label(labels[i]) + " " + std::to_string(i);
   return out + ")";
 }
 
@@ -47,7 +55,8 @@ std::string panels_script(const HeatmapGrid& g, int grid_rows, int grid_cols) {
     << "set size ratio " << static_cast<double>(rows) / static_cast<double>(cols) << "\n"
     << "set xlabel 'key'\nset ylabel 'query'\n";
   for (size_t h = 0; h < g.panels.size(); ++h)
-    s << "set title 'head " << h << "'\nplot 'head" << h << ".dat' matrix with image notitle\n";
+    s << "set title 'head " << h << "'\nplot 'head" << h << ".dat' using 1:2:(0.5):(0.5):3 with boxxyerror "
+      << "fillstyle solid noborder fillcolor palette notitle\n";
   s << "unset multiplot\n";
   return s.str();
 }
@@ -100,7 +109,7 @@ bool write_heatmaps(const HeatmapGrid& g, const std::string& png_path, const std
   const int width = grid_cols * panel, height = grid_rows * panel + 40;
   GnuplotJob job;
   for (int h = 0; h < heads; ++h)
-    job.files.emplace_back("head" + std::to_string(h) + ".dat", matrix_file(g.panels[h], g.col_labels.size()));
+    job.files.emplace_back("head" + std::to_string(h) + ".dat", cells_file(g.panels[h], g.col_labels.size()));
   job.files.emplace_back("panels.gp", panels_script(g, grid_rows, grid_cols));
   job.script = png_terminal(width, height) + "set output 'picture.png'\nload 'panels.gp'\nset output\n";
   job.outputs.emplace_back("picture.png", png_path);

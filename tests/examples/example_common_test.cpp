@@ -299,3 +299,47 @@ TEST_CASE("run_gnuplot: whole pictures from the same fake gnuplot replace the ol
   REQUIRE(tg::test::read_file(out / "map.png") == std::string("\x89PNG\r\n\x1a\nIHDR\0\0\0\0IEND\xae\x42\x60\x82", 24));
   REQUIRE(tg::test::read_file(out / "map.svg") == "<svg>\n</svg>\n\n");
 }
+
+namespace {
+
+// How many SVG polygons gnuplot filled with the palette's middle colour, 0.5 -> '#4a90c8'.
+size_t mid_blue_polygons(const std::string& svg) {
+  size_t n = 0;
+  for (size_t at = svg.find("fill = 'rgb( 74, 144, 200)'"); at != std::string::npos;
+       at = svg.find("fill = 'rgb( 74, 144, 200)'", at + 1))
+    ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("write_heatmaps: every cell is drawn for one row, one column and one cell", "[examples][attention]") {
+  const fs::path dir = tg::test::scratch_dir("common_heatmaps_thin");
+  for (const auto& [rows, cols] : std::vector<std::pair<size_t, size_t>>{{1, 1}, {1, 4}, {5, 1}, {2, 3}}) {
+    INFO(rows << " x " << cols);
+    HeatmapGrid g{.title = "thin", .row_labels = std::vector<std::string>(rows, "q"),
+                  .col_labels = std::vector<std::string>(cols, "k"), .panels = {std::vector<double>(rows * cols, 0.5)}};
+    const fs::path png = dir / "map.png", svg = dir / "map.svg";
+    REQUIRE(write_heatmaps(g, png.string(), svg.string()));
+    REQUIRE(tg::test::is_png(png));
+    // One filled box per cell, plus the colour bar's stripe of that colour; gnuplot's `matrix with
+    // image` drew no cell below 2 x 2 (and an embedded image, no polygons, above).
+    CHECK(mid_blue_polygons(tg::test::read_file(svg)) == rows * cols + 1);
+  }
+  // A masked cell is not drawn (the grey background shows): 3 of 4 cells.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  HeatmapGrid g{.title = "masked", .row_labels = {"q"}, .col_labels = {"a", "b", "c", "d"},
+                .panels = {{0.5, nan, 0.5, 0.5}}};
+  REQUIRE(write_heatmaps(g, (dir / "m.png").string(), (dir / "m.svg").string()));
+  CHECK(mid_blue_polygons(tg::test::read_file(dir / "m.svg")) == 3 + 1);
+}
+
+TEST_CASE("write_heatmaps: a '%' in a label or the title is drawn as itself", "[examples][attention]") {
+  const fs::path dir = tg::test::scratch_dir("common_heatmaps_percent");
+  HeatmapGrid g{.title = "50% of %s", .row_labels = {"%", "d"}, .col_labels = {"1", "0%d", "%g%"},
+                .panels = {{0.5, 0.5, 0.5, 0.5, 0.5, 0.5}}};
+  REQUIRE(write_heatmaps(g, (dir / "map.png").string(), (dir / "map.svg").string()));
+  const std::string svg = tg::test::read_file(dir / "map.svg");
+  CHECK_THAT(svg, Contains(">%</text>") && Contains(">0%d</text>") && Contains(">%g%</text>") &&
+                      Contains(">50% of %s</text>"));
+}
