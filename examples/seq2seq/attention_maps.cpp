@@ -92,6 +92,14 @@ void write_maps(const std::vector<Tensor>& weights, const std::string& title, co
   }
 }
 
+// A token as an axis label: "<s>" BOS, "</s>" EOS, "<pad>" PAD, else its character made visible.
+std::string token_label(int64_t token) {
+  if (token == kBos) return "<s>";
+  if (token == kEos) return "</s>";
+  if (token == kPad) return "<pad>";
+  return examples::visible_labels(decode({token})).front();
+}
+
 }  // namespace
 
 AttentionMapFiles write_attention_maps(Seq2Seq& model, const std::string& input, const std::string& output_dir) {
@@ -104,9 +112,13 @@ AttentionMapFiles write_attention_maps(Seq2Seq& model, const std::string& input,
   const AttentionWeights w = attention_weights(model, source, tgt_in);
   AttentionMapFiles files;
   files.output = decode(d.tokens);
-  std::vector<std::string> produced = examples::visible_labels(files.output), read{"<s>"};
-  if (d.finished) produced.push_back("</s>");
-  for (size_t t = 1; t < tgt_in.size(); ++t) read.push_back(examples::visible_char(files.output[t - 1]));
+  // Labels from the tokens themselves (one per decoder position), not from the decoded text.
+  std::vector<std::string> produced, read;
+  for (int64_t token : d.tokens) produced.push_back(token_label(token));
+  if (d.finished) produced.push_back(token_label(kEos));
+  for (int64_t token : tgt_in) read.push_back(token_label(token));
+  TG_CHECK(produced.size() == tgt_in.size() && read.size() == tgt_in.size(), "Seq2Seq", "attention map labels: ",
+           produced.size(), " produced and ", read.size(), " read for ", tgt_in.size(), " decoder positions");
   const std::vector<std::string> src_labels = examples::visible_labels(input);
   std::string shown;   // the title's input and output, spaces visible
   for (const std::string& c : src_labels) shown += c;

@@ -11,6 +11,12 @@
 // total log-probability, or with length_norm by log-probability per scored token (EOS included): a
 // re-ranking of what the search found, the search itself is the same. Ties are broken by the lower
 // token id, as greedy's argmax, so beam_size 1 returns exactly greedy's sequence in both modes.
+//
+// Neither greedy decoding nor beam search ever emits PAD or BOS (as seq2seq toolkits set their scores
+// to -inf): an untrained model may give them the highest probability, and decode() would silently drop
+// them. They are left out of the argmax and of the beam's candidates, but the softmax is NOT renormalised
+// over the remaining tokens: every score stays the model's full-softmax log-probability, so a
+// hypothesis's log_prob equals sequence_log_prob (teacher forcing) exactly.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -37,7 +43,8 @@ struct BeamOptions {
 // The score beam search ranks by.
 double beam_score(const Decoded& d, bool length_norm);
 
-// Greedy decoding of a batch of sources (make_source_batch), max_len tokens at most (<= max_tgt_len).
+// Greedy decoding of a batch of sources (make_source_batch), max_len tokens at most (<= max_tgt_len);
+// the argmax is over EOS and the characters (never PAD or BOS).
 // Runs in eval mode without a tape (the model's training flag is restored).
 std::vector<Decoded> greedy_decode(Seq2Seq& model, const Batch& sources, int64_t max_len, bool use_cache = true);
 
@@ -57,9 +64,10 @@ std::vector<std::string> translate(Seq2Seq& model, const std::vector<std::string
 std::vector<double> log_softmax_row(const double* logits, int64_t n);
 
 // The generic beam search. step(state, last_token) returns the log-probabilities of the next token
-// (vocab entries) and advances `state` past last_token; a child hypothesis gets a copy of its parent's
-// state after that step. State must be copyable into independent states (a decoder cache is: its copies
-// share the cached positions until one of them would overwrite another's, layers/attention_cache.h).
+// (vocab entries; PAD and BOS are never candidates) and advances `state` past last_token; a child
+// hypothesis gets a copy of its parent's state after that step. State must be copyable into independent
+// states (a decoder cache is: its copies share the cached positions until one of them would overwrite
+// another's, layers/attention_cache.h).
 template <class State, class Step>
 std::vector<Decoded> beam_search(State initial, Step&& step, const BeamOptions& o) {
   struct Live {
@@ -78,7 +86,9 @@ std::vector<Decoded> beam_search(State initial, Step&& step, const BeamOptions& 
     std::vector<Candidate> cands;
     for (size_t i = 0; i < live.size(); ++i) {
       const std::vector<double> lp = step(live[i].state, live[i].last);
-      for (size_t v = 0; v < lp.size(); ++v) cands.push_back({live[i].d.log_prob + lp[v], i, static_cast<int64_t>(v)});
+      for (size_t v = 0; v < lp.size(); ++v)
+        if (static_cast<int64_t>(v) != kPad && static_cast<int64_t>(v) != kBos)   // never emitted (see above)
+          cands.push_back({live[i].d.log_prob + lp[v], i, static_cast<int64_t>(v)});
     }
     // Best first; among equals the earlier (parent, token), like argmax's first maximum.
     std::stable_sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) { return a.log_prob > b.log_prob; });

@@ -144,11 +144,14 @@ TEST_CASE("seq2seq decode: beam search finds a higher-scoring sequence than gree
   REQUIRE(beam.size() == 2);
   CHECK(beam[1].tokens == std::vector<int64_t>{3});
   // Length normalisation re-ranks what the search finished: "b" EOS (-0.511 per token) before "a" EOS
-  // (-0.714); with max_len 1 nothing finishes and the unfinished beams are returned.
+  // (-0.714); with max_len 1 nothing finishes and the unfinished beams are returned. The third beam's
+  // first token is EOS at -1e9 ("" EOS, last): PAD and BOS are never candidates, so it cannot be a PAD.
   const auto norm = beam_search(int64_t{0}, step, {.beam_size = 3, .max_len = 5, .length_norm = true});
-  REQUIRE(norm.size() == 2);
+  REQUIRE(norm.size() == 3);
   CHECK(norm[0].tokens == std::vector<int64_t>{4});
   CHECK(norm[1].tokens == std::vector<int64_t>{3});
+  CHECK(norm[2].tokens.empty());
+  CHECK(norm[2].log_prob == -1e9);
   const auto cut = beam_search(int64_t{0}, step, {.beam_size = 2, .max_len = 1});
   REQUIRE(cut.size() == 2);
   CHECK_FALSE(cut[0].finished);
@@ -187,4 +190,63 @@ TEST_CASE("seq2seq decode: bad lengths and inputs throw naming the argument", "[
   REQUIRE_THROWS_WITH(model.decode_step(Tensor::full({6, 13}, 3, DType::Int64), memory, b.src_pad, cache),
                       Contains("[Seq2Seq] tokens length 13 exceeds max_tgt_len=12"));
   REQUIRE_THROWS_WITH(translate(model, {"3rd of mär"}, {.beam_size = 1, .max_len = 4}), Contains("outside the vocabulary"));
+}
+
+namespace {
+
+// Untrained models (the fuzzer's `train --max-iters` 0..few runs) often rate PAD or BOS highest.
+Seq2SeqConfig untrained_config(int64_t layers) {
+  return {.vocab_size = vocab_size(), .max_src_len = 32, .max_tgt_len = 16, .d_model = 16, .nhead = 2,
+          .num_encoder_layers = layers, .num_decoder_layers = layers, .dim_feedforward = 32, .dropout = 0.1,
+          .norm_first = true};
+}
+
+bool holds_pad_or_bos(const std::vector<int64_t>& tokens) {
+  return std::any_of(tokens.begin(), tokens.end(), [](int64_t t) { return t == kPad || t == kBos; });
+}
+
+}  // namespace
+
+TEST_CASE("seq2seq decode: untrained models never emit PAD or BOS, and their scores stay teacher-forced",
+          "[seq2seq][decode]") {
+  const auto src = sources();
+  int64_t greedy_outputs = 0, beams = 0;
+  for (uint64_t seed = 1; seed <= 12; ++seed) {
+    Seq2Seq model(untrained_config(seed % 2 + 1), Generator(seed));
+    const auto cached = greedy_decode(model, make_source_batch(src), 16, true);
+    const auto uncached = greedy_decode(model, make_source_batch(src), 16, false);
+    for (size_t r = 0; r < src.size(); ++r, ++greedy_outputs) {
+      INFO("seed " << seed << ", source " << r);
+      REQUIRE_FALSE(holds_pad_or_bos(cached[r].tokens));
+      REQUIRE(cached[r].tokens == uncached[r].tokens);
+      CHECK(std::abs(sequence_log_prob(model, src[r], cached[r].tokens, cached[r].finished) - cached[r].log_prob) <
+            1e-4);
+    }
+    for (const Decoded& d : beam_decode(model, src[seed % src.size()], {.beam_size = 3, .max_len = 16})) {
+      INFO("seed " << seed << ", beam");
+      REQUIRE_FALSE(holds_pad_or_bos(d.tokens));
+      CHECK(std::abs(sequence_log_prob(model, src[seed % src.size()], d.tokens, d.finished) - d.log_prob) < 1e-4);
+      ++beams;
+    }
+  }
+  CHECK(greedy_outputs == 72);
+  CHECK(beams >= 12);
+}
+
+// On a constructed distribution that rates PAD, then BOS, highest at every step, greedy (beam 1) and
+// wider beams pick among EOS and the characters only, with full-softmax scores.
+TEST_CASE("seq2seq decode: beam search leaves PAD and BOS out of its candidates", "[seq2seq][decode]") {
+  auto step = [](int64_t& state, int64_t last) {
+    state = last;
+    return std::vector<double>{std::log(0.5), std::log(0.3), std::log(0.05), std::log(0.1), std::log(0.05)};
+  };
+  const auto greedy = beam_search(int64_t{0}, step, {.beam_size = 1, .max_len = 2});
+  REQUIRE(greedy[0].tokens == std::vector<int64_t>{3, 3});
+  CHECK_FALSE(greedy[0].finished);
+  CHECK(greedy[0].log_prob == Approx(2 * std::log(0.1)).epsilon(1e-12));
+  const auto beam = beam_search(int64_t{0}, step, {.beam_size = 3, .max_len = 1});
+  REQUIRE(beam.size() == 1);   // the only finished one: EOS
+  CHECK(beam[0].tokens.empty());
+  CHECK(beam[0].finished);
+  CHECK(beam[0].log_prob == Approx(std::log(0.05)).epsilon(1e-12));
 }

@@ -229,3 +229,27 @@ TEST_CASE("seq2seq attend: bad inputs are usage errors, and without gnuplot only
     REQUIRE_FALSE(fs::exists(out / (kind + std::string("0.png"))));
   }
 }
+
+TEST_CASE("seq2seq attend: an untrained model (which rated PAD and BOS highest) and a one-character input",
+          "[seq2seq][attention]") {
+  // Seed 2 of this config once decoded held-out source 1 to PAD/BOS tokens, which decode() dropped: the
+  // maps then had fewer row labels than rows ("[HeatmapGrid] panel 0 must hold rows x cols ...").
+  const Seq2SeqConfig cfg{.vocab_size = vocab_size(), .max_src_len = 32, .max_tgt_len = 16, .d_model = 16,
+                          .nhead = 2, .num_encoder_layers = 1, .num_decoder_layers = 1, .dim_feedforward = 32,
+                          .dropout = 0.1, .norm_first = true};
+  Seq2Seq model(cfg, Generator(2));
+  const fs::path dir = tg::test::scratch_dir("seq2seq_pictures_untrained");
+  for (const std::string& input : {held_out_examples(6, 11)[1].source, std::string("a")}) {
+    INFO("input '" << input << "'");
+    const Decoded d = greedy_decode(model, make_source_batch({encode(input)}), 16).front();
+    const AttentionMapFiles files = write_attention_maps(model, input, dir.string());
+    CHECK(files.output == decode(d.tokens));
+    CHECK(files.output.size() == d.tokens.size());   // every token a character: nothing dropped
+    REQUIRE(files.written.size() == 9);
+    // Cross-attention: every (produced token, source character) cell of the 2 heads.
+    const size_t rows = d.tokens.size() + (d.finished ? 1 : 0);
+    const std::string csv = tg::test::read_file(dir / "cross_attn_layer0.csv");
+    CHECK(static_cast<size_t>(std::count(csv.begin(), csv.end(), '\n')) == 1 + 2 * rows * input.size());
+    REQUIRE(tg::test::is_png(dir / "dec_attn_layer0.png"));
+  }
+}
