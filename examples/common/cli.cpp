@@ -32,7 +32,14 @@ bool parse(int argc, char** argv, po::options_description& desc, po::variables_m
   po::command_line_parser parser(argc - 1, argv + 1);
   parser.options(desc);
   if (positional) parser.positional(*positional);
-  po::store(parser.run(), vm);
+  const po::parsed_options parsed = parser.run();
+  // Without a positional description Program_options keeps positional arguments unnamed and store()
+  // drops them: `--max-iters 4 8` would silently train 4 iterations. Refuse them like unknown flags.
+  for (const po::option& o : parsed.options)
+    if (o.string_key.empty() && !o.original_tokens.empty())
+      throw po::error("unexpected argument '" + o.original_tokens.front() +
+                      "' (this command takes no positional arguments; a value with spaces needs quotes)");
+  po::store(parsed, vm);
   if (vm.count("help")) {
     std::cout << usage << "\n" << desc << "\n";
     return false;

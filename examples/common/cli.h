@@ -45,7 +45,9 @@ uint64_t parse_seed(const std::string& text, const char* command, const char* fl
 
 // Parses the options of a command, argv[2..] (argv[1] is the command), into vm with "--help,-h" added to
 // desc. Returns false after printing "<usage>\n<desc>\n" to stdout when --help was given; otherwise
-// runs po::notify (required options, stored values) and returns true. Throws po::error.
+// runs po::notify (required options, stored values) and returns true. Throws po::error, also for an
+// argument that is neither an option nor taken by `positional` ("unexpected argument '8' ...": without
+// this check Program_options would drop it silently).
 bool parse(int argc, char** argv, boost::program_options::options_description& desc,
            boost::program_options::variables_map& vm, const char* usage,
            const boost::program_options::positional_options_description* positional = nullptr);

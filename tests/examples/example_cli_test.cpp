@@ -87,6 +87,11 @@ TEST_CASE("cli: run_commands dispatches and maps errors to exit statuses 2 and 1
   const Dispatch flag = dispatch({"go", "--m", "1"});
   REQUIRE(flag.status == 2);
   REQUIRE_THAT(flag.err, Contains("prog go: unrecognised option '--m'"));
+  // A stray argument (Program_options would drop it) is refused like an unknown flag.
+  const Dispatch stray = dispatch({"go", "--n", "4", "8"});
+  REQUIRE(stray.status == 2);
+  REQUIRE(stray.err == "prog go: unexpected argument '8' (this command takes no positional arguments; a value with "
+                       "spaces needs quotes) (see prog go --help)\n");
   const Dispatch fail = dispatch({"fail"});
   REQUIRE(fail.status == 1);
   REQUIRE(fail.err == "prog fail: disk full\n");

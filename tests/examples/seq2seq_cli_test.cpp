@@ -36,6 +36,8 @@ TEST_CASE("seq2seq cli: bad command lines exit 2 with the exact message", "[seq2
       {"train --lr nan", "[seq2seq train] --lr must be finite and in [0, 10]; got --lr=nan"},
       {"train --lr fast", "seq2seq train: the argument ('fast') for option '--lr' is invalid (see seq2seq train --help)"},
       {"train --no-such-flag", "seq2seq train: unrecognised option '--no-such-flag'"},
+      {"train --max-iters 4 8", "seq2seq train: unexpected argument '8' (this command takes no positional arguments"},
+      {"attend --input 3/3 /21", "seq2seq attend: unexpected argument '/21'"},
       {"train --seed -1", "[seq2seq train] --seed must be an integer in [0, 18446744073709551615]; got --seed='-1'"},
       {"translate --beam 0 x", "[seq2seq translate] --beam must be in [1, 64]; got --beam=0"},
       {"translate --out-dir " + none + " 'March 3, 2021!'",

@@ -93,6 +93,7 @@ std::vector<BadCall> train_calls() {
       {{"train", "--data", ""}, 2, "--data"},
       {{"train", "--out-dir", ""}, 2, "--out-dir"},
       {{"train", "--max-iters"}, 2, "--max-iters"},
+      {{"train", "--max-iters", "4", "8"}, 2, "tiny_lm train: unexpected argument '8'"},   // was dropped silently
       {{"train", "--data", "/nonexistent/corpus.txt"}, 1, "/nonexistent/corpus.txt: cannot read the data file"},
       {{"train", "--data", "/dev/zero"}, 1, "/dev/zero: cannot read the data file: not a regular file"},   // endless
       {{"train", "--data", "/"}, 1, "/: cannot read the data file: Is a directory"},
@@ -122,6 +123,10 @@ std::vector<BadCall> sample_eval_calls(const std::string& ckpt_dir) {
       {{"eval"}, 2, "--data"},
       {{"eval", "--out-dir", ckpt_dir, "--data", "/nonexistent/text.txt"}, 1, "/nonexistent/text.txt"},
       {{"eval", "--out-dir", ckpt_dir, "--data", "/dev/zero"}, 1, "/dev/zero: cannot read the data file"},
+      {{"sample", "--out-dir", ckpt_dir, "--prompt", "First", "Citizen"}, 2,
+       "tiny_lm sample: unexpected argument 'Citizen'"},
+      {{"eval", "--data", "x.txt", "y.txt"}, 2, "tiny_lm eval: unexpected argument 'y.txt'"},
+      {{"plot", "--out-dir", ckpt_dir, "extra"}, 2, "tiny_lm plot: unexpected argument 'extra'"},
       // commands
       {{"fly"}, 2, "unknown command 'fly'"},
   };
