@@ -39,8 +39,14 @@ double number(const std::string& field, const std::string& where, const std::str
   return v;
 }
 
-void add(std::vector<double>& xs, std::vector<double>& ys, double x, double y) {
+// A point into a series; a missing (NaN) value is no point, an infinite one is left out and counted (a
+// diverged run logs inf, and gnuplot cannot draw a series of them: "all points y value undefined!").
+void add(std::vector<double>& xs, std::vector<double>& ys, double x, double y, int64_t& infinite) {
   if (std::isnan(x) || std::isnan(y)) return;
+  if (std::isinf(x) || std::isinf(y)) {
+    ++infinite;
+    return;
+  }
   xs.push_back(x);
   ys.push_back(y);
 }
@@ -57,19 +63,19 @@ void add_row(LossCurves& c, const std::map<std::string, size_t>& col, const std:
   if (auto kind = col.find("kind"); kind != col.end()) {
     const std::string& k = f[kind->second];
     if (k == "train") {
-      add(c.train_iter, c.train_loss, iter, value("train_loss"));
-      add(c.lr_iter, c.lr, iter, value("lr"));
+      add(c.train_iter, c.train_loss, iter, value("train_loss"), c.infinite);
+      add(c.lr_iter, c.lr, iter, value("lr"), c.infinite);
     } else if (k == "val") {
-      add(c.val_iter, c.val_loss, iter, value("train_loss"));
+      add(c.val_iter, c.val_loss, iter, value("train_loss"), c.infinite);
     } else {
       throw std::runtime_error(where + ": kind must be train or val; got '" + k + "'");
     }
     return;
   }
-  add(c.train_iter, c.train_loss, iter, value("train_loss"));
-  add(c.val_iter, c.val_loss, iter, value("val_loss"));
-  add(c.match_iter, c.exact_match, iter, value("exact_match"));
-  add(c.lr_iter, c.lr, iter, value("lr"));
+  add(c.train_iter, c.train_loss, iter, value("train_loss"), c.infinite);
+  add(c.val_iter, c.val_loss, iter, value("val_loss"), c.infinite);
+  add(c.match_iter, c.exact_match, iter, value("exact_match"), c.infinite);
+  add(c.lr_iter, c.lr, iter, value("lr"), c.infinite);
 }
 
 std::string series_file(const std::vector<double>& xs, const std::vector<double>& ys) {
@@ -113,7 +119,9 @@ Panels collect(const std::vector<LossCurves>& runs, GnuplotJob& job) {
                       std::vector<Item>& panel, const std::string& style, const std::string& title) {
       if (xs.empty()) return;
       job.files.emplace_back(id + suffix, series_file(xs, ys));
-      panel.push_back({id + suffix, style, title});
+      // A line through one point draws nothing: a one-point series gets a marker too.
+      const bool lone = xs.size() == 1 && style.rfind("with lines ", 0) == 0;
+      panel.push_back({id + suffix, lone ? "with linespoints pt 7 ps 0.7 " + style.substr(11) : style, title});
       p.x_max = std::max(p.x_max, *std::max_element(xs.begin(), xs.end()));
     };
     series(c.train_iter, c.train_loss, "_train.dat", p.loss, "with lines lw 1 lc rgb '#80" + colour + "'",
@@ -131,6 +139,14 @@ Panels collect(const std::vector<LossCurves>& runs, GnuplotJob& job) {
 }
 
 }  // namespace
+
+std::string left_out_note(const std::vector<LossCurves>& runs) {
+  std::string note;
+  for (const LossCurves& c : runs)
+    if (c.infinite > 0)
+      note += (note.empty() ? "" : ", ") + std::to_string(c.infinite) + " infinite value(s) of " + c.label;
+  return note.empty() ? note : "(left out: " + note + ")";
+}
 
 LossCurves read_losses_csv(const std::string& path, const std::string& label) {
   std::ifstream f(path, std::ios::binary);
@@ -162,13 +178,16 @@ LossCurves read_losses_csv(const std::string& path, const std::string& label) {
 bool plot_loss_runs(const std::vector<LossCurves>& runs, const std::string& png_path, const std::string& title) {
   if (std::all_of(runs.begin(), runs.end(), [](const LossCurves& c) { return c.empty(); }))
     throw std::invalid_argument("[plot_loss_runs] nothing to draw: no run has a loss row; got " +
-                                std::to_string(runs.size()) + " run(s) for " + png_path);
+                                std::to_string(runs.size()) + " run(s) for " + png_path +
+                                (left_out_note(runs).empty() ? "" : " " + left_out_note(runs)));
   GnuplotJob job;
   const Panels p = collect(runs, job);
+  std::string heading = title;
+  if (const std::string note = left_out_note(runs); !note.empty()) heading += (title.empty() ? "" : " ") + note;
   const int panels = 1 + !p.lr.empty() + !p.match.empty();
   std::ostringstream s;
   s << png_terminal(1000, 420 + 240 * (panels - 1)) << "set output 'picture.png'\n"
-    << "set multiplot layout " << panels << ",1 title " << gnuplot_quote(title) << "\n"
+    << "set multiplot layout " << panels << ",1 title " << gnuplot_quote(heading) << "\n"
     << "set grid\nset key outside right top\nset lmargin 12\nset rmargin 24\n"
     << "set xrange [0:" << std::max(1.0, p.x_max) << "]\nset xlabel 'iteration'\n"
     << "set ylabel 'loss'\n" << plot_command(p.loss);

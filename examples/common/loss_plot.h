@@ -2,6 +2,7 @@
 // Loss curves as a picture (gnuplot, examples/common/gnuplot.h): train and validation loss against the
 // iteration, the learning rate in a panel below, and the exact-match accuracy in a third panel when the
 // log has it. Several runs overlay in one picture, each in its own colour, named in the legend.
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@ namespace tg::examples {
 struct LossCurves {
   std::string label;   // the legend's name for the run
   std::vector<double> train_iter, train_loss, val_iter, val_loss, lr_iter, lr, match_iter, exact_match;
+  int64_t infinite = 0;   // +-inf values (a diverged run) left out of the series above
   bool empty() const { return train_iter.empty() && val_iter.empty(); }
 };
 
@@ -20,13 +22,19 @@ struct LossCurves {
 //             evaluation (kind val, the validation loss in the train_loss column); lr from train rows
 //   seq2seq:  iter,train_loss,val_loss,exact_match,lr   columns may be empty or nan where a row has
 //             no such value; exact_match as a fraction (0.95) or a percentage (95)
+// Empty and nan cells are no point; +-inf values are left out too and counted in `infinite`.
 // `label` names the run (default: the name of the folder holding the file). Throws std::runtime_error
 // "<path>: ..." when the file cannot be read, the header is neither schema, or a row is malformed
 // ("<path>:<line>: ...").
 LossCurves read_losses_csv(const std::string& path, const std::string& label = "");
 
-// Draws the runs into png_path (atomically). Returns false, writing nothing, when gnuplot is not on
-// PATH. Throws std::invalid_argument "[plot_loss_runs] ..." when no run has a loss row, and gnuplot's
+// "(left out: 3 infinite value(s) of run_a, ...)" for the runs with infinite values, else "".
+std::string left_out_note(const std::vector<LossCurves>& runs);
+
+// Draws the runs into png_path (atomically), the title followed by left_out_note(runs). A series of
+// one point is drawn with a marker (a line through one point would be invisible). Returns false,
+// writing nothing, when gnuplot is not on PATH. Throws std::invalid_argument "[plot_loss_runs] ..." when
+// no run has a finite loss value (with left_out_note's words when they were infinite), and gnuplot's
 // errors (run_gnuplot).
 bool plot_loss_runs(const std::vector<LossCurves>& runs, const std::string& png_path, const std::string& title = "");
 

@@ -44,6 +44,7 @@ int run_plot_command(const std::string& program, const std::string& default_out_
   const std::vector<std::string> labels = run_labels(dirs);
   std::vector<LossCurves> runs;
   for (size_t i = 0; i < dirs.size(); ++i) runs.push_back(read_losses_csv(dirs[i] + "/losses.csv", labels[i]));
+  if (const std::string note = left_out_note(runs); !note.empty()) std::cerr << cmd << ": " << note << "\n";
   if (output.empty()) output = out_dir + (compare.empty() ? "/losses.png" : "/compare.png");
   if (!plot_loss_runs(runs, output, compare.empty() ? program + " " + out_dir : program + " runs")) {
     std::cerr << cmd << ": no picture written: gnuplot is not on PATH (install gnuplot-nox)\n";

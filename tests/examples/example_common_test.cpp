@@ -343,3 +343,82 @@ TEST_CASE("write_heatmaps: a '%' in a label or the title is drawn as itself", "[
   CHECK_THAT(svg, Contains(">%</text>") && Contains(">0%d</text>") && Contains(">%g%</text>") &&
                       Contains(">50% of %s</text>"));
 }
+
+namespace {
+
+// A fake gnuplot in `bin` that keeps a copy of the script it was given as `bin`/script.gp and writes a
+// small whole PNG: the test reads what would have been drawn.
+void capturing_gnuplot(const fs::path& bin) {
+  fs::create_directories(bin);
+  write(bin / "gnuplot", "#!/bin/sh\n/bin/cat script.gp > '" + (bin / "script.gp").string() + "'\nprintf '" + kPngHead +
+                             "IHDR" + kPngEnd + "' > picture.png\n");
+  fs::permissions(bin / "gnuplot", fs::perms::owner_all);
+}
+
+}  // namespace
+
+TEST_CASE("plot_losses: a series of one point is drawn with a marker", "[examples][plot]") {
+  const fs::path dir = tg::test::scratch_dir("common_plot_one_point");
+  write(dir / "losses.csv", "iter,train_loss,lr,kind\n0,4.2,0.001,train\n");
+  REQUIRE(plot_losses((dir / "losses.csv").string(), (dir / "real.png").string()));   // the real gnuplot
+  REQUIRE(tg::test::is_png(dir / "real.png"));
+  capturing_gnuplot(dir / "bin");
+  {
+    PathOverride path((dir / "bin").string());
+    REQUIRE(plot_losses((dir / "losses.csv").string(), (dir / "losses.png").string()));
+  }
+  const std::string script = tg::test::read_file(dir / "bin" / "script.gp");
+  CHECK_THAT(script, Contains("'run0_train.dat' using 1:2 with linespoints pt 7 ps 0.7 lw 1 lc rgb '#801f77b4'") &&
+                         Contains("'run0_lr.dat' using 1:2 with linespoints pt 7 ps 0.7 lw 2 lc rgb '#1f77b4'"));
+  // Two points or more: lines, as before.
+  write(dir / "losses.csv", "iter,train_loss,lr,kind\n0,4.2,0.001,train\n1,4.1,0.001,train\n");
+  {
+    PathOverride path((dir / "bin").string());
+    REQUIRE(plot_losses((dir / "losses.csv").string(), (dir / "losses.png").string()));
+  }
+  CHECK_THAT(tg::test::read_file(dir / "bin" / "script.gp"), Contains("'run0_train.dat' using 1:2 with lines lw 1"));
+}
+
+TEST_CASE("read_losses_csv / plot_losses: infinite values are left out, counted and named in the title",
+          "[examples][plot]") {
+  const fs::path dir = tg::test::scratch_dir("common_plot_inf") / "run_inf";
+  fs::create_directories(dir);
+  // A diverged run: every validation loss inf, one train loss -inf.
+  write(dir / "losses.csv", "iter,train_loss,lr,kind\n0,4.2,0,train\n1,-inf,1e-05,train\n1,inf,1e-05,val\n"
+                            "2,3.9,2e-05,train\n2,inf,2e-05,val\n");
+  const LossCurves c = read_losses_csv((dir / "losses.csv").string());
+  CHECK(c.train_iter == std::vector<double>{0, 2});
+  CHECK(c.train_loss == std::vector<double>{4.2, 3.9});
+  CHECK(c.val_iter.empty());
+  CHECK(c.lr == std::vector<double>{0, 1e-5, 2e-5});
+  CHECK(c.infinite == 3);
+  CHECK(left_out_note({c}) == "(left out: 3 infinite value(s) of run_inf)");
+  // The real gnuplot failed here ("all points y value undefined!") before.
+  REQUIRE(plot_losses((dir / "losses.csv").string(), (dir / "losses.png").string()));
+  REQUIRE(tg::test::is_png(dir / "losses.png"));
+  capturing_gnuplot(dir.parent_path() / "bin");
+  PathOverride path((dir.parent_path() / "bin").string());
+  REQUIRE(plot_losses((dir / "losses.csv").string(), (dir / "losses.png").string()));
+  CHECK_THAT(tg::test::read_file(dir.parent_path() / "bin" / "script.gp"),
+             Contains("title 'run_inf (left out: 3 infinite value(s) of run_inf)'"));
+}
+
+TEST_CASE("plot_losses: a run whose every loss is infinite is refused naming what was left out, not by gnuplot",
+          "[examples][plot]") {
+  const fs::path dir = tg::test::scratch_dir("common_plot_inf_all") / "inf_all";
+  fs::create_directories(dir);
+  std::string csv = "iter,train_loss,lr,kind\n";
+  for (int i = 0; i < 10; ++i) csv += std::to_string(i) + ",inf,0.001,train\n";
+  write(dir / "losses.csv", csv);
+  // Before: gnuplot's "all points y value undefined!" (exit status 1).
+  REQUIRE_THROWS_WITH(plot_losses((dir / "losses.csv").string(), (dir / "losses.png").string()),
+                      Contains("[plot_loss_runs] nothing to draw: no run has a loss row") &&
+                          Contains("(left out: 10 infinite value(s) of inf_all)"));
+  // Beside a run with finite losses it is left out of the picture, which is drawn.
+  fs::create_directories(dir.parent_path() / "ok");
+  write(dir.parent_path() / "ok" / "losses.csv", kTinyLmCsv);
+  REQUIRE(plot_loss_runs({read_losses_csv((dir / "losses.csv").string()),
+                          read_losses_csv((dir.parent_path() / "ok" / "losses.csv").string())},
+                         (dir / "both.png").string(), "two"));
+  REQUIRE(tg::test::is_png(dir / "both.png"));
+}
