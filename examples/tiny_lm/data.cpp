@@ -1,6 +1,8 @@
 #include "examples/tiny_lm/data.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -62,12 +64,20 @@ Corpus split(std::string name, const std::string& text) {
 
 std::string read_text_file(const std::string& path) {
   auto fail = [&](const std::string& why) { return std::runtime_error(path + ": cannot read the data file: " + why); };
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) throw fail(std::strerror(errno));
+  // O_NONBLOCK: opening a FIFO for reading blocks until a writer comes (forever); the type is checked
+  // on the open descriptor (no window between a stat and the open), then reads block as usual.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) throw fail(std::strerror(errno));
   struct stat st {};
-  if (::fstat(::fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-    std::fclose(f);
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
     throw fail(S_ISDIR(st.st_mode) ? "Is a directory" : "not a regular file");
+  }
+  FILE* f = ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK) == 0 ? ::fdopen(fd, "rb") : nullptr;
+  if (f == nullptr) {
+    const int error = errno;
+    ::close(fd);
+    throw fail(std::strerror(error));
   }
   std::string text;
   char buf[65536];

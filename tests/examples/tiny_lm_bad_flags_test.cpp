@@ -3,6 +3,8 @@
 // for a failure that is not the command line's (a missing file) — never by a signal, name the flag (or
 // the file) on stderr, and leave no trace (a rejected `train` creates no out-dir).
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <string>
 #include <utility>
@@ -179,4 +181,15 @@ TEST_CASE("tiny_lm: a usage error prints the command's help hint and nothing on 
   REQUIRE(s.errors ==
           "[tiny_lm sample] --seed must be an integer in [0, 18446744073709551615]; got --seed='-1' "
           "(see tiny_lm sample --help)\n");
+}
+
+TEST_CASE("tiny_lm: a FIFO as --data is refused at once, not read forever", "[e2e][errors]") {
+  const fs::path dir = tg::test::scratch_dir("bad_flags_fifo");
+  const std::string fifo = (dir / "corpus.fifo").string();
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  const Outcome r = run_tiny_lm({"train", "--data", fifo, "--no-progress", "--out-dir", "run"}, dir);
+  INFO(r.errors);   // opening the FIFO used to block until the time limit
+  CHECK_FALSE(r.timed_out);
+  CHECK(r.status == 1);
+  CHECK_THAT(r.errors, Contains(fifo + ": cannot read the data file: not a regular file"));
 }
