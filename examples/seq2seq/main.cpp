@@ -6,7 +6,8 @@
 //   seq2seq plot      [--out-dir DIR] [--compare DIR2 ...] [--output FILE]
 //   seq2seq attend    --input TEXT [--out-dir DIR] [--output-dir DIR]
 // Exit status: 0 success; 2 a bad command line (unknown command or flag, a value of the wrong type or
-// out of range, an input with characters outside the vocabulary), reported before anything is built;
+// out of range, an input with characters outside the vocabulary), reported before anything is built
+// (an input longer than the checkpoint's max_src_len: once the checkpoint is read, before decoding);
 // 1 any other failure (a checkpoint, a write). Never a signal.
 #include <boost/program_options.hpp>
 
@@ -125,7 +126,8 @@ int run_translate(int argc, char** argv) {
   po::variables_map vm;
   if (!parse(argc, argv, d, vm, "usage: seq2seq translate [options] [TEXT ...]", &pos)) return 0;
   f.validate(cmd);
-  if (inputs.empty())   // read before anything is built, so that a bad line is a usage error too
+  const bool from_stdin = inputs.empty();
+  if (from_stdin)   // read before anything is built, so that a bad line is a usage error too
     for (std::string line; std::getline(std::cin, line);) inputs.push_back(line);
   for (const std::string& s : inputs) {
     require_flag(!s.empty(), cmd, "TEXT", "non-empty", "''");
@@ -133,6 +135,15 @@ int run_translate(int argc, char** argv) {
   }
   tg::set_num_threads(f.threads);
   auto model = load_model(f.out_dir + "/ckpt.h5");
+  // The length limit is the checkpoint's: checked once it is read, before anything is decoded. A stdin
+  // line that is too long fails the whole command (exit 2, naming the line), like a bad character.
+  const int64_t max_src = model->config().max_src_len;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const std::string name = from_stdin ? "stdin line " + std::to_string(i + 1) : std::string("TEXT");
+    require_flag(static_cast<int64_t>(inputs[i].size()) <= max_src, cmd, name.c_str(),
+                 "at most the checkpoint's max_src_len=" + std::to_string(max_src) + " characters",
+                 std::to_string(inputs[i].size()) + " characters");
+  }
   const BeamOptions beam{.beam_size = f.beam, .max_len = model->config().max_tgt_len, .length_norm = f.length_norm};
   for (const std::string& s : translate(*model, inputs, beam, f.batch_size)) std::cout << s << "\n";
   return 0;

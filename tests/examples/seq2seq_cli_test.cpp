@@ -99,6 +99,12 @@ TEST_CASE("seq2seq cli: train, then translate (arguments, stdin, beam) and eval 
   CHECK(e.status == 0);
   CHECK_THAT(e.output, Contains("eval 20 held-out examples: exact_match ") && Contains("(beam 2)"));
   const Run too_long = run("translate --out-dir " + dir + " 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'");
-  CHECK(too_long.status == 1);
-  CHECK_THAT(too_long.output, Contains("src length 40 exceeds max_src_len=32"));
+  CHECK(too_long.status == 2);   // a usage error naming the argument (was 1, from deep in the model)
+  CHECK(too_long.output == "[seq2seq translate] TEXT must be at most the checkpoint's max_src_len=32 characters; "
+                           "got TEXT=40 characters (see seq2seq translate --help)\n");
+  // From stdin: the command fails naming the line, and translates nothing.
+  const Run long_line = run("translate --out-dir " + dir, "3rd of march 2021\n" + std::string(33, '1') + "\n");
+  CHECK(long_line.status == 2);
+  CHECK(long_line.output == "[seq2seq translate] stdin line 2 must be at most the checkpoint's max_src_len=32 "
+                            "characters; got stdin line 2=33 characters (see seq2seq translate --help)\n");
 }
