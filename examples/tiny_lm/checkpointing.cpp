@@ -71,10 +71,39 @@ void check_micro_batches(const StateDict& data, const std::string& path, int64_t
                            " alone or mpirun -np " + std::to_string(stored) + " with --grad-accum 1");
 }
 
-// The metadata: {"tiny_lm": {"config": {...}, "precision": "f32"}}.
-std::string metadata_of(const TinyLMConfig& c, Precision precision) {
+// The metadata: {"tiny_lm": {"config": {...}, "precision": "f32", "resume_settings": {...}}}.
+std::string metadata_of(const TinyLMConfig& c, Precision precision, const std::string& resume_settings) {
   return nlohmann::json{{"tiny_lm", {{"config", nlohmann::json::parse(config_to_json(c))},
-                                     {"precision", to_string(precision)}}}}.dump();
+                                     {"precision", to_string(precision)},
+                                     {"resume_settings", nlohmann::json::parse(resume_settings)}}}}.dump();
+}
+
+// The flags a resume must keep, by flag name: the optimizer's and the schedule's, which their
+// load_state_dict restores from the checkpoint (as PyTorch's do), and --grad-clip, so that a resumed run
+// is the one saved.
+std::string resume_settings_of(const TrainOptions& o) {
+  return nlohmann::json{{"--lr", o.lr}, {"--min-lr", o.min_lr}, {"--warmup-iters", o.warmup_iters},
+                        {"--lr-decay-iters", o.lr_decay_iters}, {"--weight-decay", o.weight_decay},
+                        {"--beta1", o.beta1}, {"--beta2", o.beta2}, {"--grad-clip", o.grad_clip}}
+      .dump();
+}
+
+// Throws naming every flag whose value differs from the checkpoint's, with both values. A checkpoint
+// written before the settings were stored is not checked.
+void check_resume_settings(const std::string& metadata, const std::string& mine, const std::string& path) {
+  const nlohmann::json all = nlohmann::json::parse(metadata);
+  if (!all.contains("tiny_lm") || !all["tiny_lm"].contains("resume_settings")) return;
+  const nlohmann::json& stored = all["tiny_lm"]["resume_settings"];
+  std::string diffs;
+  const nlohmann::json wanted = nlohmann::json::parse(mine);
+  for (auto it = wanted.begin(); it != wanted.end(); ++it)
+    if (stored.contains(it.key()) && stored[it.key()] != it.value())
+      diffs += (diffs.empty() ? "" : ", ") + it.key() + " " + stored[it.key()].dump() + " (this run: " +
+               it.value().dump() + ")";
+  if (!diffs.empty())
+    throw std::runtime_error(path + ": the checkpoint was trained with " + diffs +
+                             "; a resumed run keeps the checkpoint's optimizer, schedule and clipping: resume with "
+                             "its values, or start a new run in another --out-dir");
 }
 
 // The stored training precision; "f32" for checkpoints written before it was stored.
@@ -130,13 +159,13 @@ TrainingState::TrainingState(const TinyLMConfig& c, const TrainOptions& o, const
       train_batches(&data.train, o.batch_size, o.block_size, o.seed + 1),
       eval_train(&data.train, o.batch_size, o.block_size, o.seed + 2),
       eval_val(&data.val, o.batch_size, o.block_size, o.seed + 3), processes(std::move(ps)),
-      micro_batches(o.grad_accum * processes.size()) {}
+      micro_batches(o.grad_accum * processes.size()), resume_settings(resume_settings_of(o)) {}
 
 void TrainingState::save(const std::string& path) const {
   io::save_checkpoint(path, {.model = &model, .optimizer = &optimizer, .scheduler = &scheduler,
                              .generators = {{"model", model_gen}, {"train_batches", train_batches.generator()},
                                             {"eval_train", eval_train.generator()}, {"eval_val", eval_val.generator()}},
-                             .metadata = metadata_of(config, precision), .step = step,
+                             .metadata = metadata_of(config, precision, resume_settings), .step = step,
                              .extra = {{"data", data_state(corpus, batch_size, block_size, micro_batches)}}});
 }
 
@@ -149,6 +178,7 @@ void TrainingState::load(const std::string& path) {
   if (const std::string p = precision_of(c.metadata, path); p != to_string(precision))
     throw std::runtime_error(path + ": /metadata precision " + p + " differs from this run's --precision " +
                              to_string(precision));
+  check_resume_settings(c.metadata, resume_settings, path);
   const StateDict* data = nullptr;
   for (const auto& [name, sd] : c.extra)
     if (name == "data") data = &sd;

@@ -40,7 +40,7 @@ struct TrainingState {
 
   // Writes path atomically (call it on rank 0 only). Load throws std::runtime_error naming the file and
   // the dataset when the checkpoint does not fit this run (another model configuration, precision,
-  // vocabulary, data, or number of micro-batches per iteration) or is damaged. A checkpoint without a
+  // vocabulary, data, number of micro-batches per iteration, or resume_settings) or is damaged. A checkpoint without a
   // stored precision is float32.
   void save(const std::string& path) const;
   void load(const std::string& path);
@@ -57,6 +57,10 @@ struct TrainingState {
   Processes processes;
   int64_t micro_batches;          // K per iteration, over all processes
   int64_t step = 0;               // completed iterations
+  // The flags a resume must keep (JSON by flag name, /metadata tiny_lm.resume_settings): --lr, --min-lr,
+  // --warmup-iters, --lr-decay-iters, --weight-decay, --beta1, --beta2, --grad-clip. load() refuses a
+  // checkpoint trained with other values, naming each flag and both values.
+  std::string resume_settings;
 };
 
 // The dropout stream of micro-batch m > 0 of an iteration that starts with model_gen at `start`.

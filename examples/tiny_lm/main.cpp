@@ -77,7 +77,8 @@ int run_train(int argc, char** argv) {
       ("seed", po::value(&seed)->default_value(std::to_string(o.seed)), "seed of every random stream")
       ("threads", po::value(&o.threads)->default_value(o.threads), "worker threads")
       ("tie-weights", po::value(&o.tie_weights)->default_value(o.tie_weights), "head shares tok_emb's weight (1/0)")
-      ("resume", po::bool_switch(&o.resume), "continue from <out-dir>/ckpt.h5")
+      ("resume", po::bool_switch(&o.resume), "continue from <out-dir>/ckpt.h5 (--lr, --min-lr, --warmup-iters, "
+       "--lr-decay-iters, --weight-decay, --beta1, --beta2 and --grad-clip must be the checkpoint's)")
       ("stop-at", po::value(&o.stop_at)->default_value(o.stop_at), "save and exit after this many iterations")
       ("precision", po::value(&precision)->default_value("f32"),
        "f32, or bf16: matmuls, linear layers and attention products take bf16 inputs (autocast; float32 "

@@ -5,6 +5,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "examples/common/cli.h"
 #include "examples/seq2seq/train.h"
 #include "support/test_support.h"
@@ -202,4 +204,31 @@ TEST_CASE("seq2seq train: the default configuration reaches 99% held-out exact m
   auto model = load_model(o.out_dir + "/ckpt.h5");
   const Evaluation e = evaluate(*model, held_out_examples(2000, 7), {.beam_size = 1, .max_len = 16});
   CHECK(e.exact_match >= 0.99);
+}
+
+TEST_CASE("seq2seq train: --resume refuses a changed --lr, --min-lr or --grad-clip, naming the flag and both values",
+          "[seq2seq][train][resume]") {
+  const std::string dir = tg::test::scratch_dir("seq2seq_resume_settings").string();
+  TrainOptions o = tiny(dir);
+  o.stop_at = 2;
+  std::ostringstream sink;
+  train(o, sink);
+  TrainOptions lr = tiny(dir);
+  lr.resume = true;
+  lr.lr = o.lr * 2;
+  lr.min_lr = o.min_lr / 2;
+  // The optimizer and the schedule would restore the checkpoint's lr silently; --grad-clip was applied.
+  REQUIRE_THROWS_WITH(train(lr, sink), Contains(dir + "/ckpt.h5: the checkpoint was trained with --lr " +
+                                                nlohmann::json(o.lr).dump() + " (this run: " +
+                                                nlohmann::json(lr.lr).dump() + "), --min-lr " +
+                                                nlohmann::json(o.min_lr).dump() + " (this run: " +
+                                                nlohmann::json(lr.min_lr).dump() + "); a resumed run keeps"));
+  TrainOptions clip = tiny(dir);
+  clip.resume = true;
+  clip.grad_clip = 0;
+  REQUIRE_THROWS_WITH(train(clip, sink), Contains("--grad-clip " + nlohmann::json(o.grad_clip).dump() +
+                                                  " (this run: 0.0)"));
+  TrainOptions same = tiny(dir);
+  same.resume = true;
+  REQUIRE(train(same, sink).iter == same.max_iters);
 }

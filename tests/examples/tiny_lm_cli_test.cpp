@@ -234,3 +234,23 @@ TEST_CASE("tiny_lm: losses.csv write failures stop the run with the OS's reason 
     REQUIRE_THAT(r.output, Contains(dir + "/losses.csv:8: not a losses row"));
   }
 }
+
+TEST_CASE("tiny_lm train: --resume refuses a changed --lr, --min-lr or --grad-clip, naming the flag and both values",
+          "[e2e][cli]") {
+  const std::string dir = fresh_run_dir("resume_settings");
+  const std::string base = "train " + kTiny + "--max-iters 6 --lr-decay-iters 6 --eval-interval 3 --out-dir " + dir;
+  REQUIRE(run(base + " --stop-at 3").status == 0);
+  // The optimizer and schedule restored the checkpoint's --lr / --min-lr silently; --grad-clip was applied.
+  const Run lr = run(base + " --resume --lr 0.002 --min-lr 0.0002");
+  CHECK(lr.status == 1);
+  CHECK_THAT(lr.output, Contains(dir + "/ckpt.h5: the checkpoint was trained with --lr 0.001 (this run: 0.002), "
+                                       "--min-lr 0.0001 (this run: 0.0002); a resumed run keeps the checkpoint's "
+                                       "optimizer, schedule and clipping"));
+  const Run clip = run(base + " --resume --grad-clip 0.5");
+  CHECK(clip.status == 1);
+  CHECK_THAT(clip.output, Contains("trained with --grad-clip 1.0 (this run: 0.5)"));
+  const Run same = run(base + " --resume");
+  INFO(same.output);
+  CHECK(same.status == 0);
+  CHECK_THAT(same.output, Contains("resumed from " + dir + "/ckpt.h5 at iter 3"));
+}
