@@ -155,6 +155,7 @@ LossCurves read_losses_csv(const std::string& path, const std::string& label) {
   c.label = !label.empty() ? label : fs::absolute(path).lexically_normal().parent_path().filename().string();
   std::string line;
   if (!std::getline(f, line)) throw std::runtime_error(path + ": empty, not a losses log (" + kSchemas + ")");
+  if (!line.empty() && line.back() == '\r') line.pop_back();   // a CRLF file (edited on Windows)
   std::map<std::string, size_t> col;
   const std::vector<std::string> header = split_fields(line);
   for (size_t i = 0; i < header.size(); ++i) col[header[i]] = i;
@@ -163,6 +164,7 @@ LossCurves read_losses_csv(const std::string& path, const std::string& label) {
   if (!tiny_lm && !seq2seq)
     throw std::runtime_error(path + ": not a losses log: header '" + line.substr(0, 80) + "' (" + kSchemas + ")");
   for (int64_t line_no = 2; std::getline(f, line); ++line_no) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty()) continue;
     const std::string where = path + ":" + std::to_string(line_no);
     const std::vector<std::string> fields = split_fields(line);

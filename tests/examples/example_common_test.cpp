@@ -115,6 +115,14 @@ TEST_CASE("read_losses_csv: tiny_lm's schema (iter,train_loss,lr,kind)", "[examp
   CHECK(c.lr == std::vector<double>{0, 1e-5, 2e-5, 3e-5});
   CHECK(c.exact_match.empty());
   CHECK(read_losses_csv((dir / "losses.csv").string(), "named").label == "named");
+  // The same log with CRLF line ends (it said "kind must be train or val; got 'train\r'").
+  std::string crlf;
+  for (char ch : kTinyLmCsv) crlf += ch == '\n' ? std::string("\r\n") : std::string(1, ch);
+  write(dir / "losses.csv", crlf);
+  const LossCurves w = read_losses_csv((dir / "losses.csv").string());
+  CHECK(w.train_loss == c.train_loss);
+  CHECK(w.val_loss == c.val_loss);
+  CHECK(w.lr == c.lr);
 }
 
 TEST_CASE("read_losses_csv: seq2seq's schema with empty and nan cells", "[examples][plot]") {
