@@ -210,10 +210,18 @@ bool plot_losses(const std::string& csv_path, const std::string& png_path) {
 LossPlot::LossPlot(std::string csv_path, std::string png_path, std::function<void(const std::string&)> say)
     : csv_path_(std::move(csv_path)), png_path_(std::move(png_path)), say_(std::move(say)) {}
 
-bool LossPlot::refresh() {
+bool LossPlot::refresh(bool force) {
+  using clock = std::chrono::steady_clock;
+  const clock::time_point t0 = clock::now();
+  const double elapsed = std::chrono::duration<double>(t0 - start_).count();
+  if (drew_ && !force && draw_seconds_ > kDrawShare * elapsed) return false;   // over budget: next time
+  drew_ = true;
   std::string problem;
   try {
-    if (plot_losses(csv_path_, png_path_)) return true;
+    if (plot_losses(csv_path_, png_path_)) {
+      draw_seconds_ += std::chrono::duration<double>(clock::now() - t0).count();   // pictures drawn only
+      return true;
+    }
     problem = "gnuplot is not on PATH (install gnuplot-nox)";
   } catch (const std::exception& e) {
     problem = e.what();

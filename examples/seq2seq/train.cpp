@@ -186,7 +186,7 @@ TrainResult train(const TrainOptions& o, std::ostream& out) {
     if (s.step % o.eval_interval == 0 || s.step == o.max_iters) {
       last = evaluation_row(s, held, greedy, csv, lr, out, t0);
       s.save(ckpt);
-      plot.refresh();
+      plot.refresh(s.step == end);   // within the redraw budget (LossPlot), and always at the end
     }
   }
   r.iter = s.step;

@@ -305,7 +305,7 @@ TrainResult train(const TrainOptions& o, std::ostream& all_out, const Processes&
   // The final evaluation is the last point of the validation curve (lr: what the schedule ends at).
   if (log && !r.stopped) log->row(s.step, r.val_loss, s.optimizer.lr(0), "val");
   if (log) log->close();
-  if (plot) plot->refresh();
+  if (plot) plot->refresh(true);   // the whole run, whatever the redraw budget skipped
   r.wall_s = seconds_since(t0);
   if (r.stopped) return r;
   char line[160];

@@ -3,6 +3,7 @@
 #include <boost/program_options.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -10,6 +11,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "examples/common/gnuplot.h"
 #include "examples/common/heatmaps.h"
@@ -210,6 +212,28 @@ TEST_CASE("LossPlot: a broken log is reported once and never throws", "[examples
   write(dir / "losses.csv", kTinyLmCsv);
   REQUIRE(plot.refresh());
   REQUIRE(tg::test::is_png(dir / "losses.png"));
+}
+
+TEST_CASE("LossPlot: redraws within a share of the run's time, and always when forced", "[examples][plot]") {
+  // Every redraw reads and draws every row: redrawing at each evaluation made long runs quadratic.
+  REQUIRE(!find_gnuplot().empty());
+  const fs::path dir = tg::test::scratch_dir("common_lossplot_budget");
+  write(dir / "losses.csv", kTinyLmCsv);
+  const fs::path png = dir / "losses.png";
+  LossPlot plot((dir / "losses.csv").string(), png.string(), nullptr);
+  const auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(plot.refresh());   // the first call draws
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  fs::remove(png);
+  REQUIRE_FALSE(plot.refresh());   // drawing was nearly all of the time so far: skipped
+  REQUIRE_FALSE(fs::exists(png));
+  REQUIRE(plot.refresh(true));     // the end of a run
+  REQUIRE(tg::test::is_png(png));
+  fs::remove(png);
+  // Two drawings so far; after 4 of them over kDrawShare, drawing is a small enough share again.
+  std::this_thread::sleep_for(std::chrono::duration<double>(4 * took / LossPlot::kDrawShare));
+  REQUIRE(plot.refresh());
+  REQUIRE(tg::test::is_png(png));
 }
 
 TEST_CASE("visible_char: spaces, newlines and control bytes are labels one can see", "[examples][attention]") {
