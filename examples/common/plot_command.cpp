@@ -39,6 +39,9 @@ int run_plot_command(const std::string& program, const std::string& default_out_
   if (!parse(argc, argv, d, vm, usage.c_str())) return 0;
   require_flag(!out_dir.empty(), cmd.c_str(), "--out-dir", "a folder name", "''");
   require_flag(!vm.count("output") || !output.empty(), cmd.c_str(), "--output", "a file name", "''");
+  // The picture is always a PNG: another name (x.svg) would hold PNG data under a misleading extension.
+  require_flag(output.empty() || std::filesystem::path(output).extension() == ".png", cmd.c_str(), "--output",
+               "a .png file name (the picture is a PNG)", output);
   std::vector<std::string> dirs{out_dir};
   dirs.insert(dirs.end(), compare.begin(), compare.end());
   const std::vector<std::string> labels = run_labels(dirs);

@@ -129,6 +129,8 @@ std::vector<BadCall> sample_eval_calls(const std::string& ckpt_dir) {
        "tiny_lm sample: unexpected argument 'Citizen'"},
       {{"eval", "--data", "x.txt", "y.txt"}, 2, "tiny_lm eval: unexpected argument 'y.txt'"},
       {{"plot", "--out-dir", ckpt_dir, "extra"}, 2, "tiny_lm plot: unexpected argument 'extra'"},
+      {{"plot", "--out-dir", ckpt_dir, "--output", "x.svg"}, 2,
+       "--output must be a .png file name (the picture is a PNG); got --output=x.svg"},
       // commands
       {{"fly"}, 2, "unknown command 'fly'"},
   };
