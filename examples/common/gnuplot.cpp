@@ -1,6 +1,7 @@
 #include "examples/common/gnuplot.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -22,18 +23,48 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh folder "<dir>/.<name>.gnuplot-XXXXXX", removed (with what is left in it) on destruction.
+std::string this_host() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  return host;
+}
+
+// Scratch folders of `name` in `dir` that a process of this host left behind when it was killed
+// (SIGTERM, Ctrl-C: no destructor ran). Each folder's file "owner" names its host and process; the
+// folders whose process no longer exists go. Another host's, and a folder without an owner, stay.
+void remove_abandoned(const fs::path& dir, const std::string& name) {
+  const std::string prefix = name + ".gnuplot-", host = this_host();
+  try {
+    for (const fs::directory_entry& e : fs::directory_iterator(dir)) {
+      if (e.path().filename().string().rfind(prefix, 0) != 0) continue;
+      std::ifstream f(e.path() / "owner");
+      std::string owner_host;
+      long pid = 0;
+      if (!std::getline(f, owner_host) || !(f >> pid) || owner_host != host || pid <= 0) continue;
+      if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;   // alive, or not ours to judge
+      std::error_code ignored;
+      fs::remove_all(e.path(), ignored);
+    }
+  } catch (const fs::filesystem_error&) {   // a folder we cannot list: nothing to clean, the picture goes on
+  }
+}
+
+// A fresh folder "<dir>/.<name>.gnuplot-XXXXXX" holding a file "owner" (this host and process id),
+// removed with what is left in it on destruction; folders this host's killed processes left behind go
+// first (remove_abandoned).
 class ScratchFolder {
  public:
   explicit ScratchFolder(const fs::path& beside) {
     fs::path dir = beside.parent_path().empty() ? fs::path(".") : beside.parent_path();
     std::string name = beside.filename().string();
     name.insert(name.begin(), '.');
+    remove_abandoned(dir, name);
     name.append(".gnuplot-XXXXXX");
     std::string pattern = (dir / name).string();
     if (::mkdtemp(pattern.data()) == nullptr)
       throw std::runtime_error(beside.string() + ": cannot create a scratch folder beside it: " + std::strerror(errno));
     path_ = pattern;
+    std::ofstream(path_ / "owner") << this_host() << "\n" << ::getpid() << "\n";
   }
   ~ScratchFolder() {
     std::error_code ignored;

@@ -1,5 +1,8 @@
 // examples/common: readable Program_options defaults, losses.csv of both schemas, gnuplot pictures
 // (loss curves, attention heatmaps) and their CSV, and what happens without gnuplot.
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <boost/program_options.hpp>
 
 #include <algorithm>
@@ -234,6 +237,32 @@ TEST_CASE("LossPlot: redraws within a share of the run's time, and always when f
   std::this_thread::sleep_for(std::chrono::duration<double>(4 * took / LossPlot::kDrawShare));
   REQUIRE(plot.refresh());
   REQUIRE(tg::test::is_png(png));
+}
+
+TEST_CASE("run_gnuplot: scratch folders a killed process of this host left behind go, the others stay",
+          "[examples][plot]") {
+  // SIGTERM or Ctrl-C during a redraw left '.losses.png.gnuplot-XXXXXX' folders in the out-dir for good.
+  REQUIRE(!find_gnuplot().empty());
+  const fs::path dir = tg::test::scratch_dir("common_scratch_leftovers");
+  write(dir / "losses.csv", kTinyLmCsv);
+  char host[256] = {};
+  REQUIRE(::gethostname(host, sizeof host - 1) == 0);
+  const pid_t gone = ::fork();   // a process that has exited: its id names nobody
+  if (gone == 0) ::_exit(0);
+  REQUIRE(gone > 0);
+  REQUIRE(::waitpid(gone, nullptr, 0) == gone);
+  const auto leftover = [&](const std::string& folder, const std::string& owner) {
+    fs::create_directories(dir / folder);
+    if (!owner.empty()) write(dir / folder / "owner", owner);
+    write(dir / folder / "curves.dat", "0 1\n");
+  };
+  leftover(".losses.png.gnuplot-aaaaaa", std::string(host) + "\n" + std::to_string(gone) + "\n");       // killed
+  leftover(".losses.png.gnuplot-bbbbbb", std::string(host) + "\n" + std::to_string(::getpid()) + "\n");  // alive
+  leftover(".losses.png.gnuplot-cccccc", "another-host\n" + std::to_string(gone) + "\n");  // not ours to judge
+  leftover(".losses.png.gnuplot-dddddd", "");                                               // no owner
+  REQUIRE(plot_losses((dir / "losses.csv").string(), (dir / "losses.png").string()));
+  REQUIRE(listing(dir) == std::vector<std::string>{".losses.png.gnuplot-bbbbbb", ".losses.png.gnuplot-cccccc",
+                                                   ".losses.png.gnuplot-dddddd", "losses.csv", "losses.png"});
 }
 
 TEST_CASE("visible_char: spaces, newlines and control bytes are labels one can see", "[examples][attention]") {
