@@ -34,6 +34,7 @@ TEST_CASE("seq2seq cli: bad command lines exit 2 with the exact message", "[seq2
       {"train --batch-size 0", "[seq2seq train] --batch-size must be in [1, 65536]; got --batch-size=0 (see seq2seq train --help)"},
       {"train --d-model 30 --nhead 4", "[seq2seq train] --nhead must be a divisor of --d-model=30; got --nhead=4"},
       {"train --lr nan", "[seq2seq train] --lr must be finite and in [0, 10]; got --lr=nan"},
+      {"train --lr 0", "[seq2seq train] --min-lr must be finite, >= 0 and <= --lr=0; got --min-lr=0.0001"},
       {"train --lr fast", "seq2seq train: the argument ('fast') for option '--lr' is invalid (see seq2seq train --help)"},
       {"train --no-such-flag", "seq2seq train: unrecognised option '--no-such-flag'"},
       {"train --max-iters 4 8", "seq2seq train: unexpected argument '8' (this command takes no positional arguments"},
