@@ -72,7 +72,8 @@ int run_train(int argc, char** argv) {
       ("seed", po::value(&seed)->default_value(std::to_string(o.seed)), "seed of every random stream")
       ("threads", po::value(&o.threads)->default_value(o.threads), "worker threads")
       ("resume", po::bool_switch(&o.resume), "continue from <out-dir>/ckpt.h5 (--lr, --min-lr, --warmup-iters, "
-       "--weight-decay, --beta1, --beta2 and --grad-clip must be the checkpoint's)")
+       "--weight-decay, --beta1, --beta2 and --grad-clip must be the checkpoint's; a larger --max-iters extends the "
+       "run at --min-lr: the decay keeps the checkpoint's length)")
       ("stop-at", po::value(&o.stop_at)->default_value(o.stop_at), "save and exit after this many iterations");
   po::variables_map vm;
   if (!parse(argc, argv, d, vm, "usage: seq2seq train [options]")) return 0;
