@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "examples/common/resume_settings.h"
 #include "tapegrad/framework/io/checkpoint.h"
 #include "tapegrad/optim/clip_grad.h"
 
@@ -33,20 +34,6 @@ std::string metadata_of(const Seq2SeqConfig& c, const TrainOptions& o) {
   return nlohmann::json{{"seq2seq", {{"task", "dates-to-iso-v1"}, {"config", nlohmann::json::parse(config_to_json(c))},
                                      {"train", run_settings(o)}, {"resume_settings", resume_settings(o)}}}}
       .dump();
-}
-
-// Throws naming every flag whose value differs from the checkpoint's, with both values (a checkpoint
-// written before the settings were stored is not checked).
-void check_resume_settings(const nlohmann::json& stored, const nlohmann::json& mine, const std::string& path) {
-  std::string diffs;
-  for (auto it = mine.begin(); it != mine.end(); ++it)
-    if (stored.contains(it.key()) && stored[it.key()] != it.value())
-      diffs += (diffs.empty() ? "" : ", ") + it.key() + " " + stored[it.key()].dump() + " (this run: " +
-               it.value().dump() + ")";
-  if (!diffs.empty())
-    throw std::runtime_error(path + ": the checkpoint was trained with " + diffs +
-                             "; a resumed run keeps the checkpoint's optimizer, schedule and clipping: resume with "
-                             "its values, or start a new run in another --out-dir");
 }
 
 StateDict log_state(double loss_sum, int64_t loss_count) {
@@ -90,7 +77,8 @@ void TrainingState::load(const std::string& path) {
   nlohmann::json stored = nlohmann::json::parse(io::read_checkpoint_metadata(path));
   nlohmann::json mine = nlohmann::json::parse(metadata_of(config, options));
   if (stored.contains("seq2seq") && stored["seq2seq"].contains("resume_settings")) {
-    check_resume_settings(stored["seq2seq"]["resume_settings"], mine["seq2seq"]["resume_settings"], path);
+    examples::require_resume_settings(stored["seq2seq"]["resume_settings"], mine["seq2seq"]["resume_settings"],
+                                      path);
     stored["seq2seq"].erase("resume_settings");
   }
   mine["seq2seq"].erase("resume_settings");

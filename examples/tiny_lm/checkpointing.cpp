@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "examples/common/resume_settings.h"
 #include "examples/tiny_lm/limits.h"
 #include "examples/tiny_lm/train.h"
 #include "tapegrad/framework/io/checkpoint.h"
@@ -88,22 +89,12 @@ std::string resume_settings_of(const TrainOptions& o) {
       .dump();
 }
 
-// Throws naming every flag whose value differs from the checkpoint's, with both values. A checkpoint
-// written before the settings were stored is not checked.
+// The checkpoint's stored flags against this run's (require_resume_settings); a checkpoint written
+// before the settings were stored is not checked.
 void check_resume_settings(const std::string& metadata, const std::string& mine, const std::string& path) {
   const nlohmann::json all = nlohmann::json::parse(metadata);
   if (!all.contains("tiny_lm") || !all["tiny_lm"].contains("resume_settings")) return;
-  const nlohmann::json& stored = all["tiny_lm"]["resume_settings"];
-  std::string diffs;
-  const nlohmann::json wanted = nlohmann::json::parse(mine);
-  for (auto it = wanted.begin(); it != wanted.end(); ++it)
-    if (stored.contains(it.key()) && stored[it.key()] != it.value())
-      diffs += (diffs.empty() ? "" : ", ") + it.key() + " " + stored[it.key()].dump() + " (this run: " +
-               it.value().dump() + ")";
-  if (!diffs.empty())
-    throw std::runtime_error(path + ": the checkpoint was trained with " + diffs +
-                             "; a resumed run keeps the checkpoint's optimizer, schedule and clipping: resume with "
-                             "its values, or start a new run in another --out-dir");
+  examples::require_resume_settings(all["tiny_lm"]["resume_settings"], nlohmann::json::parse(mine), path);
 }
 
 // The stored training precision; "f32" for checkpoints written before it was stored.
