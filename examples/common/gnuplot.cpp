@@ -49,14 +49,16 @@ void remove_abandoned(const fs::path& dir, const std::string& name) {
   }
 }
 
-// A fresh folder "<dir>/.<name>.gnuplot-XXXXXX" holding a file "owner" (this host and process id),
-// removed with what is left in it on destruction; folders this host's killed processes left behind go
-// first (remove_abandoned).
+// A fresh folder "<dir>/.<name>.gnuplot-XXXXXX" (name: the picture's, cut to 200 bytes) holding a file
+// "owner" (this host and process id), removed with what is left in it on destruction; folders this host's
+// killed processes left behind go first (remove_abandoned).
 class ScratchFolder {
  public:
   explicit ScratchFolder(const fs::path& beside) {
     fs::path dir = beside.parent_path().empty() ? fs::path(".") : beside.parent_path();
-    std::string name = beside.filename().string();
+    // At most 200 bytes of the picture's name: with the 16 added characters the folder's name stays within
+    // the 255 bytes a file system allows (a 250-byte picture name used to fail here).
+    std::string name = beside.filename().string().substr(0, 200);
     name.insert(name.begin(), '.');
     remove_abandoned(dir, name);
     name.append(".gnuplot-XXXXXX");
@@ -169,7 +171,19 @@ std::string png_terminal(int width, int height) {
 
 std::string gnuplot_quote(const std::string& text) {
   std::string out = "'";
-  for (char c : text) out += c == '\'' ? std::string("''") : std::string(1, c);
+  for (char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\'') out += "''";
+    else if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (c == '\t') out += "\\t";
+    else if (u < 0x20 || u == 0x7f) {
+      static const char* const kHex = "0123456789abcdef";
+      out.append("\\x").append(1, kHex[u >> 4]).append(1, kHex[u & 15]);
+    } else {
+      out += c;
+    }
+  }
   return out + "'";
 }
 

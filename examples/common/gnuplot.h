@@ -16,7 +16,9 @@ std::string find_gnuplot();
 // else the libgd png terminal. width x height pixels, no enhanced-text markup (labels print verbatim).
 std::string png_terminal(int width, int height);
 
-// A string literal for a gnuplot script: single-quoted, quotes doubled ('it''s').
+// A string literal for a gnuplot script: single-quoted, quotes doubled ('it''s'). A line break or another
+// control character would end the script's line: they are written visibly instead ("\n", "\t", "\x01"),
+// so that a run folder named with a newline still gets its picture.
 std::string gnuplot_quote(const std::string& text);
 
 struct GnuplotJob {

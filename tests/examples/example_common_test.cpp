@@ -186,6 +186,7 @@ TEST_CASE("run_gnuplot: a failing script throws with gnuplot's status and messag
   job.outputs.emplace_back("other.png", "/elsewhere/other.png");
   REQUIRE_THROWS_WITH(run_gnuplot(job), Contains("[run_gnuplot] every output must be in one folder"));
   REQUIRE(gnuplot_quote("it's") == "'it''s'");
+  REQUIRE(gnuplot_quote("a\nb\tc\x01\x7f") == "'a\\nb\\tc\\x01\\x7f'");   // a line break would end the line
 }
 
 TEST_CASE("without gnuplot on PATH nothing is drawn and LossPlot says so once", "[examples][plot]") {
@@ -263,6 +264,22 @@ TEST_CASE("run_gnuplot: scratch folders a killed process of this host left behin
   REQUIRE(plot_losses((dir / "losses.csv").string(), (dir / "losses.png").string()));
   REQUIRE(listing(dir) == std::vector<std::string>{".losses.png.gnuplot-bbbbbb", ".losses.png.gnuplot-cccccc",
                                                    ".losses.png.gnuplot-dddddd", "losses.csv", "losses.png"});
+}
+
+TEST_CASE("plot_losses: a run folder named with a newline, and a 250-byte picture name, get their pictures",
+          "[examples][plot]") {
+  // The folder's name is the picture's title: a raw newline ended the gnuplot script's line (exit 1). The
+  // scratch folder beside a 250-byte picture name was longer than a file name may be.
+  REQUIRE(!find_gnuplot().empty());
+  const fs::path dir = tg::test::scratch_dir("common_odd_names") / "run\none";
+  fs::create_directories(dir);
+  write(dir / "losses.csv", kTinyLmCsv);
+  REQUIRE(plot_losses((dir / "losses.csv").string(), (dir / "losses.png").string()));
+  REQUIRE(tg::test::is_png(dir / "losses.png"));
+  const std::string long_name = std::string(246, 'x') + ".png";
+  REQUIRE(plot_losses((dir / "losses.csv").string(), (dir / long_name).string()));
+  REQUIRE(tg::test::is_png(dir / long_name));
+  REQUIRE(listing(dir) == std::vector<std::string>{"losses.csv", "losses.png", long_name});
 }
 
 TEST_CASE("visible_char: spaces, newlines and control bytes are labels one can see", "[examples][attention]") {
