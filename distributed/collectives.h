@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <string>
 
 #include "tapegrad/distributed/distributed.h"
@@ -32,10 +33,11 @@ template <class T> uint64_t hash_value(uint64_t h, const T& v) { return hash_byt
 // "[op] rank r rejected its arguments"; else, when some rank's (value, hash) differs from rank 0's,
 // std::invalid_argument "[op] <what> differs across ranks; got <value_name>=<value> on rank 0, <value> on
 // rank 1, ...",
-// followed by "; this rank (r) has <mine_text>" when mine_text is not empty. With one rank: rethrows
-// `error` if set, nothing else.
+// followed by "; this rank (r) has <mine_text()>" when mine_text is given. mine_text is called only
+// then, so a collective that agrees (every step of a training loop) builds no text. With one rank:
+// rethrows `error` if set, nothing else.
 void agree(const Communicator& comm, const char* op, Claim mine, const std::exception_ptr& error,
-           const char* what, const char* value_name, const std::string& mine_text = {});
+           const char* what, const char* value_name, const std::function<std::string()>& mine_text = {});
 
 // This rank's side of a mismatch message (agree's mine_text): text(0), text(1), ... for the first 6 of
 // `count` entries, then "and N more"; "none" when count is 0.

@@ -25,21 +25,27 @@ std::atomic<int> g_live_environments{0};
 // An Environment that initialised MPI went away while others were alive: the last one finalises.
 std::atomic<bool> g_finalize_pending{false};
 
-// MPI_COMM_WORLD's size while MPI runs, else 1 (never throws: for destructors).
-int world_size_now() {
-  int initialized = 0, finalized = 0, size = 1;
+// Whether MPI is initialised and not yet finalised (never throws: for destructors and abort).
+bool mpi_running() {
+  int initialized = 0, finalized = 0;
   MPI_Initialized(&initialized);
   MPI_Finalized(&finalized);
-  if (initialized && !finalized) MPI_Comm_size(MPI_COMM_WORLD, &size);
+  return initialized && !finalized;
+}
+
+// MPI_COMM_WORLD's size while MPI runs, else 1.
+int world_size_now() {
+  int size = 1;
+  if (mpi_running()) MPI_Comm_size(MPI_COMM_WORLD, &size);
   return size;
 }
 
-// Throws std::logic_error when no Environment is alive (MPI never started, or finalised): an MPI call
-// then would abort the process instead of throwing.
-void require_environment(const char* op) {
-  if (g_live_environments.load() == 0)
-    tg::detail::fail_logic(op, "no tg::dist::Environment is alive (MPI was finalised or never started); keep "
-                               "the Environment alive while any Communicator or GradientAverager is used");
+// Throws std::logic_error "[op] no tg::dist::Environment is alive<advice>" when none is: an MPI call then
+// would abort the process instead of throwing.
+constexpr const char* kKeepAlive = " (MPI was finalised or never started); keep the Environment alive while any "
+                                   "Communicator or GradientAverager is used";
+void require_environment(const char* op, const char* advice = kKeepAlive) {
+  if (g_live_environments.load() == 0) tg::detail::fail_logic(op, "no tg::dist::Environment is alive", advice);
 }
 
 template <class T> MPI_Datatype mpi_type();
@@ -145,7 +151,7 @@ uint64_t hash_bytes(uint64_t h, const void* data, std::size_t bytes) {
 }
 
 void agree(const Communicator& comm, const char* op, Claim mine, const std::exception_ptr& error, const char* what,
-           const char* value_name, const std::string& mine_text) {
+           const char* value_name, const std::function<std::string()>& mine_text) {
   require_environment(op);
   const int K = comm.size();
   if (K == 1) {
@@ -166,7 +172,7 @@ void agree(const Communicator& comm, const char* op, Claim mine, const std::exce
   std::ostringstream os;
   os << value_name << '=';
   for (int s = 0; s < K; ++s) os << (s ? ", " : "") << all[s].value << " on rank " << s;
-  if (!mine_text.empty()) os << "; this rank (" << comm.rank() << ") has " << mine_text;
+  if (mine_text) os << "; this rank (" << comm.rank() << ") has " << mine_text();
   tg::detail::fail_invalid(op, what, " differs across ranks; got ", os.str());
 }
 
@@ -222,16 +228,12 @@ Environment::~Environment() {
 }
 
 void abort(int errorcode) {
-  int initialized = 0, finalized = 0;
-  MPI_Initialized(&initialized);
-  MPI_Finalized(&finalized);
-  if (initialized && !finalized) MPI_Abort(MPI_COMM_WORLD, errorcode);
+  if (mpi_running()) MPI_Abort(MPI_COMM_WORLD, errorcode);
   std::_Exit(errorcode);
 }
 
 Communicator Communicator::world() {
-  if (g_live_environments.load() == 0)
-    tg::detail::fail_logic("Communicator::world", "no tg::dist::Environment is alive; create one at the start of main");
+  require_environment("Communicator::world", "; create one at the start of main");
   int rank = 0, size = 1;
   detail::check_mpi(MPI_Comm_rank(MPI_COMM_WORLD, &rank), "MPI_Comm_rank");
   detail::check_mpi(MPI_Comm_size(MPI_COMM_WORLD, &size), "MPI_Comm_size");
@@ -255,7 +257,7 @@ void Communicator::broadcast(Tensor& t, int root) const {
     error = std::current_exception();
   }
   detail::agree(*this, "broadcast", mine, error, "t's shape, dtype or root", "t.numel()",
-                error ? std::string() : "t=" + describe(t));
+                [&] { return "t=" + describe(t); });
   if (size_ == 1) return;
   bcast_raw(t.raw(), t.nbytes(), root);
   if (rank_ != root) t.increment_version();   // changed in place (see Tensor::version)
@@ -295,12 +297,12 @@ void Communicator::broadcast_module(Module& m, int root) const {
     error = std::current_exception();
   }
   detail::agree(*this, "broadcast_module", mine, error, "the module's entry names, shapes, dtypes or root",
-                "state_dict().size()",
-                error ? std::string()
-                      : std::to_string(state.size()) + " entries, " + std::to_string(total) + " bytes: " +
-                            detail::first_entries(state.size(), [&](std::size_t i) {
-                              return state[i].first + "=" + describe(state[i].second);
-                            }));
+                "state_dict().size()", [&] {
+                  return std::to_string(state.size()) + " entries, " + std::to_string(total) + " bytes: " +
+                         detail::first_entries(state.size(), [&](std::size_t i) {
+                           return state[i].first + "=" + describe(state[i].second);
+                         });
+                });
   if (size_ == 1) return;
   // One message: root packs every entry in state_dict order; the others unpack in the same order.
   std::vector<char> packed(total);

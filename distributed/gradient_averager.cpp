@@ -96,12 +96,11 @@ GradientAverager::GradientAverager(Communicator comm, std::vector<Var> params, s
   } catch (const std::invalid_argument&) {
     error = std::current_exception();
   }
-  const std::string layout =
-      error ? std::string()
-            : detail::first_entries(params_.size(), [&](std::size_t i) { return param_text(i, params_[i]); }) +
-                  ", bucket_bytes=" + std::to_string(bucket_bytes);
   detail::agree(comm_, "GradientAverager", mine, error, "the parameters' shapes, dtypes or bucket_bytes",
-                "parameters", layout);
+                "parameters", [&] {
+                  const auto text = [&](std::size_t i) { return param_text(i, params_[i]); };
+                  return detail::first_entries(params_.size(), text) + ", bucket_bytes=" + std::to_string(bucket_bytes);
+                });
 }
 
 std::pair<std::size_t, std::size_t> GradientAverager::cost() const {
@@ -135,13 +134,15 @@ void GradientAverager::average() {
   } catch (const std::invalid_argument&) {
     error = std::current_exception();
   }
-  std::vector<std::size_t> with;   // this rank's parameters that have a gradient, in order
-  for (std::size_t i = 0; i < params_.size(); ++i)
-    if (params_[i].grad().defined()) with.push_back(i);
-  detail::agree(comm_, "GradientAverager::average", mine, error, "which parameters have a gradient",
-                "gradients", "gradients for " + detail::first_entries(with.size(), [&](std::size_t k) {
-                  return param_text(with[k], params_[with[k]]);
-                }));
+  detail::agree(comm_, "GradientAverager::average", mine, error, "which parameters have a gradient", "gradients",
+                [&] {   // this rank's parameters that have a gradient (members32 and 64 split them by dtype)
+                  std::vector<std::size_t> with;
+                  for (std::size_t i = 0; i < params_.size(); ++i)
+                    if (params_[i].grad().defined()) with.push_back(i);
+                  return "gradients for " + detail::first_entries(with.size(), [&](std::size_t k) {
+                           return param_text(with[k], params_[with[k]]);
+                         });
+                });
   if (comm_.size() == 1) return;   // g / 1 == g: nothing to do
   std::vector<Tensor> out(params_.size());
   for (std::size_t i : members32) out[i] = Tensor(params_[i].shape(), DType::Float32);
