@@ -178,14 +178,15 @@ LossCurves read_losses_csv(const std::string& path, const std::string& label) {
 }
 
 bool plot_loss_runs(const std::vector<LossCurves>& runs, const std::string& png_path, const std::string& title) {
+  const std::string note = left_out_note(runs);
   if (std::all_of(runs.begin(), runs.end(), [](const LossCurves& c) { return c.empty(); }))
     throw std::invalid_argument("[plot_loss_runs] nothing to draw: no run has a loss row; got " +
                                 std::to_string(runs.size()) + " run(s) for " + png_path +
-                                (left_out_note(runs).empty() ? "" : " " + left_out_note(runs)));
+                                (note.empty() ? "" : " " + note));
   GnuplotJob job;
   const Panels p = collect(runs, job);
   std::string heading = title;
-  if (const std::string note = left_out_note(runs); !note.empty()) heading += (title.empty() ? "" : " ") + note;
+  if (!note.empty()) heading += (title.empty() ? "" : " ") + note;
   const int panels = 1 + !p.lr.empty() + !p.match.empty();
   std::ostringstream s;
   s << png_terminal(1000, 420 + 240 * (panels - 1)) << "set output 'picture.png'\n"

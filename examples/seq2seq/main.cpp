@@ -116,6 +116,15 @@ void require_encodable(const char* cmd, const std::string& text) {
   }
 }
 
+// Throws UsageError naming `name` when text is longer than the checkpoint's max_src_len (known only once
+// the checkpoint is read).
+void require_fits_source(const char* cmd, const std::string& name, const std::string& text, const Seq2Seq& model) {
+  const int64_t max_src = model.config().max_src_len;
+  require_flag(static_cast<int64_t>(text.size()) <= max_src, cmd, name.c_str(),
+               "at most the checkpoint's max_src_len=" + std::to_string(max_src) + " characters",
+               std::to_string(text.size()) + " characters");
+}
+
 int run_translate(int argc, char** argv) {
   const char* cmd = "seq2seq translate";
   DecodeFlags f;
@@ -139,13 +148,8 @@ int run_translate(int argc, char** argv) {
   auto model = load_model(f.out_dir + "/ckpt.h5");
   // The length limit is the checkpoint's: checked once it is read, before anything is decoded. A stdin
   // line that is too long fails the whole command (exit 2, naming the line), like a bad character.
-  const int64_t max_src = model->config().max_src_len;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    const std::string name = from_stdin ? "stdin line " + std::to_string(i + 1) : std::string("TEXT");
-    require_flag(static_cast<int64_t>(inputs[i].size()) <= max_src, cmd, name.c_str(),
-                 "at most the checkpoint's max_src_len=" + std::to_string(max_src) + " characters",
-                 std::to_string(inputs[i].size()) + " characters");
-  }
+  for (size_t i = 0; i < inputs.size(); ++i)
+    require_fits_source(cmd, from_stdin ? "stdin line " + std::to_string(i + 1) : "TEXT", inputs[i], *model);
   const BeamOptions beam{.beam_size = f.beam, .max_len = model->config().max_tgt_len, .length_norm = f.length_norm};
   for (const std::string& s : translate(*model, inputs, beam, f.batch_size)) std::cout << s << "\n";
   return 0;
@@ -195,10 +199,7 @@ int run_attend(int argc, char** argv) {
   require_encodable(cmd, input);
   tg::set_num_threads(threads);
   auto model = load_model(out_dir + "/ckpt.h5");
-  const int64_t max_src = model->config().max_src_len;
-  require_flag(static_cast<int64_t>(input.size()) <= max_src, cmd, "--input",
-               "at most the checkpoint's max_src_len=" + std::to_string(max_src) + " characters",
-               std::to_string(input.size()) + " characters");
+  require_fits_source(cmd, "--input", input, *model);
   const AttentionMapFiles files = write_attention_maps(*model, input, output_dir.empty() ? out_dir : output_dir);
   std::cout << input << " -> " << files.output << "\n";
   for (const auto& f : files.written) std::cout << "wrote " << f << "\n";
