@@ -53,8 +53,9 @@ template <class F> std::string first_entries(std::size_t count, F text) {
 // The deterministic rank-ordered sum of sum_in_rank_order, without the length check (the caller
 // guarantees equal n on every rank). Works in chunks of at most kSumChunk elements (MPI counts are int).
 inline constexpr std::size_t kSumChunk = std::size_t{1} << 27;
-void sum_slices(const Communicator& comm, float* x, std::size_t n);
-void sum_slices(const Communicator& comm, double* x, std::size_t n);
+// op: the caller's name for the watchdog's message (watchdog.h).
+void sum_slices(const char* op, const Communicator& comm, float* x, std::size_t n);
+void sum_slices(const char* op, const Communicator& comm, double* x, std::size_t n);
 
 // Bytes rank `rank` of `ranks` sends in sum_slices over n elements of elem_bytes each: its pieces of the
 // other ranks' slices (all-to-all) and its own slice to every other rank (all-gather). 0 for one rank.

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "distributed/collectives.h"
+#include "distributed/watchdog.h"
 #include "tapegrad/framework/check.h"
 #include "tapegrad/framework/state_dict.h"
 
@@ -58,12 +59,13 @@ std::size_t slice_count(std::size_t n, int K, int s) {
 }
 
 // MPI_Bcast of any number of bytes (MPI counts are int).
-void bcast_raw(void* data, std::size_t bytes, int root) {
+void bcast_raw(const char* op, void* data, std::size_t bytes, int root) {
   auto* p = static_cast<char*>(data);
   constexpr std::size_t kMax = static_cast<std::size_t>(INT_MAX);
   for (std::size_t done = 0; done < bytes;) {
     const std::size_t n = std::min(kMax, bytes - done);
-    detail::check_mpi(MPI_Bcast(p + done, static_cast<int>(n), MPI_BYTE, root, MPI_COMM_WORLD), "MPI_Bcast");
+    detail::watched(op, "MPI_Bcast",
+                    [&] { return MPI_Bcast(p + done, static_cast<int>(n), MPI_BYTE, root, MPI_COMM_WORLD); });
     done += n;
   }
 }
@@ -81,7 +83,7 @@ uint64_t hash_layout(uint64_t h, const Tensor& t) {
   return h;
 }
 
-template <class T> void sum_chunk(T* x, std::size_t m, int r, int K, std::vector<T>& recv) {
+template <class T> void sum_chunk(const char* op, T* x, std::size_t m, int r, int K, std::vector<T>& recv) {
   // Rank s owns x[offset[s], offset[s] + count[s]).
   std::vector<int> counts(K), offsets(K), recv_counts(K), recv_offsets(K);
   std::size_t offset = 0;
@@ -97,9 +99,10 @@ template <class T> void sum_chunk(T* x, std::size_t m, int r, int K, std::vector
   }
   // All-to-all: recv [K, mine] holds every rank's copy of this rank's slice, rank order.
   recv.resize(static_cast<std::size_t>(K) * static_cast<std::size_t>(mine));
-  detail::check_mpi(MPI_Alltoallv(x, counts.data(), offsets.data(), mpi_type<T>(), recv.data(), recv_counts.data(),
-                                  recv_offsets.data(), mpi_type<T>(), MPI_COMM_WORLD),
-                    "MPI_Alltoallv");
+  detail::watched(op, "MPI_Alltoallv", [&] {
+    return MPI_Alltoallv(x, counts.data(), offsets.data(), mpi_type<T>(), recv.data(), recv_counts.data(),
+                         recv_offsets.data(), mpi_type<T>(), MPI_COMM_WORLD);
+  });
   // The owner's sum in rank order: ((x_0 + x_1) + x_2) + ...  (elements are independent; j is outermost).
   T* out = x + offsets[r];
   std::copy(recv.begin(), recv.begin() + mine, out);
@@ -107,16 +110,17 @@ template <class T> void sum_chunk(T* x, std::size_t m, int r, int K, std::vector
     const T* xj = recv.data() + static_cast<std::size_t>(j) * static_cast<std::size_t>(mine);
     for (int i = 0; i < mine; ++i) out[i] += xj[i];
   }
-  detail::check_mpi(MPI_Allgatherv(MPI_IN_PLACE, 0, mpi_type<T>(), x, counts.data(), offsets.data(), mpi_type<T>(),
-                                   MPI_COMM_WORLD),
-                    "MPI_Allgatherv");
+  detail::watched(op, "MPI_Allgatherv", [&] {
+    return MPI_Allgatherv(MPI_IN_PLACE, 0, mpi_type<T>(), x, counts.data(), offsets.data(), mpi_type<T>(),
+                          MPI_COMM_WORLD);
+  });
 }
 
-template <class T> void sum_slices_impl(const Communicator& comm, T* x, std::size_t n) {
+template <class T> void sum_slices_impl(const char* op, const Communicator& comm, T* x, std::size_t n) {
   if (comm.size() == 1 || n == 0) return;
   std::vector<T> recv;
   for (std::size_t done = 0; done < n; done += detail::kSumChunk)
-    sum_chunk(x + done, std::min(detail::kSumChunk, n - done), comm.rank(), comm.size(), recv);
+    sum_chunk(op, x + done, std::min(detail::kSumChunk, n - done), comm.rank(), comm.size(), recv);
 }
 
 template <class T> void sum_checked(const Communicator& comm, T* x, std::size_t n) {
@@ -124,7 +128,7 @@ template <class T> void sum_checked(const Communicator& comm, T* x, std::size_t 
   if (comm.size() == 1) return;
   detail::Claim mine{.value = static_cast<int64_t>(n), .hash = detail::hash_value(detail::kHashSeed, n)};
   detail::agree(comm, "sum_in_rank_order", mine, nullptr, "the length", "x.size()");
-  sum_slices_impl(comm, x, n);
+  sum_slices_impl("sum_in_rank_order", comm, x, n);
 }
 }  // namespace
 
@@ -160,9 +164,10 @@ void agree(const Communicator& comm, const char* op, Claim mine, const std::exce
   }
   mine.rejected = error ? 1 : 0;
   std::vector<Claim> all(static_cast<std::size_t>(K));
-  check_mpi(MPI_Allgather(&mine, static_cast<int>(sizeof(Claim)), MPI_BYTE, all.data(), static_cast<int>(sizeof(Claim)),
-                          MPI_BYTE, MPI_COMM_WORLD),
-            "MPI_Allgather");
+  watched(op, "MPI_Allgather", [&] {
+    return MPI_Allgather(&mine, static_cast<int>(sizeof(Claim)), MPI_BYTE, all.data(), static_cast<int>(sizeof(Claim)),
+                         MPI_BYTE, MPI_COMM_WORLD);
+  });
   if (error) std::rethrow_exception(error);
   for (int s = 0; s < K; ++s)
     if (all[s].rejected) tg::detail::fail_invalid(op, "rank ", s, " rejected its arguments");
@@ -176,8 +181,10 @@ void agree(const Communicator& comm, const char* op, Claim mine, const std::exce
   tg::detail::fail_invalid(op, what, " differs across ranks; got ", os.str());
 }
 
-void sum_slices(const Communicator& comm, float* x, std::size_t n) { sum_slices_impl(comm, x, n); }
-void sum_slices(const Communicator& comm, double* x, std::size_t n) { sum_slices_impl(comm, x, n); }
+void sum_slices(const char* op, const Communicator& comm, float* x, std::size_t n) { sum_slices_impl(op, comm, x, n); }
+void sum_slices(const char* op, const Communicator& comm, double* x, std::size_t n) {
+  sum_slices_impl(op, comm, x, n);
+}
 
 std::size_t sum_slices_bytes_sent(std::size_t n, std::size_t elem_bytes, int rank, int ranks) {
   if (ranks == 1) return 0;
@@ -195,7 +202,8 @@ std::size_t sum_slices_bytes_sent(std::size_t n, std::size_t elem_bytes, int ran
 // ---------------------------------------------------------------------------------------------------
 bool launched_by_mpi() { return std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr || std::getenv("PMI_SIZE") != nullptr; }
 
-Environment::Environment(int& argc, char**& argv) {
+Environment::Environment(int& argc, char**& argv, std::chrono::milliseconds timeout) : timeout_(timeout) {
+  TG_CHECK(timeout.count() > 0, "dist::Environment", "timeout must be positive; got timeout=", timeout.count(), " ms");
   int initialized = 0, finalized = 0;
   detail::check_mpi(MPI_Finalized(&finalized), "MPI_Finalized");
   if (finalized)
@@ -209,6 +217,10 @@ Environment::Environment(int& argc, char**& argv) {
     detail::check_mpi(MPI_Query_thread(&thread_level_), "MPI_Query_thread");
   }
   detail::check_mpi(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
+  int rank = 0, size = 1;
+  detail::check_mpi(MPI_Comm_rank(MPI_COMM_WORLD, &rank), "MPI_Comm_rank");
+  detail::check_mpi(MPI_Comm_size(MPI_COMM_WORLD, &size), "MPI_Comm_size");
+  detail::start_watchdog(timeout, rank, size);   // throws only when another Environment is alive: MPI isn't ours
   ++g_live_environments;
 }
 
@@ -221,7 +233,9 @@ Environment::~Environment() {
     abort(1);
   }
   if (owns_mpi_) g_finalize_pending = true;
-  if (--g_live_environments > 0 || !g_finalize_pending.exchange(false)) return;
+  if (--g_live_environments > 0) return;
+  detail::stop_watchdog();
+  if (!g_finalize_pending.exchange(false)) return;
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (!finalized) MPI_Finalize();   // a destructor cannot throw; MPI_Finalize's failure has no remedy here
@@ -242,7 +256,7 @@ Communicator Communicator::world() {
 
 void Communicator::barrier() const {
   require_environment("Communicator::barrier");
-  if (size_ > 1) detail::check_mpi(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
+  if (size_ > 1) detail::watched("Communicator::barrier", "MPI_Barrier", [] { return MPI_Barrier(MPI_COMM_WORLD); });
 }
 
 void Communicator::broadcast(Tensor& t, int root) const {
@@ -259,7 +273,7 @@ void Communicator::broadcast(Tensor& t, int root) const {
   detail::agree(*this, "broadcast", mine, error, "t's shape, dtype or root", "t.numel()",
                 [&] { return "t=" + describe(t); });
   if (size_ == 1) return;
-  bcast_raw(t.raw(), t.nbytes(), root);
+  bcast_raw("broadcast", t.raw(), t.nbytes(), root);
   if (rank_ != root) t.increment_version();   // changed in place (see Tensor::version)
 }
 
@@ -274,9 +288,9 @@ void Communicator::broadcast_bytes(std::vector<char>& bytes, int root) const {
   detail::agree(*this, "broadcast_bytes", mine, error, "the root", "root");
   if (size_ == 1) return;
   uint64_t length = bytes.size();
-  bcast_raw(&length, sizeof(length), root);
+  bcast_raw("broadcast_bytes", &length, sizeof(length), root);
   if (rank_ != root) bytes.resize(static_cast<std::size_t>(length));
-  bcast_raw(bytes.data(), bytes.size(), root);
+  bcast_raw("broadcast_bytes", bytes.data(), bytes.size(), root);
 }
 
 void Communicator::broadcast_module(Module& m, int root) const {
@@ -312,7 +326,7 @@ void Communicator::broadcast_module(Module& m, int root) const {
       std::memcpy(packed.data() + at, t.raw(), t.nbytes());
       at += t.nbytes();
     }
-  bcast_raw(packed.data(), packed.size(), root);
+  bcast_raw("broadcast_module", packed.data(), packed.size(), root);
   if (rank_ == root) return;
   for (auto& [name, t] : state) {
     std::memcpy(t.raw(), packed.data() + at, t.nbytes());
@@ -328,7 +342,8 @@ std::vector<double> Communicator::all_gather(double v) const {
   require_environment("Communicator::all_gather");
   std::vector<double> all(static_cast<std::size_t>(size_), v);
   if (size_ > 1)
-    detail::check_mpi(MPI_Allgather(&v, 1, MPI_DOUBLE, all.data(), 1, MPI_DOUBLE, MPI_COMM_WORLD), "MPI_Allgather");
+    detail::watched("Communicator::all_gather", "MPI_Allgather",
+                    [&] { return MPI_Allgather(&v, 1, MPI_DOUBLE, all.data(), 1, MPI_DOUBLE, MPI_COMM_WORLD); });
   return all;
 }
 

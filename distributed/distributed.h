@@ -34,6 +34,7 @@
 //
 // Only MPI_COMM_WORLD is supported; calls must come from the thread that created the Environment
 // (MPI_THREAD_FUNNELED; tapegrad's TBB workers never call MPI).
+#include <chrono>
 #include <cstddef>
 #include <span>
 #include <utility>
@@ -63,17 +64,30 @@ bool launched_by_mpi();
 // it cannot share with the others (one whose peers may be waiting) should call tg::dist::abort itself:
 //   try { train(comm); } catch (const std::exception& e) { std::cerr << e.what() << '\n'; tg::dist::abort(1); }
 // Errors the collectives detect (mismatched arguments) are thrown on every rank alike and need no abort.
+//
+// Timeout (PyTorch's init_process_group(timeout=), default 30 minutes): a rank that waits in one MPI
+// collective longer than `timeout` for the other ranks (one returned from main after catching an error
+// without tg::dist::abort, or called a different collective) prints
+//   "[dist] rank 0 of 2 waited 1800 s in MPI_Barrier (Communicator::barrier) for the other ranks, ..."
+// and ends the launch with tg::dist::abort(1), so a launch never hangs. The clock is a watchdog thread
+// (with more than one rank); each collective costs two uncontended mutex locks more. One timeout per
+// process: an Environment created while another is alive must pass the same one.
+// Throws std::invalid_argument for timeout <= 0 or one that differs from a live Environment's.
 class Environment {
  public:
-  Environment(int& argc, char**& argv);
+  static constexpr std::chrono::milliseconds kDefaultTimeout = std::chrono::minutes(30);
+  Environment(int& argc, char**& argv, std::chrono::milliseconds timeout = kDefaultTimeout);
   ~Environment();
   Environment(const Environment&) = delete;
   Environment& operator=(const Environment&) = delete;
 
   // The thread support MPI granted (MPI_THREAD_SINGLE=0 .. MPI_THREAD_MULTIPLE=3).
   int thread_level() const { return thread_level_; }
+  // The longest wait in one collective before the launch is ended.
+  std::chrono::milliseconds timeout() const { return timeout_; }
 
  private:
+  std::chrono::milliseconds timeout_;
   bool owns_mpi_ = false;
   int thread_level_ = 0;
 };

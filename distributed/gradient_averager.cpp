@@ -51,7 +51,7 @@ template <class T> void average_stream(const Communicator& comm, const std::vect
       w += take;
       if (w == static_cast<std::size_t>(g.numel())) ++m, w = 0;
     }
-    detail::sum_slices(comm, bucket.data(), length);
+    detail::sum_slices("GradientAverager::average", comm, bucket.data(), length);
     // Scatter the averages into the new gradients: true division by K, as the sequential formula.
     for (std::size_t done = 0; done < length;) {
       Tensor& g = out[members[member]];

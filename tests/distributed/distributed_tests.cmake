@@ -40,6 +40,19 @@ tapegrad_add_mpi_test(NAME distributed/abort_on_unwind_np2 NP 2 TRANSPORT shm TI
 set_tests_properties(distributed/abort_on_unwind_np2 PROPERTIES PASS_REGULAR_EXPRESSION
                      "an exception is unwinding through the Environment; aborting the launch")
 
+# The Environment's timeout: a rank that returns from main normally while the other waits in a barrier ends
+# the launch after 1 s with the watchdog's message (it hung before); ranks that come late within the
+# timeout finish normally.
+add_executable(distributed_timeout_test ${CMAKE_CURRENT_LIST_DIR}/timeout_test.cpp)
+target_link_libraries(distributed_timeout_test PRIVATE tapegrad_distributed)
+target_compile_options(distributed_timeout_test PRIVATE ${mpi_test_warnings})
+tapegrad_add_mpi_test(NAME distributed/timeout_fires_np2 NP 2 TRANSPORT shm TIMEOUT 20
+                      COMMAND $<TARGET_FILE:distributed_timeout_test> fires)
+set_tests_properties(distributed/timeout_fires_np2 PROPERTIES PASS_REGULAR_EXPRESSION
+                     "rank 0 of 2 waited 1 s in MPI_Barrier [(]Communicator::barrier[)] for the other ranks, longer")
+tapegrad_add_mpi_test(NAME distributed/timeout_not_reached_np2 NP 2 TRANSPORT shm TIMEOUT 40
+                      COMMAND $<TARGET_FILE:distributed_timeout_test> late)
+
 add_executable(distributed_single_process_test ${CMAKE_CURRENT_LIST_DIR}/single_process_test.cpp)
 target_link_libraries(distributed_single_process_test PRIVATE tapegrad_test_support tapegrad_distributed)
 target_compile_options(distributed_single_process_test PRIVATE ${mpi_test_warnings})

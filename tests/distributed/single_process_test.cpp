@@ -3,6 +3,7 @@
 // Registered with catch_discover_tests, so every test case is its own process (MPI starts once per process).
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <cstdlib>
 #include <optional>
 #include <utility>
@@ -128,4 +129,21 @@ TEST_CASE("Communicator and GradientAverager used after the Environment is gone 
   Tensor t = Tensor::zeros({2});
   REQUIRE_THROWS_WITH(comm->broadcast(t), "[broadcast]" + gone);
   REQUIRE_THROWS_WITH(tg::dist::GradientAverager(*comm, {w}), "[GradientAverager]" + gone);
+}
+
+TEST_CASE("Environment: the timeout is PyTorch's 30 minutes by default, positive, and one per process", "[dist]") {
+  auto [argc, argv] = start_args();   // references to the static argc, argv
+  REQUIRE_THROWS_MATCHES(Environment(argc, argv, std::chrono::milliseconds(0)), std::invalid_argument,
+                         Catch::Matchers::Message("[dist::Environment] timeout must be positive; got timeout=0 ms"));
+  REQUIRE_THROWS_WITH(Environment(argc, argv, std::chrono::milliseconds(-5)),
+                      "[dist::Environment] timeout must be positive; got timeout=-5 ms");
+  const Environment first = start();   // MPI was not started by the refused ones
+  CHECK(first.timeout() == std::chrono::minutes(30));
+  REQUIRE_THROWS_MATCHES(Environment(argc, argv, std::chrono::seconds(10)), std::invalid_argument,
+                         Catch::Matchers::Message("[dist::Environment] timeout differs from the live Environment's "
+                                                  "(one timeout per process); got timeout=10000 ms, live "
+                                                  "Environment's 1800000 ms"));
+  const Environment same(argc, argv, std::chrono::minutes(30));
+  CHECK(same.timeout() == std::chrono::minutes(30));
+  Communicator::world().barrier();   // the refused Environment left no count behind: MPI still up
 }
