@@ -74,7 +74,13 @@ void add_row(LossCurves& c, const std::map<std::string, size_t>& col, const std:
   }
   add(c.train_iter, c.train_loss, iter, value("train_loss"), c.infinite);
   add(c.val_iter, c.val_loss, iter, value("val_loss"), c.infinite);
-  add(c.match_iter, c.exact_match, iter, value("exact_match"), c.infinite);
+  if (auto match = col.find("exact_match"); match != col.end()) {
+    // A fraction, as seq2seq writes it: 95 or 0.5 meant as percent would be drawn 100x off, so refused.
+    const double m = number(f[match->second], where, "exact_match");
+    if (!std::isnan(m) && !(m >= 0.0 && m <= 1.0))
+      throw std::runtime_error(where + ": exact_match must be a fraction in [0, 1]; got '" + f[match->second] + "'");
+    add(c.match_iter, c.exact_match, iter, m, c.infinite);
+  }
   add(c.lr_iter, c.lr, iter, value("lr"), c.infinite);
 }
 
@@ -129,9 +135,8 @@ Panels collect(const std::vector<LossCurves>& runs, GnuplotJob& job) {
     series(c.val_iter, c.val_loss, "_val.dat", p.loss, "with linespoints lw 2 pt 7 ps 0.7 lc rgb '#" + colour + "'",
            name + "val");
     series(c.lr_iter, c.lr, "_lr.dat", p.lr, "with lines lw 2 lc rgb '#" + colour + "'", runs.size() > 1 ? c.label : "lr");
-    std::vector<double> percent = c.exact_match;
-    const bool fraction = !percent.empty() && *std::max_element(percent.begin(), percent.end()) <= 1.0;
-    if (fraction) for (double& v : percent) v *= 100.0;
+    std::vector<double> percent = c.exact_match;   // fractions (read_losses_csv), drawn as percent
+    for (double& v : percent) v *= 100.0;
     series(c.match_iter, percent, "_match.dat", p.match, "with linespoints lw 2 pt 7 ps 0.7 lc rgb '#" + colour + "'",
            runs.size() > 1 ? c.label : "exact match");
   }

@@ -22,11 +22,12 @@ struct LossCurves {
 //   tiny_lm:  iter,train_loss,lr,kind            one row per iteration (kind train) and per
 //             evaluation (kind val, the validation loss in the train_loss column); lr from train rows
 //   seq2seq:  iter,train_loss,val_loss,exact_match,lr   columns may be empty or nan where a row has
-//             no such value; exact_match as a fraction (0.95) or a percentage (95)
+//             no such value; exact_match is a fraction in [0, 1] (0.95 for 95%)
 // Empty and nan cells are no point; +-inf values are left out too and counted in `infinite`.
 // `label` names the run (default: the name of the folder holding the file). Throws std::runtime_error
 // "<path>: ..." when the file cannot be read, the header is neither schema, or a row is malformed
-// ("<path>:<line>: ...").
+// ("<path>:<line>: ..."), e.g. an exact_match outside [0, 1] or infinite:
+// "<path>:<line>: exact_match must be a fraction in [0, 1]; got '95'".
 LossCurves read_losses_csv(const std::string& path, const std::string& label = "");
 
 // "(left out: 3 infinite value(s) of run_a, ...)" for the runs with infinite values, else "".

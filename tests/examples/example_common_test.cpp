@@ -142,6 +142,25 @@ TEST_CASE("read_losses_csv: seq2seq's schema with empty and nan cells", "[exampl
   CHECK(c.lr.size() == 5);
 }
 
+TEST_CASE("read_losses_csv: exact_match is a fraction from 0 to 1, other values are refused naming file, line, value",
+          "[examples][plot]") {
+  const fs::path dir = tg::test::scratch_dir("common_csv_fraction");
+  const std::string p = (dir / "losses.csv").string(), head = "iter,train_loss,val_loss,exact_match,lr\n";
+  write(p, head + "0,3,3,0,0.1\n1,2,2,0.005,0.1\n2,1,1,1,0.1\n");
+  CHECK(read_losses_csv(p).exact_match == std::vector<double>{0, 0.005, 1});   // 0.005 is 0.5%, not 0.005%
+  // Once read as percent because no value was below 1: a log in percent is refused, not guessed at.
+  write(p, head + "0,3,3,50,0.1\n1,2,2,95,0.1\n");
+  REQUIRE_THROWS_WITH(read_losses_csv(p), p + ":2: exact_match must be a fraction in [0, 1]; got '50'");
+  write(p, head + "0,3,3,0.5,0.1\n1,2,2,1.0001,0.1\n");
+  REQUIRE_THROWS_WITH(read_losses_csv(p), p + ":3: exact_match must be a fraction in [0, 1]; got '1.0001'");
+  write(p, head + "0,3,3,-0.25,0.1\n");
+  REQUIRE_THROWS_WITH(read_losses_csv(p), p + ":2: exact_match must be a fraction in [0, 1]; got '-0.25'");
+  write(p, head + "0,3,3,,0.1\n1,2,2,inf,0.1\n");
+  REQUIRE_THROWS_WITH(read_losses_csv(p), p + ":3: exact_match must be a fraction in [0, 1]; got 'inf'");
+  write(p, head + "0,3,3,-inf,0.1\n");
+  REQUIRE_THROWS_WITH(read_losses_csv(p), p + ":2: exact_match must be a fraction in [0, 1]; got '-inf'");
+}
+
 TEST_CASE("read_losses_csv: a file that is not a losses log is refused, naming file and line", "[examples][plot]") {
   const fs::path dir = tg::test::scratch_dir("common_csv_bad");
   const std::string p = (dir / "losses.csv").string();
