@@ -26,6 +26,20 @@ uint64_t parse_seed(const std::string& text, const char* command, const char* fl
   return v;
 }
 
+std::string expand_newlines(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\\' && i + 1 < text.size() && text[i + 1] == 'n') {
+      out += '\n';
+      ++i;   // past the n
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
 bool parse(int argc, char** argv, po::options_description& desc, po::variables_map& vm, const char* usage,
            const po::positional_options_description* positional) {
   desc.add_options()("help,h", "show this help");

@@ -43,6 +43,10 @@ void require_in_range(const char* command, const char* flag, int64_t value, int6
 // <flag>='<text>'").
 uint64_t parse_seed(const std::string& text, const char* command, const char* flag);
 
+// A prompt flag's text with every two-character `\n` (backslash, n) turned into a newline, so a shell
+// command line can hold one: 'ROMEO:\nBut' -> "ROMEO:" + '\n' + "But". Nothing else is unescaped.
+std::string expand_newlines(const std::string& text);
+
 // Parses the options of a command, argv[2..] (argv[1] is the command), into vm with "--help,-h" added to
 // desc. Returns false after printing "<usage>\n<desc>\n" to stdout when --help was given; otherwise
 // runs po::notify (required options, stored values) and returns true. Throws po::error, also for an

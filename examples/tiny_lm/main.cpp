@@ -33,6 +33,7 @@
 
 namespace po = boost::program_options;
 using namespace tg::tiny_lm;
+using tg::examples::expand_newlines;
 using tg::examples::parse;
 using tg::examples::readable_default;
 
@@ -122,7 +123,7 @@ int run_sample(int argc, char** argv) {
   po::options_description d("tiny_lm sample options");
   d.add_options()
       ("out-dir", po::value(&o.out_dir)->default_value(o.out_dir), "folder holding ckpt.h5")
-      ("prompt", po::value(&o.prompt)->default_value("\\n"), "text to continue")
+      ("prompt", po::value(&o.prompt)->default_value("\\n"), "text to continue (\\n is a newline)")
       ("tokens", po::value(&o.tokens)->default_value(o.tokens), "characters to generate")
       ("temperature", readable_default(&o.temperature), "softmax temperature (> 0)")
       ("top-k", po::value(&o.top_k)->default_value(o.top_k), "sample among the k most likely (0: all)")
@@ -132,7 +133,7 @@ int run_sample(int argc, char** argv) {
   po::variables_map vm;
   if (!parse(argc, argv, d, vm, "usage: tiny_lm sample [options]")) return 0;
   o.use_cache = !vm.count("no-cache");
-  if (o.prompt == "\\n") o.prompt = "\n";
+  o.prompt = expand_newlines(o.prompt);
   o.seed = parse_seed(seed, "tiny_lm sample", "--seed");
   o.validate();
   tg::set_num_threads(o.threads);
@@ -199,7 +200,7 @@ int run_attend(int argc, char** argv) {
       ("threads", po::value(&threads)->default_value(threads), "worker threads");
   po::variables_map vm;
   if (!parse(argc, argv, d, vm, "usage: tiny_lm attend --prompt TEXT [options]")) return 0;
-  for (size_t at = prompt.find("\\n"); at != std::string::npos; at = prompt.find("\\n", at + 1)) prompt.replace(at, 2, "\n");
+  prompt = expand_newlines(prompt);
   const char* cmd = "tiny_lm attend";
   require_flag(!prompt.empty(), cmd, "--prompt", "at least one character", "''");
   require_flag(!out_dir.empty(), cmd, "--out-dir", "a folder name", "''");

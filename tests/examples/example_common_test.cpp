@@ -16,6 +16,7 @@
 #include <string>
 #include <thread>
 
+#include "examples/common/cli.h"
 #include "examples/common/gnuplot.h"
 #include "examples/common/heatmaps.h"
 #include "examples/common/loss_plot.h"
@@ -105,6 +106,16 @@ TEST_CASE("readable_default: --help shows the readable text and the value parses
   po::notify(vm);
   REQUIRE(lr == 0.25);
   REQUIRE(beta2 == 0.99);
+}
+
+TEST_CASE("expand_newlines: each backslash-n of a prompt becomes a newline, nothing else changes", "[examples][cli]") {
+  CHECK(expand_newlines("ROMEO:\\nBut soft") == "ROMEO:\nBut soft");
+  CHECK(expand_newlines("\\n") == "\n");
+  CHECK(expand_newlines("\\n\\n") == "\n\n");
+  CHECK(expand_newlines("a\\\\nb") == "a\\\nb");   // a backslash before the pair stays
+  CHECK(expand_newlines("tab\\t, end\\") == "tab\\t, end\\");
+  CHECK(expand_newlines("plain\n") == "plain\n");
+  CHECK(expand_newlines("").empty());
 }
 
 TEST_CASE("read_losses_csv: tiny_lm's schema (iter,train_loss,lr,kind)", "[examples][plot]") {

@@ -254,3 +254,18 @@ TEST_CASE("tiny_lm train: --resume refuses a changed --lr, --min-lr or --grad-cl
   CHECK(same.status == 0);
   CHECK_THAT(same.output, Contains("resumed from " + dir + "/ckpt.h5 at iter 3"));
 }
+
+TEST_CASE("tiny_lm sample: a backslash-n in --prompt is a newline, as in attend", "[e2e][cli]") {
+  const std::string dir = fresh_run_dir("sample_newline");
+  REQUIRE(run("train " + kTiny + "--max-iters 3 --lr-decay-iters 3 --eval-interval 3 --out-dir " + dir).status == 0);
+  // The arithmetic vocabulary has the newline but no backslash: the prompt is "12+", a newline, "34".
+  const Run escaped = run("sample --out-dir " + dir + " --tokens 0 --prompt '12+\\n34'");
+  INFO(escaped.output);
+  REQUIRE(escaped.status == 0);
+  REQUIRE(escaped.output == "12+\n34\n");
+  const Run typed = run("sample --out-dir " + dir + " --tokens 20 --seed 5 --prompt '12+\n34'");   // a real newline
+  const Run written = run("sample --out-dir " + dir + " --tokens 20 --seed 5 --prompt '12+\\n34'");
+  REQUIRE(typed.status == 0);
+  REQUIRE(written.output == typed.output);
+  REQUIRE_THAT(run("sample --help").output, Contains("text to continue (\\n is a newline)"));
+}
