@@ -1,5 +1,7 @@
 #include "examples/tiny_lm/resume.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -7,8 +9,6 @@
 #include <cstring>
 #include <exception>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <stdexcept>
 #include <vector>
 
@@ -17,13 +17,41 @@ namespace {
 
 constexpr char kState = 'S', kError = 'E';   // the first byte of the broadcast: a checkpoint, or rank 0's error
 
+// `path`'s bytes after a kState byte, read through one file descriptor: one version of the file, also
+// when a save renames a new one over it meanwhile. Throws std::runtime_error
+// "<path>: cannot read the checkpoint: <reason>".
 std::vector<char> file_bytes(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw std::runtime_error(path + ": cannot read the checkpoint: " + std::strerror(errno));
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);   // a FIFO must not block the open
+  if (fd < 0) throw std::runtime_error(path + ": cannot read the checkpoint: " + std::strerror(errno));
   std::vector<char> bytes{kState};
-  bytes.insert(bytes.end(), std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-  if (f.bad()) throw std::runtime_error(path + ": cannot read the checkpoint: " + std::strerror(errno));
+  std::string why;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) why = std::strerror(errno);
+  else if (!S_ISREG(st.st_mode)) why = "not a regular file";
+  else bytes.reserve(static_cast<size_t>(st.st_size) + 1);
+  char buffer[1 << 16];
+  while (why.empty()) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) why = std::strerror(errno);
+    if (n <= 0) break;
+    bytes.insert(bytes.end(), buffer, buffer + n);
+  }
+  ::close(fd);
+  if (!why.empty()) throw std::runtime_error(path + ": cannot read the checkpoint: " + why);
   return bytes;
+}
+
+// Rank 0's read of the checkpoint. When the file cannot be read (no file, a directory, no permission),
+// TrainingState::load says why, in the words of a run without mpirun ("<path>: cannot open file for
+// reading: no such file"); should it load after all (the file appeared meanwhile), the read's error stands.
+std::vector<char> root_bytes(TrainingState& s, const std::string& path) {
+  try {
+    return file_bytes(path);
+  } catch (const std::runtime_error&) {
+    s.load(path);
+    throw;
+  }
 }
 
 // A private file in the temporary folder holding bytes [1, end), removed at scope exit.
@@ -60,6 +88,20 @@ class TemporaryCopy {
   std::string path_;
 };
 
+// Restores s from the checkpoint bytes (kState first) through a private copy. TrainingState::load's
+// errors name `path`, the file the bytes were read from, instead of the copy.
+void restore(TrainingState& s, const std::vector<char>& bytes, const std::string& path) {
+  const TemporaryCopy copy(bytes);
+  try {
+    s.load(copy.path());
+  } catch (const std::runtime_error& e) {
+    std::string what = e.what();
+    for (size_t at = what.find(copy.path()); at != std::string::npos; at = what.find(copy.path(), at + path.size()))
+      what.replace(at, copy.path().size(), path);
+    throw std::runtime_error(what);
+  }
+}
+
 }  // namespace
 
 void resume_from_root(TrainingState& s, const std::string& path) {
@@ -72,8 +114,8 @@ void resume_from_root(TrainingState& s, const std::string& path) {
   std::exception_ptr failure;
   if (ps.is_root()) {
     try {
-      s.load(path);   // its errors name the checkpoint, as alone
-      bytes = file_bytes(path);
+      bytes = root_bytes(s, path);
+      restore(s, bytes, path);   // from the bytes the others get, not from the file again
     } catch (const std::exception& e) {
       failure = std::current_exception();
       const std::string what = e.what();
@@ -86,9 +128,8 @@ void resume_from_root(TrainingState& s, const std::string& path) {
   if (bytes.empty() || bytes[0] != kState)
     throw std::runtime_error(bytes.empty() ? "rank 0 sent no checkpoint" : std::string(bytes.begin() + 1, bytes.end()));
   if (ps.is_root()) return;
-  const TemporaryCopy copy(bytes);
   try {
-    s.load(copy.path());
+    restore(s, bytes, path);
   } catch (const std::exception& e) {
     throw std::runtime_error("rank " + std::to_string(ps.rank()) + " cannot restore rank 0's " + path + ": " +
                              e.what());

@@ -274,7 +274,7 @@ TrainResult train(const TrainOptions& o, std::ostream& all_out, const Processes&
   TrainingState s(model_config(o, corpus.vocab.size()), o, corpus, processes);
   TrainResult r;
   if (o.resume) {
-    resume_from_root(s, ckpt);   // rank 0 reads it, the others restore rank 0's bytes
+    resume_from_root(s, ckpt);   // rank 0 reads it once, every rank restores those bytes
     if (s.step >= o.max_iters) {   // a finished run: no evaluation, no write
       out << "nothing to do: " << ckpt << " already finished at iter " << s.step << "\n";
       r.iter = s.step;

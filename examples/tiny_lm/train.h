@@ -60,12 +60,12 @@ Corpus training_corpus(const TrainOptions& options);
 // alone prints, evaluates, writes losses.csv and the checkpoint (the others wait at a barrier after each
 // write) and returns the losses; the others return only `iter`. Before training the processes compare
 // their settings and corpus (require_same_run, agreement.h) and all throw at a difference. A resume
-// reads the checkpoint on rank 0 only and restores rank 0's state on every rank (resume_from_root). A resume must have the checkpoint's K
-// (= --grad-accum x processes); another K throws std::runtime_error naming both. Validates the
-// options first (UsageError), and throws UsageError naming --block-size when the corpus is shorter than
-// a block. A resume of a run that already reached max_iters prints "nothing to do: <ckpt> already
-// finished at iter N" and writes nothing. A failed write of losses.csv throws std::runtime_error
-// naming the file and the OS's reason.
+// reads the checkpoint once, on rank 0 only, and restores those bytes on every rank (resume_from_root).
+// A resume must have the checkpoint's K (= --grad-accum x processes); another K throws
+// std::runtime_error naming both. Validates the options first (UsageError), and throws UsageError naming
+// --block-size when the corpus is shorter than a block. A resume of a run that already reached
+// max_iters prints "nothing to do: <ckpt> already finished at iter N" and writes nothing. A failed write
+// of losses.csv throws std::runtime_error naming the file and the OS's reason.
 TrainResult train(const TrainOptions& options, std::ostream& out, const Processes& processes = {});
 
 // The mean loss over `iters` batches drawn by `sampler` (eval mode, no grad).

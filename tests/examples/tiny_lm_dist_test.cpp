@@ -3,15 +3,19 @@
 // over shared memory and TCP; --resume under mpirun; refusal of another K; a rank killed mid-run.
 // Every command runs under `timeout` so a hang fails the test instead of blocking the suite.
 #include <signal.h>
+#include <sys/inotify.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "examples/tiny_lm/agreement.h"
 #include "examples/tiny_lm/checkpointing.h"
@@ -208,8 +212,10 @@ namespace {
 
 // An MPMD launch of tiny_lm on 2 ranks (shared memory), each with its own arguments and working
 // directory (as two hosts with their own file systems).
-Run two_hosts(const fs::path& dir0, const std::string& args0, const fs::path& dir1, const std::string& args1) {
-  const std::string launch = "mpirun --allow-run-as-root --oversubscribe --mca btl vader,self ";
+// `env` prefixes mpirun (e.g. "env TMPDIR=/x ").
+Run two_hosts(const fs::path& dir0, const std::string& args0, const fs::path& dir1, const std::string& args1,
+              const std::string& env = "") {
+  const std::string launch = env + "mpirun --allow-run-as-root --oversubscribe --mca btl vader,self ";
   return shell(launch + "-np 1 --wdir " + dir0.string() + " " + kBin + " " + args0 + " : -np 1 --wdir " +
                dir1.string() + " " + kBin + " " + args1);
 }
@@ -406,6 +412,77 @@ TEST_CASE("mpirun --resume with the out-dir on rank 0's host only: rank 1 never 
   INFO(none.output);
   REQUIRE(none.status == 1);
   REQUIRE_THAT(none.output, Contains("out/ckpt.h5"));
+}
+
+namespace {
+
+// inotify events of the files in watched folders (every process's, in the order they happened). The
+// kernel merges an event into an identical one just before it, so a watch that is to count repeats must
+// also see the events between them (an open between two closes).
+class FileEvents {
+ public:
+  struct Event {
+    int wd;
+    uint32_t mask;
+    std::string name;
+  };
+  FileEvents() : fd_(inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) { REQUIRE(fd_ >= 0); }
+  ~FileEvents() { close(fd_); }
+  FileEvents(const FileEvents&) = delete;
+  FileEvents& operator=(const FileEvents&) = delete;
+  int watch(const fs::path& dir, uint32_t mask) {
+    const int wd = inotify_add_watch(fd_, dir.c_str(), mask);
+    REQUIRE(wd >= 0);
+    return wd;
+  }
+  // The events so far about a file in a watched folder.
+  std::vector<Event> read_all() {
+    std::vector<Event> out;
+    alignas(inotify_event) char buffer[1 << 16];
+    for (ssize_t n; (n = read(fd_, buffer, sizeof buffer)) > 0;)
+      for (char* at = buffer; at < buffer + n;) {
+        const auto* e = reinterpret_cast<const inotify_event*>(at);
+        REQUIRE((e->mask & IN_Q_OVERFLOW) == 0);
+        if (e->len > 0) out.push_back({e->wd, e->mask, e->name});
+        at += sizeof(inotify_event) + e->len;
+      }
+    return out;
+  }
+
+ private:
+  int fd_;
+};
+
+}  // namespace
+
+TEST_CASE("mpirun --resume: rank 0 reads ckpt.h5 once and every rank, rank 0 included, restores those bytes",
+          "[tiny_lm][mpi]") {
+  // Rank 0 once loaded ckpt.h5 and then read the file again to send it: a checkpoint saved in between
+  // (another run's, renamed over it) started the ranks from different states.
+  const fs::path single = tg::test::scratch_dir("dist_once_single"), host0 = tg::test::scratch_dir("dist_once_0"),
+                 host1 = tg::test::scratch_dir("dist_once_1"), tmp = tg::test::scratch_dir("dist_once_tmp");
+  const std::string args = "train " + kModel + "--max-iters 20 --out-dir ";
+  REQUIRE(tiny_lm(args + single.string() + " --grad-accum 2").status == 0);
+  REQUIRE(two_hosts(host0, args + "out --stop-at 10", host1, args + "out --stop-at 10").status == 0);
+  FileEvents events;
+  const int out = events.watch(host0 / "out", IN_OPEN | IN_CLOSE_NOWRITE | IN_CLOSE_WRITE);
+  const int temp = events.watch(tmp, IN_CREATE);
+  const std::string env = "env TMPDIR=" + tmp.string() + " ";   // where the ranks put their copies
+  const Run resumed = two_hosts(host0, args + "out --resume", host1, args + "out --resume", env);
+  const std::vector<FileEvents::Event> seen = events.read_all();   // before this process opens the files
+  INFO(resumed.output);
+  REQUIRE(resumed.status == 0);
+  REQUIRE_THAT(resumed.output, Contains("resumed from out/ckpt.h5 at iter 10"));
+  require_same_run(single, host0 / "out");
+  int64_t reads = 0, copies = 0;   // a save's HDF5 opens ckpt.h5 read-write: IN_CLOSE_WRITE
+  for (const FileEvents::Event& e : seen) {
+    reads += e.wd == out && (e.mask & IN_CLOSE_NOWRITE) && e.name == "ckpt.h5";
+    copies += e.wd == temp && e.name.starts_with("tiny_lm_resume_");
+  }
+  CHECK(reads == 1);    // once read three times: load's check and restore, then the bytes to send
+  CHECK(copies == 2);   // a private copy of those bytes per rank, rank 0's too
+  for (const auto& e : fs::directory_iterator(tmp))   // and removed again
+    CHECK_FALSE(e.path().filename().string().starts_with("tiny_lm_resume_"));
 }
 
 TEST_CASE("mpirun -np 2 with a bad flag: rank 0 alone prints the usage error, a rank-specific one is still printed",
