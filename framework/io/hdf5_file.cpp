@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -282,6 +283,17 @@ herr_t collect_name(hid_t, const char* name, const H5L_info_t*, void* out) {
 
 }  // namespace
 
+namespace {
+// The name HDF5 gets for a Mode::memory file: a path that cannot exist ("/dev/null" is no folder) and is
+// unique in the process (HDF5 takes two open in-memory files of one name for the same file). With the
+// file's own name, H5Fcreate's first, tentative open (without H5F_ACC_TRUNC, to compare with the files
+// already open) made the core driver read the whole previous checkpoint into memory at every save.
+std::string memory_file_name() {
+  static std::atomic<unsigned long long> count{0};
+  return "/dev/null/tapegrad-memory-file-" + std::to_string(count++);
+}
+}  // namespace
+
 H5File::H5File(const std::string& filename, Mode mode) : filename_(filename) {
   silence_hdf5();
   const Op op{filename_, mode == Mode::read ? "cannot open file for reading" : "cannot create file"};
@@ -308,7 +320,8 @@ H5File::H5File(const std::string& filename, Mode mode) : filename_(filename) {
     Hid fcpl = op.own(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
     op.ok(H5Pset_obj_track_times(fcpl.get(), false));   // the root group's timestamps
     compact_links(fcpl.get(), op);                       // the root group's links (hdf5_handles.h)
-    id_ = H5Fcreate(filename.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get());
+    const std::string name = mode == Mode::memory ? memory_file_name() : filename;
+    id_ = H5Fcreate(name.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get());
   }
   if (id_ < 0) op.fail_hdf5();
 }

@@ -23,8 +23,9 @@ namespace tg::io {
 class H5File {
  public:
   // read: existing file, read-only; truncate: create or overwrite; memory: a new file that lives in
-  // memory only (filename is used in messages), whose bytes image() returns: the file system is never
-  // touched, so a writer can do its own IO with the OS's error reasons (see io/checkpoint.h).
+  // memory only (filename is used in messages only: HDF5 gets a name that cannot exist, so it never opens
+  // or reads a file there), whose bytes image() returns: the file system is never touched, so a writer
+  // can do its own IO with the OS's error reasons (see io/checkpoint.h).
   enum class Mode { read, truncate, memory };
   // Opens or creates the file; throws "<file>: cannot open file for reading: no such file" etc.
   H5File(const std::string& filename, Mode mode);
