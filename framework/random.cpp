@@ -1,6 +1,32 @@
 #include "tapegrad/framework/random.h"
 
+#include <mutex>
+
 namespace tg {
+
+struct Generator::Stream {
+  std::mutex m;
+  GeneratorState s;
+};
+
+Generator::Generator(uint64_t seed) : state_(std::make_shared<Stream>()) { state_->s = {seed, 0}; }
+
+GeneratorState Generator::state() const {
+  const std::lock_guard lock(state_->m);
+  return state_->s;
+}
+
+void Generator::set_state(GeneratorState s) {
+  const std::lock_guard lock(state_->m);
+  state_->s = s;
+}
+
+Reservation Generator::reserve_blocks(uint64_t n) {
+  const std::lock_guard lock(state_->m);
+  const Reservation r{state_->s.seed, state_->s.offset};
+  state_->s.offset += n;
+  return r;
+}
 
 PhiloxBlock philox_block(uint64_t seed, uint64_t counter) {
   constexpr uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u;
@@ -22,18 +48,20 @@ PhiloxBlock philox_block(uint64_t seed, uint64_t counter) {
 }
 
 Generator Generator::clone() const {
-  Generator copy(state_->seed);
-  copy.set_state(*state_);
+  Generator copy;
+  copy.set_state(state());
   return copy;
 }
 
 uint64_t Generator::next_u64() {
-  PhiloxBlock b = philox_block(state_->seed, reserve(1));
+  const Reservation r = reserve_blocks(1);
+  PhiloxBlock b = philox_block(r.seed, r.first);
   return (static_cast<uint64_t>(b.w[0]) << 32) | b.w[1];
 }
 
 double Generator::next_double() {
-  PhiloxBlock b = philox_block(state_->seed, reserve(1));
+  const Reservation r = reserve_blocks(1);
+  PhiloxBlock b = philox_block(r.seed, r.first);
   return u01_from(b.w[0], b.w[1]);
 }
 

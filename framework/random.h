@@ -13,7 +13,9 @@
 //    a Generator by value: they share the caller's stream, and the stream lives as long as any
 //    handle does, so a module may outlive the Generator variable it was built with and keeps drawing
 //    from the same stream. Modules that only draw at construction (Linear, Embedding) keep nothing.
-//  * A handle is not synchronised: do not draw from one stream on two threads at once.
+//  * A stream is synchronised, as PyTorch's generators are: threads drawing from one stream at once (two
+//    models built on two threads from the default stream, say) each get blocks of their own, in the
+//    order the draws happen to run; every draw reserves its blocks and reads the seed in one step.
 #include <cstdint>
 #include <memory>
 
@@ -25,10 +27,16 @@ struct GeneratorState {
   bool operator==(const GeneratorState&) const = default;
 };
 
+// The blocks one draw reserved: it uses philox_block(seed, first + i) for its element i.
+struct Reservation {
+  uint64_t seed = 0;
+  uint64_t first = 0;
+};
+
 class Generator {
  public:
   // A new independent stream at (seed, offset 0).
-  explicit Generator(uint64_t seed = 0) : state_(std::make_shared<GeneratorState>(GeneratorState{seed, 0})) {}
+  explicit Generator(uint64_t seed = 0);
   // Copies share the stream (see the rule above). No move operations are declared, so a "moved-from"
   // Generator is a copy and stays usable.
   Generator(const Generator&) = default;
@@ -39,25 +47,24 @@ class Generator {
   // True when both handles refer to the same stream.
   bool shares_stream_with(const Generator& other) const { return state_ == other.state_; }
 
-  GeneratorState state() const { return *state_; }
-  void set_state(GeneratorState s) { *state_ = s; }
-  void manual_seed(uint64_t seed) { *state_ = {seed, 0}; }
-  uint64_t seed() const { return state_->seed; }
+  GeneratorState state() const;
+  void set_state(GeneratorState s);
+  void manual_seed(uint64_t seed) { set_state({seed, 0}); }
+  uint64_t seed() const { return state().seed; }
 
-  // Reserves n consecutive blocks and returns the first block index (the caller draws block
-  // first + i for its element i with philox_block).
-  uint64_t reserve(uint64_t n) {
-    uint64_t first = state_->offset;
-    state_->offset += n;
-    return first;
-  }
+  // Reserves n consecutive blocks: the seed and the first block index, read and advanced in one step
+  // (the caller draws block first + i for its element i with philox_block).
+  Reservation reserve_blocks(uint64_t n);
+  // reserve_blocks(n).first, for a caller that read seed() before and knows no other thread reseeds.
+  uint64_t reserve(uint64_t n) { return reserve_blocks(n).first; }
   uint64_t next_u64();      // one block, low 64 bits
   double next_double();     // uniform in [0, 1), 53 random bits
   // Random integer in [0, n), n > 0 (rejection-free 128-bit multiply; bias < 2^-64).
   uint64_t next_below(uint64_t n);
 
  private:
-  std::shared_ptr<GeneratorState> state_;   // never null
+  struct Stream;                      // the state and its mutex (random.cpp)
+  std::shared_ptr<Stream> state_;     // never null
 };
 
 // The four 32-bit words of Philox-4x32-10 at block `counter` under key `seed`.

@@ -148,7 +148,7 @@ Tensor Tensor::from_bools(const std::vector<bool>& values, Shape shape) {
 Tensor Tensor::uniform(Shape shape, double lo, double hi, Generator& gen, DType dtype) {
   dispatch_floating(dtype, "uniform", [](auto) {});   // the dtype before the allocation
   Tensor t(std::move(shape), dtype, "uniform");
-  uint64_t seed = gen.seed(), first = gen.reserve(static_cast<uint64_t>(t.numel()));
+  const auto [seed, first] = gen.reserve_blocks(static_cast<uint64_t>(t.numel()));
   dispatch_floating(dtype, "uniform", [&](auto tag) {
     using T = typename decltype(tag)::type;
     T* p = t.data<T>();
@@ -165,7 +165,7 @@ Tensor Tensor::uniform(Shape shape, double lo, double hi, Generator& gen, DType 
 Tensor Tensor::normal(Shape shape, double mean, double std, Generator& gen, DType dtype) {
   dispatch_floating(dtype, "normal", [](auto) {});
   Tensor t(std::move(shape), dtype, "normal");
-  uint64_t seed = gen.seed(), first = gen.reserve(static_cast<uint64_t>(t.numel()));
+  const auto [seed, first] = gen.reserve_blocks(static_cast<uint64_t>(t.numel()));
   dispatch_floating(dtype, "normal", [&](auto tag) {
     using T = typename decltype(tag)::type;
     T* p = t.data<T>();

@@ -75,8 +75,9 @@ void prepare_dropout(Plan& p, const AttentionArgs& a) {
   p.cfg.dropout_p = a.dropout_p;
   if (a.dropout_p > 0) {
     TG_CHECK(a.generator != nullptr, p.op, "dropout_p=", a.dropout_p, " needs a Generator");
-    p.cfg.seed = a.generator->seed();
-    p.cfg.first = a.generator->reserve(static_cast<uint64_t>(p.scores));
+    const Reservation r = a.generator->reserve_blocks(static_cast<uint64_t>(p.scores));
+    p.cfg.seed = r.seed;
+    p.cfg.first = r.first;
   }
 }
 

@@ -123,8 +123,8 @@ Var dropout(const Var& x, double p, bool training, Generator& gen) {
       return;
     }
     T scale = static_cast<T>(1) / static_cast<T>(1.0 - p);
-    uint64_t first = gen.reserve(static_cast<uint64_t>(n));
-    kernels::dropout_forward<T>(px, y.data<T>(), keep.data<bool>(), n, p, scale, gen.seed(), first);
+    const Reservation r = gen.reserve_blocks(static_cast<uint64_t>(n));
+    kernels::dropout_forward<T>(px, y.data<T>(), keep.data<bool>(), n, p, scale, r.seed, r.first);
   });
   return record("dropout", y, {x}, [keep, p](const Tensor& gy, Grads& g) {
     Tensor gx(gy.shape(), gy.dtype());

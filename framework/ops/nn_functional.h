@@ -35,8 +35,9 @@ Var layer_norm(const Var& x, const Shape& normalized_shape, const Var& weight = 
 
 // torch.nn.functional.dropout(x, p, training): identity (returns x) when !training or p == 0; x * 0 when
 // p == 1; otherwise each element is kept with probability 1 - p and scaled by 1 / (1 - p). The keep mask
-// of element i comes from Philox block (first + i) with first = gen.reserve(x.numel()), so it is identical
-// for any thread count and replayable: a Generator re-seeded with the same seed gives the same mask.
+// of element i comes from Philox block (first + i) with {seed, first} = gen.reserve_blocks(x.numel()), so
+// it is identical for any thread count and replayable: a Generator re-seeded with the same seed gives the
+// same mask.
 // The backward multiplies by the same mask * scale. gen is advanced only when a mask is drawn.
 // Throws "[dropout] p must be in [0, 1]; got p=1.5".
 Var dropout(const Var& x, double p, bool training, Generator& gen);
