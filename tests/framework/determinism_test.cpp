@@ -1,4 +1,7 @@
 // Bitwise determinism across thread counts: the same inputs give the same bits with 1 and 2 threads.
+#include <cstring>
+#include <thread>
+
 #include "examples/tiny_lm/model.h"
 #include "tapegrad/framework/ops/elementwise.h"
 #include "tapegrad/framework/ops/matmul.h"
@@ -50,9 +53,8 @@ std::vector<Tensor> lm_step(int threads) {
 
 // One decoder training step (forward + backward of a 2-layer TransformerDecoder with causal and
 // memory padding masks, dropout on) followed by cached decoding steps; outputs and every gradient.
-std::vector<Tensor> decoder_step(int threads) {
-  set_num_threads(threads);
-  Generator gen(9);
+std::vector<Tensor> decoder_run(uint64_t seed = 9) {
+  Generator gen(seed);
   TransformerDecoder dec({.d_model = 64, .nhead = 4, .dim_feedforward = 128, .dropout = 0.1, .batch_first = true}, 2,
                          true, gen);
   Var tgt(rand_tensor({6, 24, 64}, 1, -1, 1, DType::Float32), true);
@@ -72,6 +74,20 @@ std::vector<Tensor> decoder_step(int threads) {
   return out;
 }
 
+std::vector<Tensor> decoder_step(int threads) {
+  set_num_threads(threads);
+  return decoder_run();
+}
+
+void require_same_bits(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    INFO("tensor " << i);
+    REQUIRE(a[i].shape() == b[i].shape());
+    REQUIRE(std::memcmp(a[i].raw(), b[i].raw(), static_cast<size_t>(a[i].nbytes())) == 0);
+  }
+}
+
 }  // namespace
 
 TEST_CASE("determinism: a TransformerDecoder training step and cached decoding steps are bitwise equal with 1 and 2 threads", "[determinism]") {
@@ -84,4 +100,17 @@ TEST_CASE("determinism: MLP, softmax, layer_norm and sum forward + backward are 
 
 TEST_CASE("determinism: a tiny-LM training step is bitwise equal with 1 and 2 threads", "[determinism]") {
   require_same_bits_across_threads(lm_step);
+}
+
+TEST_CASE("determinism: two user threads training at once get the bits each gets alone", "[determinism]") {
+  // Users train two models on two threads of their own (hyper-parameter sweeps): kernels, the TBB pool,
+  // the allocator's cache and GEMM scratch are shared, each model's random stream is its own.
+  set_num_threads(2);
+  const std::vector<Tensor> alone_a = decoder_run(9), alone_b = decoder_run(10);
+  std::vector<Tensor> a, b;
+  std::thread other([&] { b = decoder_run(10); });
+  a = decoder_run(9);
+  other.join();
+  require_same_bits(a, alone_a);
+  require_same_bits(b, alone_b);
 }
