@@ -14,7 +14,7 @@
 int main(int argc, char** argv) {
   int threads = 2, iters = 50;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--threads") && std::atoi(argv[i + 1]) >= 1) threads = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--iters")) iters = std::atoi(argv[i + 1]);
     else {
       std::fprintf(stderr, "usage: bench_encoder_layer [--threads N] [--iters K]\n");

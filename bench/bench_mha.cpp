@@ -46,7 +46,8 @@ bool parse_args(int argc, char** argv, Args& a) {
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
     if (!std::strcmp(argv[i], "--no-peak")) a.measure_peak = false;
-    else if (has_value && !std::strcmp(argv[i], "--threads")) a.threads = std::atoi(argv[++i]);
+    else if (has_value && !std::strcmp(argv[i], "--threads") && std::atoi(argv[i + 1]) >= 1)
+      a.threads = std::atoi(argv[++i]);
     else if (has_value && !std::strcmp(argv[i], "--iters") && std::atoi(argv[i + 1]) >= 1) a.iters = std::atoi(argv[++i]);
     else if (has_value && !std::strcmp(argv[i], "--shape")) a.only = argv[++i];
     else return false;

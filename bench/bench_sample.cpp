@@ -32,7 +32,7 @@ struct BenchOptions {
 bool parse(int argc, char** argv, BenchOptions& b) {
   for (int i = 1; i < argc; i += 2) {
     if (i + 1 >= argc) return false;
-    if (!std::strcmp(argv[i], "--threads")) b.threads = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--threads") && std::atoi(argv[i + 1]) >= 1) b.threads = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--block-size")) b.block_size = std::atoll(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--tokens")) b.tokens = std::atoll(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--runs")) b.runs = std::atoi(argv[i + 1]);

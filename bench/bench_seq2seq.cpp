@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
   TrainOptions o;
   int iters = 40;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--threads")) o.threads = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--threads") && std::atoi(argv[i + 1]) >= 1) o.threads = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--iters")) iters = std::atoi(argv[i + 1]);
     else {
       std::fprintf(stderr, "usage: bench_seq2seq [--threads N] [--iters K]\n");

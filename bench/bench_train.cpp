@@ -31,7 +31,8 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
     if (!std::strcmp(argv[i], "--no-peak")) measure_peak = false;
-    else if (has_value && !std::strcmp(argv[i], "--threads")) o.threads = std::atoi(argv[++i]);
+    else if (has_value && !std::strcmp(argv[i], "--threads") && std::atoi(argv[i + 1]) >= 1)
+      o.threads = std::atoi(argv[++i]);
     else if (has_value && !std::strcmp(argv[i], "--iters") && std::atoi(argv[i + 1]) >= 1) iters = std::atoi(argv[++i]);
     else if (has_value && !std::strcmp(argv[i], "--data")) o.data = argv[++i];
     else if (has_value && !std::strcmp(argv[i], "--precision")) o.precision = tg::parse_precision(argv[++i]);

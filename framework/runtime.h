@@ -6,7 +6,8 @@ namespace tg {
 
 // Sets the number of threads for all of tapegrad's parallel work (TBB). OpenBLAS always runs
 // single-threaded inside TBB tasks, so n threads means n busy cores, never n * n.
-// Results are bitwise identical for every n (fixed chunking, fixed reduction order).
+// Results are bitwise identical for every n (fixed chunking, fixed reduction order). Throws
+// std::invalid_argument for n < 1 (as torch.set_num_threads). Safe to call from any thread.
 void set_num_threads(int n);
 int get_num_threads();
 

@@ -19,6 +19,7 @@
 #include <tbb/version.h>
 
 #include "framework/kernels/sgemm.h"
+#include "tapegrad/framework/check.h"
 #include "tapegrad/framework/autocast.h"
 #include "tapegrad/framework/runtime.h"
 #include "tapegrad/version.h"
@@ -127,8 +128,10 @@ std::string blas_core() {
 }
 
 void set_num_threads(int n) {
-  if (n < 1) n = 1;
+  TG_CHECK(n >= 1, "set_num_threads", "n must be positive; got n=", n);
   init_blas();
+  static std::mutex m;   // two threads may set it at once: one control replaces the other whole
+  const std::lock_guard lock(m);
   thread_control() = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
                                                            static_cast<size_t>(n));
 }

@@ -55,4 +55,9 @@ TEST_CASE("runtime: set_num_threads governs the thread count", "[runtime]") {
   REQUIRE_THAT(runtime_info(), Contains("threads 1"));
   set_num_threads(2);
   REQUIRE(get_num_threads() == 2);
+  // Before, 0 and negative counts silently meant 1.
+  REQUIRE_THROWS_MATCHES(set_num_threads(0), std::invalid_argument,
+                         Catch::Matchers::Message("[set_num_threads] n must be positive; got n=0"));
+  REQUIRE_THROWS_WITH(set_num_threads(-3), "[set_num_threads] n must be positive; got n=-3");
+  REQUIRE(get_num_threads() == 2);
 }
