@@ -74,7 +74,8 @@ void TrainingState::save(const std::string& path) const {
 }
 
 void TrainingState::load(const std::string& path) {
-  nlohmann::json stored = nlohmann::json::parse(io::read_checkpoint_metadata(path));
+  const io::CheckpointData c = io::read_checkpoint(path);   // read once: what is checked is what is restored
+  nlohmann::json stored = nlohmann::json::parse(c.metadata);
   nlohmann::json mine = nlohmann::json::parse(metadata_of(config, options));
   if (stored.contains("seq2seq") && stored["seq2seq"].contains("resume_settings")) {
     examples::require_resume_settings(stored["seq2seq"]["resume_settings"], mine["seq2seq"]["resume_settings"],
@@ -86,8 +87,9 @@ void TrainingState::load(const std::string& path) {
     throw std::runtime_error(path + ": /metadata " + stored.dump() + " differs from this run's " + mine.dump() +
                              " (another model configuration or run settings)");
   io::CheckpointInfo info = io::load_checkpoint(
-      path, {.model = &model, .optimizer = &optimizer, .scheduler = &scheduler,
-             .generators = {{"model", model_gen}, {"train_data", data_gen}}, .extra = {"log"}});
+      c, {.model = &model, .optimizer = &optimizer, .scheduler = &scheduler,
+          .generators = {{"model", model_gen}, {"train_data", data_gen}}, .extra = {"log"}},
+      path);
   const StateDict& log = info.extra_section("log");
   if (!log.contains("loss_sum") || !log.contains("loss_count"))
     throw std::runtime_error(path + ": missing dataset /extra/log/loss_sum or /extra/log/loss_count");

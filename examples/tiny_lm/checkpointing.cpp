@@ -192,11 +192,12 @@ void TrainingState::load(const std::string& path) {
                                std::to_string(static_cast<int64_t>(t.item())));
     }
   }
-  io::CheckpointInfo info = io::load_checkpoint(
-      path, {.model = &model, .optimizer = &optimizer, .scheduler = &scheduler,
+  io::CheckpointInfo info = io::load_checkpoint(   // from the content just checked: the file is read once
+      c, {.model = &model, .optimizer = &optimizer, .scheduler = &scheduler,
              .generators = {{"model", model_gen}, {"train_batches", train_batches.generator()},
                             {"eval_train", eval_train.generator()}, {"eval_val", eval_val.generator()}},
-             .extra = {"data"}});
+             .extra = {"data"}},
+      path);
   step = info.step;
 }
 

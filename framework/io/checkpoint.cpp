@@ -80,7 +80,11 @@ void save_checkpoint(const std::string& path, const CheckpointSave& items) {
 }
 
 CheckpointInfo load_checkpoint(const std::string& path, const CheckpointLoad& items) {
-  CheckpointData data = read_checkpoint(path, items.allow_nonfinite);
+  return load_checkpoint(read_checkpoint(path, items.allow_nonfinite), items, path);
+}
+
+CheckpointInfo load_checkpoint(const CheckpointData& data, const CheckpointLoad& items, const std::string& path) {
+  if (!items.allow_nonfinite) require_finite(data, path);   // read_checkpoint's check, for data read otherwise
   // Everything requested must be there before anything changes.
   std::vector<GeneratorState> streams;
   for (const auto& [name, gen] : items.generators) {

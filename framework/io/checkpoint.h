@@ -131,6 +131,10 @@ struct CheckpointInfo {
 // IO errors and non-finite values (unless allow_nonfinite).
 void save_checkpoint(const std::string& path, const CheckpointSave& items);
 CheckpointInfo load_checkpoint(const std::string& path, const CheckpointLoad& items);
+// The same restore from a checkpoint already read (read_checkpoint): a caller that inspects the content
+// first (is this my run's file?) reads the file once, so what it checked is what it restores. `source`
+// names the file in the error messages; non-finite values throw unless items.allow_nonfinite, as above.
+CheckpointInfo load_checkpoint(const CheckpointData& data, const CheckpointLoad& items, const std::string& source);
 
 // Lower level: write plain data / read and verify a whole file without any live object.
 void write_checkpoint(const std::string& path, const CheckpointData& data, bool allow_nonfinite = false);
@@ -138,5 +142,8 @@ CheckpointData read_checkpoint(const std::string& path, bool allow_nonfinite = f
 // Reads only the root attributes and /metadata, whose own digest is verified (the structure checks of
 // every read apply; the other datasets are not read), e.g. to rebuild a model from its configuration.
 std::string read_checkpoint_metadata(const std::string& path);
+// Throws std::runtime_error "<source>: dataset /model/w holds a non-finite value (nan) at element 3; ..."
+// for the first non-finite model or optimizer value (read_checkpoint's check, for data from elsewhere).
+void require_finite(const CheckpointData& data, const std::string& source);
 
 }  // namespace tg::io

@@ -328,13 +328,15 @@ CheckpointData read_checkpoint(const std::string& path, bool allow_nonfinite) {
   if (root_digest(c.step, r.digests) != f.attr_int("/", kDigestAttr))
     throw std::runtime_error(path + ": digest mismatch (a dataset was added, removed or renamed, or the step was edited)");
   if (!nlohmann::json::accept(c.metadata)) throw std::runtime_error(path + ": /metadata is not JSON text");
-  if (!allow_nonfinite) {
-    if (c.model)
-      for (const auto& [k, t] : *c.model) require_finite(path, "/model/" + path_of(k, true), t);
-    if (c.optimizer)
-      for (const auto& [k, t] : *c.optimizer) require_finite(path, "/optimizer/" + k, t);
-  }
+  if (!allow_nonfinite) require_finite(c, path);
   return c;
+}
+
+void require_finite(const CheckpointData& c, const std::string& source) {
+  if (c.model)
+    for (const auto& [k, t] : *c.model) require_finite(source, "/model/" + path_of(k, true), t);
+  if (c.optimizer)
+    for (const auto& [k, t] : *c.optimizer) require_finite(source, "/optimizer/" + k, t);
 }
 
 std::string read_checkpoint_metadata(const std::string& path) {

@@ -9,6 +9,7 @@
 
 #include "examples/common/cli.h"
 #include "examples/seq2seq/train.h"
+#include "support/file_events.h"
 #include "support/test_support.h"
 #include "tapegrad/framework/io/checkpoint.h"
 
@@ -102,7 +103,14 @@ TEST_CASE("seq2seq train: --stop-at then --resume equals an uninterrupted run bi
   TrainOptions second = tiny(b);
   second.resume = true;
   std::ostringstream resumed_log;
+  tg::test::FileEvents events;   // opens and closes alternate, so the kernel merges no repeated event
+  const int wd = events.watch(b, IN_OPEN | IN_CLOSE_NOWRITE | IN_CLOSE_WRITE);
   const TrainResult resumed = train(second, resumed_log);
+  // ckpt.h5 read once: the checkpoint whose settings were checked is the one restored (it was read twice,
+  // the metadata and then the restore, and the saves read it whole before 9a10bea).
+  const std::vector<tg::test::FileEvents::Event> seen = events.read_all();
+  CHECK(tg::test::FileEvents::count(seen, wd, IN_CLOSE_NOWRITE, "ckpt.h5") == 1);
+  CHECK(tg::test::FileEvents::count(seen, wd, IN_OPEN, "ckpt.h5") == 1);
   CHECK_THAT(resumed_log.str(), Contains("resumed from " + b + "/ckpt.h5 at iter 12"));
   CHECK(resumed.iter == 24);
   CHECK(read_text(a + "/losses.csv") == read_text(b + "/losses.csv"));

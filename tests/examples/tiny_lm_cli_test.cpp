@@ -9,6 +9,7 @@
 #include <sstream>
 #include <string>
 
+#include "support/file_events.h"
 #include "support/process_support.h"
 #include "support/test_support.h"
 #include "support/tiny_lm_cli_support.h"
@@ -143,6 +144,22 @@ const std::string kTiny =
     "--n-layer 1 --n-head 2 --n-embd 16 --block-size 16 --batch-size 4 --warmup-iters 2 --eval-iters 2 --no-progress ";
 
 }  // namespace
+
+TEST_CASE("tiny_lm: --resume reads ckpt.h5 once, so the checkpoint it checked is the one restored", "[e2e][resume]") {
+  // It was read twice (the check that it is this run's, then the restore): a checkpoint renamed over it in
+  // between (another run's) passed the check of the first and was restored.
+  const std::string dir = fresh_run_dir("resume_once");
+  REQUIRE(run("train " + kSmall + " --out-dir " + dir + " --stop-at 30").status == 0);
+  tg::test::FileEvents events;   // opens and closes alternate, so the kernel merges no repeated event
+  const int wd = events.watch(dir, IN_OPEN | IN_CLOSE_NOWRITE | IN_CLOSE_WRITE);
+  const Run resumed = run("train " + kSmall + " --out-dir " + dir + " --resume");
+  const std::vector<tg::test::FileEvents::Event> seen = events.read_all();
+  INFO(resumed.output);
+  REQUIRE(resumed.status == 0);
+  REQUIRE_THAT(resumed.output, Contains("resumed from"));
+  CHECK(tg::test::FileEvents::count(seen, wd, IN_CLOSE_NOWRITE, "ckpt.h5") == 1);
+  CHECK(tg::test::FileEvents::count(seen, wd, IN_OPEN, "ckpt.h5") == 1);   // the saves never open it (9a10bea)
+}
 
 TEST_CASE("tiny_lm: --resume of a finished run says so and changes nothing", "[e2e][resume]") {
   const std::string dir = fresh_run_dir("resume_finished");

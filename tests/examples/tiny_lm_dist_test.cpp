@@ -20,6 +20,7 @@
 #include "examples/tiny_lm/agreement.h"
 #include "examples/tiny_lm/checkpointing.h"
 #include "examples/tiny_lm/train.h"
+#include "support/file_events.h"
 #include "support/process_support.h"
 #include "support/test_support.h"
 #include "tapegrad/framework/io/checkpoint.h"
@@ -414,46 +415,6 @@ TEST_CASE("mpirun --resume with the out-dir on rank 0's host only: rank 1 never 
   REQUIRE_THAT(none.output, Contains("out/ckpt.h5"));
 }
 
-namespace {
-
-// inotify events of the files in watched folders (every process's, in the order they happened). The
-// kernel merges an event into an identical one just before it, so a watch that is to count repeats must
-// also see the events between them (an open between two closes).
-class FileEvents {
- public:
-  struct Event {
-    int wd;
-    uint32_t mask;
-    std::string name;
-  };
-  FileEvents() : fd_(inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) { REQUIRE(fd_ >= 0); }
-  ~FileEvents() { close(fd_); }
-  FileEvents(const FileEvents&) = delete;
-  FileEvents& operator=(const FileEvents&) = delete;
-  int watch(const fs::path& dir, uint32_t mask) {
-    const int wd = inotify_add_watch(fd_, dir.c_str(), mask);
-    REQUIRE(wd >= 0);
-    return wd;
-  }
-  // The events so far about a file in a watched folder.
-  std::vector<Event> read_all() {
-    std::vector<Event> out;
-    alignas(inotify_event) char buffer[1 << 16];
-    for (ssize_t n; (n = read(fd_, buffer, sizeof buffer)) > 0;)
-      for (char* at = buffer; at < buffer + n;) {
-        const auto* e = reinterpret_cast<const inotify_event*>(at);
-        REQUIRE((e->mask & IN_Q_OVERFLOW) == 0);
-        if (e->len > 0) out.push_back({e->wd, e->mask, e->name});
-        at += sizeof(inotify_event) + e->len;
-      }
-    return out;
-  }
-
- private:
-  int fd_;
-};
-
-}  // namespace
 
 TEST_CASE("mpirun --resume: rank 0 reads ckpt.h5 once and every rank, rank 0 included, restores those bytes",
           "[tiny_lm][mpi]") {
@@ -464,18 +425,18 @@ TEST_CASE("mpirun --resume: rank 0 reads ckpt.h5 once and every rank, rank 0 inc
   const std::string args = "train " + kModel + "--max-iters 20 --out-dir ";
   REQUIRE(tiny_lm(args + single.string() + " --grad-accum 2").status == 0);
   REQUIRE(two_hosts(host0, args + "out --stop-at 10", host1, args + "out --stop-at 10").status == 0);
-  FileEvents events;
+  tg::test::FileEvents events;
   const int out = events.watch(host0 / "out", IN_OPEN | IN_CLOSE_NOWRITE | IN_CLOSE_WRITE);
   const int temp = events.watch(tmp, IN_CREATE);
   const std::string env = "env TMPDIR=" + tmp.string() + " ";   // where the ranks put their copies
   const Run resumed = two_hosts(host0, args + "out --resume", host1, args + "out --resume", env);
-  const std::vector<FileEvents::Event> seen = events.read_all();   // before this process opens the files
+  const std::vector<tg::test::FileEvents::Event> seen = events.read_all();   // before this process opens the files
   INFO(resumed.output);
   REQUIRE(resumed.status == 0);
   REQUIRE_THAT(resumed.output, Contains("resumed from out/ckpt.h5 at iter 10"));
   require_same_run(single, host0 / "out");
   int64_t reads = 0, copies = 0;   // a save's HDF5 opens ckpt.h5 read-write: IN_CLOSE_WRITE
-  for (const FileEvents::Event& e : seen) {
+  for (const tg::test::FileEvents::Event& e : seen) {
     reads += e.wd == out && (e.mask & IN_CLOSE_NOWRITE) && e.name == "ckpt.h5";
     copies += e.wd == temp && e.name.starts_with("tiny_lm_resume_");
   }

@@ -159,6 +159,32 @@ TEST_CASE("checkpoint: model, optimizer, scheduler and streams of a run resume b
   REQUIRE(c.lin.state_dict().at("weight").bit_equal(read_checkpoint(path).model->at("weight")));
 }
 
+TEST_CASE("checkpoint: load_checkpoint from data already read restores the same, checks finiteness", "[checkpoint]") {
+  fs::path dir = scratch_dir("ckpt_from_data");
+  const std::string path = (dir / "ckpt.h5").string();
+  Run a(11);
+  a.step();
+  save_checkpoint(path, {.model = &a.lin, .optimizer = &a.opt, .scheduler = &a.sched, .generators = {{"main", a.gen}},
+                         .step = 1});
+  CheckpointData data = read_checkpoint(path);
+  Run b(99), c(98);
+  const CheckpointLoad into_b{
+      .model = &b.lin, .optimizer = &b.opt, .scheduler = &b.sched, .generators = {{"main", b.gen}}};
+  REQUIRE(load_checkpoint(data, into_b, "copy of " + path).step == 1);
+  load_checkpoint(path, {.model = &c.lin, .optimizer = &c.opt, .scheduler = &c.sched, .generators = {{"main", c.gen}}});
+  REQUIRE(same(b.lin.state_dict(), c.lin.state_dict()));
+  REQUIRE(same(b.opt.state_dict(), c.opt.state_dict()));
+  REQUIRE(b.gen.state() == c.gen.state());
+  // Data from elsewhere gets read_checkpoint's finiteness check, naming the source given.
+  data.model->at("weight").set_flat(3, std::nan(""));
+  REQUIRE_THROWS_MATCHES(load_checkpoint(data, {.model = &b.lin}, "mine.h5"), std::runtime_error,
+                         Catch::Matchers::Message("mine.h5: dataset /model/weight holds a non-finite value (nan) at "
+                                                  "element 3; a checkpoint stores finite weights and state only"));
+  REQUIRE(same(b.lin.state_dict(), c.lin.state_dict()));   // nothing changed
+  load_checkpoint(data, {.model = &b.lin, .allow_nonfinite = true}, "mine.h5");
+  REQUIRE(std::isnan(b.lin.state_dict().at("weight").flat(3)));
+}
+
 TEST_CASE("checkpoint: restore is all-or-nothing across objects", "[checkpoint][errors]") {
   fs::path dir = scratch_dir("ckpt_all_or_nothing");
   const std::string path = (dir / "ckpt.h5").string();
