@@ -62,8 +62,10 @@ Corpus split(std::string name, const std::string& text) {
 }
 }  // namespace
 
-std::string read_text_file(const std::string& path) {
-  auto fail = [&](const std::string& why) { return std::runtime_error(path + ": cannot read the data file: " + why); };
+std::string read_regular_file(const std::string& path, const std::string& what) {
+  auto fail = [&](const std::string& why) {
+    return std::runtime_error(path + ": cannot read the " + what + ": " + why);
+  };
   // O_NONBLOCK: opening a FIFO for reading blocks until a writer comes (forever); the type is checked
   // on the open descriptor (no window between a stat and the open), then reads block as usual.
   const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
@@ -87,6 +89,8 @@ std::string read_text_file(const std::string& path) {
   if (error != 0) throw fail(std::strerror(error));
   return text;
 }
+
+std::string read_text_file(const std::string& path) { return read_regular_file(path, "data file"); }
 
 Corpus load_corpus(const std::string& path) {
   std::string text = read_text_file(path);

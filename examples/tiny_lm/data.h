@@ -35,8 +35,12 @@ struct Corpus {
   std::vector<int64_t> val;    // last 10%
 };
 
-// The bytes of a regular file. Throws std::runtime_error "<path>: cannot read the data file: <the OS's
-// reason>" (or "not a regular file": a device such as /dev/zero would never end).
+// The bytes of a regular file, read through one descriptor (one version of the file, also when another
+// is renamed over it meanwhile; a FIFO is refused without blocking in open). Throws std::runtime_error
+// "<path>: cannot read the <what>: <the OS's reason>" (or "not a regular file": a device such as
+// /dev/zero would never end).
+std::string read_regular_file(const std::string& path, const std::string& what);
+// read_regular_file(path, "data file").
 std::string read_text_file(const std::string& path);
 
 // Reads a text file; throws std::runtime_error naming the file when it cannot be read or is too short.

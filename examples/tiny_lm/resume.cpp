@@ -1,7 +1,5 @@
 #include "examples/tiny_lm/resume.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,33 +10,22 @@
 #include <stdexcept>
 #include <vector>
 
+#include "examples/tiny_lm/data.h"
+
 namespace tg::tiny_lm {
 namespace {
 
 constexpr char kState = 'S', kError = 'E';   // the first byte of the broadcast: a checkpoint, or rank 0's error
 
-// `path`'s bytes after a kState byte, read through one file descriptor: one version of the file, also
-// when a save renames a new one over it meanwhile. Throws std::runtime_error
+// `path`'s bytes after a kState byte, read through one file descriptor (read_regular_file): one version
+// of the file, also when a save renames a new one over it meanwhile. Throws std::runtime_error
 // "<path>: cannot read the checkpoint: <reason>".
 std::vector<char> file_bytes(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);   // a FIFO must not block the open
-  if (fd < 0) throw std::runtime_error(path + ": cannot read the checkpoint: " + std::strerror(errno));
-  std::vector<char> bytes{kState};
-  std::string why;
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) why = std::strerror(errno);
-  else if (!S_ISREG(st.st_mode)) why = "not a regular file";
-  else bytes.reserve(static_cast<size_t>(st.st_size) + 1);
-  char buffer[1 << 16];
-  while (why.empty()) {
-    const ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) why = std::strerror(errno);
-    if (n <= 0) break;
-    bytes.insert(bytes.end(), buffer, buffer + n);
-  }
-  ::close(fd);
-  if (!why.empty()) throw std::runtime_error(path + ": cannot read the checkpoint: " + why);
+  const std::string content = read_regular_file(path, "checkpoint");
+  std::vector<char> bytes;
+  bytes.reserve(content.size() + 1);
+  bytes.push_back(kState);
+  bytes.insert(bytes.end(), content.begin(), content.end());
   return bytes;
 }
 
