@@ -74,13 +74,12 @@ void add_row(LossCurves& c, const std::map<std::string, size_t>& col, const std:
   }
   add(c.train_iter, c.train_loss, iter, value("train_loss"), c.infinite);
   add(c.val_iter, c.val_loss, iter, value("val_loss"), c.infinite);
-  if (auto match = col.find("exact_match"); match != col.end()) {
-    // A fraction, as seq2seq writes it: 95 or 0.5 meant as percent would be drawn 100x off, so refused.
-    const double m = number(f[match->second], where, "exact_match");
-    if (!std::isnan(m) && !(m >= 0.0 && m <= 1.0))
-      throw std::runtime_error(where + ": exact_match must be a fraction in [0, 1]; got '" + f[match->second] + "'");
-    add(c.match_iter, c.exact_match, iter, m, c.infinite);
-  }
+  // A fraction, as seq2seq writes it: 95 or 0.5 meant as percent would be drawn 100x off, so refused.
+  const double match = value("exact_match");
+  if (!std::isnan(match) && !(match >= 0.0 && match <= 1.0))
+    throw std::runtime_error(where + ": exact_match must be a fraction in [0, 1]; got '" + f[col.at("exact_match")] +
+                             "'");
+  add(c.match_iter, c.exact_match, iter, match, c.infinite);
   add(c.lr_iter, c.lr, iter, value("lr"), c.infinite);
 }
 
