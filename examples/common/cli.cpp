@@ -1,6 +1,7 @@
 #include "examples/common/cli.h"
 
 #include <charconv>
+#include <cmath>
 #include <iostream>
 #include <limits>
 
@@ -24,6 +25,13 @@ uint64_t parse_seed(const std::string& text, const char* command, const char* fl
   require_flag(digits_only && ec == std::errc() && end == last, command, flag,
                "an integer in [0, " + std::to_string(std::numeric_limits<uint64_t>::max()) + "]", "'" + text + "'");
   return v;
+}
+
+void require_min_lr(const char* command, double min_lr, double lr) {
+  std::ostringstream lr_text;   // the rule names --lr, which sets the bound
+  lr_text << lr;
+  require_flag(std::isfinite(min_lr) && min_lr >= 0 && min_lr <= lr, command, "--min-lr",
+               "finite, >= 0 and <= --lr=" + lr_text.str(), min_lr);
 }
 
 std::string expand_newlines(const std::string& text) {

@@ -38,6 +38,10 @@ void require_flag(bool ok, const char* command, const char* flag, const std::str
 // or ">= lo" when hi is INT64_MAX.
 void require_in_range(const char* command, const char* flag, int64_t value, int64_t lo, int64_t hi);
 
+// The learning-rate floor of a cosine schedule: --min-lr finite, >= 0 and <= --lr, the rule naming --lr's
+// value ("[tiny_lm train] --min-lr must be finite, >= 0 and <= --lr=0.001; got --min-lr=0.5").
+void require_min_lr(const char* command, double min_lr, double lr);
+
 // Parses a seed strictly: decimal digits only, in [0, 2^64 - 1] (a negative number, a sign, spaces or
 // trailing characters throw UsageError "... must be an integer in [0, 18446744073709551615]; got
 // <flag>='<text>'").

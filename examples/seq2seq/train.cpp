@@ -23,6 +23,7 @@ namespace {
 
 using tg::examples::require_flag;
 using tg::examples::require_in_range;
+using tg::examples::require_min_lr;
 
 using Clock = std::chrono::steady_clock;
 constexpr const char* kTrain = "seq2seq train";
@@ -100,10 +101,7 @@ void TrainOptions::validate() const {
   require_in_range(kTrain, "--max-iters", max_iters, 1, 1000000000);
   require_in_range(kTrain, "--warmup-iters", warmup_iters, 0, max_iters - 1);
   require_real("--lr", lr, 0, 10, false);
-  std::ostringstream lr_text;   // the rule names --lr, which sets the bound (as tiny_lm's)
-  lr_text << lr;
-  require_flag(std::isfinite(min_lr) && min_lr >= 0 && min_lr <= lr, kTrain, "--min-lr",
-               "finite, >= 0 and <= --lr=" + lr_text.str(), min_lr);
+  require_min_lr(kTrain, min_lr, lr);
   require_real("--weight-decay", weight_decay, 0, 1e6, false);
   require_real("--beta1", beta1, 0, 1, true);
   require_real("--beta2", beta2, 0, 1, true);

@@ -25,6 +25,7 @@ constexpr int64_t kMaxSampleTokens = int64_t{1} << 20;  // sample --tokens
 using tg::examples::parse_seed;
 using tg::examples::require_flag;
 using tg::examples::require_in_range;
+using tg::examples::require_min_lr;
 using tg::examples::UsageError;
 
 // The exact number of parameters TinyLM(config) registers, computed in floating point so that no

@@ -56,10 +56,7 @@ void validate_optimization(const TrainOptions& o) {
   require_in_range(kTrain, "--warmup-iters", o.warmup_iters, 0, kMaxCount - 1);
   require_in_range(kTrain, "--lr-decay-iters", o.lr_decay_iters, o.warmup_iters + 1, kMaxCount);
   require_flag(std::isfinite(o.lr) && o.lr > 0, kTrain, "--lr", "finite and positive", o.lr);
-  std::ostringstream lr;
-  lr << o.lr;
-  require_flag(std::isfinite(o.min_lr) && o.min_lr >= 0 && o.min_lr <= o.lr, kTrain, "--min-lr",
-               "finite, >= 0 and <= --lr=" + lr.str(), o.min_lr);
+  require_min_lr(kTrain, o.min_lr, o.lr);
   require_flag(std::isfinite(o.weight_decay) && o.weight_decay >= 0, kTrain, "--weight-decay", "finite and >= 0",
                o.weight_decay);
   require_flag(o.beta1 >= 0 && o.beta1 < 1, kTrain, "--beta1", "in [0, 1)", o.beta1);
