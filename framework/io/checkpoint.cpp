@@ -80,7 +80,8 @@ void save_checkpoint(const std::string& path, const CheckpointSave& items) {
 }
 
 CheckpointInfo load_checkpoint(const std::string& path, const CheckpointLoad& items) {
-  return load_checkpoint(read_checkpoint(path, items.allow_nonfinite), items, path);
+  // The finiteness check (unless items.allow_nonfinite) is the overload's: once, not also in the read.
+  return load_checkpoint(read_checkpoint(path, /*allow_nonfinite=*/true), items, path);
 }
 
 CheckpointInfo load_checkpoint(const CheckpointData& data, const CheckpointLoad& items, const std::string& path) {
