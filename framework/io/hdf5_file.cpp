@@ -281,9 +281,6 @@ herr_t collect_name(hid_t, const char* name, const H5L_info_t*, void* out) {
   }
 }
 
-}  // namespace
-
-namespace {
 // The name HDF5 gets for a Mode::memory file: a path that cannot exist ("/dev/null" is no folder) and is
 // unique in the process (HDF5 takes two open in-memory files of one name for the same file). With the
 // file's own name, H5Fcreate's first, tentative open (without H5F_ACC_TRUNC, to compare with the files
@@ -292,6 +289,7 @@ std::string memory_file_name() {
   static std::atomic<unsigned long long> count{0};
   return "/dev/null/tapegrad-memory-file-" + std::to_string(count++);
 }
+
 }  // namespace
 
 H5File::H5File(const std::string& filename, Mode mode) : filename_(filename) {
