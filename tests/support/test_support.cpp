@@ -72,12 +72,16 @@ std::pair<std::vector<Tensor>, std::vector<Tensor>> require_same_bits_across_thr
   set_num_threads(2);
   std::vector<Tensor> two = run(2);
   set_num_threads(before);
-  REQUIRE(one.size() == two.size());
-  for (size_t i = 0; i < one.size(); ++i) {
-    INFO("result " << i);
-    REQUIRE(one[i].bit_equal(two[i]));
-  }
+  require_bit_equal(one, two);
   return {one, two};
+}
+
+void require_bit_equal(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    INFO("result " << i);
+    REQUIRE(a[i].bit_equal(b[i]));
+  }
 }
 
 std::string golden_dir() {

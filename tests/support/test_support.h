@@ -44,6 +44,8 @@ std::vector<double> upstream(int64_t n);
 // previous one afterwards) and REQUIREs every returned tensor bit-identical; returns both results.
 std::pair<std::vector<Tensor>, std::vector<Tensor>> require_same_bits_across_threads(
     const std::function<std::vector<Tensor>(int threads)>& run);
+// REQUIREs a and b of equal length, each pair bit-identical (Tensor::bit_equal: shape, dtype, bytes).
+void require_bit_equal(const std::vector<Tensor>& a, const std::vector<Tensor>& b);
 
 // Directory holding golden .h5 files: $TAPEGRAD_GOLDEN_DIR, else the project's tests/golden.
 std::string golden_dir();
