@@ -1,7 +1,6 @@
 // Checkpoints: exact round trips (plain data and live objects), the documented layout, all-or-nothing
 // restore, and every integrity check: version, digests, links, foreign storage, huge shapes, NaN/Inf,
 // tied weights, step. Save faults are in checkpoint_faults_test.cpp, the fuzz run in checkpoint_fuzz_test.cpp.
-#include <sys/inotify.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -10,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "support/file_events.h"
 #include "support/h5craft_support.h"
 #include "support/test_support.h"
 #include "tapegrad/framework/io/atomic_file.h"
@@ -366,19 +366,10 @@ TEST_CASE("checkpoint save: the checkpoint it replaces is never opened, so never
   fs::path dir = scratch_dir("ckpt_not_reread");
   const std::string path = (dir / "ckpt.h5").string();
   write_checkpoint(path, sample(1));
-  const int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  REQUIRE(fd >= 0);
-  REQUIRE(inotify_add_watch(fd, path.c_str(), IN_OPEN | IN_ACCESS | IN_MODIFY) >= 0);   // the old file's inode
-  write_checkpoint(path, sample(2));
-  alignas(inotify_event) char buffer[4096];
-  std::vector<uint32_t> events;
-  for (ssize_t n; (n = read(fd, buffer, sizeof buffer)) > 0;)
-    for (ssize_t at = 0; at < n;) {
-      const auto* e = reinterpret_cast<const inotify_event*>(buffer + at);
-      if (e->mask & (IN_OPEN | IN_ACCESS | IN_MODIFY)) events.push_back(e->mask);
-      at += static_cast<ssize_t>(sizeof(inotify_event) + e->len);
-    }
-  close(fd);
-  CHECK(events.empty());   // before: IN_OPEN, IN_ACCESS (a read of the whole file)
+  test::FileEvents events;
+  const int wd = events.watch(dir, IN_OPEN | IN_ACCESS | IN_MODIFY);
+  write_checkpoint(path, sample(2));   // writes ckpt.h5.tmp.<pid>, renames it over ckpt.h5
+  // Before: IN_OPEN and IN_ACCESS of ckpt.h5 (a read of the whole file).
+  CHECK(test::FileEvents::count(events.read_all(), wd, IN_OPEN | IN_ACCESS | IN_MODIFY, "ckpt.h5") == 0);
   REQUIRE(read_checkpoint(path) == sample(2));
 }
