@@ -47,8 +47,6 @@ std::vector<Decoded> greedy_decode(Seq2Seq& model, const Batch& sources, int64_t
   EvalScope eval(model);
   NoGradGuard no_grad;
   const int64_t B = sources.src.size(0), V = model.config().vocab_size;
-  static_assert(kPad < kEos && kBos < kEos, "the tokens decoding may emit are kEos and above");
-  const int64_t first_output_token = kEos;
   Var memory = model.encode(sources.src, sources.src_pad);   // (B, S, E), once
   TransformerDecoder::Cache cache = model.make_cache();
   std::vector<Decoded> out(static_cast<size_t>(B));
@@ -71,8 +69,8 @@ std::vector<Decoded> greedy_decode(Seq2Seq& model, const Batch& sources, int64_t
       int64_t pick = kPad;   // what finished rows are fed; their outputs are ignored
       if (!done[ru]) {
         const std::vector<double> lp = log_softmax_row(logits.data<double>() + (r * rows + rows - 1) * V, V);
-        pick = first_output_token + (std::max_element(lp.begin() + first_output_token, lp.end()) -
-                                     (lp.begin() + first_output_token));   // never PAD or BOS
+        pick = kFirstEmitted + (std::max_element(lp.begin() + kFirstEmitted, lp.end()) -
+                                (lp.begin() + kFirstEmitted));   // never PAD or BOS
         out[ru].log_prob += lp[static_cast<size_t>(pick)];
         if (pick == kEos) {
           out[ru].finished = true;

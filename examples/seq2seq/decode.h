@@ -28,6 +28,10 @@
 
 namespace tg::seq2seq {
 
+// The tokens decoding may emit are kFirstEmitted (EOS) and above: every token but PAD and BOS.
+static_assert(kPad < kEos && kBos < kEos, "PAD and BOS come before EOS and the characters");
+inline constexpr int64_t kFirstEmitted = kEos;
+
 struct Decoded {
   std::vector<int64_t> tokens;   // without BOS and EOS
   double log_prob = 0;           // sum of the chosen tokens' log-probabilities (EOS included when finished)
@@ -86,9 +90,8 @@ std::vector<Decoded> beam_search(State initial, Step&& step, const BeamOptions& 
     std::vector<Candidate> cands;
     for (size_t i = 0; i < live.size(); ++i) {
       const std::vector<double> lp = step(live[i].state, live[i].last);
-      for (size_t v = 0; v < lp.size(); ++v)
-        if (static_cast<int64_t>(v) != kPad && static_cast<int64_t>(v) != kBos)   // never emitted (see above)
-          cands.push_back({live[i].d.log_prob + lp[v], i, static_cast<int64_t>(v)});
+      for (size_t v = kFirstEmitted; v < lp.size(); ++v)   // never PAD or BOS (see above)
+        cands.push_back({live[i].d.log_prob + lp[v], i, static_cast<int64_t>(v)});
     }
     // Best first; among equals the earlier (parent, token), like argmax's first maximum.
     std::stable_sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) { return a.log_prob > b.log_prob; });
