@@ -19,6 +19,7 @@ packages=(
   openmpi-bin libopenmpi-dev   # MPI: tapegrad::distributed and mpirun (tapegrad builds without it, -DTAPEGRAD_WITH_MPI=OFF)
   gnuplot-nox              # the examples' pictures: losses.png, attention maps
   libdnnl-dev              # oneDNN: native bf16 matmuls for autocast (optional at build time)
+  ocl-icd-opencl-dev       # OpenCL dev files: Debian's oneDNN CMake package requires them to configure
 )
 
 missing=()
