@@ -141,11 +141,13 @@ int get_num_threads() {
 }
 
 // Which GEMM runs (kernels::sgemm_active() decides): "GEMM: tapegrad AVX2 kernel (float32), OpenBLAS
-// Haswell (float64)" or "GEMM: OpenBLAS Haswell".
+// Haswell (float64)", "GEMM: tapegrad AVX-512 kernel (float32), OpenBLAS Cooperlake (float64)" or
+// "GEMM: OpenBLAS Haswell".
 namespace {
 std::string gemm_status() {
   const std::string core = openblas_get_corename();
-  if (kernels::sgemm_active()) return "GEMM: tapegrad AVX2 kernel (float32), OpenBLAS " + core + " (float64)";
+  if (kernels::sgemm_active())
+    return "GEMM: tapegrad " + kernels::sgemm_isa() + " kernel (float32), OpenBLAS " + core + " (float64)";
   return "GEMM: OpenBLAS " + core;
 }
 }  // namespace

@@ -1,5 +1,5 @@
 // Driver of tapegrad's float32 GEMM (kernels/sgemm.h): dispatch, packing of op(B), tiles of C, KC
-// blocks. The AVX2 code itself is in kernels/sgemm_avx2.cpp.
+// blocks. The vector code itself is in kernels/sgemm_avx2.cpp and kernels/sgemm_avx512.cpp.
 #include "framework/kernels/sgemm.h"
 
 #include <algorithm>
@@ -14,8 +14,27 @@
 namespace tg::kernels {
 namespace {
 
-using sgemm_detail::kMR;
+using sgemm_detail::kMRMax;
 using sgemm_detail::kNR;
+
+// The micro-kernel this CPU runs and the rows of its slivers: the 12-row AVX-512 kernel where the CPU
+// has AVX-512F (the OS saving zmm state), else the 6-row AVX2 one. Both give the same bits.
+// The AVX-512 one also computes two panels' micro-tiles in one pass over A (pair; null for AVX2).
+struct MicroKernel {
+  int64_t mr;
+  void (*run)(bool, int64_t, const float*, int64_t, const float*, int64_t, const sgemm_detail::TileOut&);
+  void (*pair)(bool, int64_t, const float*, int64_t, const float*, const float*, int64_t,
+               const sgemm_detail::TileOut&, const sgemm_detail::TileOut&);
+};
+const MicroKernel& micro() {
+  static const MicroKernel k = [] {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+      return MicroKernel{kMRMax, sgemm_detail::micro_kernel_avx512, sgemm_detail::micro_kernel_avx512_pair};
+    return MicroKernel{sgemm_detail::kMR, sgemm_detail::micro_kernel, nullptr};
+  }();
+  return k;
+}
 
 // KC: the longest k run per pass over a micro-tile. Its 16-column B panel (kc x 64 bytes) stays in
 // L1 across the slivers of a tile; the tile's A block (96 x kc floats) in L2.
@@ -149,42 +168,73 @@ const float* b_panel(const Problem& p, int64_t j, int64_t k0, int64_t& ld) {
 // against 6 for 6 rows (measured: 6 + 2 rows take 3.3 ns per k, 4 + 4 rows 2.8). Each element's
 // operations do not depend on its sliver (kernels/sgemm_kernel.h), so neither do the bits.
 int64_t sliver_row(int64_t m0, int64_t m1, int64_t is) {
-  const int64_t rows = m1 - m0, slivers = ceil_div(rows, kMR), rem = rows % kMR;
+  const int64_t mr = micro().mr, rows = m1 - m0, slivers = ceil_div(rows, mr), rem = rows % mr;
   if (is >= slivers) return m1;
-  if (rows > kMR && rem != 0 && is == slivers - 1) return m0 + (is - 1) * kMR + (kMR + rem + 1) / 2;
-  return m0 + is * kMR;
+  if (rows > mr && rem != 0 && is == slivers - 1) return m0 + (is - 1) * mr + (mr + rem + 1) / 2;
+  return m0 + is * mr;
 }
 
-// The C tile rows [m0, m1) x columns [n0, n1) (n0 a multiple of 16): KC blocks, then panels, then slivers.
-void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  const int64_t panels = ceil_div(n1 - n0, kNR), slivers = ceil_div(m1 - m0, kMR);
-  // Per-thread scratch: a task runs start to end on one thread and never waits inside, so one each.
-  thread_local std::vector<float> acc, apack;   // partial sums between KC blocks; the packed A block
-  if (p.K > p.kc) acc.resize(static_cast<size_t>(panels * slivers * kMR * kNR));
-  if (p.pack_a) apack.resize(static_cast<size_t>(kMc * (kKcMax + 16)));
+// One sliver of a tile: first row, rows, k range.
+struct Sliver {
+  int64_t i, m;
+  KRange r;
+};
+
+// The TileOut fields every micro-tile of the product shares.
+sgemm_detail::TileOut problem_out(const Problem& p) {
   sgemm_detail::TileOut o;
   o.alpha = p.alpha;
   o.beta = p.bias ? 1.0f : p.beta;
   o.ldc = p.ldc;
   o.ldcin = p.bias ? 0 : p.ldc;
   o.transposed = p.c_transposed;
-  // The tile's slivers: first row, rows, k range (kMc / kMR of them at most).
-  struct Sliver {
-    int64_t i, m;
-    KRange r;
-  } sl[kMc / kMR];
+  return o;
+}
+
+// The micro-tile of sliver s at the panel whose first column is j (of a tile ending at column n1), from
+// the shared fields in o; acc: its partial sums between KC blocks, or null when there is one block.
+sgemm_detail::TileOut micro_tile(const Problem& p, sgemm_detail::TileOut o, const Sliver& s, int64_t j, int64_t n1,
+                                 float* acc, bool first, bool last) {
+  o.n = static_cast<int>(std::min<int64_t>(kNR, n1 - j));
+  o.m = static_cast<int>(s.m);
+  o.first = first;
+  o.last = last;
+  o.acc = acc;
+  o.c = p.c_transposed ? p.C + j * p.ldc + s.i : p.C + s.i * p.ldc + j;
+  o.cin = p.bias ? p.bias + (p.c_transposed ? s.i : j) : o.c;
+  return o;
+}
+
+// The C tile rows [m0, m1) x columns [n0, n1) (n0 a multiple of 16): KC blocks, then panels, then slivers.
+void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  const MicroKernel& kernel = micro();
+  const int64_t panels = ceil_div(n1 - n0, kNR), slivers = ceil_div(m1 - m0, kernel.mr);
+  // Per-thread scratch: a task runs start to end on one thread and never waits inside, so one each.
+  thread_local std::vector<float> acc, apack;   // partial sums between KC blocks; the packed A block
+  if (p.K > p.kc) acc.resize(static_cast<size_t>(panels * slivers * kernel.mr * kNR));
+  if (p.pack_a) apack.resize(static_cast<size_t>(kMc * (kKcMax + 16)));
+  const sgemm_detail::TileOut base = problem_out(p);
+  Sliver sl[kMc / sgemm_detail::kMR];   // kMc / 6 slivers at most
   for (int64_t is = 0; is < slivers; ++is) {
     const int64_t i = sliver_row(m0, m1, is), m = sliver_row(m0, m1, is + 1) - i;
     sl[is] = {i, m, sliver_k(p, i, m)};
   }
+  const auto out = [&](int64_t q, int64_t is, bool first, bool last) {   // sliver is, panel q of the tile
+    float* tile_acc = p.K > p.kc ? acc.data() + (q * slivers + is) * kernel.mr * kNR : nullptr;
+    return micro_tile(p, base, sl[is], n0 + q * kNR, n1, tile_acc, first, last);
+  };
   for (int64_t k0 = 0; k0 < p.K; k0 += p.kc) {
     const int64_t kc = std::min(p.kc, p.K - k0);
     const ABlock a = a_block(p, m0, m1, k0, kc, apack.data());
-    for (int64_t jp = 0; jp < panels; ++jp) {
+    for (int64_t jp = 0, step = 1; jp < panels; jp += step) {
+      // With the AVX-512 kernel, two panels at a time when they have the same stride (not one read in
+      // place and the next packed).
       const int64_t j = n0 + jp * kNR;
-      int64_t ldb = 0;
+      int64_t ldb = 0, ldb2 = -1;
       const float* b = b_panel(p, j, k0, ldb);
-      o.n = static_cast<int>(std::min<int64_t>(kNR, n1 - j));
+      const float* b2 = kernel.pair && jp + 1 < panels ? b_panel(p, j + kNR, k0, ldb2) : nullptr;
+      if (ldb2 != ldb) b2 = nullptr;
+      step = b2 ? 2 : 1;
       for (int64_t is = 0; is < slivers; ++is) {
         const int64_t i = sl[is].i, m = sl[is].m;
         if (!sliver_wants_panel(p, i, m, j)) continue;
@@ -192,15 +242,14 @@ void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
         const KRange r = sl[is].r;
         const int64_t lo = std::max(k0, r.begin), hi = std::min(k0 + kc, r.end);
         if (r.end > r.begin ? lo >= hi : k0 != 0) continue;
-        o.m = static_cast<int>(m);
-        o.first = lo == r.begin;
-        o.last = std::max(lo, hi) == r.end;
-        if (p.K > p.kc) o.acc = acc.data() + (jp * slivers + is) * kMR * kNR;
-        o.c = p.c_transposed ? p.C + j * p.ldc + i : p.C + i * p.ldc + j;
-        o.cin = p.bias ? p.bias + (p.c_transposed ? i : j) : o.c;
+        const bool first = lo == r.begin, last = std::max(lo, hi) == r.end;
         const int64_t dk = lo - k0, len = std::max<int64_t>(hi - lo, 0);
-        if (!p.trans_a) sgemm_detail::micro_kernel(true, len, a.base + (i - m0) * a.ld + dk, a.ld, b + dk * ldb, ldb, o);
-        else sgemm_detail::micro_kernel(false, len, a.base + (i - m0) + dk * a.ld, a.ld, b + dk * ldb, ldb, o);
+        const float* ai = p.trans_a ? a.base + (i - m0) + dk * a.ld : a.base + (i - m0) * a.ld + dk;
+        if (b2 && sliver_wants_panel(p, i, m, j + kNR))
+          kernel.pair(!p.trans_a, len, ai, a.ld, b + dk * ldb, b2 + dk * ldb, ldb, out(jp, is, first, last),
+                      out(jp + 1, is, first, last));
+        else
+          kernel.run(!p.trans_a, len, ai, a.ld, b + dk * ldb, ldb, out(jp, is, first, last));
       }
     }
   }
@@ -221,8 +270,8 @@ int64_t tile_count(const Problem& p) { return ceil_div(p.M, kMc) * ceil_div(p.N,
 // Tiles t0..t1 of C: ceil(M / 96) tile rows with the slivers spread evenly over them (96 + 32 rows would
 // leave one of two threads idle for half the time; 66 + 62 does not), ceil(N / 128) tile columns.
 void run_tiles(const Problem& p, int64_t t0, int64_t t1) {
-  const int64_t slivers = ceil_div(p.M, kMR), mt = ceil_div(p.M, kMc), nt = ceil_div(p.N, kNc);
-  const auto row_of = [&](int64_t tm) { return std::min(p.M, slivers * tm / mt * kMR); };
+  const int64_t mr = micro().mr, slivers = ceil_div(p.M, mr), mt = ceil_div(p.M, kMc), nt = ceil_div(p.N, kNc);
+  const auto row_of = [&](int64_t tm) { return std::min(p.M, slivers * tm / mt * mr); };
   for (int64_t t = t0; t < t1; ++t) {
     const int64_t tm = t / nt, n0 = (t % nt) * kNc;
     run_tile(p, row_of(tm), row_of(tm + 1), n0, std::min(p.N, n0 + kNc));
@@ -282,8 +331,10 @@ bool sgemm_copies_a(int64_t lda) { return lda >= kPackALd && lda % 256 == 0; }
 bool sgemm_cpu_supported() {
   // libgcc's cpu model checks the OS's XSAVE state for AVX as well as the cpuid bits.
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !__builtin_cpu_supports("avx512f");
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
+
+std::string sgemm_isa() { return micro().mr == kMRMax ? "AVX-512" : "AVX2"; }
 
 bool sgemm_active() {
   static const bool active = [] {

@@ -1,16 +1,17 @@
 #pragma once
-// tapegrad's own float32 GEMM for x86-64 CPUs with AVX2 + FMA and without AVX-512, row-major:
+// tapegrad's own float32 GEMM for x86-64 CPUs with AVX2 + FMA (AVX-512 ones included), row-major:
 //   C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C   (or + row_bias[N] on every row instead of beta * C),
 // op(X) = X or X^T, any lda/ldb/ldc. kernels::gemm<float>, gemm_serial<float> and gemm_batched<float>
-// run through it when sgemm_active(); otherwise (AVX-512 CPUs, where OpenBLAS's SkylakeX/Cooperlake
-// kernels are twice as wide; CPUs without AVX2/FMA; TAPEGRAD_GEMM=openblas) they call OpenBLAS.
+// run through it when sgemm_active(); otherwise (CPUs without AVX2/FMA; TAPEGRAD_GEMM=openblas) they
+// call OpenBLAS.
 //
 // Structure (Goto/BLIS): op(B) is packed ONCE per product into K x 16 column panels (in parallel over
-// panels), shared by every task; tasks are tiles of C (at most 96 rows, the 6-row slivers spread evenly
-// over the tile rows; 128 columns) that walk the KC
-// blocks, then the 16-column panels, then 6-row slivers of A (a remainder of r rows shares the last
-// full sliver's 6 + r rows evenly: short kernels are FMA-latency bound), through a 6 x 16 AVX2/FMA micro-kernel
-// with 12 ymm accumulators. Edge micro-tiles use the same kernel with masked stores.
+// panels), shared by every task; tasks are tiles of C (at most 96 rows, the slivers spread evenly
+// over the tile rows; 128 columns) that walk the KC blocks, then the 16-column panels, then slivers of
+// A's rows: 6 rows through a 6 x 16 AVX2/FMA micro-kernel with 12 ymm accumulators, or on AVX-512 CPUs
+// 12 rows through a 12 x 16 micro-kernel with 12 zmm accumulators (a remainder of r rows shares the
+// last full sliver's rows evenly: short kernels are FMA-latency bound). Edge micro-tiles use the same
+// kernels with masked stores.
 // Measured choices (bench_sgemm --shapes): A is not packed into slivers, the micro-kernel broadcasts
 // its elements straight from A's rows or columns; only when A's leading dimension is >= 1024 floats
 // and a multiple of 256 (cache-set conflicts) is each tile's A block copied contiguously. A product one tile high (M <= 96)
@@ -28,11 +29,16 @@
 // computed whole, row by row, as column blocks, or with 1 or 64 threads gives the same bits
 // (tests/framework/sgemm_test.cpp). beta = 0 never reads C, so NaN in an uninitialised C cannot survive.
 #include <cstdint>
+#include <string>
 
 namespace tg::kernels {
 
-// True when this CPU can run the kernel: AVX2 and FMA (with the OS saving ymm state) and no AVX-512F.
+// True when this CPU can run the kernel: AVX2 and FMA (with the OS saving ymm state).
 bool sgemm_cpu_supported();
+
+// Which micro-kernel runs: "AVX-512" (12 x 16, one zmm per row) on CPUs with AVX-512F, else "AVX2"
+// (6 x 16). Both perform the same operations per element: the same bits on either kind of CPU.
+std::string sgemm_isa();
 
 // The one place that decides which float32 GEMM runs: sgemm_cpu_supported() and the environment
 // variable TAPEGRAD_GEMM is unset, empty or "auto". TAPEGRAD_GEMM=openblas forces OpenBLAS. Read once.

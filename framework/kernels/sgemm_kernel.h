@@ -1,14 +1,16 @@
 #pragma once
-// The AVX2 + FMA pieces of tapegrad's float32 GEMM (kernels/sgemm.cpp drives them): a 6 x 16
-// register-blocked micro-kernel (and its 1..5-row forms for edge slivers) and the packing of op(B) into 16-column panels. Compiled with
-// __attribute__((target("avx2,fma"))) in kernels/sgemm_avx2.cpp, so the library's baseline flags stay
+// The vector pieces of tapegrad's float32 GEMM (kernels/sgemm.cpp drives them): a 6 x 16 AVX2 + FMA
+// register-blocked micro-kernel (and its 1..5-row forms for edge slivers), a 12 x 16 AVX-512 one (and its
+// 1..11-row forms), and the packing of op(B) into 16-column panels (AVX2). Compiled with target
+// attributes (kernels/sgemm_avx2.cpp, kernels/sgemm_avx512.cpp), so the library's baseline flags stay
 // portable; call them only when sgemm_active() (kernels/sgemm.h) is true.
 #include <cstdint>
 
 namespace tg::kernels::sgemm_detail {
 
-constexpr int kMR = 6;    // rows of C per micro-tile (6 x 2 ymm accumulators)
-constexpr int kNR = 16;   // columns of C per micro-tile (two 8-float ymm registers)
+constexpr int kMR = 6;       // rows of C per AVX2 micro-tile (6 x 2 ymm accumulators)
+constexpr int kMRMax = 12;   // rows of C per AVX-512 micro-tile (12 zmm accumulators)
+constexpr int kNR = 16;      // columns of C per micro-tile (two 8-float ymm registers, or one zmm)
 
 // How the micro-kernel ends one KC block of a micro-tile.
 struct TileOut {
@@ -36,6 +38,17 @@ struct TileOut {
 // b: b(k, j) = b[k * ldb + j], a packed panel (ldb = 16) or op(B) in place (all 16 columns readable).
 void micro_kernel(bool a_rows, int64_t kc, const float* a, int64_t lda, const float* b, int64_t ldb,
                   const TileOut& out);
+
+// The same contract for m = out.m <= 12 rows, with one 16-lane zmm accumulator per row (B read in the
+// first out.n lanes only); `acc` holds kMRMax x kNR partial sums. kernels/sgemm_avx512.cpp, target avx512f:
+// call it only on CPUs with AVX-512F. It gives micro_kernel's bits.
+void micro_kernel_avx512(bool a_rows, int64_t kc, const float* a, int64_t lda, const float* b, int64_t ldb,
+                         const TileOut& out);
+// Two such micro-tiles side by side in one pass over A: out0 of the panel at b0 (16 columns, all
+// computed) and out1 of the panel at b1 (out1.n columns), both with row stride ldb and out0.m rows;
+// out0 and out1 differ only in acc, c, cin and n. The same bits as two micro_kernel_avx512 calls.
+void micro_kernel_avx512_pair(bool a_rows, int64_t kc, const float* a, int64_t lda, const float* b0, const float* b1,
+                              int64_t ldb, const TileOut& out0, const TileOut& out1);
 
 // Packs op(B)[0..K, j0..j0+n) (n <= 16) as a K x 16 panel, dst[k * 16 + j], columns >= n zero.
 // op(B)(k, j) = B[k * ldb + j] or, trans_b, B[j * ldb + k].

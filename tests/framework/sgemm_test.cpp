@@ -132,7 +132,7 @@ template <class Run> std::vector<float> product(const Case& c, Run run) {
 TEST_CASE("sgemm: tapegrad's kernel matches a float64 loop (transposes, odd sizes, strides, alpha, beta, bias)",
           "[kernels][gemm]") {
   if (!kernels::sgemm_cpu_supported()) {
-    WARN("not run: this CPU cannot run the AVX2 kernel (no AVX2/FMA, or AVX-512)");
+    WARN("not run: this CPU cannot run tapegrad's sgemm (no AVX2/FMA)");
     return;
   }
   check_all(tapegrad_gemm);
@@ -145,7 +145,7 @@ TEST_CASE("sgemm: the OpenBLAS path matches a float64 loop (transposes, odd size
 
 TEST_CASE("sgemm: K = 0 gives beta * C, the row bias, or 0 over NaN", "[kernels][gemm]") {
   if (!kernels::sgemm_cpu_supported()) {
-    WARN("not run: this CPU cannot run the AVX2 kernel");
+    WARN("not run: this CPU cannot run tapegrad's sgemm (no AVX2/FMA)");
     return;
   }
   const float bias[3] = {1, 2, 3};
@@ -161,7 +161,7 @@ TEST_CASE("sgemm: K = 0 gives beta * C, the row bias, or 0 over NaN", "[kernels]
 
 TEST_CASE("sgemm: the same bits for 1 and 2 threads and for any split of the product", "[kernels][gemm][determinism]") {
   if (!kernels::sgemm_cpu_supported()) {
-    WARN("not run: this CPU cannot run the AVX2 kernel");
+    WARN("not run: this CPU cannot run tapegrad's sgemm (no AVX2/FMA)");
     return;
   }
   const int before = get_num_threads();
@@ -201,7 +201,7 @@ TEST_CASE("sgemm: the same bits for 1 and 2 threads and for any split of the pro
 TEST_CASE("sgemm: uneven tile rows and shared last slivers give the same bits as row by row",
           "[kernels][gemm][determinism]") {
   if (!kernels::sgemm_active()) {
-    WARN("not run: the AVX2 kernel is not active");
+    WARN("not run: tapegrad's sgemm is not active");
     return;
   }
   const int before = get_num_threads();
@@ -253,7 +253,7 @@ TEST_CASE("sgemm: gemm, gemm_serial and gemm_batched give the same bits in float
 TEST_CASE("sgemm: a product from op(B) packed once (its first K rows, n columns) gives sgemm_serial's bits",
           "[kernels][gemm][determinism]") {
   if (!kernels::sgemm_cpu_supported()) {
-    WARN("not run: this CPU cannot run the AVX2 kernel");
+    WARN("not run: this CPU cannot run tapegrad's sgemm (no AVX2/FMA)");
     return;
   }
   for (bool ta : {false, true})
@@ -287,7 +287,7 @@ TEST_CASE("sgemm: every element is the documented sequence, bit for bit: fma ove
   // and power-of-two leading dimensions (A copied per tile), products one tile high (B read in place, or
   // C^T computed). Each against the scalar sequence of kernels/sgemm.h's determinism invariant.
   if (!kernels::sgemm_cpu_supported()) {
-    WARN("not run: this CPU cannot run the AVX2 kernel");
+    WARN("not run: this CPU cannot run tapegrad's sgemm (no AVX2/FMA)");
     return;
   }
   std::mt19937 pick(77);
@@ -355,7 +355,10 @@ TEST_CASE("sgemm: TAPEGRAD_GEMM chooses the kernel and runtime_info says which",
   const std::string automatic = child("auto");
   if (kernels::sgemm_cpu_supported()) {
     REQUIRE_THAT(automatic, Contains("active=1"));
-    REQUIRE_THAT(automatic, Contains("| GEMM: tapegrad AVX2 kernel (float32), OpenBLAS " + blas_core() + " (float64) |"));
+    REQUIRE_THAT(automatic, Contains("| GEMM: tapegrad " + kernels::sgemm_isa() + " kernel (float32), OpenBLAS " +
+                                            blas_core() + " (float64) |"));
+    __builtin_cpu_init();
+    REQUIRE(kernels::sgemm_isa() == (__builtin_cpu_supports("avx512f") ? "AVX-512" : "AVX2"));
   } else {
     REQUIRE_THAT(automatic, Contains("active=0"));
   }

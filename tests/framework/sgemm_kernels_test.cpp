@@ -1,0 +1,94 @@
+// The two micro-kernels of tapegrad's float32 GEMM (kernels/sgemm_kernel.h) give the same bits: the
+// 12 x 16 AVX-512 one against the 6 x 16 AVX2 one run as two 6-row slivers, over every row count,
+// edge column counts, A by rows or by columns, B packed or with a longer stride, KC blocks continued
+// through the partial-sum tile, alpha/beta, a row bias and the transposed store.
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "framework/kernels/sgemm.h"
+#include "framework/kernels/sgemm_kernel.h"
+#include "support/test_support.h"
+
+using namespace tg::kernels;
+using sgemm_detail::kMR;
+using sgemm_detail::kMRMax;
+using sgemm_detail::kNR;
+using sgemm_detail::TileOut;
+
+namespace {
+
+std::vector<float> random_floats(size_t n, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> u(-1, 1);
+  std::vector<float> v(n);
+  for (float& x : v) x = u(gen);
+  return v;
+}
+
+struct Setting {
+  bool a_rows, transposed, bias;
+  int m, n;
+  int64_t ldb;
+  float alpha, beta;
+};
+
+// C of the m x n micro-tile (stored at a stride of 40, or transposed) computed over K = 2 x 37 in two KC
+// blocks: the AVX-512 kernel once per block, or the AVX2 kernel on rows [0, 6) and [6, m).
+std::vector<float> tile(const Setting& s, bool avx512) {
+  constexpr int64_t K = 74, kc = 37, lda = 80, ldc = 40;
+  const std::vector<float> a = random_floats(static_cast<size_t>(kMRMax * lda + K * lda), 1);
+  const std::vector<float> b = random_floats(static_cast<size_t>(K * s.ldb), 2);
+  const std::vector<float> cin = random_floats(static_cast<size_t>(ldc * ldc), 3);
+  std::vector<float> c(static_cast<size_t>(ldc * ldc), -7.0f), acc(static_cast<size_t>(kMRMax * kNR));
+  for (int64_t r0 = 0; r0 < s.m; r0 += avx512 ? kMRMax : kMR) {
+    TileOut o;
+    o.m = avx512 ? s.m : std::min<int>(kMR, s.m - static_cast<int>(r0));
+    o.n = s.n;
+    o.alpha = s.alpha;
+    o.beta = s.bias ? 1.0f : s.beta;
+    o.transposed = s.transposed;
+    o.acc = acc.data();
+    o.ldc = ldc;
+    o.c = s.transposed ? c.data() + r0 : c.data() + r0 * ldc;
+    o.ldcin = s.bias ? 0 : ldc;
+    o.cin = s.bias ? cin.data() + (s.transposed ? r0 : 0) : (s.transposed ? cin.data() + r0 : cin.data() + r0 * ldc);
+    for (int64_t k0 = 0; k0 < K; k0 += kc) {
+      o.first = k0 == 0;
+      o.last = k0 + kc == K;
+      const float* ak = s.a_rows ? a.data() + r0 * lda + k0 : a.data() + k0 * lda + r0;
+      if (avx512) sgemm_detail::micro_kernel_avx512(s.a_rows, kc, ak, lda, b.data() + k0 * s.ldb, s.ldb, o);
+      else sgemm_detail::micro_kernel(s.a_rows, kc, ak, lda, b.data() + k0 * s.ldb, s.ldb, o);
+    }
+  }
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("sgemm kernels: the AVX-512 micro-kernel gives the AVX2 micro-kernel's bits", "[kernels][gemm][determinism]") {
+  __builtin_cpu_init();
+  if (!sgemm_cpu_supported() || !__builtin_cpu_supports("avx512f")) {
+    WARN("not run: this CPU has no AVX-512F (the AVX2 kernel alone runs here)");
+    return;
+  }
+  REQUIRE(sgemm_isa() == "AVX-512");
+  int compared = 0;
+  for (bool a_rows : {true, false})
+    for (bool transposed : {false, true})
+      for (int m = 1; m <= kMRMax; ++m)
+        for (int n : {16, 13, 8, 3})
+          for (int64_t ldb : {int64_t{16}, int64_t{21}}) {
+            const Setting plain{a_rows, transposed, false, m, n, ldb, 1.0f, 0.0f};
+            const Setting scaled{a_rows, transposed, false, m, n, ldb, 0.375f, -1.25f};
+            const Setting bias{a_rows, transposed, true, m, n, ldb, 1.0f, 0.0f};
+            for (const Setting& s : {plain, scaled, bias}) {
+              INFO("a_rows " << a_rows << " transposed " << transposed << " m " << m << " n " << n << " ldb " << ldb
+                             << " alpha " << s.alpha << " beta " << s.beta << " bias " << s.bias);
+              const std::vector<float> wide = tile(s, true), narrow = tile(s, false);
+              REQUIRE(tg::test::same_bits(wide, narrow));
+              ++compared;
+            }
+          }
+  REQUIRE(compared == 2 * 2 * 12 * 4 * 2 * 3);
+}
