@@ -1,4 +1,4 @@
-// float32 GEMM GFLOP/s of tapegrad's own AVX2 kernel (kernels/sgemm.h) and of the OpenBLAS path
+// float32 GEMM GFLOP/s of tapegrad's own AVX2 / AVX-512 kernel (kernels/sgemm.h) and of the OpenBLAS path
 // (kernels::gemm_openblas, the row-block split of single-threaded cblas_sgemm calls), side by side,
 // with 1 and 2 threads. The two are timed alternately, sample by sample, so load from other processes
 // hits both alike; each figure is the median of the samples.
@@ -6,7 +6,7 @@
 //   bench_sgemm --shapes [SAMPLES]  the products tapegrad runs in the gpt-cpu / mid / long benchmarks
 //   bench_sgemm --print-core        only the OpenBLAS core tapegrad runs on (e.g. "Haswell"), for
 //                                   bench/compare.sh to run the peers on the same one
-// Without AVX2 + FMA (or with AVX-512) the tapegrad column shows "-". Run with OPENBLAS_CORETYPE=PRESCOTT
+// Without AVX2 + FMA the tapegrad column shows "-". Run with OPENBLAS_CORETYPE=PRESCOTT
 // to see what Debian's OpenBLAS would use on its own on this CPU.
 #include <algorithm>
 #include <chrono>

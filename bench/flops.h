@@ -49,13 +49,13 @@ inline double transformer_forward_flops(int64_t n_layer, int64_t B, int64_t T, i
 
 // The machine's best float32 GEMM rate at the current thread count: the better of OpenBLAS (through
 // kernels::gemm_openblas, the row-block split of single-threaded cblas_sgemm calls) and tapegrad's own
-// AVX2 kernel (kernels::sgemm, when this CPU runs it), at square n = 1024 and 2048, best of `reps`
+// AVX2 or AVX-512 kernel (kernels::sgemm, when this CPU runs it), at square n = 1024 and 2048, best of `reps`
 // calls each after one warm-up call, the two kernels called alternately: the practical float32
 // ceiling for this process, measured in the same run as the figures it scales.
 struct SgemmPeak {
   double gflops = 0;
   int64_t n = 0;
-  std::string kernel;   // which GEMM reached it: "tapegrad AVX2" or "OpenBLAS"
+  std::string kernel;   // which GEMM reached it: "tapegrad AVX2", "tapegrad AVX-512" or "OpenBLAS"
 };
 
 inline SgemmPeak measure_sgemm_peak(int reps = 3) {
@@ -75,7 +75,7 @@ inline SgemmPeak measure_sgemm_peak(int reps = 3) {
         const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         const double gflops = 2.0 * static_cast<double>(n * n * n) / s / 1e9;
         if (i > 0 && gflops > best.gflops)
-          best = {gflops, n, kernel == 1 ? "tapegrad AVX2" : "OpenBLAS"};
+          best = {gflops, n, kernel == 1 ? "tapegrad " + tg::kernels::sgemm_isa() : "OpenBLAS"};
       }
   }
   return best;
