@@ -1,6 +1,7 @@
 #include "tapegrad/framework/autocast.h"
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <optional>
@@ -16,9 +17,14 @@ thread_local Precision g_precision = Precision::f32;
 // 0: not chosen (default), else 1 + Bf16Mode chosen by set_bf16_mode.
 std::atomic<int> g_forced{0};
 
+// Native bf16 pays off with AMX-BF16, or with AVX512_BF16 dot products at least this many times as fast
+// as float32 FMAs (2 on AMD Zen 4/5; 0.5 measured on an Intel Xeon without AMX: slower than float32).
+constexpr double kPaysOffRatio = 1.5;
+
 struct Native {
   std::once_flag once;
-  bool available = false;
+  bool available = false, preferred = false;
+  double ratio = 0;   // bf16 dot products against float32 FMAs (measured when available without AMX)
   std::string features, version;
 };
 Native& native() {
@@ -27,11 +33,26 @@ Native& native() {
     n.features = kernels::bf16_cpu_features();
     n.version = kernels::onednn_version();
     n.available = !n.features.empty() && !n.version.empty() && kernels::onednn_bf16_matmul_works();
+    if (!n.available) return;
+    if (n.features.find("AMX-BF16") != std::string::npos) {
+      n.preferred = true;
+      return;
+    }
+    n.ratio = kernels::bf16_dot_speed_ratio();
+    n.preferred = n.ratio >= kPaysOffRatio;
   });
   return n;
 }
 
-// TAPEGRAD_BF16, read once: emulate / float32 / native (= the default); anything else is ignored.
+// "0.50x": the measured ratio, two decimals.
+std::string ratio_text(double r) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2fx", r);
+  return buf;
+}
+
+// TAPEGRAD_BF16, read once: emulate / float32 / native (when available, even where it does not pay
+// off); anything else is ignored.
 std::optional<Bf16Mode> env_mode() {
   static const std::optional<Bf16Mode> mode = []() -> std::optional<Bf16Mode> {
     const char* v = std::getenv("TAPEGRAD_BF16");
@@ -39,6 +60,7 @@ std::optional<Bf16Mode> env_mode() {
     std::string s = v;
     if (s == "emulate" || s == "emulated") return Bf16Mode::emulated;
     if (s == "float32" || s == "f32" || s == "off") return Bf16Mode::float32;
+    if (s == "native") return Bf16Mode::native;
     return std::nullopt;
   }();
   return mode;
@@ -77,12 +99,15 @@ std::string to_string(Bf16Mode m) {
 }
 
 bool bf16_native_available() { return native().available; }
+bool bf16_native_preferred() { return native().preferred; }
+double bf16_dot_speed_ratio() { return native().ratio; }
 
 Bf16Mode bf16_mode() {
   int forced = g_forced.load();
   if (forced != 0) return static_cast<Bf16Mode>(forced - 1);
-  if (std::optional<Bf16Mode> m = env_mode()) return *m;
-  return bf16_native_available() ? Bf16Mode::native : Bf16Mode::float32;
+  if (std::optional<Bf16Mode> m = env_mode())
+    if (*m != Bf16Mode::native || bf16_native_available()) return *m;
+  return bf16_native_preferred() ? Bf16Mode::native : Bf16Mode::float32;
 }
 
 void set_bf16_mode(Bf16Mode m) {
@@ -102,6 +127,10 @@ std::string bf16_status() {
              (bf16_native_available() ? "available" : "unavailable: " + unavailable_reason()) + ")";
     case Bf16Mode::float32: break;
   }
+  if (bf16_native_available() && !bf16_native_preferred() && g_forced.load() == 0 && !env_mode())
+    return "bf16: float32 (this CPU's AVX512_BF16 dot products run at " + ratio_text(native().ratio) +
+           " its float32 FMA rate, measured: bf16 would be slower), autocast runs float32; TAPEGRAD_BF16=native or "
+           "set_bf16_mode(native) forces oneDNN's bf16";
   if (bf16_native_available()) return "bf16: float32 (TAPEGRAD_BF16=float32 or set_bf16_mode), autocast runs float32";
   if (native().version.empty()) return "bf16: unavailable (built without oneDNN), autocast runs float32";
   if (native().features.empty()) return "bf16: unavailable on this CPU (no AVX512_BF16/AMX), autocast runs float32";

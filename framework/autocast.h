@@ -10,14 +10,17 @@
 // statistics, the loss. float64 tensors are never autocast.
 //
 // How the bf16 products are computed (bf16_mode()):
-//   native    oneDNN bf16 matmul (bf16 in, f32 accumulate/out), when this CPU has AVX512_BF16 or AMX
-//             and oneDNN can create the primitive. Each call runs single-threaded on fixed output tiles
-//             spread by TBB: the same bits for any thread count.
+//   native    oneDNN bf16 matmul (bf16 in, f32 accumulate/out), when this CPU has AVX512_BF16 or AMX,
+//             oneDNN can create the primitive and it pays off: AMX-BF16, or AVX512_BF16 dot products
+//             measured at >= 1.5x the float32 FMA rate (AMD Zen 4/5: 2x; an Intel Xeon without AMX:
+//             0.5x, where native would be slower than float32 and is not chosen unless asked). Each
+//             call runs single-threaded on fixed output tiles spread by TBB: the same bits for any
+//             thread count.
 //   emulated  operands rounded to bf16, then tapegrad's own float32 GEMM: the numerics of bf16 inputs
 //             with float32 accumulation on any CPU (for tests and previewing accuracy). Only when asked:
 //             environment TAPEGRAD_BF16=emulate, or set_bf16_mode(Bf16Mode::emulated).
-//   float32   no bf16 support here: autocast regions run in float32 (bitwise as without autocast) and
-//             runtime_info() says so.
+//   float32   no bf16 support here, or none that beats float32: autocast regions run in float32
+//             (bitwise as without autocast) and runtime_info() says why.
 #include <string>
 
 namespace tg {
@@ -49,9 +52,9 @@ Precision autocast_precision();
 enum class Bf16Mode { native, emulated, float32 };
 std::string to_string(Bf16Mode m);   // "native", "emulated", "float32"
 
-// The arithmetic that autocast(bf16) regions use now: emulated when asked (set_bf16_mode, or
-// TAPEGRAD_BF16=emulate read at the first query), otherwise native when available, else float32.
-// TAPEGRAD_BF16=float32 forces the fallback; TAPEGRAD_BF16=native asks for the default.
+// The arithmetic that autocast(bf16) regions use now: what set_bf16_mode chose, else TAPEGRAD_BF16 (read
+// at the first query: emulate, float32, or native when available even where it does not pay off),
+// else native when bf16_native_preferred(), else float32.
 Bf16Mode bf16_mode();
 // Chooses the mode for the whole process. native on a CPU without it throws std::invalid_argument
 // "[set_bf16_mode] native bf16 is unavailable on this CPU (...)".
@@ -62,10 +65,17 @@ void reset_bf16_mode();
 // True when oneDNN (if tapegrad was built with it) can run bf16 matmuls on this CPU: cpuid reports
 // AVX512_BF16 or AMX-BF16 and a bf16 matmul primitive can be created (tried once, the answer cached).
 bool bf16_native_available();
+// True when native is also the default: available, and AMX-BF16 or bf16_dot_speed_ratio() >= 1.5.
+bool bf16_native_preferred();
+// This CPU's AVX512_BF16 dot-product rate over its float32 FMA rate, in multiply-adds per second,
+// measured once with the availability check (register-only loops, about 3 ms); 0 when not measured
+// (native unavailable, or AMX-BF16, which oneDNN uses instead).
+double bf16_dot_speed_ratio();
 
 // The bf16 part of runtime_info(), e.g. "bf16: native (oneDNN 2.6.3, AVX512_BF16)", "bf16: emulated
-// (bf16-rounded operands, float32 GEMM)" or "bf16: unavailable on this CPU (no AVX512_BF16/AMX),
-// autocast runs float32".
+// (bf16-rounded operands, float32 GEMM)", "bf16: unavailable on this CPU (no AVX512_BF16/AMX),
+// autocast runs float32" or "bf16: float32 (this CPU's AVX512_BF16 dot products run at 0.50x its
+// float32 FMA rate, measured: bf16 would be slower), autocast runs float32; ...".
 std::string bf16_status();
 
 }  // namespace tg

@@ -2,6 +2,8 @@
 // modes and their runtime_info text, and the native oneDNN path when this CPU has it.
 #include <bit>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <thread>
 
@@ -195,7 +197,22 @@ TEST_CASE("autocast: modes, native availability and the runtime_info text", "[au
       REQUIRE(bf16_status() == "bf16: unavailable on this CPU (no AVX512_BF16/AMX), autocast runs float32");
     REQUIRE_THAT(runtime_info(), Contains("autocast runs float32"));
   } else {
-    REQUIRE(bf16_mode() != Bf16Mode::float32);
+    // The default is native only where it pays off: AMX-BF16, or dot products >= 1.5x the FMA rate.
+    const bool amx = features.find("AMX-BF16") != std::string::npos;
+    const double ratio = bf16_dot_speed_ratio();
+    INFO("bf16 dot products at " << ratio << "x the float32 FMA rate");
+    REQUIRE(bf16_native_preferred() == (amx || ratio >= 1.5));
+    if (!amx) REQUIRE((ratio > 0.1 && ratio < 8.0));   // measured: 0.50 on an Intel Xeon without AMX
+    if (std::getenv("TAPEGRAD_BF16") == nullptr) {
+      REQUIRE(bf16_mode() == (bf16_native_preferred() ? Bf16Mode::native : Bf16Mode::float32));
+      if (!bf16_native_preferred()) {
+        char text[16];
+        std::snprintf(text, sizeof text, "%.2fx", ratio);
+        REQUIRE(bf16_status() == std::string("bf16: float32 (this CPU's AVX512_BF16 dot products run at ") + text +
+                                     " its float32 FMA rate, measured: bf16 would be slower), autocast runs "
+                                     "float32; TAPEGRAD_BF16=native or set_bf16_mode(native) forces oneDNN's bf16");
+      }
+    }
     ModeScope mode(Bf16Mode::native);
     REQUIRE_THAT(runtime_info(), Contains("bf16: native (oneDNN " + kernels::onednn_version()));
   }
