@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "framework/kernels/parallel.h"
+#include "framework/kernels/simd.h"
 
 #ifdef TAPEGRAD_WITH_ONEDNN
 #include <dnnl.hpp>
@@ -50,6 +51,38 @@ void emulated_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float al
   gemm_serial<float>(ta, tb, M, N, K, alpha, a.data(), sa.cols, b.data(), sb.cols, beta, C, ldc);
 }
 
+using u16x8 = uint16_t __attribute__((vector_size(16)));
+
+// The bf16 bits of eight floats: round_bf16's integer operations, lane by lane.
+[[gnu::always_inline]] inline u32x8 bf16_bits(const float* x) {
+  u32x8 u;
+  std::memcpy(&u, x, sizeof u);
+  const auto nan = (u & 0x7fffffffu) > 0x7f800000u;   // lane masks
+  const u32x8 even = (u >> 16) & 1u;
+  return nan ? (u | 0x00400000u) >> 16 : (u + 0x7fffu + even) >> 16;
+}
+
+// y[i] = the upper 16 bits of round_bf16(x[i]) (the bf16 value) for i < n, eight lanes at a time: the
+// same bits as the scalar function.
+TG_MULTIVERSION void to_bf16_bits(const float* x, int64_t n, uint16_t* y) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const u16x8 h = __builtin_convertvector(bf16_bits(x + i), u16x8);
+    std::memcpy(y + i, &h, sizeof h);
+  }
+  for (; i < n; ++i) y[i] = static_cast<uint16_t>(std::bit_cast<uint32_t>(round_bf16(x[i])) >> 16);
+}
+
+// y[i] = round_bf16(x[i]) for i < n, eight lanes at a time (y may equal x).
+TG_MULTIVERSION void round_span(const float* x, int64_t n, float* y) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const u32x8 v = bf16_bits(x + i) << 16;
+    std::memcpy(y + i, &v, sizeof v);
+  }
+  for (; i < n; ++i) y[i] = round_bf16(x[i]);
+}
+
 // Whole-matrix rounding in fixed row chunks (elementwise, so any split gives the same bits).
 std::vector<float> rounded_copy(const float* x, Stored s, int64_t ld) {
   std::vector<float> y(static_cast<size_t>(s.rows * s.cols));
@@ -83,14 +116,10 @@ template <class E> constexpr memory::data_type kType =
 
 // Packed copy of a stored rows x cols matrix (row stride ld), rounded to bf16.
 template <class E> void pack(const float* x, Stored s, int64_t ld, E* y) {
-  for (int64_t r = 0; r < s.rows; ++r)
-    for (int64_t c = 0; c < s.cols; ++c) {
-      const float v = round_bf16(x[r * ld + c]);
-      if constexpr (std::is_same_v<E, uint16_t>)
-        y[r * s.cols + c] = static_cast<uint16_t>(std::bit_cast<uint32_t>(v) >> 16);
-      else
-        y[r * s.cols + c] = v;
-    }
+  for (int64_t r = 0; r < s.rows; ++r) {
+    if constexpr (std::is_same_v<E, uint16_t>) to_bf16_bits(x + r * ld, s.cols, y + r * s.cols);
+    else round_bf16(x + r * ld, s.cols, y + r * s.cols);
+  }
 }
 
 // op(X) [R, C] over a packed stored matrix: strides of the logical dims.
@@ -224,9 +253,7 @@ float round_bf16(float x) {
   return std::bit_cast<float>(u & 0xffff0000u);
 }
 
-void round_bf16(const float* x, int64_t n, float* y) {
-  for (int64_t i = 0; i < n; ++i) y[i] = round_bf16(x[i]);
-}
+void round_bf16(const float* x, int64_t n, float* y) { round_span(x, n, y); }
 
 void gemm_bf16_serial(Bf16Mode mode, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                       int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {

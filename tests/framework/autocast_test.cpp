@@ -4,8 +4,11 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
+#include <random>
 #include <thread>
+#include <vector>
 
 #include "framework/kernels/bf16.h"
 #include "tapegrad/framework/autocast.h"
@@ -102,6 +105,32 @@ TEST_CASE("autocast: round_bf16 rounds to nearest, ties to even, and keeps inf a
   REQUIRE(kernels::round_bf16(std::numeric_limits<float>::max()) == std::numeric_limits<float>::infinity());
   REQUIRE(kernels::round_bf16(-std::numeric_limits<float>::infinity()) == -std::numeric_limits<float>::infinity());
   REQUIRE(std::isnan(kernels::round_bf16(std::numeric_limits<float>::quiet_NaN())));
+}
+
+TEST_CASE("autocast: round_bf16 over an array (eight lanes at a time) gives the scalar function's bits",
+          "[autocast]") {
+  // Random bit patterns (every exponent: denormals, inf, NaN with any payload) and exact ties, 1003 of
+  // them so that the tail after the last run of eight is used too.
+  std::mt19937 gen(5);
+  std::vector<float> x(1003);
+  for (size_t i = 0; i < x.size(); ++i) {
+    const uint32_t bits = static_cast<uint32_t>(gen());
+    x[i] = std::bit_cast<float>(i % 3 == 0 ? (bits & 0xffff0000u) | 0x8000u : bits);   // every third a tie
+  }
+  x[7] = std::numeric_limits<float>::infinity();
+  x[8] = std::numeric_limits<float>::quiet_NaN();
+  x[9] = std::bit_cast<float>(0x7f800001u);   // signalling NaN: kept a NaN, made quiet
+  std::vector<float> y(x.size());
+  kernels::round_bf16(x.data(), static_cast<int64_t>(x.size()), y.data());
+  int nans = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    INFO("element " << i << " bits " << std::bit_cast<uint32_t>(x[i]));
+    REQUIRE(std::bit_cast<uint32_t>(y[i]) == std::bit_cast<uint32_t>(kernels::round_bf16(x[i])));
+    nans += std::isnan(y[i]) ? 1 : 0;
+  }
+  REQUIRE(nans >= 3);
+  kernels::round_bf16(x.data(), static_cast<int64_t>(x.size()), x.data());   // in place
+  REQUIRE(std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0);
 }
 
 TEST_CASE("autocast: emulated matmul and linear equal float32 products of bf16-rounded operands, forward and "
