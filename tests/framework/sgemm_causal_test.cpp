@@ -5,7 +5,6 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <random>
 #include <vector>
 
 #include "framework/kernels/sgemm.h"
@@ -16,14 +15,6 @@ using kernels::CausalLimits;
 using test::same_bits;
 
 namespace {
-
-std::vector<float> uniform(int64_t n, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> u(-1, 1);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = u(gen);
-  return v;
-}
 
 // C [M, N] (row stride N + 2) = alpha * op(A) @ op(B) + beta * C0 through sgemm_serial, or through
 // sgemm_serial_packed_b when `packed`, under `limits`.
@@ -51,8 +42,9 @@ struct Product {
 
 // op(A)[r, k], zero where `zero(r, k)`.
 template <class Zero> Product make(bool trans_a, int64_t M, int64_t N, int64_t K, uint32_t seed, Zero zero) {
-  Product p{trans_a, M, N, K, {}, uniform(K * N, seed + 1), uniform(M * (N + 2), seed + 2)};
-  p.A = uniform((trans_a ? K : M) * p.lda(), seed);
+  Product p{trans_a, M, N, K, {}, test::uniform_floats(K * N, seed + 1),
+            test::uniform_floats(M * (N + 2), seed + 2)};
+  p.A = test::uniform_floats((trans_a ? K : M) * p.lda(), seed);
   for (int64_t r = 0; r < M; ++r)
     for (int64_t k = 0; k < K; ++k)
       if (zero(r, k)) p.A[static_cast<size_t>(trans_a ? k * p.lda() + r : r * p.lda() + k)] = 0.0f;

@@ -3,7 +3,6 @@
 // edge column counts, A by rows or by columns, B packed or with a longer stride, KC blocks continued
 // through the partial-sum tile, alpha/beta, a row bias and the transposed store.
 #include <cstring>
-#include <random>
 #include <vector>
 
 #include "framework/kernels/sgemm.h"
@@ -17,14 +16,6 @@ using sgemm_detail::kNR;
 using sgemm_detail::TileOut;
 
 namespace {
-
-std::vector<float> random_floats(size_t n, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> u(-1, 1);
-  std::vector<float> v(n);
-  for (float& x : v) x = u(gen);
-  return v;
-}
 
 struct Setting {
   bool a_rows, transposed, bias;
@@ -40,9 +31,9 @@ enum class Kernel { avx2, avx512, avx512_pair };
 // on rows [0, 6) and [6, m); or both panels in one pass of the AVX-512 pair kernel.
 std::vector<float> tile(const Setting& s, Kernel kernel) {
   constexpr int64_t K = 74, kc = 37, lda = 80, ldc = 40;
-  const std::vector<float> a = random_floats(static_cast<size_t>(kMRMax * lda + K * lda), 1);
-  const std::vector<float> b = random_floats(static_cast<size_t>(K * s.ldb), 2);
-  const std::vector<float> cin = random_floats(static_cast<size_t>(ldc * ldc), 3);
+  const std::vector<float> a = tg::test::uniform_floats(kMRMax * lda + K * lda, 1);
+  const std::vector<float> b = tg::test::uniform_floats(K * s.ldb, 2);
+  const std::vector<float> cin = tg::test::uniform_floats(ldc * ldc, 3);
   std::vector<float> c(static_cast<size_t>(ldc * ldc), -7.0f), acc(static_cast<size_t>(2 * kMRMax * kNR));
   const int rows = kernel == Kernel::avx2 ? kMR : kMRMax;
   for (int64_t r0 = 0; r0 < s.m; r0 += rows) {

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <random>
 
 namespace tg::test {
 
@@ -51,6 +52,14 @@ std::vector<double> pattern(int64_t n, double a, double b) {
   std::vector<double> v;
   for (int64_t i = 0; i < n; ++i)
     v.push_back(static_cast<double>((i * i * 3 + i * 5 + 2) % 29 - 14) / 16.0 * (b - a) / 4.0 + (a + b) / 2.0);
+  return v;
+}
+
+std::vector<float> uniform_floats(int64_t n, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> u(-1, 1);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = u(gen);
   return v;
 }
 

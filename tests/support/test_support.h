@@ -22,6 +22,9 @@ Var rand_var(const Shape& shape, uint64_t seed, double lo = -1.0, double hi = 1.
 Tensor rand_tensor(const Shape& shape, uint64_t seed, double lo = -1.0, double hi = 1.0,
                    DType dtype = DType::Float64);
 
+// n floats uniform in [-1, 1) from std::mt19937(seed) (raw buffers for kernel-level tests).
+std::vector<float> uniform_floats(int64_t n, uint32_t seed);
+
 // Whether x and y hold the same floats bit for bit (same length; -0 differs from +0, equal NaNs match).
 bool same_bits(const std::vector<float>& x, const std::vector<float>& y);
 
