@@ -36,15 +36,17 @@ fi
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$(nproc)"
 
-# The demo. A small model (2 layers, width 64) and a high learning rate learn 2-digit addition in 1500
-# iterations: exact match goes from 0% through 29.5% at iteration 1250 to 96.5% at the end (measured:
-# 31 s of CPU, 77-96 s wall on a busy 2-core machine). Results are bitwise reproducible for any thread count.
+# The demo. A small model (2 layers, width 64) learns 2-digit addition in 1500 iterations: exact match goes
+# from 0.5% at iteration 250 through 63% at 1000 to 96.5% at the end (measured on an Intel Xeon with
+# AVX-512, 10 s wall; five seeds, each with tapegrad's GEMM and with OpenBLAS, ended at 94.5-99%). With
+# --lr 5e-3 it was a coin toss: 96.5% on an AMD Zen 3, 11.5% on that Xeon, 10-99.5% over those seeds.
+# Results are bitwise reproducible for any thread count.
 demo=build/demo
 rm -rf "$demo"
 echo
 echo "== demo: tiny_lm train on the built-in arithmetic corpus (2-digit sums; exact_match = held-out sums answered right)"
 ./build/examples/tiny_lm/tiny_lm train --out-dir "$demo" --n-layer 2 --n-head 4 --n-embd 64 --block-size 30 \
-  --batch-size 32 --lr 5e-3 --min-lr 5e-4 --warmup-iters 50 --max-iters 1500 --eval-interval 250
+  --batch-size 32 --lr 3e-3 --min-lr 3e-4 --warmup-iters 50 --max-iters 1500 --eval-interval 250
 echo
 echo "== demo: tiny_lm sample --prompt \"27+58=\" (what it learned: each line is a sum the model wrote)"
 ./build/examples/tiny_lm/tiny_lm sample --out-dir "$demo" --prompt "27+58=" --tokens 54 --temperature 0.5
