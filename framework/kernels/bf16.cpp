@@ -156,14 +156,23 @@ struct TileKeyHash {
   }
 };
 
-dnnl::matmul& tile_primitive(const TileKey& k) {
-  thread_local std::unordered_map<TileKey, dnnl::matmul, TileKeyHash> cache;
+// A tile's primitive with its three memory objects (created once; each call only points them at its data).
+struct TilePlan {
+  dnnl::matmul prim;
+  memory a, b, c;
+};
+
+TilePlan& tile_plan(const TileKey& k) {
+  thread_local std::unordered_map<TileKey, TilePlan, TileKeyHash> cache;
   auto it = cache.find(k);
   if (it != cache.end()) return it->second;
   if (cache.size() >= 512) cache.clear();
   memory::desc a = operand_desc(k.dt, k.ta, k.M, k.K, k.lda), b = operand_desc(k.dt, k.tb, k.K, k.N, k.ldb);
   memory::desc c({k.M, k.N}, memory::data_type::f32, memory::dims{k.ldc, 1});
-  return cache.emplace(k, dnnl::matmul(matmul_desc(a, b, c, k.alpha, k.beta))).first->second;
+  dnnl::engine& eng = cpu_engine();
+  TilePlan plan{dnnl::matmul(matmul_desc(a, b, c, k.alpha, k.beta)), memory(a, eng, DNNL_MEMORY_NONE),
+                memory(b, eng, DNNL_MEMORY_NONE), memory(c, eng, DNNL_MEMORY_NONE)};
+  return cache.emplace(k, std::move(plan)).first->second;
 }
 
 // C[M, N] (row stride ldc) = alpha op(A) op(B) + beta C from packed operands, on this thread.
@@ -171,13 +180,12 @@ template <class E>
 void native_tile(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const E* A, int64_t lda, const E* B,
                  int64_t ldb, float beta, float* C, int64_t ldc) {
   single_threaded_onednn();
-  dnnl::matmul& prim = tile_primitive({kType<E>, ta, tb, M, N, K, lda, ldb, ldc, alpha, beta});
-  dnnl::engine& eng = cpu_engine();
-  memory am(operand_desc(kType<E>, ta, M, K, lda), eng, const_cast<E*>(A));
-  memory bm(operand_desc(kType<E>, tb, K, N, ldb), eng, const_cast<E*>(B));
-  memory cm(memory::desc({M, N}, memory::data_type::f32, memory::dims{ldc, 1}), eng, C);
-  thread_local dnnl::stream stream(eng);
-  prim.execute(stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+  TilePlan& plan = tile_plan({kType<E>, ta, tb, M, N, K, lda, ldb, ldc, alpha, beta});
+  plan.a.set_data_handle(const_cast<E*>(A));
+  plan.b.set_data_handle(const_cast<E*>(B));
+  plan.c.set_data_handle(C);
+  thread_local dnnl::stream stream(cpu_engine());
+  plan.prim.execute(stream, {{DNNL_ARG_SRC, plan.a}, {DNNL_ARG_WEIGHTS, plan.b}, {DNNL_ARG_DST, plan.c}});
   stream.wait();
 }
 
