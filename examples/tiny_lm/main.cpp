@@ -83,7 +83,8 @@ int run_train(int argc, char** argv) {
       ("stop-at", po::value(&o.stop_at)->default_value(o.stop_at), "save and exit after this many iterations")
       ("precision", po::value(&precision)->default_value("f32"),
        "f32, or bf16: matmuls, linear layers and attention products take bf16 inputs (autocast; float32 "
-       "on a CPU without AVX512_BF16/AMX unless TAPEGRAD_BF16=emulate)")
+       "on a CPU whose bf16 is missing or slower than its float32, as runtime_info says, unless "
+       "TAPEGRAD_BF16=native or emulate)")
       ("no-progress", "plain log lines even on a terminal");
   po::variables_map vm;
   if (!parse(argc, argv, d, vm, "usage: tiny_lm train [options]")) return 0;
