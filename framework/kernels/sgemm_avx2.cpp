@@ -33,18 +33,6 @@ inline __attribute__((target("avx2,fma"), always_inline)) void store_half(__m256
   _mm256_maskstore_ps(c, mask, v);
 }
 
-// The epilogue of a micro-tile of C^T, element by element: alpha * acc (one rounding), then one fused
-// multiply-add with beta * cin when beta != 0, as store_half does in lanes; stored transposed.
-inline __attribute__((target("avx2,fma"), always_inline)) void store_transposed(const float* sums, int m,
-                                                                                const TileOut& o) {
-  for (int j = 0; j < o.n; ++j)
-    for (int r = 0; r < m; ++r) {
-      float v = o.alpha * sums[r * kNR + j];
-      if (o.beta != 0.0f) v = __builtin_fmaf(o.beta, o.cin[j * o.ldcin + r], v);
-      o.c[j * o.ldc + r] = v;
-    }
-}
-
 // The kM x (8 kH) kernel body (kM = 1..6 rows, the rows that exist: an edge sliver computes no extra
 // rows; kH = 2 halves of 8 columns, or 1 for a last panel of at most 8 columns, which would otherwise
 // compute 16 for them); kRows: a(r, k) = a[r * lda + k], else a[k * lda + r]. Every element gets the

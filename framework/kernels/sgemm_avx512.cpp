@@ -24,20 +24,13 @@ __attribute__((target("avx512f"), always_inline)) inline void finish(const __m51
     for (int r = 0; r < kM; ++r) _mm512_storeu_ps(o.acc + r * kNR, c[r]);
     return;
   }
+  if (o.transposed) {
+    alignas(64) float sums[kMRMax * kNR];
+    for (int r = 0; r < kM; ++r) _mm512_store_ps(sums + r * kNR, c[r]);
+    return store_transposed(sums, kM, o);
+  }
   const __m512 alpha = _mm512_set1_ps(o.alpha), beta = _mm512_set1_ps(o.beta);
   const __mmask16 cols = lanes(o.n);
-  if (o.transposed) {
-    // Element (r, j) to c[j * ldc + r], cin read at cin[j * ldcin + r]: the same two operations.
-    alignas(64) float sums[kMRMax * kNR];
-    for (int r = 0; r < kM; ++r) _mm512_store_ps(sums + r * kNR, _mm512_mul_ps(alpha, c[r]));
-    for (int j = 0; j < o.n; ++j)
-      for (int r = 0; r < kM; ++r) {
-        float v = sums[r * kNR + j];
-        if (o.beta != 0.0f) v = __builtin_fmaf(o.beta, o.cin[j * o.ldcin + r], v);
-        o.c[j * o.ldc + r] = v;
-      }
-    return;
-  }
 #pragma GCC unroll 12
   for (int r = 0; r < kM; ++r) {
     __m512 v = _mm512_mul_ps(alpha, c[r]);

@@ -29,6 +29,18 @@ struct TileOut {
   bool transposed = false;
 };
 
+// The epilogue of a micro-tile of C^T (out.transposed), element by element from its m x 16 sums (row
+// stride 16): alpha * sum (one rounding), then one fused multiply-add with beta * cin when beta != 0, as
+// the kernels do in lanes; stored transposed. Always inlined, so it takes its caller's instruction set.
+[[gnu::always_inline]] inline void store_transposed(const float* sums, int m, const TileOut& o) {
+  for (int j = 0; j < o.n; ++j)
+    for (int r = 0; r < m; ++r) {
+      float v = o.alpha * sums[r * kNR + j];
+      if (o.beta != 0.0f) v = __builtin_fmaf(o.beta, o.cin[j * o.ldcin + r], v);
+      o.c[j * o.ldc + r] = v;
+    }
+}
+
 // One KC block of the m x 16 micro-tile (m = out.m <= 6 rows, only those computed; with out.n <= 8 only
 // the first 8 columns are computed, by a 6 x 8 form of the kernel):
 // acc(r, j) = fma(a(r, k), b(k, j), acc(r, j)) for k = 0..kc-1 in order, then per element
