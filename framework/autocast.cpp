@@ -38,7 +38,7 @@ Native& native() {
       n.preferred = true;
       return;
     }
-    n.ratio = kernels::bf16_dot_speed_ratio();
+    n.ratio = kernels::measure_bf16_dot_speed_ratio();
     n.preferred = n.ratio >= kPaysOffRatio;
   });
   return n;

@@ -331,7 +331,7 @@ std::string bf16_cpu_features() {
 }
 
 namespace {
-// n iterations of 12 independent dot-product (or FMA) instructions on registers only; returns seconds.
+// Seconds that f() takes (its result kept, so the work cannot be dropped).
 template <class F> double timed(F&& f) {
   const auto t0 = std::chrono::steady_clock::now();
   volatile float sink = f();
@@ -339,47 +339,33 @@ template <class F> double timed(F&& f) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Lane 0 (_mm512_reduce_add_ps trips GCC 12's -Wuninitialized).
-__attribute__((target("avx512f"), always_inline)) inline float first_lane(__m512 v) {
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, v);
-  return lanes[0];
-}
-
-__attribute__((target("avx512f,avx512bf16"), noinline)) float dot_loop(int64_t n) {
+// n iterations of 12 independent instructions on registers only: bf16 dot products (kDot) or float32
+// FMAs. Lane 0 of their sum is returned (_mm512_reduce_add_ps trips GCC 12's -Wuninitialized).
+template <bool kDot> __attribute__((target("avx512f,avx512bf16"), noinline)) float register_loop(int64_t n) {
   __m512 acc[12];
   for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(static_cast<float>(i));
-  __m512bh a = (__m512bh)_mm512_set1_epi32(0x3f803f80), b = (__m512bh)_mm512_set1_epi32(0x3f803f81);
+  __m512 a = kDot ? _mm512_castsi512_ps(_mm512_set1_epi32(0x3f803f80)) : _mm512_set1_ps(1.0001f);
+  const __m512 b = kDot ? _mm512_castsi512_ps(_mm512_set1_epi32(0x3f803f81)) : _mm512_set1_ps(0.9999f);
   for (int64_t k = 0; k < n; ++k) {
 #pragma GCC unroll 12
-    for (int i = 0; i < 12; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
+    for (int i = 0; i < 12; ++i)
+      acc[i] = kDot ? _mm512_dpbf16_ps(acc[i], (__m512bh)a, (__m512bh)b) : _mm512_fmadd_ps(a, b, acc[i]);
     __asm__ volatile("" : "+v"(a));   // the loop cannot be folded
   }
   for (int i = 1; i < 12; ++i) acc[0] = _mm512_add_ps(acc[0], acc[i]);
-  return first_lane(acc[0]);
-}
-
-__attribute__((target("avx512f"), noinline)) float fma_loop(int64_t n) {
-  __m512 acc[12];
-  for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(static_cast<float>(i));
-  __m512 a = _mm512_set1_ps(1.0001f), b = _mm512_set1_ps(0.9999f);
-  for (int64_t k = 0; k < n; ++k) {
-#pragma GCC unroll 12
-    for (int i = 0; i < 12; ++i) acc[i] = _mm512_fmadd_ps(a, b, acc[i]);
-    __asm__ volatile("" : "+v"(a));
-  }
-  for (int i = 1; i < 12; ++i) acc[0] = _mm512_add_ps(acc[0], acc[i]);
-  return first_lane(acc[0]);
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, acc[0]);
+  return lanes[0];
 }
 }  // namespace
 
-double bf16_dot_speed_ratio() {
+double measure_bf16_dot_speed_ratio() {
   if (bf16_cpu_features().find("AVX512_BF16") == std::string::npos) return 0.0;
   constexpr int64_t kIters = 40000;   // 480k instructions: ~0.1 ms of FMAs, 0.1-0.4 ms of dot products
   double dot = 1e30, fma = 1e30;
   for (int rep = 0; rep < 7; ++rep) {   // alternated, best of 7: a busy neighbour slows both alike
-    fma = std::min(fma, timed([] { return fma_loop(kIters); }));
-    dot = std::min(dot, timed([] { return dot_loop(kIters); }));
+    fma = std::min(fma, timed([] { return register_loop<false>(kIters); }));
+    dot = std::min(dot, timed([] { return register_loop<true>(kIters); }));
   }
   return 2.0 * fma / dot;   // 32 multiply-adds per dot-product instruction, 16 per FMA
 }

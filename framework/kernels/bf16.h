@@ -91,11 +91,11 @@ void gemm_bf16_onednn_f32(bool serial, bool trans_a, bool trans_b, int64_t M, in
 // oneDNN creates a bf16 matmul primitive, and oneDNN's version ("" when built without it).
 std::string bf16_cpu_features();
 bool onednn_bf16_matmul_works();
-// How fast this CPU's bf16 dot products (VDPBF16PS, 32 multiply-adds per zmm instruction) run against its
+// Measures how fast this CPU's bf16 dot products (VDPBF16PS, 32 multiply-adds per zmm instruction) run against its
 // float32 FMAs (16 per instruction), in multiply-adds per second: register-only loops of each on the
 // calling thread, alternated, best of 7 (about 3 ms in all). 0 without AVX512_BF16. Measured 0.50 on an
 // Intel Xeon (family 6 model 207) under KVM without AMX: 79 against 158 GFLOP/s per core.
-double bf16_dot_speed_ratio();
+double measure_bf16_dot_speed_ratio();
 std::string onednn_version();
 
 }  // namespace tg::kernels
