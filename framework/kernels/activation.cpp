@@ -100,29 +100,25 @@ constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 
 template <> void gelu_forward<float>(const float* x, float* y, int64_t n) {
   parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
-    if (wide_lanes()) gelu_forward_span<f32x8>(x + b, y + b, e - b);
-    else gelu_forward_span<f32x4>(x + b, y + b, e - b);
+    with_float_lanes([&]<class V>() { gelu_forward_span<V>(x + b, y + b, e - b); });
   });
 }
 
 template <> void gelu_backward<float>(const float* x, const float* dy, float* dx, int64_t n) {
   parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
-    if (wide_lanes()) gelu_backward_span<f32x8>(x + b, dy + b, dx + b, e - b);
-    else gelu_backward_span<f32x4>(x + b, dy + b, dx + b, e - b);
+    with_float_lanes([&]<class V>() { gelu_backward_span<V>(x + b, dy + b, dx + b, e - b); });
   });
 }
 
 template <> void gelu_forward_slope<float>(const float* x, float* y, float* slope, int64_t n) {
   parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
-    if (wide_lanes()) gelu_forward_slope_span<f32x8>(x + b, y + b, slope + b, e - b);
-    else gelu_forward_slope_span<f32x4>(x + b, y + b, slope + b, e - b);
+    with_float_lanes([&]<class V>() { gelu_forward_slope_span<V>(x + b, y + b, slope + b, e - b); });
   });
 }
 
 template <> void gelu_backward_slope<float>(const float* slope, const float* dy, float* dx, int64_t n) {
   parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
-    if (wide_lanes()) scale_by_slope_span<f32x8>(slope + b, dy + b, dx + b, e - b);
-    else scale_by_slope_span<f32x4>(slope + b, dy + b, dx + b, e - b);
+    with_float_lanes([&]<class V>() { scale_by_slope_span<V>(slope + b, dy + b, dx + b, e - b); });
   });
 }
 

@@ -187,7 +187,10 @@ template <class T, class V> [[gnu::always_inline]] inline bool softmax_in_place(
     const float mx = lane_max_lanes<V>(x, n, avail);
     if (mx == -std::numeric_limits<float>::infinity()) return false;
     const float sum = exp_shifted_lane_sum<V>(x, n, mx, avail);
-    for (int64_t j = 0; j < n; ++j) x[j] /= sum;
+    const V div = splat<V>(sum);
+    int64_t j = 0;
+    for (; j + kLanes<V> <= n; j += kLanes<V>) store(x + j, load<V>(x + j) / div);
+    for (; j < n; ++j) x[j] /= sum;
   } else {
     const T mx = lane_max(x, n);
     if (mx == -std::numeric_limits<T>::infinity()) return false;
@@ -231,8 +234,7 @@ template <class T>
 inline void softmax_rows(const AttentionConfig& cfg, MaskView<T> mask, int64_t n, int64_t h, int64_t i0, int64_t m,
                          int64_t ncol, T* sc, int64_t ld) {
   if constexpr (std::is_same_v<T, float>) {
-    if (wide_lanes()) softmax_rows_lanes<f32x8>(cfg, mask, n, h, i0, m, ncol, sc, ld);
-    else softmax_rows_lanes<f32x4>(cfg, mask, n, h, i0, m, ncol, sc, ld);
+    with_float_lanes([&]<class V>() { softmax_rows_lanes<V>(cfg, mask, n, h, i0, m, ncol, sc, ld); });
   } else {
     softmax_rows_with<T, void>(cfg, mask, n, h, i0, m, ncol, sc, ld);
   }

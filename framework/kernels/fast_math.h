@@ -1,7 +1,7 @@
 #pragma once
 // Branch-free math that loops vectorise over (no libm calls): used by the softmax, cross-entropy and
 // GELU kernels; and fixed-order lane reductions (attention, gradient norms). The float functions also
-// take the lane vectors f32x4 and f32x8 (simd.h), with the same bits per lane as the scalar call.
+// take the lane vectors f32x4, f32x8 and f32x16 (simd.h), with the same bits per lane as the scalar call.
 #include <algorithm>
 #include <bit>
 #include <cstdint>
@@ -104,28 +104,63 @@ template <class V> [[gnu::always_inline]] inline V keep_first(const V& v, int64_
   return index < static_cast<float>(n) ? v : splat<V>(fill);
 }
 
-// lane_max and lane_sum's 8 lanes held in lane vectors V (one f32x8 or two f32x4) over the runs of 8
-// (element j of a run goes to lane j % 8); the last n % 8 elements go to lanes 0, 1, ... one by one,
-// as in the scalar functions (a padded copy costs more: its narrow stores stall the wide load) --
-// unless the caller can read and write the whole run they start (avail >= its end): then they are one
-// more run whose lanes from n on are left out (a lane's max with -inf, or its sum plus +0, is itself).
-// The same lanes, the same order and the same combining tree give the scalar functions' bits.
+// lane_max and lane_sum's 8 lanes held in lane vectors V (one f32x8, two f32x4, or for V = f32x16 one f32x8
+// that each 16-lane step folds its low, then its high half into) over the runs of 8 (element j of a run
+// goes to lane j % 8); the last n % 8 elements go to lanes 0, 1, ... one by one, as in the scalar
+// functions (a padded copy costs more: its narrow stores stall the wide load) -- unless the caller can
+// read and write the whole run they start (avail >= its end): then they are one more run whose lanes
+// from n on are left out (a lane's max with -inf, or its sum plus +0, is itself). The same lanes, the
+// same order and the same combining tree give the scalar functions' bits.
 template <class V> struct Lanes8 {
-  static constexpr int64_t kWidth = kLanes<V>, kParts = 8 / kWidth;
-  V part[kParts];
+  static constexpr bool kWide = kLanes<V> == 16;
+  using Part = std::conditional_t<kWide, f32x8, V>;
+  static constexpr int64_t kWidth = kLanes<Part>, kParts = 8 / kWidth;
+  Part part[kParts];
 
-  // Runs f(k, p, valid) on part k for the kWidth elements at p, of which the first `valid` are elements
-  // of a[0, n) (valid >= kWidth but in the last run; may be <= 0 there), over every full run of 8 of
-  // a[0, n), and over the last, partial one when a[0, avail) holds it whole; returns where the
-  // one-by-one tail starts (n if none). One loop, one call site: f's body is emitted once for full and
-  // partial runs. Two copies could be compiled differently -- one with an a * b + c contracted to an fma
-  // and one without, as GCC does under the sanitizers -- and give the same element different bits in a
-  // full and in a partial run.
+  // Runs f(k, p, valid, width) over every full run of 8 of a[0, n), and over the last, partial one when
+  // a[0, avail) holds it whole; returns where the one-by-one tail starts (n if none). f reads and
+  // writes `width` elements at p (load_run / store_run: kLanes<V>, or 8 for a 16-lane V's last odd
+  // run), of which the first `valid` are elements of a[0, n) (valid == width but in the last run; may be
+  // <= 0 there), and combines them into part k (fold). One call site: f's body is emitted once for full
+  // and partial runs. Two copies could be compiled differently -- one with an a * b + c contracted to an
+  // fma and one without, as GCC does under the sanitizers -- and give the same element different bits.
   template <class A, class F> [[gnu::always_inline]] static int64_t for_runs(A* a, int64_t n, int64_t avail, F&& f) {
     const int64_t full = n / 8 * 8, end = full < n && full + 8 <= avail ? n : full;
-    for (int64_t j = 0; j < end; j += 8)
-      for (int64_t k = 0; k < kParts; ++k) f(k, a + j + k * kWidth, n - j - k * kWidth);
+    for (int64_t j = 0; j < end;) {
+      const int64_t width = kWide && j + 16 > (end + 7) / 8 * 8 ? 8 : kLanes<V>;
+      for (int64_t k = 0; k < kParts; ++k) {
+        const int64_t w = kWide ? width : kWidth;
+        f(k, a + j + k * kWidth, std::min(n - j - k * kWidth, w), w);
+      }
+      j += kWide ? width : 8;
+    }
     return end;
+  }
+  // `width` elements at p as a V (a 16-lane V's upper lanes unspecified when width is 8: the caller masks
+  // them, as valid <= 8 < 16), and their store.
+  [[gnu::always_inline]] static V load_run(const float* p, int64_t width) {
+    if constexpr (kWide) {
+      if (width < 16) {
+        const f32x8 lo = load<f32x8>(p);
+        return __builtin_shufflevector(lo, lo, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7);
+      }
+    }
+    return load<V>(p);
+  }
+  [[gnu::always_inline]] static void store_run(float* p, const V& v, int64_t width) {
+    if constexpr (kWide) {
+      if (width < 16) return store(p, low_half(v));
+    }
+    store(p, v);
+  }
+  // Part k combined with v's lanes by op (a 16-lane v: its low half, then its high half).
+  template <class Op> [[gnu::always_inline]] void fold(int64_t k, const V& v, Op&& op) {
+    if constexpr (kWide) {
+      part[0] = op(part[0], low_half(v));
+      part[0] = op(part[0], high_half(v));
+    } else {
+      part[k] = op(part[k], v);
+    }
   }
   // The 8 lanes in order.
   [[gnu::always_inline]] void lanes(float (&out)[8]) const {
@@ -133,17 +168,18 @@ template <class V> struct Lanes8 {
   }
 };
 
-// lane_max<float> of a[0, n) on lane vectors V (f32x4 or f32x8): the same result. a[n, avail) may be
-// read (avail <= n: nothing beyond a[0, n)).
+// lane_max<float> of a[0, n) on lane vectors V (f32x4, f32x8 or f32x16): the same result. a[n, avail) may
+// be read (avail <= n: nothing beyond a[0, n)).
 template <class V>
 [[gnu::always_inline]] inline float lane_max_lanes(const float* a, int64_t n, int64_t avail = 0) {
+  using L = Lanes8<V>;
   constexpr float lo = -std::numeric_limits<float>::infinity();
-  Lanes8<V> acc;
-  for (V& p : acc.part) p = splat<V>(lo);
-  int64_t j = Lanes8<V>::for_runs(a, n, avail, [&](int64_t k, const float* p, int64_t valid) {
-    V v = load<V>(p);
-    if (valid < Lanes8<V>::kWidth) v = keep_first(v, valid, lo);
-    acc.part[k] = acc.part[k] < v ? v : acc.part[k];
+  L acc;
+  for (auto& p : acc.part) p = splat<typename L::Part>(lo);
+  int64_t j = L::for_runs(a, n, avail, [&](int64_t k, const float* p, int64_t valid, int64_t width) {
+    V v = L::load_run(p, width);
+    if (valid < kLanes<V>) v = keep_first(v, valid, lo);
+    acc.fold(k, v, [](const auto& m, const auto& x) { return m < x ? x : m; });
   });
   float l[8];
   acc.lanes(l);
@@ -158,13 +194,14 @@ template <class V>
 // up to the end of the last run of 8 (avail <= n: nothing beyond x[0, n)).
 template <class V>
 [[gnu::always_inline]] inline float exp_shifted_lane_sum(float* x, int64_t n, float shift, int64_t avail = 0) {
-  Lanes8<V> acc;
-  for (V& p : acc.part) p = splat<V>(0.0f);
-  int64_t j = Lanes8<V>::for_runs(x, n, avail, [&](int64_t k, float* p, int64_t valid) {
-    V e = exp_nonpositive(clamp_exp_arg(load<V>(p) - shift));
-    if (valid < Lanes8<V>::kWidth) e = keep_first(e, valid, 0.0f);
-    store(p, e);
-    acc.part[k] += e;
+  using L = Lanes8<V>;
+  L acc;
+  for (auto& p : acc.part) p = splat<typename L::Part>(0.0f);
+  int64_t j = L::for_runs(x, n, avail, [&](int64_t k, float* p, int64_t valid, int64_t width) {
+    V e = exp_nonpositive(clamp_exp_arg(L::load_run(p, width) - shift));
+    if (valid < kLanes<V>) e = keep_first(e, valid, 0.0f);
+    L::store_run(p, e, width);
+    acc.fold(k, e, [](const auto& s, const auto& x) { return s + x; });
   });
   float l[8];
   acc.lanes(l);

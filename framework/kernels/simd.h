@@ -11,9 +11,10 @@
 // are the IEEE operations lane by lane, so a lane's bits equal the scalar expression's (with the same
 // FMA contraction, which GCC applies to vector and scalar code alike); a comparison gives a lane mask
 // (-1 or 0) and `mask ? a : b` selects lane by lane. A kernel body is a template on the lane vector V,
-// run with V = f32x8 (one ymm register) where the CPU runs the AVX2 or AVX-512 clones and f32x4 (one
-// xmm) otherwise: without AVX, GCC turns a 32-byte compare or select into scalar code. Lanes are
-// independent, so the width never changes a result's bits.
+// run (with_float_lanes) with V = f32x16 (one zmm register) where the CPU runs the AVX-512 clones, f32x8
+// (one ymm) where it runs the AVX2 ones and f32x4 (one xmm) otherwise: without AVX, GCC turns a 32-byte
+// compare or select into scalar code. Lanes are independent, so the width never changes a result's bits
+// (reductions keep their own fixed lanes: fast_math.h).
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -39,6 +40,8 @@ using f32x4 = float __attribute__((vector_size(16)));
 using u32x4 = uint32_t __attribute__((vector_size(16)));
 using f32x8 = float __attribute__((vector_size(32)));
 using u32x8 = uint32_t __attribute__((vector_size(32)));
+using f32x16 = float __attribute__((vector_size(64)));
+using u32x16 = uint32_t __attribute__((vector_size(64)));
 using f64x4 = double __attribute__((vector_size(32)));   // four double accumulators (fixed lane sums)
 
 // The element type of V (V itself for a scalar), its number of lanes, and the unsigned integer type
@@ -54,9 +57,11 @@ struct LaneTraits<V> {
 template <class V> using LaneOf = typename LaneTraits<V>::type;
 template <class V> constexpr int64_t kLanes = sizeof(V) / sizeof(LaneOf<V>);
 template <class V>
-using UIntOf = std::conditional_t<std::is_same_v<V, f32x8>, u32x8,
-                                  std::conditional_t<std::is_same_v<V, f32x4>, u32x4,
-                                                     std::conditional_t<sizeof(V) == 8, uint64_t, uint32_t>>>;
+using UIntOf = std::conditional_t<
+    std::is_same_v<V, f32x16>, u32x16,
+    std::conditional_t<std::is_same_v<V, f32x8>, u32x8,
+                       std::conditional_t<std::is_same_v<V, f32x4>, u32x4,
+                                          std::conditional_t<sizeof(V) == 8, uint64_t, uint32_t>>>>;
 
 // Whether the CPU runs the AVX2/AVX-512 clones of TG_MULTIVERSION functions (the ifunc resolvers'
 // own test), i.e. whether lane-vector kernels should take f32x8.
@@ -69,6 +74,34 @@ inline bool wide_lanes() {
 #else
   return false;
 #endif
+}
+
+// Whether the CPU runs the AVX-512 clones (x86-64-v4), i.e. whether lane-vector kernels take f32x16.
+inline bool widest_lanes() {
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(TG_NO_MULTIVERSION)
+  static const bool widest = __builtin_cpu_supports("x86-64-v4");
+  return widest;
+#elif defined(__AVX512F__)
+  return true;
+#else
+  return false;
+#endif
+}
+
+// f.template operator()<V>() with the lane vector the CPU's clones run best: f32x16, f32x8 or f32x4. The
+// choice depends on the machine only, never on the thread count.
+template <class F> [[gnu::always_inline]] inline void with_float_lanes(F&& f) {
+  if (widest_lanes()) f.template operator()<f32x16>();
+  else if (wide_lanes()) f.template operator()<f32x8>();
+  else f.template operator()<f32x4>();
+}
+
+// The low and high 8 lanes of a 16-lane vector.
+[[gnu::always_inline]] inline f32x8 low_half(const f32x16& v) {
+  return __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7);
+}
+[[gnu::always_inline]] inline f32x8 high_half(const f32x16& v) {
+  return __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
 }
 
 // c in every lane of V (a float or double scalar, f32x4 or f32x8).

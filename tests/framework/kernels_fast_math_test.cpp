@@ -111,10 +111,11 @@ template <class V> void require_lanes_match_scalar_reductions() {
 
 }  // namespace
 
-TEST_CASE("lane_max_lanes / exp_shifted_lane_sum: the scalar lane_max and lane_sum bits at every length, "
-          "with or without a whole last run", "[kernels]") {
+TEST_CASE("lane_max_lanes / exp_shifted_lane_sum on 4, 8 and 16 lanes: the scalar lane_max and lane_sum bits at "
+          "every length, with or without a whole last run", "[kernels]") {
   require_lanes_match_scalar_reductions<f32x4>();
   require_lanes_match_scalar_reductions<f32x8>();
+  require_lanes_match_scalar_reductions<f32x16>();
   // Known values: the max of a short row (tail only) and of a longer one; exp(0) = 1 exactly.
   const std::vector<float> x = {1.0f, -2.0f, 3.5f, 0.25f, 3.5f, -7.0f, 2.0f, 1.0f, 9.0f, -1.0f};
   REQUIRE(lane_max_lanes<f32x8>(x.data(), 5) == 3.5f);
