@@ -45,6 +45,7 @@ const std::vector<Shape> kShapes = {
     {"train FFN linear1 x W^T", false, true, 768, 512, 128},
     {"train FFN linear2 x W^T", false, true, 768, 128, 512},
     {"train FFN linear1 dW", true, false, 512, 128, 768},
+    {"train FFN linear2 dW", true, false, 128, 512, 768},
     {"mid in_proj x W^T", false, true, 2048, 1152, 384},
     {"long in_proj x W^T", false, true, 2048, 768, 256},
     {"seed in_proj x W^T (20 tokens)", false, true, 20, 1536, 512},

@@ -46,6 +46,8 @@ constexpr int64_t kNc = 128;   // columns of a task tile (8 panels of 16)
 constexpr int64_t kPackALd = 1024;
 // Untransposed B with rows fewer than this many floats apart may be read in place (see run).
 constexpr int64_t kInPlaceLd = 1024;
+// Sums at least this long may compute a wide product as C^T (see run).
+constexpr int64_t kSwapMinK = 256;
 // Below this many multiply-adds a product runs on the calling thread: tasks would cost more.
 constexpr int64_t kSplitWork = int64_t{1} << 20;
 
@@ -302,6 +304,13 @@ void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
   // last partial panel: copying it would cost a large part of the product (each panel serves only
   // M / 6 slivers). The values, hence the bits, are the same either way.
   const bool in_place = !trans_b && M <= kMc && ldb < kInPlaceLd;
+  // A product at least twice as wide as high that packs op(B) (K x N) computes C^T instead, packing the
+  // smaller op(A)^T (K x M): a weight gradient dW = dY^T X of a layer that narrows (the FFN's second
+  // linear: 128 x 512 from 768 tokens) packs 4x fewer floats. Only for long sums (K >= kSwapMinK): C^T's
+  // micro-tiles are stored element by element, which short sums (attention scores over 64 dimensions)
+  // would not pay for. The same bits, as above.
+  if (!in_place && !c_transposed && causal.kind == CausalLimits::none && N >= 2 * M && K >= kSwapMinK)
+    return run(parallel, !trans_b, !trans_a, N, M, K, alpha, B, ldb, A, lda, beta, C, ldc, bias, causal, true);
   const int64_t panels = ceil_div(N, kNR), first_packed = in_place ? N / kNR : 0;
   Scratch bpack(static_cast<size_t>((panels - first_packed) * K * kNR));
   float* bp = bpack.data();
