@@ -260,6 +260,14 @@ void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
 // Panels q0..q1 of op(B) (columns 16 q on), each K x 16, into packed (panel q at (q - q0) * K * 16).
 void pack_panels(bool trans_b, const float* B, int64_t ldb, int64_t N, int64_t K, int64_t q0, int64_t q1,
                  float* packed) {
+  // Untransposed B: its full panels row by row (one contiguous read per row of B, not one 64-byte piece
+  // per panel), then an edge panel.
+  if (!trans_b) {
+    const int64_t full_end = std::clamp(N / kNR, q0, q1);
+    if (full_end > q0) sgemm_detail::pack_b_rows(B + q0 * kNR, ldb, K, full_end - q0, packed);
+    packed += (full_end - q0) * K * kNR;
+    q0 = full_end;
+  }
   for (int64_t q = q0; q < q1; ++q) {
     const int64_t j = q * kNR;
     sgemm_detail::pack_b_panel(trans_b, B, ldb, K, j, static_cast<int>(std::min<int64_t>(kNR, N - j)),

@@ -154,4 +154,15 @@ __attribute__((target("avx2,fma"))) void pack_b_panel(bool trans_b, const float*
   }
 }
 
+__attribute__((target("avx2,fma"))) void pack_b_rows(const float* B, int64_t ldb, int64_t K, int64_t panels,
+                                                     float* dst) {
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t q = 0; q < panels; ++q) {
+      const float* src = B + k * ldb + q * kNR;
+      float* d = dst + (q * K + k) * kNR;
+      _mm256_storeu_ps(d, _mm256_loadu_ps(src));
+      _mm256_storeu_ps(d + 8, _mm256_loadu_ps(src + 8));
+    }
+}
+
 }  // namespace tg::kernels::sgemm_detail

@@ -65,5 +65,8 @@ void micro_kernel_avx512_pair(bool a_rows, int64_t kc, const float* a, int64_t l
 // Packs op(B)[0..K, j0..j0+n) (n <= 16) as a K x 16 panel, dst[k * 16 + j], columns >= n zero.
 // op(B)(k, j) = B[k * ldb + j] or, trans_b, B[j * ldb + k].
 void pack_b_panel(bool trans_b, const float* B, int64_t ldb, int64_t K, int64_t j0, int n, float* dst);
+// Packs `panels` full 16-column panels of an untransposed B (columns 0.., rows k at B + k * ldb) as
+// pack_b_panel does one by one (panel q at dst + q * K * 16), reading B row by row.
+void pack_b_rows(const float* B, int64_t ldb, int64_t K, int64_t panels, float* dst);
 
 }  // namespace tg::kernels::sgemm_detail
