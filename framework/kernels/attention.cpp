@@ -53,11 +53,11 @@ template <class T> T* head_ptr(T* base, HeadLayout l, int64_t n, int64_t h) {
 
 // Row stride for rows of ncol elements that are op(A) of the sgemm: ncol, or ncol + kRowPad where the
 // float32 sgemm would copy rows ncol apart tile by tile (sgemm.h, sgemm_copies_a). Used for the saved
-// probabilities (probs_row) and a tile's scratch rows (dropped probabilities, ds: op(A) of p v, pd^T dout,
-// ds k and ds^T q; non-causal rows of 1024 keys take every tile through it). Not monotonic in ncol, so a
-// buffer for any ncol <= S takes rows of S + kRowPad.
+// probabilities (probs_row) and a tile's scratch rows (dropped probabilities, ds: op(A) of p v and ds k,
+// read in place then; as the transposed op(A) of pd^T dout and ds^T q they are copied either way at
+// >= 1024 keys). Not monotonic in ncol, so a buffer for any ncol <= S takes rows of S + kRowPad.
 constexpr int64_t kRowPad = 16;
-inline int64_t scratch_row(int64_t ncol) { return sgemm_copies_a(ncol) ? ncol + kRowPad : ncol; }
+inline int64_t scratch_row(int64_t ncol) { return sgemm_copies_a(false, ncol) ? ncol + kRowPad : ncol; }
 
 // Per-thread scratch buffer `slot`, grown on demand and kept: a task neither allocates nor zero-fills
 // (TBB runs one task per call of the task functions below, and a zero-initialised vector per task

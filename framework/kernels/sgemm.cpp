@@ -41,8 +41,8 @@ const MicroKernel& micro() {
 constexpr int64_t kKcMax = 320;
 constexpr int64_t kMc = 96;    // rows of a task tile (16 slivers of 6)
 constexpr int64_t kNc = 128;   // columns of a task tile (8 panels of 16)
-// A with rows (or, transposed, columns) at least this many floats apart is copied per tile (see ABlock,
-// sgemm_copies_a).
+// A with rows (or, transposed, columns) at least this many floats apart may be copied per tile (see
+// ABlock, sgemm_copies_a).
 constexpr int64_t kPackALd = 1024;
 // Untransposed B with rows fewer than this many floats apart may be read in place (see run).
 constexpr int64_t kInPlaceLd = 1024;
@@ -323,7 +323,7 @@ void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
   Scratch bpack(static_cast<size_t>((panels - first_packed) * K * kNR));
   float* bp = bpack.data();
   const Problem p{trans_a, M, N, K, kc_for(K), alpha, beta, A, lda, B, ldb, bp, first_packed, C, ldc, bias,
-                  sgemm_copies_a(lda), 0, causal, c_transposed};
+                  sgemm_copies_a(trans_a, lda), 0, causal, c_transposed};
   const auto pack = [&](int64_t q0, int64_t q1) {
     pack_panels(trans_b, B, ldb, N, K, first_packed + q0, first_packed + q1, bp + q0 * K * kNR);
   };
@@ -339,11 +339,13 @@ void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
 
 }  // namespace
 
-// A's rows (or, transposed, columns) are copied per tile when they are at least kPackALd floats apart and
-// the stride is a multiple of 256 floats (1 KB): such rows fall into a few cache sets. Other long strides
-// (mid's 1152: 3 x 384) read in place measured 0.5-4% faster than copied (min / p10 / median of
-// alternated fwd+bwd iterations) and are left in place.
-bool sgemm_copies_a(int64_t lda) { return lda >= kPackALd && lda % 256 == 0; }
+// A's rows are copied per tile when they are at least kPackALd floats apart and the stride is a multiple
+// of 256 floats (1 KB): such rows fall into a few cache sets. Other long row strides (mid's 1152: 3 x 384)
+// read in place measured 0.5-4% faster than copied (min / p10 / median of alternated fwd+bwd iterations)
+// and are left in place. A transposed A is read a few floats per k from kc rows lda apart; at least
+// kPackALd floats apart it is copied whatever the stride (Xeon, AVX-512 kernel, 2 threads: mid's weight
+// gradient dY^T X, 1152 x 384 x 2048, 220 -> 240 GFLOP/s; mid fwd+bwd 2-3% and long 3-5% faster).
+bool sgemm_copies_a(bool trans_a, int64_t lda) { return lda >= kPackALd && (trans_a || lda % 256 == 0); }
 
 bool sgemm_cpu_supported() {
   // libgcc's cpu model checks the OS's XSAVE state for AVX as well as the cpuid bits.
@@ -389,7 +391,7 @@ void sgemm_serial_packed_b(bool trans_a, int64_t M, int64_t n, int64_t K, float 
   if (K <= 0) return fill_no_k(M, n, beta, C, ldc, nullptr);
   // As run(), every panel packed: the micro-kernel sees the same values, hence the same bits.
   const Problem p{trans_a, M, n, K, kc_for(K), alpha, beta, A, lda, nullptr, 0, packed, 0, C, ldc, nullptr,
-                  sgemm_copies_a(lda), packed_k, causal};
+                  sgemm_copies_a(trans_a, lda), packed_k, causal};
   run_tiles(p, 0, tile_count(p));
 }
 

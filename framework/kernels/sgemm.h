@@ -45,10 +45,11 @@ std::string sgemm_isa();
 // Throws std::invalid_argument for any other value of TAPEGRAD_GEMM.
 bool sgemm_active();
 
-// True when op(A)'s rows (or, transposed, columns) `lda` floats apart make each tile copy its A block
-// first (>= 1024 floats and a multiple of 256: they would fall into a few cache sets). A caller that
-// lays out A itself can choose a stride for which it is false and spare the copy (the bits are the same).
-bool sgemm_copies_a(int64_t lda);
+// True when op(A)'s rows (or, trans_a, columns) `lda` floats apart make each tile copy its A block first:
+// rows >= 1024 floats apart and a multiple of 256 (they would fall into a few cache sets); a transposed A
+// >= 1024 floats apart. A caller that lays out an untransposed A itself can choose a stride for which it
+// is false and spare the copy (the bits are the same).
+bool sgemm_copies_a(bool trans_a, int64_t lda);
 
 // The causal structure of one query tile's attention product, which lets the micro-tiles skip what the
 // mask makes zero or never reads. Row r of C (or, for k_from_row, k index r of op(A)) is query

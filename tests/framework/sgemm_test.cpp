@@ -97,8 +97,9 @@ void check_all(Gemm gemm) {
             check_case(gemm, c, static_cast<int>(seed % 3));
           }
   // Longer K (several KC blocks); leading dimensions of A >= 1024 that are multiples of 256 (A's block
-  // copied per tile: K + 3 = 1280 untransposed, M + 3 = 1024 transposed) and ones that are not (1033,
-  // read in place); a short wide product (B read in place over two column tiles); each variant.
+  // copied per tile: K + 3 = 1280 untransposed, M + 3 = 1024 transposed) and ones that are not (1033: read
+  // in place untransposed, copied transposed); a short wide product (B read in place over two column
+  // tiles); each variant.
   for (bool ta : {false, true})
     for (bool tb : {false, true})
       for (int variant = 0; variant < 3; ++variant) {
