@@ -44,15 +44,18 @@ __attribute__((target("avx512f"), always_inline)) inline void finish(const __m51
 // first o.n lanes only (an in-place op(B) may have no more columns); kFull: its o.n == 16. Rows are read
 // through one pointer per 3 rows, moved along k, so that the 12 broadcast operands need few registers
 // (row r of a group at +0, +rs or +2 rs elements).
+// o[q] is read field by field where the caller built it: a copy of the whole struct would load it in 16-byte
+// pieces straight after the caller's narrower stores, which the CPU cannot forward (a stall that took
+// ~10% of mid's and long's fwd+bwd time in this function's entry).
 template <bool kRows, int kM, int kP, bool kFull>
 __attribute__((target("avx512f"))) void kernel_m(int64_t kc, const float* a, int64_t lda, const float* const* b,
-                                                 int64_t ldb, const TileOut* o) {
-  const __mmask16 cols = lanes(o[kP - 1].n);
+                                                 int64_t ldb, const TileOut* const* o) {
+  const __mmask16 cols = lanes(o[kP - 1]->n);
   __m512 c[kP][kM];
 #pragma GCC unroll 2
   for (int q = 0; q < kP; ++q)
 #pragma GCC unroll 12
-    for (int r = 0; r < kM; ++r) c[q][r] = o[q].first ? _mm512_setzero_ps() : _mm512_loadu_ps(o[q].acc + r * kNR);
+    for (int r = 0; r < kM; ++r) c[q][r] = o[q]->first ? _mm512_setzero_ps() : _mm512_loadu_ps(o[q]->acc + r * kNR);
   const int64_t rs = kRows ? lda : 1, ks = kRows ? 1 : lda;   // a(r, k) = a[r * rs + k * ks]
   constexpr int kGroups = (kM + 2) / 3;
   const float* p[kGroups];
@@ -77,12 +80,12 @@ __attribute__((target("avx512f"))) void kernel_m(int64_t kc, const float* a, int
     for (int g = 0; g < kGroups; ++g) p[g] += ks;
   }
 #pragma GCC unroll 2
-  for (int q = 0; q < kP; ++q) finish<kM>(c[q], o[q]);
+  for (int q = 0; q < kP; ++q) finish<kM>(c[q], *o[q]);
 }
 
 template <bool kRows, int kP, bool kFull>
 void kernel_rows(int m, int64_t kc, const float* a, int64_t lda, const float* const* b, int64_t ldb,
-                 const TileOut* o) {
+                 const TileOut* const* o) {
   switch (m) {
     case 12: return kernel_m<kRows, 12, kP, kFull>(kc, a, lda, b, ldb, o);
     case 11: return kernel_m<kRows, 11, kP, kFull>(kc, a, lda, b, ldb, o);
@@ -101,9 +104,9 @@ void kernel_rows(int m, int64_t kc, const float* a, int64_t lda, const float* co
 
 template <int kP>
 void dispatch(bool a_rows, int64_t kc, const float* a, int64_t lda, const float* const* b, int64_t ldb,
-              const TileOut* o) {
-  const int m = o[0].m;
-  if (o[kP - 1].n == kNR) {
+              const TileOut* const* o) {
+  const int m = o[0]->m;
+  if (o[kP - 1]->n == kNR) {
     if (a_rows) kernel_rows<true, kP, true>(m, kc, a, lda, b, ldb, o);
     else kernel_rows<false, kP, true>(m, kc, a, lda, b, ldb, o);
   } else {
@@ -116,13 +119,14 @@ void dispatch(bool a_rows, int64_t kc, const float* a, int64_t lda, const float*
 
 void micro_kernel_avx512(bool a_rows, int64_t kc, const float* a, int64_t lda, const float* b, int64_t ldb,
                          const TileOut& out) {
-  dispatch<1>(a_rows, kc, a, lda, &b, ldb, &out);
+  const TileOut* const o[1] = {&out};
+  dispatch<1>(a_rows, kc, a, lda, &b, ldb, o);
 }
 
 void micro_kernel_avx512_pair(bool a_rows, int64_t kc, const float* a, int64_t lda, const float* b0, const float* b1,
                               int64_t ldb, const TileOut& out0, const TileOut& out1) {
   const float* const b[2] = {b0, b1};
-  const TileOut o[2] = {out0, out1};
+  const TileOut* const o[2] = {&out0, &out1};
   dispatch<2>(a_rows, kc, a, lda, b, ldb, o);
 }
 
