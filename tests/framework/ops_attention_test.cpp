@@ -6,6 +6,7 @@
 
 #include "framework/kernels/allocator.h"
 #include "framework/kernels/attention.h"
+#include "framework/kernels/fast_math.h"
 #include "tapegrad/framework/ops/attention.h"
 #include "tapegrad/framework/runtime.h"
 #include "support/test_support.h"
@@ -282,6 +283,50 @@ TEST_CASE("fused_attention: float32 under the causal flag has the bits of an exp
     REQUIRE(flag.numel() == L * N * E);
     REQUIRE(flag.bit_equal(masked));
   }
+}
+
+// exp_nonpositive(clamp_exp_arg(z)) contracted as the attention kernel's clone contracts it: with FMA where the
+// CPU runs the AVX2 / AVX-512 clones (kernels::wide_lanes), without on the baseline.
+[[gnu::target("avx2,fma")]] float exp_fma(float z) { return kernels::exp_nonpositive(kernels::clamp_exp_arg(z)); }
+float kernel_exp(float z) {
+  return kernels::wide_lanes() ? exp_fma(z) : kernels::exp_nonpositive(kernels::clamp_exp_arg(z));
+}
+
+TEST_CASE("fused_attention: float32 probabilities are PyTorch's exp(x - max) * (1 / sum), not a division per element",
+          "[ops][attention]") {
+  // One head, D = 16 (q / sqrt(D) = q / 4 exactly) and q, k in eighths: every score is exact in float32.
+  // v = the identity, so each output row is its row of probabilities (one nonzero term per sum).
+  const int64_t L = 6, S = 16, D = 16;
+  Tensor q({1, L, D}, DType::Float32), k({1, S, D}, DType::Float32), v = Tensor::zeros({1, S, D}, DType::Float32);
+  std::mt19937 gen(7);
+  for (int64_t i = 0; i < L * D; ++i) q.data<float>()[i] = static_cast<float>(static_cast<int>(gen() % 17) - 8) / 8;
+  for (int64_t i = 0; i < S * D; ++i) k.data<float>()[i] = static_cast<float>(static_cast<int>(gen() % 17) - 8) / 8;
+  for (int64_t j = 0; j < S; ++j) v.set({0, j, j}, 1.0);
+  int differs = 0;   // elements where a division would give other bits
+  for (const bool causal : {false, true}) {
+    const Tensor out = fused_attention(Var(q), Var(k), Var(v), {.batch_first = true, .is_causal = causal}).value();
+    for (int64_t i = 0; i < L; ++i) {
+      const int64_t n = causal ? i + 1 : S;
+      std::vector<float> e(static_cast<size_t>(n));
+      float mx = -std::numeric_limits<float>::infinity();
+      for (int64_t j = 0; j < n; ++j) {
+        double dot = 0;
+        for (int64_t c = 0; c < D; ++c) dot += q.at({0, i, c}) / 4 * k.at({0, j, c});
+        e[static_cast<size_t>(j)] = static_cast<float>(dot);
+        mx = std::max(mx, e[static_cast<size_t>(j)]);
+      }
+      for (float& x : e) x = kernel_exp(x - mx);
+      const float sum = kernels::lane_sum<float>(n, [&](int64_t j) { return e[static_cast<size_t>(j)]; });
+      for (int64_t j = 0; j < S; ++j) {
+        const float want = j < n ? e[static_cast<size_t>(j)] * (1.0f / sum) : 0.0f;
+        INFO("causal " << causal << ", row " << i << ", key " << j);
+        REQUIRE(same_bits(std::vector<float>{static_cast<float>(out.at({0, i, j}))}, std::vector<float>{want}));
+        const float divided = j < n ? e[static_cast<size_t>(j)] / sum : 0.0f;
+        if (!same_bits(std::vector<float>{divided}, std::vector<float>{want})) ++differs;
+      }
+    }
+  }
+  REQUIRE(differs > 0);   // the rows tell the two normalisations apart
 }
 
 TEST_CASE("fused_attention: float32 equals float64 over random shapes, masks, causal flag and dropout, with the same "
