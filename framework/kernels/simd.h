@@ -104,14 +104,18 @@ template <class F> [[gnu::always_inline]] inline void with_float_lanes(F&& f) {
   return __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
 }
 
-// c in every lane of V (a float or double scalar, f32x4 or f32x8).
+// c in every lane of V (a float or double scalar, or a lane vector): c in lane 0, then a shuffle of lane 0
+// into every lane, which GCC emits as one broadcast whatever the width (a lane-by-lane fill became 16
+// masked broadcasts per call for f32x16 inside the softmax).
 template <class V, class S> [[gnu::always_inline]] inline V splat(S c) {
   if constexpr (std::is_arithmetic_v<V>) {
     return static_cast<V>(c);
   } else {
-    V v;
-    for (int64_t l = 0; l < kLanes<V>; ++l) v[l] = static_cast<LaneOf<V>>(c);
-    return v;
+    V v = {};
+    v[0] = static_cast<LaneOf<V>>(c);
+    return [&]<size_t... I>(std::index_sequence<I...>) {
+      return __builtin_shufflevector(v, v, (I * 0)...);
+    }(std::make_index_sequence<static_cast<size_t>(kLanes<V>)>());
   }
 }
 
