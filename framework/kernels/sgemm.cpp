@@ -275,16 +275,22 @@ void pack_panels(bool trans_b, const float* B, int64_t ldb, int64_t N, int64_t K
   }
 }
 
-int64_t tile_count(const Problem& p) { return ceil_div(p.M, kMc) * ceil_div(p.N, kNc); }
+// Columns of a task tile: kNc, or when each tile copies its A block first (pack_a), up to 3 kNc, so that
+// the copy serves more of the product (mid's weight gradient, N = 384: A copied once per tile row, not
+// three times).
+int64_t tile_cols(const Problem& p) { return p.pack_a ? std::min(3 * kNc, ceil_div(p.N, kNR) * kNR) : kNc; }
+
+int64_t tile_count(const Problem& p) { return ceil_div(p.M, kMc) * ceil_div(p.N, tile_cols(p)); }
 
 // Tiles t0..t1 of C: ceil(M / 96) tile rows with the slivers spread evenly over them (96 + 32 rows would
-// leave one of two threads idle for half the time; 66 + 62 does not), ceil(N / 128) tile columns.
+// leave one of two threads idle for half the time; 66 + 62 does not), ceil(N / tile_cols) tile columns.
 void run_tiles(const Problem& p, int64_t t0, int64_t t1) {
-  const int64_t mr = micro().mr, slivers = ceil_div(p.M, mr), mt = ceil_div(p.M, kMc), nt = ceil_div(p.N, kNc);
+  const int64_t nc = tile_cols(p), mr = micro().mr, slivers = ceil_div(p.M, mr), mt = ceil_div(p.M, kMc),
+                nt = ceil_div(p.N, nc);
   const auto row_of = [&](int64_t tm) { return std::min(p.M, slivers * tm / mt * mr); };
   for (int64_t t = t0; t < t1; ++t) {
-    const int64_t tm = t / nt, n0 = (t % nt) * kNc;
-    run_tile(p, row_of(tm), row_of(tm + 1), n0, std::min(p.N, n0 + kNc));
+    const int64_t tm = t / nt, n0 = (t % nt) * nc;
+    run_tile(p, row_of(tm), row_of(tm + 1), n0, std::min(p.N, n0 + nc));
   }
 }
 
