@@ -175,10 +175,10 @@ template <class T> inline void scaled_queries(const T* qh, int64_t row, int64_t 
   }
 }
 
-// x[0, n) <- exp(x - max) * (1 / sum) through the vectorisable exp (arguments <= 0), the max and the sum
-// in lane_max / lane_sum's fixed lanes; false (x untouched) when the max is -inf. The normalisation is
-// PyTorch's (its CPU softmax over the last dimension multiplies by the reciprocal of the sum): a
-// division per element took 27% of the softmax's time (long, AVX-512, 16 lanes). V: the lane vector
+// x[0, n) <- exp(x - max) * (1 / sum) through the vectorisable exp (arguments <= 0), the max by lane_max
+// (order-free) and the sum in lane_sum's fixed lanes; false (x untouched) when the max is -inf. The
+// normalisation is PyTorch's (its CPU softmax over the last dimension multiplies by the reciprocal of the
+// sum): a division per element took 27% of the softmax's time (long, AVX-512, 16 lanes). V: the lane vector
 // for float (one pass for exp and sum; GCC leaves the max scalar otherwise), void for the plain loops.
 // x[n, avail) may be read and overwritten (the caller zero-fills it afterwards): a causal row's last
 // n % 8 scores are then one whole run of 8 (fast_math.h, Lanes8), not one scalar exp each -- gpt-cpu's

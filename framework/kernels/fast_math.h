@@ -84,16 +84,19 @@ template <class Acc, class F> inline Acc lane_sum(int64_t n, F&& f) {
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
-// max(a[0..n)) in the same 8 lanes (-inf for n == 0; a NaN is skipped, as by a running std::max).
+// The running max of lane_max: m, or x + 0 if that is larger (a NaN never is; x + 0 turns -0 into +0 and
+// leaves every other value as it is). With no -0 left, the max of a set of numbers does not depend on the
+// order it is taken in. Scalars or lane vectors.
+template <class V> [[gnu::always_inline]] inline V max_step(const V& m, const V& x) {
+  const V y = x + 0.0f;
+  return m < y ? y : m;
+}
+
+// The max of a[0..n) by max_step: -inf for n == 0 or all NaN (a NaN is skipped, as by a running
+// std::max); +0 when the max is a zero of either sign.
 template <class T> inline T lane_max(const T* a, int64_t n) {
-  constexpr T lo = -std::numeric_limits<T>::infinity();
-  T acc[8] = {lo, lo, lo, lo, lo, lo, lo, lo};
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8)
-    for (int l = 0; l < 8; ++l) acc[l] = acc[l] < a[j + l] ? a[j + l] : acc[l];
-  for (int l = 0; j < n; ++j, ++l) acc[l] = acc[l] < a[j] ? a[j] : acc[l];
-  T m = acc[0];
-  for (int l = 1; l < 8; ++l) m = m < acc[l] ? acc[l] : m;
+  T m = -std::numeric_limits<T>::infinity();
+  for (int64_t j = 0; j < n; ++j) m = max_step(m, a[j]);
   return m;
 }
 
@@ -104,13 +107,13 @@ template <class V> [[gnu::always_inline]] inline V keep_first(const V& v, int64_
   return index < static_cast<float>(n) ? v : splat<V>(fill);
 }
 
-// lane_max and lane_sum's 8 lanes held in lane vectors V (one f32x8, two f32x4, or for V = f32x16 one f32x8
+// lane_sum's 8 lanes held in lane vectors V (one f32x8, two f32x4, or for V = f32x16 one f32x8
 // that each 16-lane step folds its low, then its high half into) over the runs of 8 (element j of a run
 // goes to lane j % 8); the last n % 8 elements go to lanes 0, 1, ... one by one, as in the scalar
-// functions (a padded copy costs more: its narrow stores stall the wide load) -- unless the caller can
+// function (a padded copy costs more: its narrow stores stall the wide load) -- unless the caller can
 // read and write the whole run they start (avail >= its end): then they are one more run whose lanes
-// from n on are left out (a lane's max with -inf, or its sum plus +0, is itself). The same lanes, the
-// same order and the same combining tree give the scalar functions' bits.
+// from n on are left out (a lane's sum plus +0 is itself). The same lanes, the same order and the same
+// combining tree give the scalar function's bits.
 template <class V> struct Lanes8 {
   static constexpr bool kWide = kLanes<V> == 16;
   using Part = std::conditional_t<kWide, f32x8, V>;
@@ -168,24 +171,28 @@ template <class V> struct Lanes8 {
   }
 };
 
-// lane_max<float> of a[0, n) on lane vectors V (f32x4, f32x8 or f32x16): the same result. a[n, avail) may
-// be read (avail <= n: nothing beyond a[0, n)).
+// lane_max<float> of a[0, n) on lane vectors V (f32x4, f32x8 or f32x16): the same result (max_step's max
+// does not depend on the order), from four independent accumulators, so that the loop is not bound by the
+// latency of one chain of maxima. a[n, avail) may be read (avail <= n: nothing beyond a[0, n)): a last
+// partial vector is then one more step with its lanes from n on left out.
 template <class V>
 [[gnu::always_inline]] inline float lane_max_lanes(const float* a, int64_t n, int64_t avail = 0) {
-  using L = Lanes8<V>;
+  constexpr int64_t kL = kLanes<V>;
   constexpr float lo = -std::numeric_limits<float>::infinity();
-  L acc;
-  for (auto& p : acc.part) p = splat<typename L::Part>(lo);
-  int64_t j = L::for_runs(a, n, avail, [&](int64_t k, const float* p, int64_t valid, int64_t width) {
-    V v = L::load_run(p, width);
-    if (valid < kLanes<V>) v = keep_first(v, valid, lo);
-    acc.fold(k, v, [](const auto& m, const auto& x) { return m < x ? x : m; });
-  });
-  float l[8];
-  acc.lanes(l);
-  for (int i = 0; j < n; ++j, ++i) l[i] = l[i] < a[j] ? a[j] : l[i];
-  float m = l[0];
-  for (int i = 1; i < 8; ++i) m = m < l[i] ? l[i] : m;
+  V acc[4];
+  for (V& v : acc) v = splat<V>(lo);
+  int64_t j = 0;
+  for (; j + 4 * kL <= n; j += 4 * kL)
+    for (int k = 0; k < 4; ++k) acc[k] = max_step(acc[k], load<V>(a + j + k * kL));
+  for (; j + kL <= n; j += kL) acc[0] = max_step(acc[0], load<V>(a + j));
+  if (j < n && j + kL <= avail) {
+    acc[1] = max_step(acc[1], keep_first(load<V>(a + j), n - j, lo));
+    j = n;
+  }
+  const V v = max_step(max_step(acc[0], acc[1]), max_step(acc[2], acc[3]));
+  float m = lo;
+  for (int64_t l = 0; l < kL; ++l) m = max_step(m, v[l]);
+  for (; j < n; ++j) m = max_step(m, a[j]);
   return m;
 }
 

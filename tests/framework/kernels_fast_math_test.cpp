@@ -64,16 +64,19 @@ std::vector<float> row(int64_t n, int variant) {
   if (variant == 3)
     for (float& v : x) v = -kInf;   // all masked: max -inf
   if (variant == 4 && n > 3) x[3] = kNaN;   // lane_max skips it; the exp sum turns NaN
+  if (variant == 5)   // zeros of both signs are the max: +0 whatever the order
+    for (int64_t j = 0; j < n; ++j) x[static_cast<size_t>(j)] = j % 3 == 0 ? -0.0f : j % 3 == 1 ? -1.5f : 0.0f;
   return x;
 }
 
 template <class V> void require_lanes_match_scalar_reductions() {
   for (int64_t n = 0; n <= 41; ++n)
-    for (int variant = 0; variant < 5; ++variant) {
+    for (int variant = 0; variant < 6; ++variant) {
       INFO(kLanes<V> << " lanes, n=" << n << ", variant " << variant);
       std::vector<float> x = row(n, variant);
       const float m_scalar = lane_max(x.data(), n), m_lanes = lane_max_lanes<V>(x.data(), n);
       REQUIRE(same_bits(m_lanes, m_scalar));
+      if (variant == 5 && n > 0) REQUIRE(same_bits(m_scalar, 0.0f));
       if (m_scalar == -kInf) continue;
       std::vector<float> a = x, b = x;
       for (float& v : a) v = exp_nonpositive(clamp_exp_arg(v - m_scalar));
