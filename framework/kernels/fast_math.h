@@ -124,7 +124,7 @@ template <class V> struct Lanes8 {
   // a[0, avail) holds it whole; returns where the one-by-one tail starts (n if none). f reads and
   // writes `width` elements at p (load_run / store_run: kLanes<V>, or 8 for a 16-lane V's last odd
   // run), of which the first `valid` are elements of a[0, n) (valid == width but in the last run; may be
-  // <= 0 there), and combines them into part k (fold). One call site: f's body is emitted once for full
+  // <= 0 there), and adds them into part k (add). One call site: f's body is emitted once for full
   // and partial runs. Two copies could be compiled differently -- one with an a * b + c contracted to an
   // fma and one without, as GCC does under the sanitizers -- and give the same element different bits.
   template <class A, class F> [[gnu::always_inline]] static int64_t for_runs(A* a, int64_t n, int64_t avail, F&& f) {
@@ -156,13 +156,13 @@ template <class V> struct Lanes8 {
     }
     store(p, v);
   }
-  // Part k combined with v's lanes by op (a 16-lane v: its low half, then its high half).
-  template <class Op> [[gnu::always_inline]] void fold(int64_t k, const V& v, Op&& op) {
+  // v's lanes added to part k (a 16-lane v: its low half, then its high half).
+  [[gnu::always_inline]] void add(int64_t k, const V& v) {
     if constexpr (kWide) {
-      part[0] = op(part[0], low_half(v));
-      part[0] = op(part[0], high_half(v));
+      part[0] += low_half(v);
+      part[0] += high_half(v);
     } else {
-      part[k] = op(part[k], v);
+      part[k] += v;
     }
   }
   // The 8 lanes in order.
@@ -208,7 +208,7 @@ template <class V>
     V e = exp_nonpositive(clamp_exp_arg(L::load_run(p, width) - shift));
     if (valid < kLanes<V>) e = keep_first(e, valid, 0.0f);
     L::store_run(p, e, width);
-    acc.fold(k, e, [](const auto& s, const auto& x) { return s + x; });
+    acc.add(k, e);
   });
   float l[8];
   acc.lanes(l);

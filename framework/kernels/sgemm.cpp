@@ -308,22 +308,21 @@ void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
          CausalLimits causal = {}, bool c_transposed = false) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) return fill_no_k(M, N, beta, C, ldc, bias);
-  // A product of a few rows with a transposed B (a linear layer on a decoding step's tokens: x W^T)
-  // would pack all of W for a handful of slivers. C^T = op(B)^T op(A)^T instead reads W's rows in place
-  // as its A and packs only op(A)^T (M x K). Each element is the same fma sequence (a * b = b * a
-  // exactly), so the bits are the same; the micro-tiles are stored transposed.
-  if (trans_b && !c_transposed && causal.kind == CausalLimits::none && M <= kMc && N > M)
-    return run(parallel, false, !trans_a, N, M, K, alpha, B, ldb, A, lda, beta, C, ldc, bias, causal, true);
   // With few rows (one tile high) an untransposed B with a short row stride is read in place, except a
   // last partial panel: copying it would cost a large part of the product (each panel serves only
   // M / 6 slivers). The values, hence the bits, are the same either way.
   const bool in_place = !trans_b && M <= kMc && ldb < kInPlaceLd;
-  // A product at least twice as wide as high that packs op(B) (K x N) computes C^T instead, packing the
-  // smaller op(A)^T (K x M): a weight gradient dW = dY^T X of a layer that narrows (the FFN's second
-  // linear: 128 x 512 from 768 tokens) packs 4x fewer floats. Only for long sums (K >= kSwapMinK): C^T's
-  // micro-tiles are stored element by element, which short sums (attention scores over 64 dimensions)
-  // would not pay for. The same bits, as above.
-  if (!in_place && !c_transposed && causal.kind == CausalLimits::none && N >= 2 * M && K >= kSwapMinK)
+  // Two kinds of product compute C^T = op(B)^T op(A)^T instead, packing op(A)^T (K x M) rather than op(B):
+  // - a few rows with a transposed B (a linear layer on a decoding step's tokens: x W^T), which would pack
+  //   all of W for a handful of slivers; C^T reads W's rows in place as its A;
+  // - one at least twice as wide as high that packs op(B) (K x N), whose op(A)^T is the smaller: a weight
+  //   gradient dW = dY^T X of a layer that narrows (the FFN's second linear: 128 x 512 from 768 tokens)
+  //   packs 4x fewer floats. Only for long sums (K >= kSwapMinK): C^T's micro-tiles are stored element by
+  //   element, which short sums (attention scores over 64 dimensions) would not pay for.
+  // Each element is the same fma sequence (a * b = b * a exactly), so the bits are the same; the
+  // micro-tiles are stored transposed.
+  const bool few_rows = trans_b && M <= kMc && N > M, wide = !in_place && N >= 2 * M && K >= kSwapMinK;
+  if (!c_transposed && causal.kind == CausalLimits::none && (few_rows || wide))
     return run(parallel, !trans_b, !trans_a, N, M, K, alpha, B, ldb, A, lda, beta, C, ldc, bias, causal, true);
   const int64_t panels = ceil_div(N, kNR), first_packed = in_place ? N / kNR : 0;
   Scratch bpack(static_cast<size_t>((panels - first_packed) * K * kNR));

@@ -139,13 +139,7 @@ void micro_kernel(bool a_rows, int64_t kc, const float* a, int64_t lda, const fl
 __attribute__((target("avx2,fma"))) void pack_b_panel(bool trans_b, const float* B, int64_t ldb, int64_t K,
                                                       int64_t j0, int n, float* dst) {
   if (trans_b && n == kNR) return pack_bt_full(B, ldb, K, j0, dst);
-  if (!trans_b && n == kNR) {
-    for (int64_t k = 0; k < K; ++k) {
-      _mm256_storeu_ps(dst + k * kNR, _mm256_loadu_ps(B + k * ldb + j0));
-      _mm256_storeu_ps(dst + k * kNR + 8, _mm256_loadu_ps(B + k * ldb + j0 + 8));
-    }
-    return;
-  }
+  if (!trans_b && n == kNR) return pack_b_rows(B + j0, ldb, K, 1, dst);
   // Edge panel: n < 16 real columns, the rest zero (their sums are computed and never stored).
   for (int64_t k = 0; k < K; ++k) {
     float* d = dst + k * kNR;
