@@ -100,6 +100,17 @@ template <class T> inline T lane_max(const T* a, int64_t n) {
   return m;
 }
 
+// The max_step max of v's lanes, halving the vector (16 -> 8 -> 4 lanes, then two swaps within the 4):
+// log2 steps, not a chain of one step per lane (the order does not change the result).
+template <class V> [[gnu::always_inline]] inline float max_across(const V& v) {
+  if constexpr (kLanes<V> > 4) {
+    return max_across(max_step(low_half(v), high_half(v)));
+  } else {
+    const f32x4 a = max_step(v, __builtin_shufflevector(v, v, 2, 3, 0, 1));
+    return max_step(a, __builtin_shufflevector(a, a, 1, 0, 3, 2))[0];
+  }
+}
+
 // v with its lanes from the n-th on replaced by `fill` (n may be <= 0 or >= the lane count).
 template <class V> [[gnu::always_inline]] inline V keep_first(const V& v, int64_t n, float fill) {
   V index;
@@ -169,6 +180,16 @@ template <class V> struct Lanes8 {
   [[gnu::always_inline]] void lanes(float (&out)[8]) const {
     for (int64_t k = 0; k < kParts; ++k) store(out + k * kWidth, part[k]);
   }
+  // lane_sum's combining tree ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)) of the 8 lanes, on vectors:
+  // the pair sums of even and odd lanes twice, then the last add (the same adds, not a chain through memory).
+  [[gnu::always_inline]] float total() const {
+    f32x8 l;
+    if constexpr (kParts == 1) l = part[0];
+    else l = __builtin_shufflevector(part[0], part[1], 0, 1, 2, 3, 4, 5, 6, 7);
+    const f32x4 q = __builtin_shufflevector(l, l, 0, 2, 4, 6) + __builtin_shufflevector(l, l, 1, 3, 5, 7);
+    const f32x4 r = __builtin_shufflevector(q, q, 0, 2, 0, 2) + __builtin_shufflevector(q, q, 1, 3, 1, 3);
+    return r[0] + r[1];
+  }
 };
 
 // lane_max<float> of a[0, n) on lane vectors V (f32x4, f32x8 or f32x16): the same result (max_step's max
@@ -189,9 +210,7 @@ template <class V>
     acc[1] = max_step(acc[1], keep_first(load<V>(a + j), n - j, lo));
     j = n;
   }
-  const V v = max_step(max_step(acc[0], acc[1]), max_step(acc[2], acc[3]));
-  float m = lo;
-  for (int64_t l = 0; l < kL; ++l) m = max_step(m, v[l]);
+  float m = max_across(max_step(max_step(acc[0], acc[1]), max_step(acc[2], acc[3])));
   for (; j < n; ++j) m = max_step(m, a[j]);
   return m;
 }
@@ -210,6 +229,7 @@ template <class V>
     L::store_run(p, e, width);
     acc.add(k, e);
   });
+  if (j == n) return acc.total();
   float l[8];
   acc.lanes(l);
   for (int i = 0; j < n; ++j, ++i) {

@@ -103,6 +103,9 @@ template <class F> [[gnu::always_inline]] inline void with_float_lanes(F&& f) {
 [[gnu::always_inline]] inline f32x8 high_half(const f32x16& v) {
   return __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
 }
+// The low and high 4 lanes of an 8-lane vector.
+[[gnu::always_inline]] inline f32x4 low_half(const f32x8& v) { return __builtin_shufflevector(v, v, 0, 1, 2, 3); }
+[[gnu::always_inline]] inline f32x4 high_half(const f32x8& v) { return __builtin_shufflevector(v, v, 4, 5, 6, 7); }
 
 // c in every lane of V (a float or double scalar, or a lane vector): c in lane 0, then a shuffle of lane 0
 // into every lane, which GCC emits as one broadcast whatever the width (a lane-by-lane fill became 16
