@@ -46,6 +46,7 @@ const std::vector<Shape> kShapes = {
     {"train FFN linear2 x W^T", false, true, 768, 128, 512},
     {"train FFN linear1 dW", true, false, 512, 128, 768},
     {"train FFN linear2 dW", true, false, 128, 512, 768},
+    {"train head dW (65 tokens)", true, false, 65, 128, 768},
     {"mid in_proj x W^T", false, true, 2048, 1152, 384},
     {"mid in_proj dX=dY W", false, false, 2048, 384, 1152},
     {"mid in_proj dW=dY^T X", true, false, 1152, 384, 2048},

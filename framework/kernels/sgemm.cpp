@@ -50,6 +50,8 @@ constexpr int64_t kInPlaceLd = 1024;
 constexpr int64_t kSwapMinK = 256;
 // Below this many multiply-adds a product runs on the calling thread: tasks would cost more.
 constexpr int64_t kSplitWork = int64_t{1} << 20;
+// A parallel product with fewer tiles than this gets narrower ones (see run).
+constexpr int64_t kMinTasks = 4;
 
 // KC from K alone (equal blocks of at most kKcMax), so the accumulation order never depends on tiling.
 int64_t kc_for(int64_t K) {
@@ -109,6 +111,7 @@ struct Problem {
   int64_t panel_k = 0;   // rows per packed panel when more than K (sgemm_serial_packed_b), else K
   CausalLimits causal = {};
   bool c_transposed = false;   // the product computed is C^T (see run): element (i, j) stored at C[j * ldc + i]
+  bool narrow_tiles = false;   // tiles of kNc / 2 columns (see tile_cols)
 };
 
 // The k range [begin, end) one sliver (rows i.., m of them) sums over, from the causal limits; an
@@ -277,8 +280,11 @@ void pack_panels(bool trans_b, const float* B, int64_t ldb, int64_t N, int64_t K
 
 // Columns of a task tile: kNc, or when each tile copies its A block first (pack_a), up to 3 kNc, so that
 // the copy serves more of the product (mid's weight gradient, N = 384: A copied once per tile row, not
-// three times).
-int64_t tile_cols(const Problem& p) { return p.pack_a ? std::min(3 * kNc, ceil_div(p.N, kNR) * kNR) : kNc; }
+// three times); kNc / 2 for a parallel product that would have fewer than kMinTasks tiles (see run).
+int64_t tile_cols(const Problem& p) {
+  if (p.pack_a) return std::min(3 * kNc, ceil_div(p.N, kNR) * kNR);
+  return p.narrow_tiles ? kNc / 2 : kNc;
+}
 
 int64_t tile_count(const Problem& p) { return ceil_div(p.M, kMc) * ceil_div(p.N, tile_cols(p)); }
 
@@ -288,8 +294,8 @@ void run_tiles(const Problem& p, int64_t t0, int64_t t1) {
   const int64_t nc = tile_cols(p), mr = micro().mr, slivers = ceil_div(p.M, mr), mt = ceil_div(p.M, kMc),
                 nt = ceil_div(p.N, nc);
   const auto row_of = [&](int64_t tm) { return std::min(p.M, slivers * tm / mt * mr); };
-  for (int64_t t = t0; t < t1; ++t) {
-    const int64_t tm = t / nt, n0 = (t % nt) * nc;
+  for (int64_t t = t0; t < t1; ++t) {   // narrow tiles column by column: each half of the range gets every tile row
+    const int64_t tm = p.narrow_tiles ? t % mt : t / nt, n0 = (p.narrow_tiles ? t / mt : t % nt) * nc;
     run_tile(p, row_of(tm), row_of(tm + 1), n0, std::min(p.N, n0 + nc));
   }
 }
@@ -327,13 +333,18 @@ void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
   const int64_t panels = ceil_div(N, kNR), first_packed = in_place ? N / kNR : 0;
   Scratch bpack(static_cast<size_t>((panels - first_packed) * K * kNR));
   float* bp = bpack.data();
-  const Problem p{trans_a, M, N, K, kc_for(K), alpha, beta, A, lda, B, ldb, bp, first_packed, C, ldc, bias,
-                  sgemm_copies_a(trans_a, lda), 0, causal, c_transposed};
+  Problem p{trans_a, M, N, K, kc_for(K), alpha, beta, A, lda, B, ldb, bp, first_packed, C, ldc, bias,
+            sgemm_copies_a(trans_a, lda), 0, causal, c_transposed};
   const auto pack = [&](int64_t q0, int64_t q1) {
     pack_panels(trans_b, B, ldb, N, K, first_packed + q0, first_packed + q1, bp + q0 * K * kNR);
   };
+  const bool split = parallel && M * N * K >= kSplitWork;
+  // A product of fewer than kMinTasks tiles (the tiny LM's head weight gradient, 65 x 128 from 768 tokens:
+  // one tile, one thread; an out-projection's 128 x 128: two tiles of 5 and 6 slivers) is cut into tiles
+  // half as wide, so that two threads share it evenly. The tiling never changes the bits.
+  p.narrow_tiles = split && !p.pack_a && tile_count(p) < kMinTasks && N > kNc / 2;
   const auto tiles = [&](int64_t t0, int64_t t1) { run_tiles(p, t0, t1); };
-  if (parallel && M * N * K >= kSplitWork) {
+  if (split) {
     parallel_for(panels - first_packed, grain_for(K * kNR, int64_t{1} << 15), pack);
     parallel_for(tile_count(p), 1, tiles);
   } else {

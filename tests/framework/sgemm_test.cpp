@@ -281,6 +281,32 @@ TEST_CASE("sgemm: a product from op(B) packed once (its first K rows, n columns)
       }
 }
 
+TEST_CASE("sgemm: a parallel product of fewer than 4 tiles (cut into half-width tiles) gives the serial bits",
+          "[kernels][gemm][determinism]") {
+  if (!kernels::sgemm_active()) {
+    WARN("not run: tapegrad's sgemm is not active");
+    return;
+  }
+  const int before = get_num_threads();
+  // Weight gradients dY^T X: the tiny LM's head (65 x 128) and out-projection (128 x 128) from 768 tokens
+  // (one and two 128-column tiles), and 200 x 100 (three tile rows; columns halved into 64 + 36).
+  const int64_t shapes[][3] = {{65, 128, 768}, {128, 128, 768}, {200, 100, 600}};
+  for (const auto& s : shapes) {
+    INFO("M=" << s[0] << " N=" << s[1] << " K=" << s[2]);
+    const Case c(true, false, s[0], s[1], s[2], static_cast<uint32_t>(s[0] + s[1]));
+    set_num_threads(2);
+    const std::vector<float> whole = product(c, [&](float* C) {
+      kernels::sgemm(true, false, c.M, c.N, c.K, 1.0f, c.A.data(), c.lda, c.B.data(), c.ldb, 0.0f, C, c.ldc);
+    });
+    const std::vector<float> serial = product(c, [&](float* C) {
+      kernels::sgemm_serial(true, false, c.M, c.N, c.K, 1.0f, c.A.data(), c.lda, c.B.data(), c.ldb, 0.0f, C, c.ldc);
+    });
+    REQUIRE(same_bits(whole, serial));
+    check_case(tapegrad_gemm, c, 2);
+  }
+  set_num_threads(before);
+}
+
 TEST_CASE("sgemm: every element is the documented sequence, bit for bit: fma over k in order, alpha * sum, "
           "then fma with beta * C or the bias", "[kernels][gemm][determinism]") {
   // 300 products from a fixed stream through sgemm (1 or 2 threads), sgemm_serial and the packed-B entry:
