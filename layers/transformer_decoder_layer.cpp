@@ -2,6 +2,7 @@
 
 #include "tapegrad/framework/check.h"
 #include "tapegrad/framework/ops/elementwise.h"
+#include "tapegrad/framework/ops/matmul.h"
 
 namespace tg {
 
@@ -58,8 +59,9 @@ void TransformerDecoderLayer::check_cached_memory(const Var& memory, const Cache
 }
 
 Var TransformerDecoderLayer::feed_forward_block(const Var& x, bool with_dropout) {
-  Var h = linear1->forward(x);
-  h = options_.activation == Activation::relu ? relu(h) : gelu(h);
+  // With gelu, linear_gelu: the same bits as gelu(linear1(x)), the GELU computed on the product's tiles.
+  const Var h = options_.activation == Activation::relu ? relu(linear1->forward(x))
+                                                         : linear_gelu(x, linear1->weight(), linear1->bias());
   if (!with_dropout) return linear2->forward(h);
   return dropout3->forward(linear2->forward(dropout->forward(h)));
 }

@@ -2,8 +2,10 @@
 
 #include <cmath>
 
+#include "framework/kernels/bf16.h"
 #include "framework/kernels/fast_math.h"
 #include "framework/kernels/parallel.h"
+#include "framework/kernels/sgemm.h"
 #include "framework/kernels/simd.h"
 
 namespace tg::kernels {
@@ -93,6 +95,22 @@ template <class V> TG_MULTIVERSION void scale_by_slope_span(const float* slope, 
   if (i < n) store_tail(dx + i, load_tail<V>(dy + i, n - i) * load_tail<V>(slope + i, n - i), n - i);
 }
 
+// SgemmEpilogue of linear_gelu_forward: rows [r0, r1), columns [c0, c1) of y (row stride ld) through the
+// GELU in place, the slope (null: none) at the same index.
+struct GeluTile {
+  float* slope;
+};
+void gelu_tile(const void* ctx, float* y, int64_t ld, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+  float* slope = static_cast<const GeluTile*>(ctx)->slope;
+  with_float_lanes([&]<class V>() {
+    for (int64_t r = r0; r < r1; ++r) {
+      float* row = y + r * ld + c0;
+      if (slope) gelu_forward_slope_span<V>(row, row, slope + r * ld + c0, c1 - c0);
+      else gelu_forward_span<V>(row, row, c1 - c0);
+    }
+  });
+}
+
 constexpr double kInvSqrt2 = 0.70710678118654752440;
 constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 
@@ -143,10 +161,10 @@ template <> void gelu_backward<double>(const double* x, const double* dy, double
 
 template <> void gelu_forward_slope<double>(const double* x, double* y, double* slope, int64_t n) {
   parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      const double ope = one_plus_erf(x[i]);
-      y[i] = value_of(x[i], ope);
-      slope[i] = slope_of(x[i], ope);
+    for (int64_t i = b; i < e; ++i) {   // x read once: y may be x (linear_gelu_forward)
+      const double v = x[i], ope = one_plus_erf(v);
+      y[i] = value_of(v, ope);
+      slope[i] = slope_of(v, ope);
     }
   });
 }
@@ -156,5 +174,25 @@ template <> void gelu_backward_slope<double>(const double* slope, const double* 
     for (int64_t i = b; i < e; ++i) dx[i] = dy[i] * slope[i];
   });
 }
+
+
+template <class T>
+void linear_gelu_forward(Bf16Mode mode, const T* x, const T* w, const T* b, T* y, T* slope, int64_t rows, int64_t out,
+                         int64_t in) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (mode == Bf16Mode::float32 && rows != 1 && sgemm_active()) {   // gemm's choice of the sgemm
+      const GeluTile tile{slope};
+      return sgemm(false, true, rows, out, in, 1.0f, x, in, w, in, 0.0f, y, out, b, {gelu_tile, &tile});
+    }
+  }
+  gemm_mixed<T>(mode, false, true, rows, out, in, T(1), x, in, w, in, T(0), y, out, b);
+  if (slope) gelu_forward_slope<T>(y, y, slope, rows * out);
+  else gelu_forward<T>(y, y, rows * out);
+}
+
+template void linear_gelu_forward<float>(Bf16Mode, const float*, const float*, const float*, float*, float*, int64_t,
+                                         int64_t, int64_t);
+template void linear_gelu_forward<double>(Bf16Mode, const double*, const double*, const double*, double*, double*,
+                                          int64_t, int64_t, int64_t);
 
 }  // namespace tg::kernels

@@ -7,6 +7,8 @@
 // element's bits depend on its value only (not on n, its position or the thread count).
 #include <cstdint>
 
+#include "tapegrad/framework/autocast.h"
+
 namespace tg::kernels {
 
 template <class T> void gelu_forward(const T* x, T* y, int64_t n);
@@ -16,8 +18,17 @@ template <class T> void gelu_backward(const T* x, const T* dy, T* dx, int64_t n)
 // For training: y as gelu_forward and slope[i] = Phi(x) + x * phi(x) from the same Phi(x), so that the
 // backward is one multiply, dx[i] = dy[i] * slope[i] (gelu_backward_slope), with gelu_backward's bits.
 // The slope replaces x in the tape (the same memory); the backward's erf and exp (more than half of
-// GELU's cost in a training step) are gone.
+// GELU's cost in a training step) are gone. y may be x (in place), in gelu_forward too.
 template <class T> void gelu_forward_slope(const T* x, T* y, T* slope, int64_t n);
 template <class T> void gelu_backward_slope(const T* slope, const T* dy, T* dx, int64_t n);
+
+// y [rows, out] = gelu(x [rows, in] @ w [out, in]^T + b [out]) (b nullable) and, unless slope is null, the
+// slope as gelu_forward_slope: a Linear followed by the GELU, the same bits as gemm_mixed's product and then
+// gelu_forward(_slope) over y. float32 through tapegrad's sgemm (mode float32, rows > 1) computes the GELU
+// of each tile of y as the tile is finished (SgemmEpilogue), while it is in cache; otherwise the product,
+// then the pass.
+template <class T>
+void linear_gelu_forward(Bf16Mode mode, const T* x, const T* w, const T* b, T* y, T* slope, int64_t rows, int64_t out,
+                         int64_t in);
 
 }  // namespace tg::kernels

@@ -112,6 +112,7 @@ struct Problem {
   CausalLimits causal = {};
   bool c_transposed = false;   // the product computed is C^T (see run): element (i, j) stored at C[j * ldc + i]
   bool narrow_tiles = false;   // tiles of kNc / 2 columns (see tile_cols)
+  SgemmEpilogue epilogue = {};
 };
 
 // The k range [begin, end) one sliver (rows i.., m of them) sums over, from the causal limits; an
@@ -258,6 +259,11 @@ void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
       }
     }
   }
+  // The tile is final: its epilogue, in C's rows and columns (C^T's tile rows are C's columns).
+  if (p.epilogue.apply) {
+    if (p.c_transposed) p.epilogue.apply(p.epilogue.ctx, p.C, p.ldc, n0, n1, m0, m1);
+    else p.epilogue.apply(p.epilogue.ctx, p.C, p.ldc, m0, m1, n0, n1);
+  }
 }
 
 // Panels q0..q1 of op(B) (columns 16 q on), each K x 16, into packed (panel q at (q - q0) * K * 16).
@@ -311,9 +317,13 @@ void fill_no_k(int64_t M, int64_t N, float beta, float* C, int64_t ldc, const fl
 
 void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* bias,
-         CausalLimits causal = {}, bool c_transposed = false) {
+         CausalLimits causal = {}, bool c_transposed = false, SgemmEpilogue epilogue = {}) {
   if (M <= 0 || N <= 0) return;
-  if (K <= 0) return fill_no_k(M, N, beta, C, ldc, bias);
+  if (K <= 0) {
+    fill_no_k(M, N, beta, C, ldc, bias);
+    if (epilogue.apply) epilogue.apply(epilogue.ctx, C, ldc, 0, M, 0, N);
+    return;
+  }
   // With few rows (one tile high) an untransposed B with a short row stride is read in place, except a
   // last partial panel: copying it would cost a large part of the product (each panel serves only
   // M / 6 slivers). The values, hence the bits, are the same either way.
@@ -329,12 +339,14 @@ void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
   // micro-tiles are stored transposed.
   const bool few_rows = trans_b && M <= kMc && N > M, wide = !in_place && N >= 2 * M && K >= kSwapMinK;
   if (!c_transposed && causal.kind == CausalLimits::none && (few_rows || wide))
-    return run(parallel, !trans_b, !trans_a, N, M, K, alpha, B, ldb, A, lda, beta, C, ldc, bias, causal, true);
+    return run(parallel, !trans_b, !trans_a, N, M, K, alpha, B, ldb, A, lda, beta, C, ldc, bias, causal, true,
+               epilogue);
   const int64_t panels = ceil_div(N, kNR), first_packed = in_place ? N / kNR : 0;
   Scratch bpack(static_cast<size_t>((panels - first_packed) * K * kNR));
   float* bp = bpack.data();
   Problem p{trans_a, M, N, K, kc_for(K), alpha, beta, A, lda, B, ldb, bp, first_packed, C, ldc, bias,
             sgemm_copies_a(trans_a, lda), 0, causal, c_transposed};
+  p.epilogue = epilogue;
   const auto pack = [&](int64_t q0, int64_t q1) {
     pack_panels(trans_b, B, ldb, N, K, first_packed + q0, first_packed + q1, bp + q0 * K * kNR);
   };
@@ -384,8 +396,9 @@ bool sgemm_active() {
 }
 
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-           const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* row_bias) {
-  run(true, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, row_bias);
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* row_bias,
+           SgemmEpilogue epilogue) {
+  run(true, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, row_bias, {}, false, epilogue);
 }
 
 void sgemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,

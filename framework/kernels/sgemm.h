@@ -67,10 +67,21 @@ struct CausalLimits {
   int64_t first_query = 0;
 };
 
+// An element-wise step sgemm applies to each finished tile of C while it is still in cache: apply(ctx, C,
+// ldc, r0, r1, c0, c1) for the rows [r0, r1) and columns [c0, c1) of C (C, ldc: sgemm's), once their sums,
+// alpha, beta and the bias are done; the tiles cover C once. Each element must only depend on itself (and
+// on data at its own index), so that the result does not depend on the tiling: e.g. the GELU after a
+// Linear (kernels/activation.h, linear_gelu_forward).
+struct SgemmEpilogue {
+  void (*apply)(const void* ctx, float* C, int64_t ldc, int64_t r0, int64_t r1, int64_t c0, int64_t c1) = nullptr;
+  const void* ctx = nullptr;
+};
+
 // The product above, parallel over the fixed tiles of C (serial when it is small). Only call when
 // sgemm_cpu_supported(). With row_bias, beta is ignored (treated as 1 against the bias).
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-           const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* row_bias = nullptr);
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* row_bias = nullptr,
+           SgemmEpilogue epilogue = {});
 
 // The same product on the calling thread only, for tasks that are already parallel. Same bits as sgemm.
 void sgemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "tapegrad/framework/check.h"
+#include "framework/kernels/activation.h"
 #include "framework/kernels/broadcast.h"
 #include "framework/kernels/bf16.h"
 #include "framework/kernels/gemm.h"
@@ -199,15 +200,48 @@ std::string linear_shapes(const Var& x, const Var& weight, const Var& bias) {
   return bias.defined() ? s + ", bias=" + to_string(bias.shape()) : s;
 }
 
-void check_linear(const Var& x, const Var& weight, const Var& bias) {
-  check_operands("linear", "x", x, "weight", weight);
-  if (bias.defined()) check_operands("linear", "x", x, "bias", bias);
-  TG_CHECK(x.dim() >= 1, "linear", "x must have at least 1 dim; got ", linear_shapes(x, weight, bias));
-  TG_CHECK(weight.dim() == 2, "linear", "weight must be 2-D [out_features, in_features]; got ",
+void check_linear(const char* op, const Var& x, const Var& weight, const Var& bias) {
+  check_operands(op, "x", x, "weight", weight);
+  if (bias.defined()) check_operands(op, "x", x, "bias", bias);
+  TG_CHECK(x.dim() >= 1, op, "x must have at least 1 dim; got ", linear_shapes(x, weight, bias));
+  TG_CHECK(weight.dim() == 2, op, "weight must be 2-D [out_features, in_features]; got ",
            linear_shapes(x, weight, bias));
-  TG_CHECK(x.size(-1) == weight.size(1), "linear", "in_features differ; got ", linear_shapes(x, weight, bias));
-  TG_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == weight.size(0)), "linear",
+  TG_CHECK(x.size(-1) == weight.size(1), op, "in_features differ; got ", linear_shapes(x, weight, bias));
+  TG_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == weight.size(0)), op,
            "bias must have shape [out_features]; got ", linear_shapes(x, weight, bias));
+}
+
+// The rows of a linear layer's x [*, in] (flattened) and its output shape [*, out].
+struct LinearDims {
+  int64_t rows, in, out;
+  Shape y_shape;
+};
+LinearDims linear_dims(const Var& x, const Var& weight) {
+  Shape ys = x.shape();
+  ys.back() = weight.size(0);
+  return {numel(Shape(x.shape().begin(), x.shape().end() - 1)), weight.size(1), weight.size(0), ys};
+}
+
+// The gradients of y = x @ W^T + b from gy [rows, out] (linear, and linear_gelu after the GELU's slope).
+template <class T>
+void linear_backward(Bf16Mode mode, const T* pg, const Tensor& xv, const Tensor& wv, const LinearDims& d, Grads& g) {
+  if (g.wants(0)) {   // dx [rows, in] = gy [rows, out] @ W [out, in]
+    Tensor dx(xv.shape(), xv.dtype());
+    kernels::gemm_mixed<T>(mode, false, false, d.rows, d.in, d.out, T(1), pg, d.out, wv.data<T>(), d.in, T(0),
+                           dx.data<T>(), d.in);
+    g.add(0, dx);
+  }
+  if (g.wants(1)) {   // dW [out, in] = gy^T [out, rows] @ x [rows, in]
+    Tensor dw(wv.shape(), wv.dtype());
+    kernels::gemm_mixed<T>(mode, true, false, d.out, d.in, d.rows, T(1), pg, d.out, xv.data<T>(), d.in, T(0),
+                           dw.data<T>(), d.in);
+    g.add(1, dw);
+  }
+  if (g.wants(2)) {   // db [out] = column sums of gy [rows, out]
+    Tensor db({d.out}, xv.dtype());
+    kernels::column_sums<T>(pg, d.rows, d.out, db.data<T>());
+    g.add(2, db);
+  }
 }
 
 }  // namespace
@@ -246,41 +280,50 @@ Var matmul(const Var& a, const Var& b) {
 }
 
 Var linear(const Var& x, const Var& weight, const Var& bias) {
-  check_linear(x, weight, bias);
+  check_linear("linear", x, weight, bias);
   // x [*, in] -> rows [R, in]; y [R, out] -> [*, out]
-  int64_t in = weight.size(1), out = weight.size(0), rows = numel(Shape(x.shape().begin(), x.shape().end() - 1));
-  Shape ys = x.shape();
-  ys.back() = out;
-  Tensor y(ys, x.dtype(), "linear");
+  const LinearDims d = linear_dims(x, weight);
+  Tensor y(d.y_shape, x.dtype(), "linear");
   const Bf16Mode mode = detail::autocast_mode_for(x.dtype());
   dispatch_floating(x.dtype(), "linear", [&](auto tag) {
     using T = typename decltype(tag)::type;
     // y = bias, then y += x @ W^T, block by block inside the GEMM
-    kernels::gemm_mixed<T>(mode, false, true, rows, out, in, T(1), x.value().data<T>(), in, weight.value().data<T>(), in,
-                           T(0), y.data<T>(), out, bias.defined() ? bias.value().data<T>() : nullptr);
+    kernels::gemm_mixed<T>(mode, false, true, d.rows, d.out, d.in, T(1), x.value().data<T>(), d.in,
+                           weight.value().data<T>(), d.in, T(0), y.data<T>(), d.out,
+                           bias.defined() ? bias.value().data<T>() : nullptr);
   });
   return record("linear", y, {x, weight, bias},
-                [xv = x.value(), wv = weight.value(), rows, in, out, mode](const Tensor& gy, Grads& g) {
+                [xv = x.value(), wv = weight.value(), d, mode](const Tensor& gy, Grads& g) {
                   dispatch_floating(gy.dtype(), "linear", [&](auto tag) {
                     using T = typename decltype(tag)::type;
-                    const T* pg = gy.data<T>();
-                    if (g.wants(0)) {   // dx [rows, in] = gy [rows, out] @ W [out, in]
-                      Tensor dx(xv.shape(), xv.dtype());
-                      kernels::gemm_mixed<T>(mode, false, false, rows, in, out, T(1), pg, out, wv.data<T>(), in, T(0),
-                                       dx.data<T>(), in);
-                      g.add(0, dx);
-                    }
-                    if (g.wants(1)) {   // dW [out, in] = gy^T [out, rows] @ x [rows, in]
-                      Tensor dw(wv.shape(), wv.dtype());
-                      kernels::gemm_mixed<T>(mode, true, false, out, in, rows, T(1), pg, out, xv.data<T>(), in, T(0),
-                                       dw.data<T>(), in);
-                      g.add(1, dw);
-                    }
-                    if (g.wants(2)) {   // db [out] = column sums of gy [rows, out]
-                      Tensor db({out}, gy.dtype());
-                      kernels::column_sums<T>(pg, rows, out, db.data<T>());
-                      g.add(2, db);
-                    }
+                    linear_backward<T>(mode, gy.data<T>(), xv, wv, d, g);
+                  });
+                }, {x.value(), weight.value()});
+}
+
+Var linear_gelu(const Var& x, const Var& weight, const Var& bias) {
+  check_linear("linear_gelu", x, weight, bias);
+  const LinearDims d = linear_dims(x, weight);
+  Tensor y(d.y_shape, x.dtype(), "linear_gelu");
+  const Bf16Mode mode = detail::autocast_mode_for(x.dtype());
+  const bool training =
+      grad_enabled() && (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad()));
+  Tensor slope = training ? Tensor(d.y_shape, x.dtype(), "linear_gelu") : Tensor();
+  dispatch_floating(x.dtype(), "linear_gelu", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    kernels::linear_gelu_forward<T>(mode, x.value().data<T>(), weight.value().data<T>(),
+                                    bias.defined() ? bias.value().data<T>() : nullptr, y.data<T>(),
+                                    training ? slope.data<T>() : nullptr, d.rows, d.out, d.in);
+  });
+  if (!training) return record("linear_gelu", y, {x, weight, bias}, nullptr);
+  // Backward: the GELU's (gy * slope, gelu's own kernel), then linear's.
+  return record("linear_gelu", y, {x, weight, bias},
+                [xv = x.value(), wv = weight.value(), slope, d, mode](const Tensor& gy, Grads& g) {
+                  dispatch_floating(gy.dtype(), "linear_gelu", [&](auto tag) {
+                    using T = typename decltype(tag)::type;
+                    Tensor gz(slope.shape(), slope.dtype());
+                    kernels::gelu_backward_slope<T>(slope.data<T>(), gy.data<T>(), gz.data<T>(), slope.numel());
+                    linear_backward<T>(mode, gz.data<T>(), xv, wv, d, g);
                   });
                 }, {x.value(), weight.value()});
 }

@@ -1,5 +1,5 @@
 #pragma once
-// Matrix products: matmul (torch.matmul) and linear (torch.nn.functional.linear). float32 or float64
+// Matrix products: matmul (torch.matmul), linear (torch.nn.functional.linear) and linear_gelu. float32 or float64
 // operands of one dtype. All products run through kernels::gemm / gemm_batched / gemm_serial with
 // transpose flags (no transposed copies); results are the same bits for any thread count.
 #include "tapegrad/framework/tape.h"
@@ -30,5 +30,12 @@ Var matmul(const Var& a, const Var& b);
 //   "[linear] bias must have shape [out_features]; got x=[4, 2], weight=[5, 2], bias=[3]"
 //   "[linear] weight must be 2-D; ..." and "[linear] x must have at least 1 dim; ..."
 Var linear(const Var& x, const Var& weight, const Var& bias = Var());
+
+// gelu(linear(x, weight, bias)) (torch.nn.functional.gelu of F.linear, approximate="none") as one op: the
+// same values and gradients, bit for bit, as the two ops; in float32 through tapegrad's own GEMM the GELU
+// runs on each finished tile of the product while it is in cache, instead of in a second pass over the
+// output. The Transformer layers' feed-forward blocks use it with activation gelu. Throws as linear, with
+// "[linear_gelu]" in front of the message.
+Var linear_gelu(const Var& x, const Var& weight, const Var& bias = Var());
 
 }  // namespace tg
