@@ -1,6 +1,7 @@
 #include "framework/kernels/activation.h"
 
 #include <cmath>
+#include <type_traits>
 
 #include "framework/kernels/bf16.h"
 #include "framework/kernels/fast_math.h"
@@ -174,7 +175,6 @@ template <> void gelu_backward_slope<double>(const double* slope, const double* 
     for (int64_t i = b; i < e; ++i) dx[i] = dy[i] * slope[i];
   });
 }
-
 
 template <class T>
 void linear_gelu_forward(Bf16Mode mode, const T* x, const T* w, const T* b, T* y, T* slope, int64_t rows, int64_t out,
