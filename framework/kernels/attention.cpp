@@ -205,11 +205,13 @@ template <class T, class V> [[gnu::always_inline]] inline bool softmax_in_place(
   return true;
 }
 
-// Row-wise masked softmax of sc[m, ncol] (row stride ld) in place (scores in, probabilities out).
+// Row-wise masked softmax of sc[m, ncol] (row stride ld) in place (scores in, probabilities out); each row
+// is zero from its causal limit up to column `zero_to` >= ncol (the padding of the saved probabilities too,
+// in one fill).
 template <class T, class V>
 [[gnu::always_inline]] inline void softmax_rows_with(const AttentionConfig& cfg, MaskView<T> mask, int64_t n,
                                                      int64_t h, int64_t i0, int64_t m, int64_t ncol, T* sc,
-                                                     int64_t ld) {
+                                                     int64_t ld, int64_t zero_to) {
   for (int64_t r = 0; r < m; ++r) {
     int64_t i = i0 + r, lim = row_limit(cfg, i, ncol);
     T* x = sc + r * ld;
@@ -218,10 +220,10 @@ template <class T, class V>
       for (int64_t j = 0; j < lim; ++j) x[j] += mrow[j * mask.col];
     }
     if (!softmax_in_place<T, V>(x, lim, ncol)) {   // every key masked: a zero row, not NaN
-      std::fill(x, x + ncol, T(0));
+      std::fill(x, x + zero_to, T(0));
       continue;
     }
-    std::fill(x + lim, x + ncol, T(0));
+    std::fill(x + lim, x + zero_to, T(0));
   }
 }
 
@@ -229,17 +231,17 @@ template <class T, class V>
 // inliner, a large body could be emitted out of line, for the baseline only).
 template <class V>
 TG_MULTIVERSION void softmax_rows_lanes(const AttentionConfig& cfg, MaskView<float> mask, int64_t n, int64_t h,
-                                        int64_t i0, int64_t m, int64_t ncol, float* sc, int64_t ld) {
-  softmax_rows_with<float, V>(cfg, mask, n, h, i0, m, ncol, sc, ld);
+                                        int64_t i0, int64_t m, int64_t ncol, float* sc, int64_t ld, int64_t zero_to) {
+  softmax_rows_with<float, V>(cfg, mask, n, h, i0, m, ncol, sc, ld, zero_to);
 }
 
 template <class T>
 inline void softmax_rows(const AttentionConfig& cfg, MaskView<T> mask, int64_t n, int64_t h, int64_t i0, int64_t m,
-                         int64_t ncol, T* sc, int64_t ld) {
+                         int64_t ncol, T* sc, int64_t ld, int64_t zero_to) {
   if constexpr (std::is_same_v<T, float>) {
-    with_float_lanes([&]<class V>() { softmax_rows_lanes<V>(cfg, mask, n, h, i0, m, ncol, sc, ld); });
+    with_float_lanes([&]<class V>() { softmax_rows_lanes<V>(cfg, mask, n, h, i0, m, ncol, sc, ld, zero_to); });
   } else {
-    softmax_rows_with<T, void>(cfg, mask, n, h, i0, m, ncol, sc, ld);
+    softmax_rows_with<T, void>(cfg, mask, n, h, i0, m, ncol, sc, ld, zero_to);
   }
 }
 
@@ -279,9 +281,9 @@ TG_MULTIVERSION void forward_tasks(int64_t t0, int64_t t1, int64_t tiles, T scal
     const HeadPack kp = kv.xt, vp = kv.y;
     times_head(cfg, true, m, ncol, d.D, T(1), qs, d.D, head_ptr(k, kl, n, h), kl.row, kp, p, ld,
                CausalLimits::cols_upto_row, i0);
-    softmax_rows(cfg, mask, n, h, i0, m, ncol, p, ld);
-    if (probs && ncol < d.S)   // the padding a taller backward tile may read (kProbPad)
-      for (int64_t r = 0; r < m; ++r) std::fill(p + r * ld + ncol, p + r * ld + std::min(d.S, ncol + kProbPad), T(0));
+    // With `probs`, the rows' zeros reach kProbPad columns beyond ncol: the padding a taller backward tile
+    // may read.
+    softmax_rows(cfg, mask, n, h, i0, m, ncol, p, ld, probs ? std::min(d.S, ncol + kProbPad) : ncol);
     if (cfg.dropout_p > 0) {   // the dropped probabilities go to the scratch; `probs` keeps p
       const int64_t sld = scratch_row(ncol);
       for (int64_t r = 0; r < m; ++r)
