@@ -5,6 +5,7 @@
 
 #include "framework/kernels/bf16.h"
 #include "framework/kernels/fast_math.h"
+#include "framework/kernels/gemm.h"
 #include "framework/kernels/parallel.h"
 #include "framework/kernels/sgemm.h"
 #include "framework/kernels/simd.h"
@@ -180,7 +181,7 @@ template <class T>
 void linear_gelu_forward(Bf16Mode mode, const T* x, const T* w, const T* b, T* y, T* slope, int64_t rows, int64_t out,
                          int64_t in) {
   if constexpr (std::is_same_v<T, float>) {
-    if (mode == Bf16Mode::float32 && rows != 1 && sgemm_active()) {   // gemm's choice of the sgemm
+    if (mode == Bf16Mode::float32 && gemm_uses_sgemm(rows)) {   // where gemm_mixed would run the sgemm
       const GeluTile tile{slope};
       return sgemm(false, true, rows, out, in, 1.0f, x, in, w, in, 0.0f, y, out, b, {gelu_tile, &tile});
     }

@@ -103,12 +103,13 @@ void gemm_openblas(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
   });
 }
 
+bool gemm_uses_sgemm(int64_t M) { return M != 1 && sgemm_active(); }
+
 template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
           const T* B, int64_t ldb, T beta, T* C, int64_t ldc, const T* row_bias) {
-  // M = 1 stays one OpenBLAS gemv: packing op(B) would cost as much as the product.
   if constexpr (std::is_same_v<T, float>)
-    if (M != 1 && sgemm_active()) return sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, row_bias);
+    if (gemm_uses_sgemm(M)) return sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, row_bias);
   gemm_openblas(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, row_bias);
 }
 

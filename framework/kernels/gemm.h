@@ -13,6 +13,11 @@
 
 namespace tg::kernels {
 
+// Whether gemm<float> with M rows runs tapegrad's sgemm (sgemm_active(), and M != 1: a one-row product
+// stays one OpenBLAS gemv, since packing op(B) would cost as much as the product). A caller that applies
+// the sgemm's options itself (linear_gelu_forward's epilogue) asks here, so that it gets gemm's bits.
+bool gemm_uses_sgemm(int64_t M);
+
 // With `row_bias` [N] (then beta must be 0): C = alpha * op(A) @ op(B) + row_bias on every row, the
 // bias written into each block just before its BLAS call (beta = 1), so no separate pass over C.
 template <class T>
