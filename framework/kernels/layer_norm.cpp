@@ -143,18 +143,16 @@ void forward_rows(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, in
 // The two row sums of layer_norm_backward for float64 rows (float rows: backward_row_sums16): sum(g) and
 // sum(g * xhat), g = gy * w and xhat = (x - mu) * rs. Four lanes (element i in lane i % 4, the tail in
 // lane 0) combined as (l0 + l1) + (l2 + l3).
-template <class T, bool HasW>
-[[gnu::always_inline]] inline void backward_row_sums(const T* gy, const T* x, T mu, T rs, const T* w, int64_t n,
-                                                     double& sum_g, double& sum_gxhat) {
-  using V = f64x4;
+template <bool HasW>
+[[gnu::always_inline]] inline void backward_row_sums(const double* gy, const double* x, double mu, double rs,
+                                                     const double* w, int64_t n, double& sum_g, double& sum_gxhat) {
   f64x4 s1 = {}, s2 = {};
   int64_t i = 0;
   for (; i + 4 <= n; i += 4) {
-    V gv = load<V>(gy + i);
-    if constexpr (HasW) gv = gv * load<V>(w + i);
-    const f64x4 g = __builtin_convertvector(gv, f64x4);
+    f64x4 g = load<f64x4>(gy + i);
+    if constexpr (HasW) g = g * load<f64x4>(w + i);
     s1 += g;
-    s2 += g * __builtin_convertvector((load<V>(x + i) - mu) * rs, f64x4);
+    s2 += g * ((load<f64x4>(x + i) - mu) * rs);
   }
   double a1 = s1[0], a2 = s2[0];
   for (; i < n; ++i) {
@@ -201,7 +199,7 @@ template <class T, bool HasW>
   };
   double sum_g, sum_gxhat;
   if constexpr (std::is_same_v<T, float>) backward_row_sums16<HasW>(gy, x, mu, rs, w, n, sum_g, sum_gxhat);
-  else backward_row_sums<T, HasW>(gy, x, mu, rs, w, n, sum_g, sum_gxhat);
+  else backward_row_sums<HasW>(gy, x, mu, rs, w, n, sum_g, sum_gxhat);
   double inv_n = 1.0 / static_cast<double>(n);
   T mean_g = static_cast<T>(sum_g * inv_n);
   T mean_gxhat = static_cast<T>(sum_gxhat * inv_n);
