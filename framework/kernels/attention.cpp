@@ -178,48 +178,37 @@ template <class T> inline void scaled_queries(const T* qh, int64_t row, int64_t 
 // x[0, n) <- exp(x - max) * (1 / sum) through the vectorisable exp (arguments <= 0), the max by lane_max
 // (order-free) and the sum in lane_sum's fixed lanes; false (x untouched) when the max is -inf. The
 // normalisation is PyTorch's (its CPU softmax over the last dimension multiplies by the reciprocal of the
-// sum): a division per element took 27% of the softmax's time (long, AVX-512, 16 lanes). V: the lane vector
-// for float (one pass for exp and sum; GCC leaves the max scalar otherwise), void for the plain loops.
-// x[n, avail) may be read and overwritten (the caller zero-fills it afterwards): a causal row's last
-// n % 8 scores are then one whole run of 8 (fast_math.h, Lanes8), not one scalar exp each -- gpt-cpu's
-// causal rows, 1..64 long: attention forward 7% faster, the same bits. The lanes beyond the row hold
-// scores the product wrote (it stores whole 16-column panels) and never used.
-template <class T, class V> [[gnu::always_inline]] inline bool softmax_in_place(T* x, int64_t n, int64_t avail) {
-  if constexpr (!std::is_void_v<V>) {
-    const float mx = lane_max_lanes<V>(x, n, avail);
-    if (mx == -std::numeric_limits<float>::infinity()) return false;
-    const float sum = exp_shifted_lane_sum<V>(x, n, mx, avail);
-    const float inv = 1.0f / sum;
-    const V scale = splat<V>(inv);
-    int64_t j = 0;
-    for (; j + kLanes<V> <= n; j += kLanes<V>) store(x + j, load<V>(x + j) * scale);
-    for (; j < n; ++j) x[j] *= inv;
-  } else {
-    const T mx = lane_max(x, n);
-    if (mx == -std::numeric_limits<T>::infinity()) return false;
-    for (int64_t j = 0; j < n; ++j) x[j] = std::max(x[j] - mx, kExpArgMin<T>);
-    for (int64_t j = 0; j < n; ++j) x[j] = exp_nonpositive(x[j]);
-    const T inv = T(1) / lane_sum<T>(n, [x](int64_t j) { return x[j]; });
-    for (int64_t j = 0; j < n; ++j) x[j] *= inv;
-  }
+// sum): a division per element took 27% of the softmax's time (long, AVX-512, 16 lanes). The plain loops of
+// the float64 rows; float rows take the same steps on lane vectors (softmax_rows_lanes).
+template <class T> [[gnu::always_inline]] inline bool softmax_in_place(T* x, int64_t n) {
+  const T mx = lane_max(x, n);
+  if (mx == -std::numeric_limits<T>::infinity()) return false;
+  for (int64_t j = 0; j < n; ++j) x[j] = std::max(x[j] - mx, kExpArgMin<T>);
+  for (int64_t j = 0; j < n; ++j) x[j] = exp_nonpositive(x[j]);
+  const T inv = T(1) / lane_sum<T>(n, [x](int64_t j) { return x[j]; });
+  for (int64_t j = 0; j < n; ++j) x[j] *= inv;
   return true;
+}
+
+// x[0, lim) += the additive mask's row of query i of head h of batch n.
+template <class T>
+[[gnu::always_inline]] inline void add_mask_row(MaskView<T> mask, int64_t n, int64_t h, int64_t i, T* x, int64_t lim) {
+  const T* mrow = mask.data + n * mask.batch + h * mask.head + i * mask.row;
+  for (int64_t j = 0; j < lim; ++j) x[j] += mrow[j * mask.col];
 }
 
 // Row-wise masked softmax of sc[m, ncol] (row stride ld) in place (scores in, probabilities out); each row
 // is zero from its causal limit up to column `zero_to` >= ncol (the padding of the saved probabilities too,
-// in one fill).
-template <class T, class V>
-[[gnu::always_inline]] inline void softmax_rows_with(const AttentionConfig& cfg, MaskView<T> mask, int64_t n,
-                                                     int64_t h, int64_t i0, int64_t m, int64_t ncol, T* sc,
-                                                     int64_t ld, int64_t zero_to) {
+// in one fill). The float64 rows.
+template <class T>
+[[gnu::always_inline]] inline void softmax_rows_scalar(const AttentionConfig& cfg, MaskView<T> mask, int64_t n,
+                                                       int64_t h, int64_t i0, int64_t m, int64_t ncol, T* sc,
+                                                       int64_t ld, int64_t zero_to) {
   for (int64_t r = 0; r < m; ++r) {
     int64_t i = i0 + r, lim = row_limit(cfg, i, ncol);
     T* x = sc + r * ld;
-    if (mask.data) {
-      const T* mrow = mask.data + n * mask.batch + h * mask.head + i * mask.row;
-      for (int64_t j = 0; j < lim; ++j) x[j] += mrow[j * mask.col];
-    }
-    if (!softmax_in_place<T, V>(x, lim, ncol)) {   // every key masked: a zero row, not NaN
+    if (mask.data) add_mask_row(mask, n, h, i, x, lim);
+    if (!softmax_in_place<T>(x, lim)) {   // every key masked: a zero row, not NaN
       std::fill(x, x + zero_to, T(0));
       continue;
     }
@@ -227,12 +216,58 @@ template <class T, class V>
   }
 }
 
-// The float rows on lane vectors, compiled per vector ISA (a function of its own: were it left to the
-// inliner, a large body could be emitted out of line, for the baseline only).
+// x[0, n) *= inv and x[n, end) = 0 for a float row (n <= end), on lane vectors V: the vector across n is
+// scaled and its lanes from n on zeroed in one store (a std::fill of the rest was a call to memset per row).
+template <class V> [[gnu::always_inline]] inline void zero_beyond(float* x, int64_t n, int64_t end, float inv) {
+  constexpr int64_t kL = kLanes<V>;
+  const V scale = splat<V>(inv);
+  int64_t j = 0;
+  for (; j + kL <= n; j += kL) store(x + j, load<V>(x + j) * scale);
+  if (j < n && j + kL <= end) {
+    store(x + j, keep_first(load<V>(x + j) * scale, n - j, 0.0f));
+    j += kL;
+  }
+  for (; j < n; ++j) x[j] *= inv;
+  for (; j + kL <= end; j += kL) store(x + j, splat<V>(0.0f));
+  for (; j < end; ++j) x[j] = 0.0f;
+}
+
+// softmax_rows_scalar for float rows on lane vectors V (one pass for exp and sum), compiled per vector ISA (a
+// function of its own: were it left to the inliner, a large body could be emitted out of line, for the baseline
+// only). Each row's x[lim, ncol) may be read and overwritten (it is zeroed afterwards): a causal row's last
+// lim % 8 scores are then one whole run of 8 (fast_math.h, Lanes8), not one scalar exp each (gpt-cpu's causal
+// rows, 1..64 long: attention forward 7% faster); those lanes hold scores the product wrote (it stores whole
+// 16-column panels) and never used. The steps (max, exp and sum, reciprocal, scale and zeros) go kRowGroup rows
+// at a time, each step for every row of the group before the next: a row's steps are one chain of latencies
+// (~130 cycles for gpt-cpu's rows), which the rows of a group now overlap (gpt-cpu, one thread: the softmax
+// ~25% faster). Each row's operations are those of the scalar steps, so are its bits.
 template <class V>
 TG_MULTIVERSION void softmax_rows_lanes(const AttentionConfig& cfg, MaskView<float> mask, int64_t n, int64_t h,
                                         int64_t i0, int64_t m, int64_t ncol, float* sc, int64_t ld, int64_t zero_to) {
-  softmax_rows_with<float, V>(cfg, mask, n, h, i0, m, ncol, sc, ld, zero_to);
+  constexpr int64_t kRowGroup = 4;
+  constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
+  for (int64_t r0 = 0; r0 < m; r0 += kRowGroup) {
+    const int64_t rows = std::min(kRowGroup, m - r0);
+    float* x[kRowGroup];
+    int64_t lim[kRowGroup];
+    float mx[kRowGroup], inv[kRowGroup];
+    for (int64_t g = 0; g < rows; ++g) {
+      const int64_t i = i0 + r0 + g;
+      x[g] = sc + (r0 + g) * ld;
+      lim[g] = row_limit(cfg, i, ncol);
+      if (mask.data) add_mask_row(mask, n, h, i, x[g], lim[g]);
+    }
+    for (int64_t g = 0; g < rows; ++g) mx[g] = lane_max_lanes<V>(x[g], lim[g], ncol);
+    for (int64_t g = 0; g < rows; ++g)
+      if (mx[g] != kMinusInf) inv[g] = 1.0f / exp_shifted_lane_sum<V>(x[g], lim[g], mx[g], ncol);
+    for (int64_t g = 0; g < rows; ++g) {
+      if (mx[g] == kMinusInf) {   // every key masked: a zero row, not NaN
+        std::fill(x[g], x[g] + zero_to, 0.0f);
+        continue;
+      }
+      zero_beyond<V>(x[g], lim[g], zero_to, inv[g]);
+    }
+  }
 }
 
 template <class T>
@@ -241,7 +276,7 @@ inline void softmax_rows(const AttentionConfig& cfg, MaskView<T> mask, int64_t n
   if constexpr (std::is_same_v<T, float>) {
     with_float_lanes([&]<class V>() { softmax_rows_lanes<V>(cfg, mask, n, h, i0, m, ncol, sc, ld, zero_to); });
   } else {
-    softmax_rows_with<T, void>(cfg, mask, n, h, i0, m, ncol, sc, ld, zero_to);
+    softmax_rows_scalar<T>(cfg, mask, n, h, i0, m, ncol, sc, ld, zero_to);
   }
 }
 
@@ -305,26 +340,80 @@ TG_MULTIVERSION void forward_tasks(int64_t t0, int64_t t1, int64_t tiles, T scal
 // keep test). Row r (query i0+r) reads dp only up to its causal limit (p is zero beyond it, and the score
 // product may have left dp unwritten there) and its ds is zero beyond. With `ds_out` (row stride ld_out), ds is
 // also written there, zero beyond column ncol.
+// Row r's dropout backward (the scalar code of either precision): dp_pre = dp * keep * scale up to lim.
+template <class T> [[gnu::always_inline]] inline void dropout_grad_row(T* g, const T* pdr, int64_t lim, T scale) {
+  for (int64_t j = 0; j < lim; ++j) g[j] = pdr[j] != T(0) ? g[j] * scale : T(0);
+}
+
+// Row r's ds written to ds_out's row too, zero from ncol to ld_out.
+template <class T> [[gnu::always_inline]] inline void copy_ds_row(const T* g, int64_t ncol, T* drow, int64_t ld_out) {
+  std::memcpy(drow, g, sizeof(T) * static_cast<size_t>(ncol));
+  std::fill(drow + ncol, drow + ld_out, T(0));
+}
+
+// g[j] = p[j] * (g[j] - delta) for j < lim and 0 from lim to ncol, on lane vectors V (the vector across lim in
+// one store, its lanes from lim on zeroed).
+template <class V>
+[[gnu::always_inline]] inline void grad_scale_row(const float* p, float* g, int64_t lim, int64_t ncol, float delta) {
+  constexpr int64_t kL = kLanes<V>;
+  const V d = splat<V>(delta);
+  int64_t j = 0;
+  for (; j + kL <= lim; j += kL) store(g + j, load<V>(p + j) * (load<V>(g + j) - d));
+  if (j < lim && j + kL <= ncol) {
+    store(g + j, keep_first(load<V>(p + j) * (load<V>(g + j) - d), lim - j, 0.0f));
+    j += kL;
+  }
+  for (; j < lim; ++j) g[j] = p[j] * (g[j] - delta);
+  for (; j + kL <= ncol; j += kL) store(g + j, splat<V>(0.0f));
+  for (; j < ncol; ++j) g[j] = 0.0f;
+}
+
+// softmax_grad_rows for float rows on lane vectors V, compiled per vector ISA, each step for the kRowGroup
+// rows of a group before the next (as softmax_rows_lanes: the rows' chains of latencies overlap).
+template <class V>
+TG_MULTIVERSION void softmax_grad_rows_lanes(const AttentionConfig& cfg, float scale, int64_t i0, int64_t m,
+                                             int64_t ncol, const float* p, int64_t p_row, const float* pd,
+                                             int64_t pd_row, float* dp, int64_t dp_row, float* ds_out,
+                                             int64_t ld_out) {
+  constexpr int64_t kRowGroup = 4;
+  for (int64_t r0 = 0; r0 < m; r0 += kRowGroup) {
+    const int64_t rows = std::min(kRowGroup, m - r0);
+    int64_t lim[kRowGroup];
+    float delta[kRowGroup];
+    for (int64_t g = 0; g < rows; ++g) {
+      lim[g] = row_limit(cfg, i0 + r0 + g, ncol);
+      if (cfg.dropout_p > 0) dropout_grad_row(dp + (r0 + g) * dp_row, pd + (r0 + g) * pd_row, lim[g], scale);
+    }
+    for (int64_t g = 0; g < rows; ++g)
+      delta[g] = dot_lane_sum<V>(p + (r0 + g) * p_row, dp + (r0 + g) * dp_row, lim[g], ncol);
+    for (int64_t g = 0; g < rows; ++g) {
+      grad_scale_row<V>(p + (r0 + g) * p_row, dp + (r0 + g) * dp_row, lim[g], ncol, delta[g]);
+      if (ds_out) copy_ds_row(dp + (r0 + g) * dp_row, ncol, ds_out + (r0 + g) * ld_out, ld_out);
+    }
+  }
+}
+
 template <class T>
 inline void softmax_grad_rows(const AttentionConfig& cfg, T scale, int64_t i0, int64_t m, int64_t ncol, const T* p,
                               int64_t p_row, const T* pd, int64_t pd_row, T* dp, int64_t dp_row, T* ds_out,
                               int64_t ld_out) {
+  if constexpr (std::is_same_v<T, float>) {
+    with_float_lanes([&]<class V>() {
+      softmax_grad_rows_lanes<V>(cfg, scale, i0, m, ncol, p, p_row, pd, pd_row, dp, dp_row, ds_out, ld_out);
+    });
+    return;
+  }
   for (int64_t r = 0; r < m; ++r) {
     T* g = dp + r * dp_row;
     const T* pr = p + r * p_row;
     const T* pdr = pd + r * pd_row;
     const int64_t lim = row_limit(cfg, i0 + r, ncol);
-    if (cfg.dropout_p > 0)
-      for (int64_t j = 0; j < lim; ++j) g[j] = pdr[j] != T(0) ? g[j] * scale : T(0);
+    if (cfg.dropout_p > 0) dropout_grad_row(g, pdr, lim, scale);
     // (The terms beyond lim were p * dp = 0 * dp: +-0, which leave the lanes' sums as they are.)
     const T delta = lane_sum<T>(lim, [pr, g](int64_t j) { return pr[j] * g[j]; });
     for (int64_t j = 0; j < lim; ++j) g[j] = pr[j] * (g[j] - delta);
     std::fill(g + lim, g + ncol, T(0));
-    if (ds_out) {
-      T* drow = ds_out + r * ld_out;
-      std::memcpy(drow, g, sizeof(T) * static_cast<size_t>(ncol));
-      std::fill(drow + ncol, drow + ld_out, T(0));
-    }
+    if (ds_out) copy_ds_row(g, ncol, ds_out + r * ld_out, ld_out);
   }
 }
 

@@ -239,4 +239,33 @@ template <class V>
   return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
 }
 
+// lane_sum<float>(n, a[j] * b[j]) on lane vectors V: the same products added to the same 8 lanes in the same
+// order and tree, each as `lane += a * b` (which clones with FMA contract, as they contract the scalar loop's
+// `acc[l] += f(i + l)`). a[n, avail) and b[n, avail) may be read (any values: NaN, inf); the lanes past n
+// then add 0 * -0 = -0, which leaves every sum as it is.
+template <class V>
+[[gnu::always_inline]] inline float dot_lane_sum(const float* a, const float* b, int64_t n, int64_t avail = 0) {
+  using L = Lanes8<V>;
+  L acc;
+  for (auto& p : acc.part) p = splat<typename L::Part>(0.0f);
+  int64_t j = L::for_runs(b, n, avail, [&](int64_t k, const float* at, int64_t valid, int64_t width) {
+    V av = L::load_run(a + (at - b), width), bv = L::load_run(at, width);
+    if (valid < kLanes<V>) {
+      av = keep_first(av, valid, 0.0f);
+      bv = keep_first(bv, valid, -0.0f);
+    }
+    if constexpr (L::kWide) {
+      acc.part[0] += low_half(av) * low_half(bv);
+      acc.part[0] += high_half(av) * high_half(bv);
+    } else {
+      acc.part[k] += av * bv;
+    }
+  });
+  if (j == n) return acc.total();
+  float l[8];
+  acc.lanes(l);
+  for (int i = 0; j < n; ++j, ++i) l[i] += a[j] * b[j];
+  return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+}
+
 }  // namespace tg::kernels

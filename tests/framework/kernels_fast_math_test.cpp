@@ -127,3 +127,41 @@ TEST_CASE("lane_max_lanes / exp_shifted_lane_sum on 4, 8 and 16 lanes: the scala
   REQUIRE(exp_shifted_lane_sum<f32x8>(one.data(), 1, 4.0f) == 1.0f);
   REQUIRE(one[0] == 1.0f);
 }
+
+namespace {
+
+// dot_lane_sum<V> against lane_sum<float> of a[j] * b[j] (this file is compiled without FMA, so neither
+// contracts): every length, with rows whose products are all -0 (the sum is +0), mixed signs, and
+// huge and NaN values readable beyond n (avail), which must not reach the sum.
+template <class V> void require_dot_lanes_match_scalar() {
+  for (int64_t n = 0; n <= 41; ++n)
+    for (int variant = 0; variant < 3; ++variant) {
+      INFO(kLanes<V> << " lanes, n=" << n << ", variant " << variant);
+      std::vector<float> a(static_cast<size_t>(n) + 16), b(a.size());
+      for (size_t j = 0; j < a.size(); ++j) {
+        const auto x = static_cast<float>(j);
+        a[j] = variant == 1 ? 0.0f : std::cos(0.9f * x) * 0.7f;   // variant 1: every product -0
+        b[j] = variant == 1 ? -1.0f - x : std::sin(1.3f * x) * 50.0f;
+        if (variant == 2) a[j] = std::abs(a[j]);
+        if (static_cast<int64_t>(j) >= n) {   // readable beyond the row: never summed
+          a[j] = j % 2 ? kNaN : 1e30f;
+          b[j] = j % 3 ? -kInf : kNaN;
+        }
+      }
+      const float scalar = lane_sum<float>(n, [&](int64_t j) { return a[static_cast<size_t>(j)] * b[static_cast<size_t>(j)]; });
+      REQUIRE(same_bits(dot_lane_sum<V>(a.data(), b.data(), n), scalar));
+      REQUIRE(same_bits(dot_lane_sum<V>(a.data(), b.data(), n, n + 16), scalar));
+      if (variant == 1) REQUIRE(same_bits(scalar, 0.0f));   // lanes start at +0: +0 + -0 = +0
+    }
+}
+
+}  // namespace
+
+TEST_CASE("dot_lane_sum on 4, 8 and 16 lanes: lane_sum's bits for a[j] * b[j] at every length, values beyond "
+          "the row left out", "[kernels]") {
+  require_dot_lanes_match_scalar<f32x4>();
+  require_dot_lanes_match_scalar<f32x8>();
+  require_dot_lanes_match_scalar<f32x16>();
+  const std::vector<float> a = {1.0f, 2.0f, 3.0f}, b = {4.0f, -5.0f, 0.5f};
+  REQUIRE(dot_lane_sum<f32x8>(a.data(), b.data(), 3) == -4.5f);
+}
