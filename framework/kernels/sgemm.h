@@ -16,7 +16,8 @@
 // its elements straight from A's rows or columns; only when A's leading dimension is >= 1024 floats
 // and a multiple of 256 (cache-set conflicts) is each tile's A block copied contiguously. A product one tile high (M <= 96)
 // reads an untransposed B with a short row stride in place (packing it would cost a large part of
-// such a small product, e.g. the attention's per-head products). A product one tile high with a
+// such a small product, e.g. the attention's per-head products), and so does a parallel product of at
+// most 768 rows whose B is small (<= 512 KB: the tiny LM's and gpt-cpu's backward products). A product one tile high with a
 // transposed B and more columns than rows (a linear layer on a few tokens, x W^T) is computed as
 // C^T = op(B)^T op(A)^T, reading W's rows in place and packing only op(A): its micro-tiles are stored
 // transposed (the same fma sequence per element: the same bits).

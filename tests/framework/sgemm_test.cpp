@@ -307,6 +307,43 @@ TEST_CASE("sgemm: a parallel product of fewer than 4 tiles (cut into half-width 
   set_num_threads(before);
 }
 
+TEST_CASE("sgemm: a parallel product of up to 768 rows reads a small untransposed B in place, with the packed "
+          "product's bits", "[kernels][gemm][determinism]") {
+  if (!kernels::sgemm_active()) {
+    WARN("not run: tapegrad's sgemm is not active");
+    return;
+  }
+  const int before = get_num_threads();
+  set_num_threads(2);
+  // The tiny LM's backward products (dX = dY W: 768 x 128 from 384; dW = dY^T X: 128 x 128 from 768 tokens),
+  // odd sizes with a last partial panel, and the bounds' other sides: 769 rows, and B of 2^17 + 16 floats
+  // (both packed). sgemm_serial always packs a B of more than 96 rows' product; so does the parallel product
+  // when B's rows are 1024 floats apart or more.
+  const int64_t shapes[][4] = {{0, 768, 128, 384}, {1, 128, 128, 768}, {0, 300, 100, 77},
+                               {1, 97, 50, 999},   {0, 769, 64, 200},  {0, 700, 48, 2731}};
+  for (const auto& s : shapes) {
+    const bool ta = s[0] == 1;
+    INFO("trans_a=" << ta << " M=" << s[1] << " N=" << s[2] << " K=" << s[3]);
+    const Case c(ta, false, s[1], s[2], s[3], static_cast<uint32_t>(s[1] * 7 + s[3]));
+    const std::vector<float> parallel = product(c, [&](float* C) {
+      kernels::sgemm(ta, false, c.M, c.N, c.K, 1.0f, c.A.data(), c.lda, c.B.data(), c.ldb, 0.0f, C, c.ldc);
+    });
+    const std::vector<float> serial = product(c, [&](float* C) {
+      kernels::sgemm_serial(ta, false, c.M, c.N, c.K, 1.0f, c.A.data(), c.lda, c.B.data(), c.ldb, 0.0f, C, c.ldc);
+    });
+    std::vector<float> wide(static_cast<size_t>(c.K * 1024));
+    for (int64_t k = 0; k < c.K; ++k)
+      std::copy_n(c.B.data() + k * c.ldb, c.N, wide.data() + k * 1024);
+    const std::vector<float> packed = product(c, [&](float* C) {
+      kernels::sgemm(ta, false, c.M, c.N, c.K, 1.0f, c.A.data(), c.lda, wide.data(), 1024, 0.0f, C, c.ldc);
+    });
+    REQUIRE(same_bits(parallel, serial));
+    REQUIRE(same_bits(parallel, packed));
+    check_case(tapegrad_gemm, c, 1);
+  }
+  set_num_threads(before);
+}
+
 TEST_CASE("sgemm: every element is the documented sequence, bit for bit: fma over k in order, alpha * sum, "
           "then fma with beta * C or the bias", "[kernels][gemm][determinism]") {
   // 300 products from a fixed stream through sgemm (1 or 2 threads), sgemm_serial and the packed-B entry:
