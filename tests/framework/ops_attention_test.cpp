@@ -292,6 +292,41 @@ float kernel_exp(float z) {
   return kernels::wide_lanes() ? exp_fma(z) : kernels::exp_nonpositive(kernels::clamp_exp_arg(z));
 }
 
+TEST_CASE("attention kernels: float32 heads of one tile give the same bits whether the sgemm reads v and k in "
+          "place or packs them", "[ops][attention][determinism]") {
+  // 4 x 2 heads of 64 queries: one tile each, forward and backward. Rows 192 floats apart (q, k, v side by
+  // side) are read in place by the sgemm; the same values with rows 1088 floats apart are packed by it.
+  const int64_t N = 4, H = 2, L = 64, D = 32, E = H * D;
+  const kernels::AttentionDims d{N, H, L, L, D};
+  kernels::AttentionConfig cfg;
+  cfg.causal = true;
+  std::mt19937 gen(17);
+  std::uniform_real_distribution<float> u(-2, 2);
+  std::vector<float> values(static_cast<size_t>(N * L * 4 * E));
+  for (float& x : values) x = u(gen);
+  std::vector<float> results[2];
+  for (const int64_t ld : {3 * E, int64_t{1088}}) {
+    // Element (n, i, c) of q (c < E), k (E <= c < 2E), v, and dout (3E <= c < 4E, its own [N, L, E] buffer).
+    std::vector<float> qkv(static_cast<size_t>(N * L * ld)), dout(static_cast<size_t>(N * L * E));
+    for (int64_t r = 0; r < N * L; ++r)
+      for (int64_t c = 0; c < 4 * E; ++c)
+        (c < 3 * E ? qkv[static_cast<size_t>(r * ld + c)] : dout[static_cast<size_t>(r * E + c - 3 * E)]) =
+            values[static_cast<size_t>(r * 4 * E + c)];
+    const kernels::HeadLayout ql{0, L * ld, D, ld}, kl{E, L * ld, D, ld}, vl{2 * E, L * ld, D, ld}, ol{0, L * E, D, E};
+    std::vector<float> out(dout.size()), probs(static_cast<size_t>(N * H * L * kernels::probs_row(d))), grads(qkv.size());
+    kernels::attention_forward<float>(d, qkv.data(), ql, qkv.data(), kl, qkv.data(), vl, {}, cfg, out.data(), ol,
+                                      probs.data());
+    kernels::attention_backward<float>(d, qkv.data(), ql, qkv.data(), kl, qkv.data(), vl, cfg, probs.data(),
+                                       dout.data(), ol, grads.data(), ql, grads.data(), kl, grads.data(), vl, nullptr);
+    std::vector<float>& res = results[ld == 3 * E ? 0 : 1];
+    res = out;
+    for (int64_t r = 0; r < N * L; ++r)
+      res.insert(res.end(), grads.begin() + r * ld, grads.begin() + r * ld + 3 * E);
+  }
+  REQUIRE(results[0].size() == static_cast<size_t>(N * L * 4 * E));
+  REQUIRE(same_bits(results[0], results[1]));
+}
+
 TEST_CASE("fused_attention: float32 probabilities are PyTorch's exp(x - max) * (1 / sum), not a division per element",
           "[ops][attention]") {
   // One head, D = 16 (q / sqrt(D) = q / 4 exactly) and q, k in eighths: every score is exact in float32.
