@@ -176,23 +176,30 @@ const float* b_panel(const Problem& p, int64_t j, int64_t k0, int64_t& ld) {
   return p.bpack + ((q - p.first_packed) * std::max(p.K, p.panel_k) + k0) * kNR;
 }
 
-// First row of sliver `is` of the tile rows [m0, m1) (is = slivers: m1). Slivers are 6 rows, except
-// that the last full sliver and a remainder of r rows share their 6 + r rows evenly (4 + 3, 4 + 4,
-// 5 + 4, 5 + 5): a kernel of 1..3 rows is bound by the FMA latency, 4 cycles per k whatever its rows,
-// against 6 for 6 rows (measured: 6 + 2 rows take 3.3 ns per k, 4 + 4 rows 2.8). Each element's
-// operations do not depend on its sliver (kernels/sgemm_kernel.h), so neither do the bits.
-int64_t sliver_row(int64_t m0, int64_t m1, int64_t is) {
-  const int64_t mr = micro().mr, rows = m1 - m0, slivers = ceil_div(rows, mr), rem = rows % mr;
-  if (is >= slivers) return m1;
-  if (rows > mr && rem != 0 && is == slivers - 1) return m0 + (is - 1) * mr + (mr + rem + 1) / 2;
-  return m0 + is * mr;
-}
-
 // One sliver of a tile: first row, rows, k range.
 struct Sliver {
   int64_t i, m;
   KRange r;
 };
+
+// The slivers of the tile rows [m0, m1) into sl (their number returned). Slivers are mr rows, except that
+// the last full sliver and a remainder of r rows share their mr + r rows evenly (6-row kernel: 4 + 3, 4 + 4,
+// 5 + 4, 5 + 5): a kernel of 1..3 rows is bound by the FMA latency, 4 cycles per k whatever its rows, against
+// 6 for 6 rows (measured: 6 + 2 rows take 3.3 ns per k, 4 + 4 rows 2.8). Each element's operations do not
+// depend on its sliver (kernels/sgemm_kernel.h), so neither do the bits. One integer division per tile: mr is
+// known at run time only, and four per sliver were 10% of gpt-cpu's attention driver samples.
+int64_t split_slivers(const Problem& p, int64_t m0, int64_t m1, int64_t mr, Sliver* sl) {
+  const int64_t rows = m1 - m0, full = rows / mr, rem = rows - full * mr, slivers = full + (rem != 0);
+  const bool shared = rows > mr && rem != 0;
+  for (int64_t is = 0; is < slivers; ++is) {
+    const int64_t i = shared && is == slivers - 1 ? m0 + (is - 1) * mr + (mr + rem + 1) / 2 : m0 + is * mr;
+    sl[is].i = i;
+    if (is > 0) sl[is - 1].m = i - sl[is - 1].i;
+  }
+  if (slivers > 0) sl[slivers - 1].m = m1 - sl[slivers - 1].i;
+  for (int64_t is = 0; is < slivers; ++is) sl[is].r = sliver_k(p, sl[is].i, sl[is].m);
+  return slivers;
+}
 
 // The TileOut fields every micro-tile of the product shares.
 sgemm_detail::TileOut problem_out(const Problem& p) {
@@ -222,17 +229,13 @@ sgemm_detail::TileOut micro_tile(const Problem& p, sgemm_detail::TileOut o, cons
 // The C tile rows [m0, m1) x columns [n0, n1) (n0 a multiple of 16): KC blocks, then panels, then slivers.
 void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const MicroKernel& kernel = micro();
-  const int64_t panels = ceil_div(n1 - n0, kNR), slivers = ceil_div(m1 - m0, kernel.mr);
+  Sliver sl[kMc / sgemm_detail::kMR];   // kMc / 6 slivers at most
+  const int64_t panels = ceil_div(n1 - n0, kNR), slivers = split_slivers(p, m0, m1, kernel.mr, sl);
   // Per-thread scratch: a task runs start to end on one thread and never waits inside, so one each.
   thread_local std::vector<float> acc, apack;   // partial sums between KC blocks; the packed A block
   if (p.K > p.kc) acc.resize(static_cast<size_t>(panels * slivers * kernel.mr * kNR));
   if (p.pack_a) apack.resize(static_cast<size_t>(kMc * (kKcMax + 16)));
   const sgemm_detail::TileOut base = problem_out(p);
-  Sliver sl[kMc / sgemm_detail::kMR];   // kMc / 6 slivers at most
-  for (int64_t is = 0; is < slivers; ++is) {
-    const int64_t i = sliver_row(m0, m1, is), m = sliver_row(m0, m1, is + 1) - i;
-    sl[is] = {i, m, sliver_k(p, i, m)};
-  }
   const auto out = [&](int64_t q, int64_t is, bool first, bool last) {   // sliver is, panel q of the tile
     float* tile_acc = p.K > p.kc ? acc.data() + (q * slivers + is) * kernel.mr * kNR : nullptr;
     return micro_tile(p, base, sl[is], n0 + q * kNR, n1, tile_acc, first, last);
