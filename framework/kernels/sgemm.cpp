@@ -386,8 +386,14 @@ void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
 // read in place measured 0.5-4% faster than copied (min / p10 / median of alternated fwd+bwd iterations)
 // and are left in place. A transposed A is read a few floats per k from kc rows lda apart; at least
 // kPackALd floats apart it is copied whatever the stride (Xeon, AVX-512 kernel, 2 threads: mid's weight
-// gradient dY^T X, 1152 x 384 x 2048, 220 -> 240 GFLOP/s; mid fwd+bwd 2-3% and long 3-5% faster).
-bool sgemm_copies_a(bool trans_a, int64_t lda) { return lda >= kPackALd && (trans_a || lda % 256 == 0); }
+// gradient dY^T X, 1152 x 384 x 2048, 220 -> 240 GFLOP/s; mid fwd+bwd 2-3% and long 3-5% faster). So is
+// one whose columns are a multiple of 512 floats (2 KB) apart, whose kc rows fall into two cache sets or one:
+// the tiny LM's FFN weight gradients (512 x 128 and, as C^T, 512 x 128 from 768 tokens, lda = 512) 3-5%
+// faster (p10 of 2000 alternated calls, three runs); at 256 floats apart (long's out-projection dW) no
+// measurable change, so those stay in place.
+bool sgemm_copies_a(bool trans_a, int64_t lda) {
+  return (lda >= kPackALd && (trans_a || lda % 256 == 0)) || (trans_a && lda > 0 && lda % 512 == 0);
+}
 
 bool sgemm_cpu_supported() {
   // libgcc's cpu model checks the OS's XSAVE state for AVX as well as the cpuid bits.

@@ -13,8 +13,8 @@
 // last full sliver's rows evenly: short kernels are FMA-latency bound). Edge micro-tiles use the same
 // kernels with masked stores.
 // Measured choices (bench_sgemm --shapes): A is not packed into slivers, the micro-kernel broadcasts
-// its elements straight from A's rows or columns; only when A's leading dimension is >= 1024 floats
-// and a multiple of 256 (cache-set conflicts) is each tile's A block copied contiguously. A product one tile high (M <= 96)
+// its elements straight from A's rows or columns; only when A's leading dimension would cause cache-set
+// conflicts (sgemm_copies_a) is each tile's A block copied contiguously. A product one tile high (M <= 96)
 // reads an untransposed B with a short row stride in place (packing it would cost a large part of
 // such a small product, e.g. the attention's per-head products), and so does a parallel product of at
 // most 768 rows whose B is small (<= 512 KB: the tiny LM's and gpt-cpu's backward products). A product one tile high with a
@@ -48,7 +48,7 @@ bool sgemm_active();
 
 // True when op(A)'s rows (or, trans_a, columns) `lda` floats apart make each tile copy its A block first:
 // rows >= 1024 floats apart and a multiple of 256 (they would fall into a few cache sets); a transposed A
-// >= 1024 floats apart. A caller that lays out an untransposed A itself can choose a stride for which it
+// >= 1024 floats apart, or a multiple of 512 floats apart. A caller that lays out an untransposed A itself can choose a stride for which it
 // is false and spare the copy (the bits are the same).
 bool sgemm_copies_a(bool trans_a, int64_t lda);
 

@@ -344,6 +344,37 @@ TEST_CASE("sgemm: a parallel product of up to 768 rows reads a small untranspose
   set_num_threads(before);
 }
 
+TEST_CASE("sgemm: a transposed A whose columns are a multiple of 512 floats apart is copied per tile, with the "
+          "bits of reading it in place", "[kernels][gemm][determinism]") {
+  REQUIRE(kernels::sgemm_copies_a(true, 512));
+  REQUIRE(kernels::sgemm_copies_a(true, 1536));
+  REQUIRE(kernels::sgemm_copies_a(true, 1100));   // >= 1024 apart: whatever the stride
+  REQUIRE_FALSE(kernels::sgemm_copies_a(true, 256));
+  REQUIRE_FALSE(kernels::sgemm_copies_a(true, 520));
+  REQUIRE_FALSE(kernels::sgemm_copies_a(false, 512));
+  if (!kernels::sgemm_active()) {
+    WARN("not run: tapegrad's sgemm is not active");
+    return;
+  }
+  const int before = get_num_threads();
+  set_num_threads(2);
+  // The tiny LM's FFN weight gradient dY^T X (512 x 128 from 768 tokens) with dY's rows 512 apart (copied)
+  // and the same values 520 apart (read in place).
+  const Case c(true, false, 512, 128, 768, 31);
+  std::vector<float> a512(static_cast<size_t>(c.K * 512)), a520(static_cast<size_t>(c.K * 520));
+  for (int64_t k = 0; k < c.K; ++k)
+    for (int64_t i = 0; i < c.M; ++i)
+      a512[static_cast<size_t>(k * 512 + i)] = a520[static_cast<size_t>(k * 520 + i)] = c.A[static_cast<size_t>(k * c.lda + i)];
+  const auto run = [&](const std::vector<float>& a, int64_t lda) {
+    return product(c, [&](float* C) {
+      kernels::sgemm(true, false, c.M, c.N, c.K, 1.0f, a.data(), lda, c.B.data(), c.ldb, 0.0f, C, c.ldc);
+    });
+  };
+  REQUIRE(same_bits(run(a512, 512), run(a520, 520)));
+  check_case(tapegrad_gemm, c, 0);
+  set_num_threads(before);
+}
+
 TEST_CASE("sgemm: every element is the documented sequence, bit for bit: fma over k in order, alpha * sum, "
           "then fma with beta * C or the bias", "[kernels][gemm][determinism]") {
   // 300 products from a fixed stream through sgemm (1 or 2 threads), sgemm_serial and the packed-B entry:
@@ -363,8 +394,8 @@ TEST_CASE("sgemm: every element is the documented sequence, bit for bit: fma ove
     const int64_t M = sizes[below(12)], N = sizes[below(12)];
     const int64_t K = below(6) == 0 ? 300 + below(800) : sizes[below(12)];
     Case c(ta, tb, M, N, K, static_cast<uint32_t>(500 + n));
-    if (below(8) == 0) {   // A's rows (or columns) 1024 or 1280 floats apart
-      c.lda = below(2) == 0 ? 1024 : 1280;
+    if (below(8) == 0) {   // A's rows (or columns) 1024 or 1280 floats apart, a transposed A's also 512
+      c.lda = ta && below(3) == 0 ? 512 : below(2) == 0 ? 1024 : 1280;
       c.A.resize(static_cast<size_t>((ta ? K : M) * c.lda));
       for (size_t i = 0; i < c.A.size(); ++i) c.A[i] = std::sin(0.37f * static_cast<float>(i));
     }
