@@ -69,7 +69,8 @@ bool launched_by_mpi();
 // collective longer than `timeout` for the other ranks (one returned from main after catching an error
 // without tg::dist::abort, or called a different collective) prints
 //   "[dist] rank 0 of 2 waited 1800 s in MPI_Barrier (Communicator::barrier) for the other ranks, ..."
-// and ends the launch with tg::dist::abort(1), so a launch never hangs. The clock is a watchdog thread
+// and ends the launch (its process exits with status 1, and mpirun ends the other ranks), so a launch never
+// hangs. The clock is a watchdog thread
 // (with more than one rank); each collective costs two uncontended mutex locks more. One timeout per
 // process: an Environment created while another is alive must pass the same one.
 // Throws std::invalid_argument for timeout <= 0 or one that differs from a live Environment's.

@@ -4,10 +4,10 @@
 // A blocking MPI collective cannot be interrupted from the thread that waits in it, so a watchdog thread
 // watches the collective in progress: when one lasts longer than the timeout (the other ranks never came:
 // one failed and returned from main, or called another collective), it prints what this rank waited for
-// and ends the launch with tg::dist::abort(1) (MPI_Abort), as PyTorch's NCCL watchdog tears a job down.
-// Cost on the hot path: two uncontended mutex locks per collective; the thread sleeps until a deadline.
-// MPI_Abort from this second thread is outside MPI_THREAD_FUNNELED's letter; Open MPI 4.1 and MPICH end
-// the launch from it (distributed/timeout_fires_np2), and tg::dist::abort falls back to std::_Exit.
+// and ends the launch by ending its process with exit status 1 (std::_Exit: no MPI call from this second
+// thread, which MPI_THREAD_FUNNELED does not allow; mpirun then kills the other ranks), as PyTorch's NCCL
+// watchdog tears a job down. Cost on the hot path: two uncontended mutex locks per collective; the thread
+// sleeps until a deadline.
 #include <chrono>
 
 #include "distributed/collectives.h"
