@@ -28,6 +28,8 @@ extern "C" {
 // Present in OpenBLAS DYNAMIC_ARCH builds; weak so a build without them still links.
 void gotoblas_dynamic_init(void) __attribute__((weak));
 void gotoblas_dynamic_quit(void) __attribute__((weak));
+// Stops and joins OpenBLAS's own server threads (pthreads builds); weak as well.
+int blas_thread_shutdown_(void) __attribute__((weak));
 char* openblas_get_corename(void);
 char* openblas_get_config(void);
 void openblas_set_num_threads(int);
@@ -93,6 +95,12 @@ bool select_blas_core(const std::string& core) {
   const char* previous = std::getenv("OPENBLAS_CORETYPE");
   std::string saved = previous ? previous : "";
   setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
+  // OpenBLAS's server threads, started when the library loaded, allocate their buffers when they first
+  // run, and that allocation calls gotoblas_dynamic_init when the kernel table is unset: a server thread
+  // that first ran between the quit and the init below ran the init at the same time as this thread and
+  // crashed the process (SIGSEGV in gotoblas_dynamic_init; tiny_lm's test processes, about 1 in 2500 under
+  // load). So they are stopped and joined first; tapegrad runs OpenBLAS single-threaded and never needs them.
+  if (blas_thread_shutdown_) blas_thread_shutdown_();
   gotoblas_dynamic_quit();
   gotoblas_dynamic_init();
   if (previous) setenv("OPENBLAS_CORETYPE", saved.c_str(), 1);
