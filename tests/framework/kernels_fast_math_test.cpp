@@ -148,7 +148,8 @@ template <class V> void require_dot_lanes_match_scalar() {
           b[j] = j % 3 ? -kInf : kNaN;
         }
       }
-      const float scalar = lane_sum<float>(n, [&](int64_t j) { return a[static_cast<size_t>(j)] * b[static_cast<size_t>(j)]; });
+      const float scalar =
+          lane_sum<float>(n, [&](int64_t j) { return a[static_cast<size_t>(j)] * b[static_cast<size_t>(j)]; });
       REQUIRE(same_bits(dot_lane_sum<V>(a.data(), b.data(), n), scalar));
       REQUIRE(same_bits(dot_lane_sum<V>(a.data(), b.data(), n, n + 16), scalar));
       if (variant == 1) REQUIRE(same_bits(scalar, 0.0f));   // lanes start at +0: +0 + -0 = +0

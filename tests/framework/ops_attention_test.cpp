@@ -313,7 +313,8 @@ TEST_CASE("attention kernels: float32 heads of one tile give the same bits wheth
         (c < 3 * E ? qkv[static_cast<size_t>(r * ld + c)] : dout[static_cast<size_t>(r * E + c - 3 * E)]) =
             values[static_cast<size_t>(r * 4 * E + c)];
     const kernels::HeadLayout ql{0, L * ld, D, ld}, kl{E, L * ld, D, ld}, vl{2 * E, L * ld, D, ld}, ol{0, L * E, D, E};
-    std::vector<float> out(dout.size()), probs(static_cast<size_t>(N * H * L * kernels::probs_row(d))), grads(qkv.size());
+    std::vector<float> out(dout.size()), grads(qkv.size());
+    std::vector<float> probs(static_cast<size_t>(N * H * L * kernels::probs_row(d)));
     kernels::attention_forward<float>(d, qkv.data(), ql, qkv.data(), kl, qkv.data(), vl, {}, cfg, out.data(), ol,
                                       probs.data());
     kernels::attention_backward<float>(d, qkv.data(), ql, qkv.data(), kl, qkv.data(), vl, cfg, probs.data(),

@@ -364,7 +364,8 @@ TEST_CASE("sgemm: a transposed A whose columns are a multiple of 512 floats apar
   std::vector<float> a512(static_cast<size_t>(c.K * 512)), a520(static_cast<size_t>(c.K * 520));
   for (int64_t k = 0; k < c.K; ++k)
     for (int64_t i = 0; i < c.M; ++i)
-      a512[static_cast<size_t>(k * 512 + i)] = a520[static_cast<size_t>(k * 520 + i)] = c.A[static_cast<size_t>(k * c.lda + i)];
+      a512[static_cast<size_t>(k * 512 + i)] = a520[static_cast<size_t>(k * 520 + i)] =
+          c.A[static_cast<size_t>(k * c.lda + i)];
   const auto run = [&](const std::vector<float>& a, int64_t lda) {
     return product(c, [&](float* C) {
       kernels::sgemm(true, false, c.M, c.N, c.K, 1.0f, a.data(), lda, c.B.data(), c.ldb, 0.0f, C, c.ldc);
