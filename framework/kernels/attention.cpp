@@ -224,18 +224,20 @@ template <class T>
   }
 }
 
-// x[0, n) *= inv and x[n, end) = 0 for a float row (n <= end), on lane vectors V: the vector across n is
-// scaled and its lanes from n on zeroed in one store (a std::fill of the rest was a call to memset per row).
-template <class V> [[gnu::always_inline]] inline void zero_beyond(float* x, int64_t n, int64_t end, float inv) {
+// x[j] = f(j) for j < n and x[n, end) = 0 for a float row (n <= end), f.template operator()<U>(j) giving
+// x[j, j + lanes of U): on lane vectors V, the vector across n in one store with its lanes from n on zeroed (a
+// std::fill of the rest was a call to memset per row); one by one (U = float) where no whole vector fits.
+// f may read x itself: each of its vectors is read before it is stored.
+template <class V, class F>
+[[gnu::always_inline]] inline void write_row_zero_beyond(float* x, int64_t n, int64_t end, F&& f) {
   constexpr int64_t kL = kLanes<V>;
-  const V scale = splat<V>(inv);
   int64_t j = 0;
-  for (; j + kL <= n; j += kL) store(x + j, load<V>(x + j) * scale);
+  for (; j + kL <= n; j += kL) store(x + j, f.template operator()<V>(j));
   if (j < n && j + kL <= end) {
-    store(x + j, keep_first(load<V>(x + j) * scale, n - j, 0.0f));
+    store(x + j, keep_first(f.template operator()<V>(j), n - j, 0.0f));
     j += kL;
   }
-  for (; j < n; ++j) x[j] *= inv;
+  for (; j < n; ++j) x[j] = f.template operator()<float>(j);
   for (; j + kL <= end; j += kL) store(x + j, splat<V>(0.0f));
   for (; j < end; ++j) x[j] = 0.0f;
 }
@@ -273,7 +275,10 @@ TG_MULTIVERSION void softmax_rows_lanes(const AttentionConfig& cfg, MaskView<flo
         std::fill(x[g], x[g] + zero_to, 0.0f);
         continue;
       }
-      zero_beyond<V>(x[g], lim[g], zero_to, inv[g]);
+      float* const xg = x[g];
+      const float scale = inv[g];
+      write_row_zero_beyond<V>(xg, lim[g], zero_to,
+                               [&]<class U>(int64_t j) { return load<U>(xg + j) * splat<U>(scale); });
     }
   }
 }
@@ -341,14 +346,6 @@ TG_MULTIVERSION void forward_tasks(int64_t t0, int64_t t1, int64_t tiles, T scal
   }
 }
 
-// Softmax backward of a tile in place: dp [m, ncol], rows dp_row apart (gradient w.r.t. the dropped
-// probabilities pd) becomes ds = p * (dp_pre - rowsum(p * dp_pre)), dp_pre = dp * keep * scale, in PyTorch's
-// order: dropout's backward first (dp_pre rounded and stored), then the softmax's from those values, so that the
-// row sum adds exactly the values it is subtracted from (a row of one visible key gets ds = 0, not the rounding
-// error of a multiply-add contracted across the two). p and pd have row strides p_row and pd_row (pd != 0 is the
-// keep test). Row r (query i0+r) reads dp only up to its causal limit (p is zero beyond it, and the score
-// product may have left dp unwritten there) and its ds is zero beyond. With `ds_out` (row stride ld_out), ds is
-// also written there, zero beyond column ncol.
 // Row r's dropout backward (the scalar code of either precision): dp_pre = dp * keep * scale up to lim.
 template <class T> [[gnu::always_inline]] inline void dropout_grad_row(T* g, const T* pdr, int64_t lim, T scale) {
   for (int64_t j = 0; j < lim; ++j) g[j] = pdr[j] != T(0) ? g[j] * scale : T(0);
@@ -358,23 +355,6 @@ template <class T> [[gnu::always_inline]] inline void dropout_grad_row(T* g, con
 template <class T> [[gnu::always_inline]] inline void copy_ds_row(const T* g, int64_t ncol, T* drow, int64_t ld_out) {
   std::memcpy(drow, g, sizeof(T) * static_cast<size_t>(ncol));
   std::fill(drow + ncol, drow + ld_out, T(0));
-}
-
-// g[j] = p[j] * (g[j] - delta) for j < lim and 0 from lim to ncol, on lane vectors V (the vector across lim in
-// one store, its lanes from lim on zeroed).
-template <class V>
-[[gnu::always_inline]] inline void grad_scale_row(const float* p, float* g, int64_t lim, int64_t ncol, float delta) {
-  constexpr int64_t kL = kLanes<V>;
-  const V d = splat<V>(delta);
-  int64_t j = 0;
-  for (; j + kL <= lim; j += kL) store(g + j, load<V>(p + j) * (load<V>(g + j) - d));
-  if (j < lim && j + kL <= ncol) {
-    store(g + j, keep_first(load<V>(p + j) * (load<V>(g + j) - d), lim - j, 0.0f));
-    j += kL;
-  }
-  for (; j < lim; ++j) g[j] = p[j] * (g[j] - delta);
-  for (; j + kL <= ncol; j += kL) store(g + j, splat<V>(0.0f));
-  for (; j < ncol; ++j) g[j] = 0.0f;
 }
 
 // softmax_grad_rows for float rows on lane vectors V, compiled per vector ISA, each step for the kRowGroup
@@ -395,23 +375,22 @@ TG_MULTIVERSION void softmax_grad_rows_lanes(const AttentionConfig& cfg, float s
     }
     for (int64_t g = 0; g < rows; ++g)
       delta[g] = dot_lane_sum<V>(p + (r0 + g) * p_row, dp + (r0 + g) * dp_row, lim[g], ncol);
-    for (int64_t g = 0; g < rows; ++g) {
-      grad_scale_row<V>(p + (r0 + g) * p_row, dp + (r0 + g) * dp_row, lim[g], ncol, delta[g]);
-      if (ds_out) copy_ds_row(dp + (r0 + g) * dp_row, ncol, ds_out + (r0 + g) * ld_out, ld_out);
+    for (int64_t g = 0; g < rows; ++g) {   // ds = p * (dp - delta), zero from the row's limit to ncol
+      const float *const pg = p + (r0 + g) * p_row, d = delta[g];
+      float* const dpg = dp + (r0 + g) * dp_row;
+      write_row_zero_beyond<V>(dpg, lim[g], ncol, [&]<class U>(int64_t j) {
+        return load<U>(pg + j) * (load<U>(dpg + j) - splat<U>(d));
+      });
+      if (ds_out) copy_ds_row(dpg, ncol, ds_out + (r0 + g) * ld_out, ld_out);
     }
   }
 }
 
+// softmax_grad_rows for float64 rows, one row at a time in plain loops.
 template <class T>
-inline void softmax_grad_rows(const AttentionConfig& cfg, T scale, int64_t i0, int64_t m, int64_t ncol, const T* p,
-                              int64_t p_row, const T* pd, int64_t pd_row, T* dp, int64_t dp_row, T* ds_out,
-                              int64_t ld_out) {
-  if constexpr (std::is_same_v<T, float>) {
-    with_float_lanes([&]<class V>() {
-      softmax_grad_rows_lanes<V>(cfg, scale, i0, m, ncol, p, p_row, pd, pd_row, dp, dp_row, ds_out, ld_out);
-    });
-    return;
-  }
+inline void softmax_grad_rows_scalar(const AttentionConfig& cfg, T scale, int64_t i0, int64_t m, int64_t ncol,
+                                     const T* p, int64_t p_row, const T* pd, int64_t pd_row, T* dp, int64_t dp_row,
+                                     T* ds_out, int64_t ld_out) {
   for (int64_t r = 0; r < m; ++r) {
     T* g = dp + r * dp_row;
     const T* pr = p + r * p_row;
@@ -423,6 +402,27 @@ inline void softmax_grad_rows(const AttentionConfig& cfg, T scale, int64_t i0, i
     for (int64_t j = 0; j < lim; ++j) g[j] = pr[j] * (g[j] - delta);
     std::fill(g + lim, g + ncol, T(0));
     if (ds_out) copy_ds_row(g, ncol, ds_out + r * ld_out, ld_out);
+  }
+}
+
+// Softmax backward of a tile in place: dp [m, ncol], rows dp_row apart (gradient w.r.t. the dropped
+// probabilities pd) becomes ds = p * (dp_pre - rowsum(p * dp_pre)), dp_pre = dp * keep * scale, in PyTorch's
+// order: dropout's backward first (dp_pre rounded and stored), then the softmax's from those values, so that the
+// row sum adds exactly the values it is subtracted from (a row of one visible key gets ds = 0, not the rounding
+// error of a multiply-add contracted across the two). p and pd have row strides p_row and pd_row (pd != 0 is the
+// keep test). Row r (query i0+r) reads dp only up to its causal limit (p is zero beyond it, and the score
+// product may have left dp unwritten there) and its ds is zero beyond. With `ds_out` (row stride ld_out), ds is
+// also written there, zero beyond column ncol.
+template <class T>
+inline void softmax_grad_rows(const AttentionConfig& cfg, T scale, int64_t i0, int64_t m, int64_t ncol, const T* p,
+                              int64_t p_row, const T* pd, int64_t pd_row, T* dp, int64_t dp_row, T* ds_out,
+                              int64_t ld_out) {
+  if constexpr (std::is_same_v<T, float>) {
+    with_float_lanes([&]<class V>() {
+      softmax_grad_rows_lanes<V>(cfg, scale, i0, m, ncol, p, p_row, pd, pd_row, dp, dp_row, ds_out, ld_out);
+    });
+  } else {   // the float64 rows
+    softmax_grad_rows_scalar(cfg, scale, i0, m, ncol, p, p_row, pd, pd_row, dp, dp_row, ds_out, ld_out);
   }
 }
 

@@ -190,6 +190,15 @@ template <class V> struct Lanes8 {
     const f32x4 r = __builtin_shufflevector(q, q, 0, 2, 0, 2) + __builtin_shufflevector(q, q, 1, 3, 1, 3);
     return r[0] + r[1];
   }
+  // total() with the one-by-one tail of elements j = from..n-1 added first, element j's value tail(j)
+  // (called in order) to lanes 0, 1, ... as lane_sum adds them.
+  template <class F> [[gnu::always_inline]] float total_with_tail(int64_t from, int64_t n, F&& tail) const {
+    if (from == n) return total();
+    float l[8];
+    lanes(l);
+    for (int i = 0; from < n; ++from, ++i) l[i] += tail(from);
+    return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+  }
 };
 
 // lane_max<float> of a[0, n) on lane vectors V (f32x4, f32x8 or f32x16): the same result (max_step's max
@@ -229,14 +238,7 @@ template <class V>
     L::store_run(p, e, width);
     acc.add(k, e);
   });
-  if (j == n) return acc.total();
-  float l[8];
-  acc.lanes(l);
-  for (int i = 0; j < n; ++j, ++i) {
-    x[j] = exp_nonpositive(clamp_exp_arg(x[j] - shift));
-    l[i] += x[j];
-  }
-  return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+  return acc.total_with_tail(j, n, [&](int64_t i) { return x[i] = exp_nonpositive(clamp_exp_arg(x[i] - shift)); });
 }
 
 // lane_sum<float>(n, a[j] * b[j]) on lane vectors V: the same products added to the same 8 lanes in the same
@@ -261,11 +263,7 @@ template <class V>
       acc.part[k] += av * bv;
     }
   });
-  if (j == n) return acc.total();
-  float l[8];
-  acc.lanes(l);
-  for (int i = 0; j < n; ++j, ++i) l[i] += a[j] * b[j];
-  return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+  return acc.total_with_tail(j, n, [&](int64_t i) { return a[i] * b[i]; });
 }
 
 }  // namespace tg::kernels

@@ -17,10 +17,10 @@
 // conflicts (sgemm_copies_a) is each tile's A block copied contiguously. A product one tile high (M <= 96)
 // reads an untransposed B with a short row stride in place (packing it would cost a large part of
 // such a small product, e.g. the attention's per-head products), and so does a parallel product of at
-// most 768 rows whose B is small (<= 512 KB: the tiny LM's and gpt-cpu's backward products). A product one tile high with a
-// transposed B and more columns than rows (a linear layer on a few tokens, x W^T) is computed as
-// C^T = op(B)^T op(A)^T, reading W's rows in place and packing only op(A): its micro-tiles are stored
-// transposed (the same fma sequence per element: the same bits).
+// most 768 rows whose B is small (<= 512 KB: the tiny LM's and gpt-cpu's backward products). A product
+// one tile high with a transposed B and more columns than rows (a linear layer on a few tokens, x W^T) is
+// computed as C^T = op(B)^T op(A)^T, reading W's rows in place and packing only op(A): its micro-tiles are
+// stored transposed (the same fma sequence per element: the same bits).
 //
 // Determinism invariant: every element C[i, j] is computed by the same sequence of operations whatever
 // the thread count and whatever the M/N tiling: acc = 0; acc = fma(op(A)[i, k], op(B)[k, j], acc) for
@@ -48,8 +48,8 @@ bool sgemm_active();
 
 // True when op(A)'s rows (or, trans_a, columns) `lda` floats apart make each tile copy its A block first:
 // rows >= 1024 floats apart and a multiple of 256 (they would fall into a few cache sets); a transposed A
-// >= 1024 floats apart, or a multiple of 512 floats apart. A caller that lays out an untransposed A itself can choose a stride for which it
-// is false and spare the copy (the bits are the same).
+// >= 1024 floats apart, or a multiple of 512 floats apart. A caller that lays out an untransposed A itself
+// can choose a stride for which it is false and spare the copy (the bits are the same).
 bool sgemm_copies_a(bool trans_a, int64_t lda);
 
 // The causal structure of one query tile's attention product, which lets the micro-tiles skip what the
