@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "framework/kernels/bf16.h"
+#include "framework/kernels/sbgemm.h"
 
 namespace tg {
 namespace {
@@ -32,7 +33,8 @@ Native& native() {
   std::call_once(n.once, [] {
     n.features = kernels::bf16_cpu_features();
     n.version = kernels::onednn_version();
-    n.available = !n.features.empty() && !n.version.empty() && kernels::onednn_bf16_matmul_works();
+    const bool own = n.features.find("AVX512_BF16") != std::string::npos && kernels::sbgemm_cpu_supported();
+    n.available = !n.features.empty() && (own || (!n.version.empty() && kernels::onednn_bf16_matmul_works()));
     if (!n.available) return;
     if (n.features.find("AMX-BF16") != std::string::npos) {
       n.preferred = true;
@@ -68,8 +70,8 @@ std::optional<Bf16Mode> env_mode() {
 
 std::string unavailable_reason() {
   const Native& n = native();
-  if (n.version.empty()) return "tapegrad was built without oneDNN";
   if (n.features.empty()) return "no AVX512_BF16/AMX";
+  if (n.version.empty()) return "tapegrad was built without oneDNN";
   return "oneDNN " + n.version + " cannot create a bf16 matmul";
 }
 
@@ -121,7 +123,10 @@ void reset_bf16_mode() { g_forced.store(0); }
 
 std::string bf16_status() {
   switch (bf16_mode()) {
-    case Bf16Mode::native: return "bf16: native (oneDNN " + native().version + ", " + native().features + ")";
+    case Bf16Mode::native:
+      if (kernels::native_bf16_gemm() == kernels::Bf16Gemm::tapegrad)
+        return "bf16: native (tapegrad AVX512_BF16 GEMM, " + native().features + ")";
+      return "bf16: native (oneDNN " + native().version + ", " + native().features + ")";
     case Bf16Mode::emulated:
       return "bf16: emulated (bf16-rounded operands, float32 GEMM; native " +
              (bf16_native_available() ? "available" : "unavailable: " + unavailable_reason()) + ")";
@@ -130,10 +135,10 @@ std::string bf16_status() {
   if (bf16_native_available() && !bf16_native_preferred() && g_forced.load() == 0 && !env_mode())
     return "bf16: float32 (this CPU's AVX512_BF16 dot products run at " + ratio_text(native().ratio) +
            " its float32 FMA rate, measured: bf16 would be slower), autocast runs float32; TAPEGRAD_BF16=native or "
-           "set_bf16_mode(native) forces oneDNN's bf16";
+           "set_bf16_mode(native) forces native bf16";
   if (bf16_native_available()) return "bf16: float32 (TAPEGRAD_BF16=float32 or set_bf16_mode), autocast runs float32";
-  if (native().version.empty()) return "bf16: unavailable (built without oneDNN), autocast runs float32";
   if (native().features.empty()) return "bf16: unavailable on this CPU (no AVX512_BF16/AMX), autocast runs float32";
+  if (native().version.empty()) return "bf16: unavailable (built without oneDNN), autocast runs float32";
   return "bf16: unavailable (" + unavailable_reason() + "), autocast runs float32";
 }
 

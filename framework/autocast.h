@@ -10,12 +10,13 @@
 // statistics, the loss. float64 tensors are never autocast.
 //
 // How the bf16 products are computed (bf16_mode()):
-//   native    oneDNN bf16 matmul (bf16 in, f32 accumulate/out), when this CPU has AVX512_BF16 or AMX,
-//             oneDNN can create the primitive and it pays off: AMX-BF16, or AVX512_BF16 dot products
-//             measured at >= 1.5x the float32 FMA rate (AMD Zen 4/5: 2x; an Intel Xeon without AMX:
-//             0.5x, where native would be slower than float32 and is not chosen unless asked). Each
-//             call runs single-threaded on fixed output tiles spread by TBB: the same bits for any
-//             thread count.
+//   native    hardware bf16 dot products (bf16 in, f32 accumulate/out), when this CPU has AVX512_BF16 or
+//             AMX and it pays off: AMX-BF16, or AVX512_BF16 dot products measured at >= 1.5x the float32
+//             FMA rate (AMD Zen 4/5: 2x; an Intel Xeon without AMX: 0.5x, where native would be slower
+//             than float32 and is not chosen unless asked). The products run through tapegrad's own
+//             AVX512_BF16 GEMM, or oneDNN's bf16 matmul on AMX CPUs (or with TAPEGRAD_BF16_GEMM=onednn),
+//             whose single-threaded calls run on fixed output tiles spread by TBB. Either way: the same
+//             bits for any thread count.
 //   emulated  operands rounded to bf16, then tapegrad's own float32 GEMM: the numerics of bf16 inputs
 //             with float32 accumulation on any CPU (for tests and previewing accuracy). Only when asked:
 //             environment TAPEGRAD_BF16=emulate, or set_bf16_mode(Bf16Mode::emulated).
@@ -62,8 +63,8 @@ void set_bf16_mode(Bf16Mode m);
 // Back to the default choice (environment, then detection).
 void reset_bf16_mode();
 
-// True when oneDNN (if tapegrad was built with it) can run bf16 matmuls on this CPU: cpuid reports
-// AVX512_BF16 or AMX-BF16 and a bf16 matmul primitive can be created (tried once, the answer cached).
+// True when bf16 products can run natively here: cpuid reports AVX512_BF16 (tapegrad's own kernel), or
+// AMX-BF16 and oneDNN (if tapegrad was built with it) creates a bf16 matmul primitive (tried once, cached).
 bool bf16_native_available();
 // True when native is also the default: available, and AMX-BF16 or bf16_dot_speed_ratio() >= 1.5.
 bool bf16_native_preferred();
@@ -72,7 +73,8 @@ bool bf16_native_preferred();
 // (native unavailable, or AMX-BF16, which oneDNN uses instead).
 double bf16_dot_speed_ratio();
 
-// The bf16 part of runtime_info(), e.g. "bf16: native (oneDNN 2.6.3, AVX512_BF16)", "bf16: emulated
+// The bf16 part of runtime_info(), e.g. "bf16: native (tapegrad AVX512_BF16 GEMM, AVX512_BF16)", "bf16: native
+// (oneDNN 3.0, AVX512_BF16+AMX-BF16)", "bf16: emulated
 // (bf16-rounded operands, float32 GEMM)", "bf16: unavailable on this CPU (no AVX512_BF16/AMX),
 // autocast runs float32" or "bf16: float32 (this CPU's AVX512_BF16 dot products run at 0.50x its
 // float32 FMA rate, measured: bf16 would be slower), autocast runs float32; ...".

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <bit>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <stdexcept>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "framework/kernels/parallel.h"
+#include "framework/kernels/sbgemm.h"
 #include "framework/kernels/simd.h"
 
 #ifdef TAPEGRAD_WITH_ONEDNN
@@ -263,11 +265,29 @@ float round_bf16(float x) {
 
 void round_bf16(const float* x, int64_t n, float* y) { round_span(x, n, y); }
 
+Bf16Gemm native_bf16_gemm() {
+  static const Bf16Gemm gemm = [] {
+    const char* env = std::getenv("TAPEGRAD_BF16_GEMM");
+    const std::string choice = env ? env : "";
+    const bool onednn = !onednn_version().empty(), own = sbgemm_cpu_supported();
+    if (choice == "onednn") return onednn || !own ? Bf16Gemm::onednn : Bf16Gemm::tapegrad;
+    if (choice == "tapegrad") return own || !onednn ? Bf16Gemm::tapegrad : Bf16Gemm::onednn;
+    if (!choice.empty() && choice != "auto")
+      throw std::invalid_argument("[gemm_bf16] TAPEGRAD_BF16_GEMM must be 'tapegrad', 'onednn' or 'auto'; got "
+                                  "TAPEGRAD_BF16_GEMM=" + choice);
+    const bool amx = bf16_cpu_features().find("AMX-BF16") != std::string::npos;
+    return own && !(amx && onednn) ? Bf16Gemm::tapegrad : Bf16Gemm::onednn;
+  }();
+  return gemm;
+}
+
 void gemm_bf16_serial(Bf16Mode mode, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                       int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (trivial(M, N, K, beta, C, ldc, nullptr)) return;
   if (mode == Bf16Mode::emulated) return emulated_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   if (mode != Bf16Mode::native) throw std::logic_error("[gemm_bf16] mode must be native or emulated");
+  if (native_bf16_gemm() == Bf16Gemm::tapegrad)
+    return sbgemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   require_native();
 #ifdef TAPEGRAD_WITH_ONEDNN
   native_serial<uint16_t>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -286,6 +306,8 @@ void gemm_bf16(Bf16Mode mode, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
     gemm<float>(ta, tb, M, N, K, alpha, a.data(), sa.cols, b.data(), sb.cols, beta, C, ldc, row_bias);
     return;
   }
+  if (native_bf16_gemm() == Bf16Gemm::tapegrad)
+    return sbgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, row_bias);
   require_native();
 #ifdef TAPEGRAD_WITH_ONEDNN
   native_parallel<uint16_t>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, row_bias);

@@ -7,11 +7,13 @@
 //                       kernels::gemm<float>: a product of two bf16 values is exact in float32, so this
 //                       is bf16-input/f32-accumulate arithmetic, on any CPU, and bitwise the same for
 //                       any thread count (kernels::gemm's fixed blocks).
-//   Bf16Mode::native    oneDNN bf16 matmul (bf16 in, f32 out) on fixed output tiles (the shape decides
-//                       them, never the thread count), each tile one single-threaded oneDNN call inside
-//                       a TBB task (OpenMP limited to 1 thread on that thread): no oversubscription, and
-//                       the same bits for any thread count. Throws std::logic_error when tapegrad was
-//                       built without oneDNN or the CPU cannot run it (callers check bf16_mode()).
+//   Bf16Mode::native    hardware bf16 dot products (bf16 in, f32 accumulate), through native_bf16_gemm():
+//                       tapegrad's own AVX512_BF16 GEMM (kernels/sbgemm.h: fixed tiles, the same bits
+//                       for any thread count), or oneDNN's bf16 matmul on fixed output tiles (the shape
+//                       decides them, never the thread count), each tile one single-threaded oneDNN call
+//                       inside a TBB task (OpenMP limited to 1 thread on that thread): no
+//                       oversubscription, and the same bits for any thread count. Throws
+//                       std::logic_error when neither can run (callers check bf16_mode()).
 #include <cstdint>
 #include <string>
 #include <type_traits>
@@ -32,6 +34,13 @@ namespace tg::kernels {
 float round_bf16(float x);
 // y[i] = round_bf16(x[i]) for i < n (y may equal x).
 void round_bf16(const float* x, int64_t n, float* y);
+
+// The GEMM that native products run through, decided once: TAPEGRAD_BF16_GEMM=tapegrad or onednn when set
+// (the other one if that one cannot run here), else tapegrad's own AVX512_BF16 kernel (kernels/sbgemm.h)
+// where the CPU has AVX512_BF16, except that oneDNN runs on AMX-BF16 CPUs (its AMX tiles are faster).
+// Throws std::invalid_argument for any other value of TAPEGRAD_BF16_GEMM than those and auto.
+enum class Bf16Gemm { tapegrad, onednn };
+Bf16Gemm native_bf16_gemm();
 
 // mode must be native or emulated. With row_bias [N] (beta must be 0): C = alpha op(A) op(B) + row_bias.
 void gemm_bf16(Bf16Mode mode, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "framework/kernels/bf16.h"
+#include "framework/kernels/sbgemm.h"
 #include "tapegrad/framework/autocast.h"
 #include "tapegrad/framework/ops/attention.h"
 #include "tapegrad/framework/ops/elementwise.h"
@@ -239,11 +240,16 @@ TEST_CASE("autocast: modes, native availability and the runtime_info text", "[au
         std::snprintf(text, sizeof text, "%.2fx", ratio);
         REQUIRE(bf16_status() == std::string("bf16: float32 (this CPU's AVX512_BF16 dot products run at ") + text +
                                      " its float32 FMA rate, measured: bf16 would be slower), autocast runs "
-                                     "float32; TAPEGRAD_BF16=native or set_bf16_mode(native) forces oneDNN's bf16");
+                                     "float32; TAPEGRAD_BF16=native or set_bf16_mode(native) forces native bf16");
       }
     }
     ModeScope mode(Bf16Mode::native);
-    REQUIRE_THAT(runtime_info(), Contains("bf16: native (oneDNN " + kernels::onednn_version()));
+    // tapegrad's own AVX512_BF16 GEMM, except on AMX-BF16 CPUs (oneDNN's AMX tiles) or when asked.
+    const bool own = kernels::native_bf16_gemm() == kernels::Bf16Gemm::tapegrad;
+    if (std::getenv("TAPEGRAD_BF16_GEMM") == nullptr)
+      REQUIRE(own == (kernels::sbgemm_cpu_supported() && !(amx && !kernels::onednn_version().empty())));
+    REQUIRE_THAT(runtime_info(), Contains(own ? "bf16: native (tapegrad AVX512_BF16 GEMM, " + features + ")"
+                                              : "bf16: native (oneDNN " + kernels::onednn_version()));
   }
   ModeScope mode(Bf16Mode::emulated);
   REQUIRE(bf16_mode() == Bf16Mode::emulated);
@@ -295,7 +301,7 @@ TEST_CASE("autocast: the native path's oneDNN tiles, strides, alpha, beta and bi
   }
 }
 
-TEST_CASE("autocast: native oneDNN products match the emulation and are bitwise equal with 1 and 2 threads",
+TEST_CASE("autocast: native products match the emulation and are bitwise equal with 1 and 2 threads",
           "[autocast][native]") {
   if (!bf16_native_available()) {
     WARN("native bf16 unavailable here (" << bf16_status() << "): only the emulated path was tested");

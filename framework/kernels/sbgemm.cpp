@@ -1,0 +1,196 @@
+// Driver of tapegrad's bf16 GEMM (kernels/sbgemm.h): conversion of the operands to bf16 pairs, tiles of
+// C. The vector code is in kernels/sbgemm_avx512.cpp.
+#include "framework/kernels/sbgemm.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "framework/kernels/parallel.h"
+#include "framework/kernels/sbgemm_kernel.h"
+
+namespace tg::kernels {
+namespace {
+
+using sbgemm_detail::kMR;
+using sbgemm_detail::kNR;
+
+constexpr int64_t kMc = 96;    // rows of a task tile (8 slivers of 12)
+constexpr int64_t kNc = 128;   // columns of a task tile (4 pairs of panels)
+// Below this many multiply-adds a product runs on the calling thread: tasks would cost more.
+constexpr int64_t kSplitWork = int64_t{1} << 20;
+// A parallel product with fewer tiles than this gets narrower ones (64, then 32 columns).
+constexpr int64_t kMinTasks = 4;
+// Rows of op(A) (or pairs of its rows, transposed) per conversion task.
+constexpr int64_t kPackRows = 32;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// A buffer of 32-bit words from a per-thread free list, returned to it on destruction (up to 4 MB kept).
+// Re-entrant: a thread that runs another product while waiting for its tasks takes another buffer.
+class Scratch {
+ public:
+  explicit Scratch(size_t n) {
+    auto& free = free_list();
+    if (!free.empty()) {
+      buf_ = std::move(free.back());
+      free.pop_back();
+    }
+    if (buf_.size() < n + 16) buf_.resize(n + 16);
+  }
+  ~Scratch() {
+    if (buf_.size() <= (size_t{1} << 20)) free_list().push_back(std::move(buf_));
+  }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  uint32_t* data() {
+    auto addr = reinterpret_cast<uintptr_t>(buf_.data());
+    return buf_.data() + ((64 - addr % 64) % 64) / sizeof(uint32_t);
+  }
+
+ private:
+  static std::vector<std::vector<uint32_t>>& free_list() {
+    thread_local std::vector<std::vector<uint32_t>> free;
+    return free;
+  }
+  std::vector<uint32_t> buf_;
+};
+
+// One product, its operands converted: op(A)'s pair (r, p) at a[r * rs + p * ps], op(B)'s panel q at
+// b + q * pairs * 16.
+struct Problem {
+  int64_t M, N, pairs;
+  const uint32_t* a;
+  int64_t rs, ps;
+  const uint32_t* b;
+  float alpha, beta;
+  const float* bias;
+  float* C;
+  int64_t ldc;
+  int64_t nc = kNc;   // columns of a task tile
+};
+
+// Conversion of op(A), task t of ceil(M or pairs / kPackRows): kPackRows rows of an untransposed A as rows
+// of pairs (pairs words apart), or kPackRows pairs of rows of a transposed A (stored K x M) as M words each.
+void convert_a(bool trans_a, const float* A, int64_t lda, int64_t M, int64_t K, int64_t pairs, int64_t t,
+               uint32_t* a) {
+  if (!trans_a) {
+    for (int64_t r = t * kPackRows; r < std::min(M, (t + 1) * kPackRows); ++r)
+      sbgemm_detail::row_pairs(A + r * lda, K, a + r * pairs);
+    return;
+  }
+  for (int64_t p = t * kPackRows; p < std::min(pairs, (t + 1) * kPackRows); ++p)
+    sbgemm_detail::interleave(A + 2 * p * lda, 2 * p + 1 < K ? A + (2 * p + 1) * lda : nullptr, M, a + p * M, false);
+}
+
+// Panel q of op(B) (columns 16 q..), pairs x 16 words, zeros beyond N.
+void convert_b_panel(bool trans_b, const float* B, int64_t ldb, int64_t N, int64_t K, int64_t pairs, int64_t q,
+                     uint32_t* panel) {
+  const int64_t j0 = q * kNR, n = std::min<int64_t>(kNR, N - j0);
+  if (!trans_b) {   // rows k, k + 1 of B interleaved
+    for (int64_t p = 0; p < pairs; ++p)
+      sbgemm_detail::interleave(B + 2 * p * ldb + j0, 2 * p + 1 < K ? B + (2 * p + 1) * ldb + j0 : nullptr, n,
+                                panel + p * kNR, true);
+    return;
+  }
+  // op(B)'s column j is B's row j: converted as pairs, then written down the panel's column.
+  thread_local std::vector<uint32_t> row;
+  row.resize(static_cast<size_t>(pairs + 16));
+  for (int64_t jj = 0; jj < kNR; ++jj) {
+    if (jj < n) sbgemm_detail::row_pairs(B + (j0 + jj) * ldb, K, row.data());
+    else std::fill_n(row.data(), pairs, 0u);
+    for (int64_t p = 0; p < pairs; ++p) panel[p * kNR + jj] = row[static_cast<size_t>(p)];
+  }
+}
+
+// The C tile rows [m0, m1) x columns [n0, n1): pairs of panels, then slivers of 12 rows (a remainder of r
+// rows shares the last full sliver's 12 + r rows evenly: kernels of few rows are bound by the dot product's
+// latency). The operations per element do not depend on the sliver, hence neither do the bits.
+void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  const int64_t rows = m1 - m0, full = rows / kMR, rem = rows - full * kMR, slivers = full + (rem != 0);
+  const bool shared = rows > kMR && rem != 0;
+  sbgemm_detail::TileOut o;
+  o.alpha = p.alpha;
+  o.beta = p.bias ? 1.0f : p.beta;
+  o.ldcin = p.bias ? 0 : p.ldc;
+  o.ldc = p.ldc;
+  const auto start = [&](int64_t is) {   // first row of sliver is
+    return shared && is == slivers - 1 ? m0 + (is - 1) * kMR + (kMR + rem + 1) / 2 : m0 + is * kMR;
+  };
+  for (int64_t j = n0; j < n1; j += 2 * kNR) {
+    const uint32_t* b0 = p.b + (j / kNR) * p.pairs * kNR;
+    const uint32_t* b1 = j + kNR < n1 ? b0 + p.pairs * kNR : nullptr;
+    o.n = static_cast<int>(std::min<int64_t>(2 * kNR, n1 - j));
+    for (int64_t is = 0; is < slivers; ++is) {
+      const int64_t i = start(is);
+      o.m = static_cast<int>((is + 1 < slivers ? start(is + 1) : m1) - i);
+      o.c = p.C + i * p.ldc + j;
+      o.cin = p.bias ? p.bias + j : o.c;
+      sbgemm_detail::micro_kernel(p.pairs, p.a + i * p.rs, p.rs, p.ps, b0, b1, o);
+    }
+  }
+}
+
+// Tile rows: ceil(M / 96), the slivers spread evenly over them.
+int64_t tile_rows(const Problem& p) { return ceil_div(p.M, kMc); }
+int64_t tile_count(const Problem& p) { return tile_rows(p) * ceil_div(p.N, p.nc); }
+
+void run_tiles(const Problem& p, int64_t t0, int64_t t1) {
+  const int64_t mt = tile_rows(p), nt = ceil_div(p.N, p.nc), slivers = ceil_div(p.M, kMR);
+  const auto row_of = [&](int64_t tm) { return std::min(p.M, slivers * tm / mt * kMR); };
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t tm = t / nt, n0 = t % nt * p.nc;
+    run_tile(p, row_of(tm), row_of(tm + 1), n0, std::min(p.N, n0 + p.nc));
+  }
+}
+
+void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+         int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* bias) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) {
+        float& c = C[i * ldc + j];
+        c = bias ? bias[j] : beta == 0.0f ? 0.0f : beta * c;
+      }
+    return;
+  }
+  const int64_t pairs = (K + 1) / 2, panels = ceil_div(N, kNR);
+  Scratch abuf(static_cast<size_t>(M * pairs)), bbuf(static_cast<size_t>(panels * pairs * kNR));
+  Problem p{M, N, pairs, abuf.data(), trans_a ? 1 : pairs, trans_a ? M : 1, bbuf.data(), alpha, beta, bias, C, ldc};
+  const int64_t a_tasks = ceil_div(trans_a ? pairs : M, kPackRows);
+  const auto convert = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      if (t < a_tasks) convert_a(trans_a, A, lda, M, K, pairs, t, abuf.data());
+      else convert_b_panel(trans_b, B, ldb, N, K, pairs, t - a_tasks, bbuf.data() + (t - a_tasks) * pairs * kNR);
+    }
+  };
+  const auto tiles = [&](int64_t t0, int64_t t1) { run_tiles(p, t0, t1); };
+  if (!parallel || M * N * K < kSplitWork) {
+    convert(0, a_tasks + panels);
+    return tiles(0, tile_count(p));
+  }
+  while (p.nc > 2 * kNR && tile_count(p) < kMinTasks) p.nc /= 2;
+  parallel_for(a_tasks + panels, 1, convert);
+  parallel_for(tile_count(p), 1, tiles);
+}
+
+}  // namespace
+
+bool sbgemm_cpu_supported() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512bf16");
+}
+
+void sbgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+            const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* row_bias) {
+  run(true, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, row_bias);
+}
+
+void sbgemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                   int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
+                   const float* row_bias) {
+  run(false, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, row_bias);
+}
+
+}  // namespace tg::kernels

@@ -1,0 +1,119 @@
+// AVX512_BF16 pieces of tapegrad's bf16 GEMM (see kernels/sbgemm_kernel.h). Only these functions carry
+// the avx512bf16 target; the driver (kernels/sbgemm.cpp) is baseline code.
+#include <immintrin.h>
+
+#include "framework/kernels/sbgemm_kernel.h"
+
+#define TG_BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16")))
+
+namespace tg::kernels::sbgemm_detail {
+namespace {
+
+// The first n lanes (n = 0..16).
+inline __mmask16 lanes(int64_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
+
+// The kM x (16 kP) body (kM = 1..12 rows; kP = 1 or 2 panels). Rows are read through one pointer per 3
+// rows, moved along the pairs, so that the 12 broadcast operands need few registers.
+template <int kM, int kP>
+TG_BF16_TARGET void kernel_m(int64_t pairs, const uint32_t* a, int64_t rs, int64_t ps, const uint32_t* b0,
+                             const uint32_t* b1, const TileOut& o) {
+  __m512 c[kP][kM];
+#pragma GCC unroll 2
+  for (int q = 0; q < kP; ++q)
+#pragma GCC unroll 12
+    for (int r = 0; r < kM; ++r) c[q][r] = _mm512_setzero_ps();
+  constexpr int kGroups = (kM + 2) / 3;
+  const uint32_t* g[kGroups];
+#pragma GCC unroll 4
+  for (int i = 0; i < kGroups; ++i) g[i] = a + 3 * i * rs;
+#pragma GCC unroll 2
+  for (int64_t p = 0; p < pairs; ++p) {
+    __m512bh bk[kP];
+    bk[0] = reinterpret_cast<__m512bh>(_mm512_loadu_si512(b0));
+    if constexpr (kP == 2) bk[1] = reinterpret_cast<__m512bh>(_mm512_loadu_si512(b1));
+    b0 += kNR;
+    b1 += kNR;
+#pragma GCC unroll 12
+    for (int r = 0; r < kM; ++r) {
+      const __m512bh ar = reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(g[r / 3][(r % 3) * rs])));
+#pragma GCC unroll 2
+      for (int q = 0; q < kP; ++q) c[q][r] = _mm512_dpbf16_ps(c[q][r], ar, bk[q]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < kGroups; ++i) g[i] += ps;
+  }
+  const __m512 alpha = _mm512_set1_ps(o.alpha), beta = _mm512_set1_ps(o.beta);
+#pragma GCC unroll 2
+  for (int q = 0; q < kP; ++q) {
+    const int64_t n = o.n - q * kNR;
+    if (n <= 0) break;
+    const __mmask16 cols = lanes(n < kNR ? n : kNR);
+#pragma GCC unroll 12
+    for (int r = 0; r < kM; ++r) {
+      __m512 v = _mm512_mul_ps(alpha, c[q][r]);
+      if (o.beta != 0.0f) v = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(cols, o.cin + r * o.ldcin + q * kNR), v);
+      _mm512_mask_storeu_ps(o.c + r * o.ldc + q * kNR, cols, v);
+    }
+  }
+}
+
+template <int kP>
+void kernel_rows(int m, int64_t pairs, const uint32_t* a, int64_t rs, int64_t ps, const uint32_t* b0,
+                 const uint32_t* b1, const TileOut& o) {
+  switch (m) {
+    case 12: return kernel_m<12, kP>(pairs, a, rs, ps, b0, b1, o);
+    case 11: return kernel_m<11, kP>(pairs, a, rs, ps, b0, b1, o);
+    case 10: return kernel_m<10, kP>(pairs, a, rs, ps, b0, b1, o);
+    case 9: return kernel_m<9, kP>(pairs, a, rs, ps, b0, b1, o);
+    case 8: return kernel_m<8, kP>(pairs, a, rs, ps, b0, b1, o);
+    case 7: return kernel_m<7, kP>(pairs, a, rs, ps, b0, b1, o);
+    case 6: return kernel_m<6, kP>(pairs, a, rs, ps, b0, b1, o);
+    case 5: return kernel_m<5, kP>(pairs, a, rs, ps, b0, b1, o);
+    case 4: return kernel_m<4, kP>(pairs, a, rs, ps, b0, b1, o);
+    case 3: return kernel_m<3, kP>(pairs, a, rs, ps, b0, b1, o);
+    case 2: return kernel_m<2, kP>(pairs, a, rs, ps, b0, b1, o);
+    default: return kernel_m<1, kP>(pairs, a, rs, ps, b0, b1, o);
+  }
+}
+
+// 16 floats (the first n of x0 and x1; x1 null: zeros) as 16 pairs (x0[i], x1[i]).
+TG_BF16_TARGET inline __m512i pairs16(const float* x0, const float* x1, int64_t n) {
+  const __mmask16 m = lanes(n < kNR ? n : kNR);
+  const __m512 lo = _mm512_maskz_loadu_ps(m, x0), hi = x1 ? _mm512_maskz_loadu_ps(m, x1) : _mm512_setzero_ps();
+  // Words 0..15 are lo's, 16..31 hi's; word 2i of the result is lo[i], 2i + 1 is hi[i].
+  const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21,
+                                       5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  return _mm512_permutexvar_epi16(idx, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo)));
+}
+
+}  // namespace
+
+void micro_kernel(int64_t pairs, const uint32_t* a, int64_t rs, int64_t ps, const uint32_t* b0, const uint32_t* b1,
+                  const TileOut& out) {
+  if (b1) kernel_rows<2>(out.m, pairs, a, rs, ps, b0, b1, out);
+  else kernel_rows<1>(out.m, pairs, a, rs, ps, b0, b0, out);
+}
+
+TG_BF16_TARGET void row_pairs(const float* x, int64_t n, uint32_t* y) {
+  int64_t i = 0;
+  for (; i + 2 * kNR <= n; i += 2 * kNR) {
+    const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + i + kNR), _mm512_loadu_ps(x + i));
+    _mm512_storeu_si512(y + i / 2, reinterpret_cast<__m512i>(v));
+  }
+  if (i == n) return;
+  const int64_t rest = n - i;
+  const __m512 lo = _mm512_maskz_loadu_ps(lanes(rest < kNR ? rest : kNR), x + i);
+  const __m512 hi = _mm512_maskz_loadu_ps(lanes(rest > kNR ? rest - kNR : 0), x + i + kNR);
+  _mm512_mask_storeu_epi32(y + i / 2, lanes((rest + 1) / 2), reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo)));
+}
+
+TG_BF16_TARGET void interleave(const float* x0, const float* x1, int64_t n, uint32_t* y, bool pad) {
+  int64_t i = 0;
+  for (; i + kNR <= n; i += kNR) _mm512_storeu_si512(y + i, pairs16(x0 + i, x1 ? x1 + i : nullptr, kNR));
+  if (i == n && (!pad || i >= kNR)) return;   // with pad, n < 16: the 16 words are written below
+  const int64_t rest = n - i;
+  const __m512i v = pairs16(x0 + i, x1 ? x1 + i : nullptr, rest);
+  _mm512_mask_storeu_epi32(y + i, pad ? lanes(kNR) : lanes(rest), v);
+}
+
+}  // namespace tg::kernels::sbgemm_detail

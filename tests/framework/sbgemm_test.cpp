@@ -1,0 +1,178 @@
+// tapegrad's bf16 GEMM (kernels/sbgemm.h): every transpose combination, odd sizes and K, padded leading
+// dimensions, alpha/beta/row bias, beta = 0 over NaN and K = 0 against a float64 loop over the
+// bf16-rounded operands; the determinism invariant (the same bits for 1 and 2 threads, whole, row by row
+// or as column blocks); the rounding of the operands (nearest even, NaN kept, denormals to zero).
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "framework/kernels/bf16.h"
+#include "framework/kernels/sbgemm.h"
+#include "support/test_support.h"
+#include "tapegrad/framework/runtime.h"
+
+using namespace tg;
+using test::same_bits;
+
+namespace {
+
+// One product's operands: op(A) [M, K] and op(B) [K, N] stored with leading dimensions padded by 3.
+struct Case {
+  bool ta, tb;
+  int64_t M, N, K;
+  int64_t lda, ldb, ldc;
+  std::vector<float> A, B, C0, bias;
+
+  Case(bool ta_, bool tb_, int64_t M_, int64_t N_, int64_t K_, uint32_t seed) : ta(ta_), tb(tb_), M(M_), N(N_), K(K_) {
+    lda = (ta ? M : K) + 3;
+    ldb = (tb ? K : N) + 3;
+    ldc = N + 3;
+    A = test::uniform_floats((ta ? K : M) * lda, seed);
+    B = test::uniform_floats((tb ? N : K) * ldb, seed + 1000);
+    C0 = test::uniform_floats(M * ldc, seed + 2000);
+    bias = test::uniform_floats(N, seed + 3000);
+  }
+  // The operands as the kernel sees them: rounded to bf16 (uniform values in [-1, 1) have no denormals).
+  double a(int64_t i, int64_t k) const {
+    return kernels::round_bf16(A[static_cast<size_t>(ta ? k * lda + i : i * lda + k)]);
+  }
+  double b(int64_t k, int64_t j) const {
+    return kernels::round_bf16(B[static_cast<size_t>(tb ? j * ldb + k : k * ldb + j)]);
+  }
+  std::vector<float> run(bool parallel, float alpha, float beta, std::vector<float> C, const float* row_bias) const {
+    (parallel ? kernels::sbgemm : kernels::sbgemm_serial)(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta,
+                                                          C.data(), ldc, row_bias);
+    return C;
+  }
+};
+
+// variant 0: beta = 0 over a C full of NaN; 1: beta = 0.5; 2: row bias. The products of bf16 values are
+// exact in float32, so the float32 sums are within (K + 2) * 2^-23 * (|alpha| sum |a b| + |beta c| +
+// |bias|) of the float64 loop over the same rounded operands.
+void check_case(const Case& c, int variant, bool parallel) {
+  const float alpha = 1.5f, beta = variant == 1 ? 0.5f : 0.0f;
+  std::vector<float> C = c.C0;
+  if (variant == 0) C.assign(C.size(), std::numeric_limits<float>::quiet_NaN());
+  C = c.run(parallel, alpha, beta, C, variant == 2 ? c.bias.data() : nullptr);
+  for (int64_t i = 0; i < c.M; ++i)
+    for (int64_t j = 0; j < c.N; ++j) {
+      double acc = 0, mag = 0;
+      for (int64_t k = 0; k < c.K; ++k) {
+        acc += c.a(i, k) * c.b(k, j);
+        mag += std::abs(c.a(i, k) * c.b(k, j));
+      }
+      const double c0 = c.C0[static_cast<size_t>(i * c.ldc + j)], bj = c.bias[static_cast<size_t>(j)];
+      const double add = variant == 1 ? beta * c0 : variant == 2 ? bj : 0.0;
+      const double ref = alpha * acc + add;
+      const double tol = static_cast<double>(c.K + 2) * 0x1p-23 * (alpha * mag + std::abs(add)) + 1e-30;
+      const float got = C[static_cast<size_t>(i * c.ldc + j)];
+      if (!(std::abs(got - ref) <= tol)) {
+        INFO("ta=" << c.ta << " tb=" << c.tb << " M=" << c.M << " N=" << c.N << " K=" << c.K << " variant=" << variant
+                   << " parallel=" << parallel << " i=" << i << " j=" << j << " got=" << got << " ref=" << ref);
+        REQUIRE(std::abs(got - ref) <= tol);
+      }
+    }
+  for (int64_t i = 0; i < c.M; ++i)   // the padding columns of C are never written
+    for (int64_t j = c.N; j < c.ldc; ++j) {
+      const float got = C[static_cast<size_t>(i * c.ldc + j)];
+      REQUIRE((variant == 0 ? std::isnan(got) : got == c.C0[static_cast<size_t>(i * c.ldc + j)]));
+    }
+}
+
+bool skip() {
+  if (kernels::sbgemm_cpu_supported()) return false;
+  WARN("not run: this CPU has no AVX512_BF16");
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("sbgemm: matches a float64 loop over the bf16-rounded operands (transposes, odd sizes, strides, alpha, "
+          "beta, bias)", "[kernels][gemm][bf16]") {
+  if (skip()) return;
+  uint32_t seed = 1;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (int64_t M : {1, 2, 11, 12, 13, 23, 25, 97, 130})
+        for (int64_t N : {1, 15, 16, 17, 33, 48, 70})
+          for (int64_t K : {1, 2, 3, 17, 32, 70}) {
+            const Case c(ta, tb, M, N, K, seed++);
+            check_case(c, static_cast<int>(seed % 3), seed % 2 == 0);
+          }
+  // Long sums, tall and wide products (several tiles, narrow tiles for few of them), each variant.
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (int variant = 0; variant < 3; ++variant) {
+        check_case(Case(ta, tb, 23, 37, 1277, seed++), variant, true);
+        check_case(Case(ta, tb, 301, 29, 45, seed++), variant, true);
+        check_case(Case(ta, tb, 50, 300, 64, seed++), variant, true);
+      }
+}
+
+TEST_CASE("sbgemm: K = 0 gives beta * C, the row bias, or 0 over NaN", "[kernels][gemm][bf16]") {
+  if (skip()) return;
+  const float bias[3] = {1, 2, 3};
+  std::vector<float> C = {4, 5, 6, 7, 8, 9};
+  kernels::sbgemm(false, false, 2, 3, 0, 1.0f, nullptr, 1, nullptr, 3, 0.5f, C.data(), 3);
+  REQUIRE(C == std::vector<float>{2, 2.5f, 3, 3.5f, 4, 4.5f});
+  kernels::sbgemm_serial(true, true, 2, 3, 0, 1.0f, nullptr, 1, nullptr, 1, 0.0f, C.data(), 3, bias);
+  REQUIRE(C == std::vector<float>{1, 2, 3, 1, 2, 3});
+  C.assign(6, std::numeric_limits<float>::quiet_NaN());
+  kernels::sbgemm(false, true, 2, 3, 0, 1.0f, nullptr, 1, nullptr, 1, 0.0f, C.data(), 3);
+  REQUIRE(C == std::vector<float>(6, 0.0f));
+}
+
+TEST_CASE("sbgemm: the same bits for 1 and 2 threads and for any split of the product", "[kernels][gemm][bf16]") {
+  if (skip()) return;
+  const int before = get_num_threads();
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      INFO("trans_a=" << ta << " trans_b=" << tb);
+      const Case c(ta, tb, 197, 283, 301, 7);   // tile-edge heavy: M, N not multiples of 12/16/96/128; K odd
+      set_num_threads(1);
+      const std::vector<float> one = c.run(true, 0.75f, 0.5f, c.C0, nullptr);
+      set_num_threads(2);
+      const std::vector<float> two = c.run(true, 0.75f, 0.5f, c.C0, nullptr);
+      REQUIRE(same_bits(one, two));
+      std::vector<float> rows = c.C0, cols = c.C0;
+      for (int64_t i = 0; i < c.M; ++i)   // op(A) row i starts at A + i, or A + i * lda
+        kernels::sbgemm_serial(ta, tb, 1, c.N, c.K, 0.75f, c.A.data() + (ta ? i : i * c.lda), c.lda, c.B.data(),
+                               c.ldb, 0.5f, rows.data() + i * c.ldc, c.ldc);
+      for (int64_t j0 = 0; j0 < c.N; j0 += 37)   // op(B) columns j0.. start at B + j0 * ldb, or B + j0
+        kernels::sbgemm_serial(ta, tb, c.M, std::min<int64_t>(37, c.N - j0), c.K, 0.75f, c.A.data(), c.lda,
+                               c.B.data() + (tb ? j0 * c.ldb : j0), c.ldb, 0.5f, cols.data() + j0, c.ldc);
+      REQUIRE(same_bits(one, rows));
+      REQUIRE(same_bits(one, cols));
+    }
+  set_num_threads(before);
+}
+
+TEST_CASE("sbgemm: operands round to nearest even, NaN propagates, float32 denormals count as zero",
+          "[kernels][gemm][bf16]") {
+  if (skip()) return;
+  // 1 x 1 products with K = 1: C = a * b, where b = 1.
+  const auto times_one = [](float a) {
+    const float one = 1.0f;
+    float c = 0;
+    kernels::sbgemm_serial(false, false, 1, 1, 1, 1.0f, &a, 1, &one, 1, 0.0f, &c, 1);
+    return c;
+  };
+  REQUIRE(times_one(1.0f + 0x1p-8f) == 1.0f);                  // a tie: to the even 1.0
+  REQUIRE(times_one(1.0f + 3 * 0x1p-8f) == 1.0f + 0x1p-6f);   // a tie: to the even 1 + 2^-6
+  REQUIRE(times_one(1.0f + 0x1p-8f + 0x1p-20f) == 1.0f + 0x1p-7f);
+  REQUIRE(std::isnan(times_one(std::numeric_limits<float>::quiet_NaN())));
+  REQUIRE(times_one(std::numeric_limits<float>::infinity()) == std::numeric_limits<float>::infinity());
+  REQUIRE(times_one(std::numeric_limits<float>::denorm_min() * 1000) == 0.0f);
+  REQUIRE(times_one(-std::numeric_limits<float>::denorm_min() * 1000) == 0.0f);   // +0 + (-0): +0
+  REQUIRE(times_one(std::numeric_limits<float>::min()) == std::numeric_limits<float>::min());   // normal: kept
+  // A pair's second element beyond an odd K is zero, not whatever follows the row.
+  const float a[3] = {2.0f, 3.0f, std::numeric_limits<float>::quiet_NaN()}, b[3] = {5.0f, 7.0f, 1.0f};
+  float c = 0;
+  kernels::sbgemm_serial(false, false, 1, 1, 2, 1.0f, a, 3, b, 1, 0.0f, &c, 1);
+  REQUIRE(c == 31.0f);
+  kernels::sbgemm_serial(false, true, 1, 1, 1, 1.0f, a + 1, 3, b + 1, 3, 0.0f, &c, 1);
+  REQUIRE(c == 21.0f);
+}
