@@ -24,6 +24,9 @@ struct TileOut {
   float* c = nullptr;
   int64_t ldc = 0;
   int m = kMR, n = 2 * kNR;
+  // The micro-tile is of C^T (the driver computed C^T = op(B)^T op(A)^T): element (r, j) goes to
+  // c[j * ldc + r] and cin is read at cin[j * ldcin + r]. The same operations per element, in scalar form.
+  bool transposed = false;
 };
 
 // The m x n micro-tile (m = out.m <= 12; n = out.n <= 16 with b1 null, else <= 32):

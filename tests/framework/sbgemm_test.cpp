@@ -102,13 +102,15 @@ TEST_CASE("sbgemm: matches a float64 loop over the bf16-rounded operands (transp
             const Case c(ta, tb, M, N, K, seed++);
             check_case(c, static_cast<int>(seed % 3), seed % 2 == 0);
           }
-  // Long sums, tall and wide products (several tiles, narrow tiles for few of them), each variant.
+  // Long sums, tall and wide products (several tiles, narrow tiles for few of them, tiles converting their
+  // own rows of op(A), C^T for a wide product with a long sum), each variant.
   for (bool ta : {false, true})
     for (bool tb : {false, true})
       for (int variant = 0; variant < 3; ++variant) {
         check_case(Case(ta, tb, 23, 37, 1277, seed++), variant, true);
         check_case(Case(ta, tb, 301, 29, 45, seed++), variant, true);
         check_case(Case(ta, tb, 50, 300, 64, seed++), variant, true);
+        check_case(Case(ta, tb, 40, 200, 300, seed++), variant, true);   // computed as C^T (without bias)
       }
 }
 
@@ -131,21 +133,24 @@ TEST_CASE("sbgemm: the same bits for 1 and 2 threads and for any split of the pr
   for (bool ta : {false, true})
     for (bool tb : {false, true}) {
       INFO("trans_a=" << ta << " trans_b=" << tb);
-      const Case c(ta, tb, 197, 283, 301, 7);   // tile-edge heavy: M, N not multiples of 12/16/96/128; K odd
-      set_num_threads(1);
-      const std::vector<float> one = c.run(true, 0.75f, 0.5f, c.C0, nullptr);
-      set_num_threads(2);
-      const std::vector<float> two = c.run(true, 0.75f, 0.5f, c.C0, nullptr);
-      REQUIRE(same_bits(one, two));
-      std::vector<float> rows = c.C0, cols = c.C0;
-      for (int64_t i = 0; i < c.M; ++i)   // op(A) row i starts at A + i, or A + i * lda
-        kernels::sbgemm_serial(ta, tb, 1, c.N, c.K, 0.75f, c.A.data() + (ta ? i : i * c.lda), c.lda, c.B.data(),
-                               c.ldb, 0.5f, rows.data() + i * c.ldc, c.ldc);
-      for (int64_t j0 = 0; j0 < c.N; j0 += 37)   // op(B) columns j0.. start at B + j0 * ldb, or B + j0
-        kernels::sbgemm_serial(ta, tb, c.M, std::min<int64_t>(37, c.N - j0), c.K, 0.75f, c.A.data(), c.lda,
-                               c.B.data() + (tb ? j0 * c.ldb : j0), c.ldb, 0.5f, cols.data() + j0, c.ldc);
-      REQUIRE(same_bits(one, rows));
-      REQUIRE(same_bits(one, cols));
+      for (const auto& [M, N] : {std::pair<int64_t, int64_t>{197, 283}, {60, 300}}) {
+        // Tile-edge heavy: M, N not multiples of 12/16/96/128; K odd. 60 x 300 is computed as C^T.
+        const Case c(ta, tb, M, N, 301, 7);
+        set_num_threads(1);
+        const std::vector<float> one = c.run(true, 0.75f, 0.5f, c.C0, nullptr);
+        set_num_threads(2);
+        const std::vector<float> two = c.run(true, 0.75f, 0.5f, c.C0, nullptr);
+        REQUIRE(same_bits(one, two));
+        std::vector<float> rows = c.C0, cols = c.C0;
+        for (int64_t i = 0; i < c.M; ++i)   // op(A) row i starts at A + i, or A + i * lda
+          kernels::sbgemm_serial(ta, tb, 1, c.N, c.K, 0.75f, c.A.data() + (ta ? i : i * c.lda), c.lda, c.B.data(),
+                                 c.ldb, 0.5f, rows.data() + i * c.ldc, c.ldc);
+        for (int64_t j0 = 0; j0 < c.N; j0 += 37)   // op(B) columns j0.. start at B + j0 * ldb, or B + j0
+          kernels::sbgemm_serial(ta, tb, c.M, std::min<int64_t>(37, c.N - j0), c.K, 0.75f, c.A.data(), c.lda,
+                                 c.B.data() + (tb ? j0 * c.ldb : j0), c.ldb, 0.5f, cols.data() + j0, c.ldc);
+        REQUIRE(same_bits(one, rows));
+        REQUIRE(same_bits(one, cols));
+      }
     }
   set_num_threads(before);
 }
