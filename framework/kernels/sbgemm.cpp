@@ -117,24 +117,29 @@ void convert_a(bool trans_a, const float* A, int64_t lda, int64_t M, int64_t K, 
     sbgemm_detail::interleave(A + 2 * p * lda, 2 * p + 1 < K ? A + (2 * p + 1) * lda : nullptr, M, a + p * M, false);
 }
 
-// Panel q of op(B) (columns 16 q..), pairs x 16 words, zeros beyond N.
-void convert_b_panel(bool trans_b, const float* B, int64_t ldb, int64_t N, int64_t K, int64_t pairs, int64_t q,
-                     uint32_t* panel) {
-  const int64_t j0 = q * kNR, n = std::min<int64_t>(kNR, N - j0);
-  if (!trans_b) {   // rows k, k + 1 of B interleaved
-    for (int64_t p = 0; p < pairs; ++p)
-      sbgemm_detail::interleave(B + 2 * p * ldb + j0, 2 * p + 1 < K ? B + (2 * p + 1) * ldb + j0 : nullptr, n,
-                                panel + p * kNR, true);
+// Conversion of op(B) into its panels (panel q at b + q * pairs * 16, zeros beyond N), task t: pairs
+// t * kPackRows.. of every panel from an untransposed B (two rows read whole at a time), or panel t of a
+// transposed one (16 rows of B, its columns, converted as pairs, then written down the panel).
+int64_t b_tasks(bool trans_b, int64_t N, int64_t pairs) {
+  return trans_b ? ceil_div(N, kNR) : ceil_div(pairs, kPackRows);
+}
+void convert_b(bool trans_b, const float* B, int64_t ldb, int64_t N, int64_t K, int64_t pairs, int64_t t,
+               uint32_t* b) {
+  if (!trans_b) {
+    for (int64_t q = t * kPackRows; q < std::min(pairs, (t + 1) * kPackRows); ++q) {
+      const float* x0 = B + 2 * q * ldb;
+      const float* x1 = 2 * q + 1 < K ? x0 + ldb : nullptr;
+      for (int64_t j0 = 0; j0 < N; j0 += kNR)
+        sbgemm_detail::interleave(x0 + j0, x1 ? x1 + j0 : nullptr, std::min<int64_t>(kNR, N - j0),
+                                  b + (j0 / kNR * pairs + q) * kNR, true);
+    }
     return;
   }
-  // op(B)'s column j is B's row j: converted as pairs, then written down the panel's column.
-  thread_local std::vector<uint32_t> row;
-  row.resize(static_cast<size_t>(pairs + 16));
-  for (int64_t jj = 0; jj < kNR; ++jj) {
-    if (jj < n) sbgemm_detail::row_pairs(B + (j0 + jj) * ldb, K, row.data());
-    else std::fill_n(row.data(), pairs, 0u);
-    for (int64_t p = 0; p < pairs; ++p) panel[p * kNR + jj] = row[static_cast<size_t>(p)];
-  }
+  const int64_t j0 = t * kNR, n = std::min<int64_t>(kNR, N - j0), stride = pairs + 16;
+  thread_local std::vector<uint32_t> rows;
+  rows.assign(static_cast<size_t>(kNR * stride), 0u);
+  for (int64_t jj = 0; jj < n; ++jj) sbgemm_detail::row_pairs(B + (j0 + jj) * ldb, K, rows.data() + jj * stride);
+  sbgemm_detail::transpose_pairs16(rows.data(), stride, pairs, b + t * pairs * kNR);
 }
 
 // The C tile rows [m0, m1) x columns [n0, n1): pairs of panels, then slivers of 12 rows (a remainder of r
@@ -218,16 +223,16 @@ void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
   const auto convert = [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       if (t < a_tasks) convert_a(trans_a, A, lda, M, K, pairs, t, abuf.data());
-      else convert_b_panel(trans_b, B, ldb, N, K, pairs, t - a_tasks, bbuf.data() + (t - a_tasks) * pairs * kNR);
+      else convert_b(trans_b, B, ldb, N, K, pairs, t - a_tasks, bbuf.data());
     }
   };
   const auto tiles = [&](int64_t t0, int64_t t1) { run_tiles(p, t0, t1); };
   if (!split) {
-    convert(0, a_tasks + panels);
+    convert(0, a_tasks + b_tasks(trans_b, N, pairs));
     return tiles(0, tile_count(p));
   }
   while (!per_tile && p.nc > 2 * kNR && tile_count(p) < kMinTasks) p.nc /= 2;
-  parallel_for(a_tasks + panels, 1, convert);
+  parallel_for(a_tasks + b_tasks(trans_b, N, pairs), 1, convert);
   parallel_for(tile_count(p), 1, tiles);
 }
 

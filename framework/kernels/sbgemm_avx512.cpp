@@ -128,4 +128,11 @@ TG_BF16_TARGET void interleave(const float* x0, const float* x1, int64_t n, uint
   _mm512_mask_storeu_epi32(y + i, pad ? lanes(kNR) : lanes(rest), v);
 }
 
+TG_BF16_TARGET void transpose_pairs16(const uint32_t* rows, int64_t stride, int64_t pairs, uint32_t* panel) {
+  const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                         _mm512_set1_epi32(static_cast<int>(stride)));
+  for (int64_t p = 0; p < pairs; ++p) 
+    _mm512_storeu_si512(panel + p * kNR, _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), 0xffff, idx, rows + p, 4));
+}
+
 }  // namespace tg::kernels::sbgemm_detail

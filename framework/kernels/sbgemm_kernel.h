@@ -42,4 +42,8 @@ void row_pairs(const float* x, int64_t n, uint32_t* y);
 // y[i] = the pair (x0[i], x1[i]) for i < n (x1 null: zeros); with `pad`, y[n .. 16) = 0 too (n <= 16).
 void interleave(const float* x0, const float* x1, int64_t n, uint32_t* y, bool pad);
 
+// panel[p * 16 + j] = rows[j * stride + p] for p < pairs, j < 16: 16 rows of pairs written down a panel's
+// columns.
+void transpose_pairs16(const uint32_t* rows, int64_t stride, int64_t pairs, uint32_t* panel);
+
 }  // namespace tg::kernels::sbgemm_detail
