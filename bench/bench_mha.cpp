@@ -3,17 +3,21 @@
 // names and output line format, so the two programs can be compared side by side. Each line adds the
 // useful GFLOP/s (causal-aware, bench/flops.h) and its fraction of the sgemm peak measured at the
 // start of the same run.
-//   bench_mha [--threads N] [--iters K] [--shape NAME] [--no-peak]
-//   (NAME: gpt-cpu, mid, seed or long; default all. --no-peak: skip the sgemm peak, for profiling)
+//   bench_mha [--threads N] [--iters K] [--shape NAME] [--precision f32|bf16] [--no-peak]
+//   (NAME: gpt-cpu, mid, seed or long; default all. --precision bf16: forward and backward under
+//   tg::AutocastGuard(bf16), as tiny_lm train --precision bf16; the % of peak stays that of the float32
+//   sgemm peak. --no-peak: skip the sgemm peak, for profiling)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "bench/flops.h"
+#include "tapegrad/framework/autocast.h"
 #include "tapegrad/framework/runtime.h"
 #include "tapegrad/layers/attention_masks.h"
 #include "tapegrad/layers/multihead_attention.h"
@@ -39,6 +43,7 @@ struct Args {
   int threads = 2, iters = 20;
   std::string only;
   bool measure_peak = true;
+  tg::Precision precision = tg::Precision::f32;
 };
 
 // Returns false on an unknown flag or a flag without its value.
@@ -50,6 +55,7 @@ bool parse_args(int argc, char** argv, Args& a) {
       a.threads = std::atoi(argv[++i]);
     else if (has_value && !std::strcmp(argv[i], "--iters") && std::atoi(argv[i + 1]) >= 1) a.iters = std::atoi(argv[++i]);
     else if (has_value && !std::strcmp(argv[i], "--shape")) a.only = argv[++i];
+    else if (has_value && !std::strcmp(argv[i], "--precision")) a.precision = tg::parse_precision(argv[++i]);
     else return false;
   }
   return true;
@@ -59,12 +65,15 @@ bool parse_args(int argc, char** argv, Args& a) {
 
 int main(int argc, char** argv) {
   Args args;
-  if (!parse_args(argc, argv, args)) {
-    std::fprintf(stderr, "usage: bench_mha [--threads N] [--iters K] [--shape NAME] [--no-peak]\n");
+  try {
+    if (!parse_args(argc, argv, args)) throw std::invalid_argument("bad arguments");
+  } catch (const std::invalid_argument&) {
+    std::fprintf(stderr, "usage: bench_mha [--threads N] [--iters K] [--shape NAME] [--precision f32|bf16] [--no-peak]\n");
     return 2;
   }
   tg::set_num_threads(args.threads);
   std::printf("%s\n", tg::runtime_info().c_str());
+  std::printf("precision %s\n", tg::to_string(args.precision).c_str());
   const tg::bench::SgemmPeak peak = tg::bench::sgemm_peak_for_run(args.measure_peak);
   std::vector<Shape> shapes = {
       {"gpt-cpu  B12 T64 E128 H4 causal", 12, 64, 128, 4, true},
@@ -83,6 +92,7 @@ int main(int argc, char** argv) {
     // One forward (no grad) and one forward+backward; their times go to fwd/fb when those are given.
     std::vector<double> fwd, fb;
     auto iteration = [&](std::vector<double>* fwd_ms, std::vector<double>* fb_ms) {
+      tg::AutocastGuard autocast(args.precision);
       {
         tg::NoGradGuard no_grad;
         auto t0 = std::chrono::steady_clock::now();

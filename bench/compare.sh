@@ -5,6 +5,8 @@
 #   - tiny-LM training step: PyTorch gpt_cpu_torch.py --arch encoder (1 and 2 threads, best taken)
 #     vs bench_train (2 threads), with peak memory of both;
 #   - thread scaling of bench_mha on the mid shape (1 vs 2 threads);
+#   - bf16 mixed precision: bench_mha and bench_train --precision bf16 beside float32, and the PyTorch step
+#     under torch.autocast bf16 (gpt_cpu_torch.py --autocast bf16, 1 and 2 threads, best taken);
 #   - beside the times, the useful GFLOP/s of both sides (causal-aware counts, bench/README.md) and
 #     their fraction of the sgemm peak that bench_mha/bench_train measure in each run.
 # Both sides run on the same OpenBLAS core: tapegrad picks its core from cpuid (each tapegrad command
@@ -80,7 +82,10 @@ for r in $(seq "$ROUNDS"); do
   sed -n 's/.* core=\([A-Za-z0-9]*\) .*/\1/p' "$OUT/mha_run" >>"$OUT/cores"
   pause
   tapegrad "$BUILD/bench/bench_mha" --threads 1 --iters "$ITERS" --shape mid | mha_lines | sed "s/^/tapegrad1 /" >>"$OUT/mha"
-  for t in 1 2; do
+  pause
+  tapegrad "$BUILD/bench/bench_mha" --threads 2 --iters "$ITERS" --precision bf16 | mha_lines |
+    sed "s/^/tapegrad_bf16 /" >>"$OUT/mha"
+  for t in 1 2; do for autocast in off bf16; do
     pause
     peer env OPENBLAS_NUM_THREADS=$t "$PY" -c '
 import resource, runpy, sys
@@ -88,11 +93,14 @@ sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 print("peak_rss_mb %.1f" % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 ' "$PEERS/gpt_cpu_torch.py" --threads "$t" --arch encoder --iters "$TRAIN_ITERS" --eval_every 0 --data "$DATA" \
-      >"$OUT/py$t" 2>&1
+      --autocast "$autocast" >"$OUT/py$t" 2>&1
     ms=$(sed -n 's/.*median \([0-9.]*\) ms\/iter.*/\1/p' "$OUT/py$t")
     mb=$(sed -n 's/^peak_rss_mb \([0-9.]*\)/\1/p' "$OUT/py$t")
-    echo "pytorch $ms $mb" >>"$OUT/train"
-  done
+    echo "pytorch$([[ $autocast == bf16 ]] && echo _bf16) $ms $mb" >>"$OUT/train"
+  done; done
+  pause
+  tapegrad "$BUILD/bench/bench_train" --threads 2 --iters "$TRAIN_ITERS" --data "$DATA" --precision bf16 >"$OUT/train_bf16"
+  echo "tapegrad_bf16 $(sed -n 's/^\([0-9.]*\) ms\/iter.*peak memory \([0-9.]*\) MB.*/\1 \2/p' "$OUT/train_bf16")" >>"$OUT/train"
   pause
   tapegrad "$BUILD/bench/bench_train" --threads 2 --iters "$TRAIN_ITERS" --data "$DATA" >"$OUT/train_run"
   echo "tapegrad $(sed -n 's/^\([0-9.]*\) ms\/iter.*peak memory \([0-9.]*\) MB.*/\1 \2/p' "$OUT/train_run")" >>"$OUT/train"
@@ -111,19 +119,20 @@ echo
 echo "OpenBLAS core: tapegrad $(sort -u "$OUT/cores" | paste -sd,), peers $PEER_CORE; sgemm peak $PEAK GFLOP/s (2 threads, best of the runs)"
 echo
 echo "MultiheadAttention forward+backward (ms, best median over $ROUNDS rounds; LibTorch: best of 1 and 2 threads;"
-echo "useful GFLOP/s, causal-aware, and % of the sgemm peak)"
+echo "useful GFLOP/s, causal-aware, and % of the float32 sgemm peak; bf16: --precision bf16, its ratio to LibTorch)"
 awk -v peak="$PEAK" '
   FILENAME ~ /mha_flops$/ { if ($1 != "peak") flop[$1] = $2; next }
   { key = $1 SUBSEP $2; if (!(key in best) || $3 < best[key]) best[key] = $3; if ($1 == "tapegrad") order[++n] = $2 }
   END {
-    printf "| %-8s | %13s | %13s | %6s | %17s | %17s |\n", "shape", "LibTorch best", "tapegrad 2thr", "ratio",
-      "LibTorch GFLOP/s", "tapegrad GFLOP/s"
-    printf "|----------|---------------|---------------|--------|-------------------|-------------------|\n"
+    printf "| %-8s | %13s | %13s | %6s | %17s | %17s | %13s | %6s | %17s |\n", "shape", "LibTorch best", "tapegrad 2thr",
+      "ratio", "LibTorch GFLOP/s", "tapegrad GFLOP/s", "tapegrad bf16", "ratio", "bf16 GFLOP/s"
+    printf "|----------|---------------|---------------|--------|-------------------|-------------------|---------------|--------|-------------------|\n"
     for (i = 1; i <= n; i++) {
       s = order[i]; if (s in seen) continue; seen[s] = 1
       lt = best["libtorch" SUBSEP s]; tg = best["tapegrad" SUBSEP s]; r1 = flop[s] / lt * 1e3; r2 = flop[s] / tg * 1e3
-      printf "| %-8s | %13.3f | %13.3f | %5.2fx | %8.1f (%5.1f%%) | %8.1f (%5.1f%%) |\n", s, lt, tg, lt / tg,
-        r1, 100 * r1 / peak, r2, 100 * r2 / peak
+      bf = best["tapegrad_bf16" SUBSEP s]; r3 = flop[s] / bf * 1e3
+      printf "| %-8s | %13.3f | %13.3f | %5.2fx | %8.1f (%5.1f%%) | %8.1f (%5.1f%%) | %13.3f | %5.2fx | %8.1f (%5.1f%%) |\n",
+        s, lt, tg, lt / tg, r1, 100 * r1 / peak, r2, 100 * r2 / peak, bf, lt / bf, r3, 100 * r3 / peak
     }
     m1 = best["tapegrad1" SUBSEP "mid"]; m2 = best["tapegrad" SUBSEP "mid"]
     printf "\nthread scaling, mid: 1 thread %.3f ms, 2 threads %.3f ms: %.2fx\n", m1, m2, m1 / m2
@@ -133,12 +142,16 @@ echo "tiny-LM training step (ms/iter, best median over $ROUNDS rounds; PyTorch: 
 awk -v peak="$PEAK" '
   FILENAME ~ /train_flops$/ { if ($1 == "flop") flop = $2; next }
   { if (!($1 in best) || $2 < best[$1]) best[$1] = $2
+    if ($1 ~ /^pytorch/ && (pb == "" || $2 < pb)) pb = $2   # PyTorch'"'"'s best, float32 or autocast
     # memory: the lowest PyTorch figure against the highest of ours
-    if (!($1 in mem) || ($1 == "pytorch" ? $3 < mem[$1] : $3 > mem[$1])) mem[$1] = $3 }
+    if (!($1 in mem) || ($1 ~ /^pytorch/ ? $3 < mem[$1] : $3 > mem[$1])) mem[$1] = $3 }
   END {
     printf "PyTorch %.2f ms/iter, tapegrad %.2f ms/iter: %.2fx\n", best["pytorch"], best["tapegrad"], best["pytorch"] / best["tapegrad"]
+    printf "bf16: PyTorch autocast %.2f ms/iter, tapegrad --precision bf16 %.2f ms/iter: %.2fx PyTorch'"'"'s best (%.2f ms), %.2fx tapegrad float32\n",
+      best["pytorch_bf16"], best["tapegrad_bf16"], pb / best["tapegrad_bf16"], pb, best["tapegrad"] / best["tapegrad_bf16"]
     r1 = flop / best["pytorch"] * 1e3; r2 = flop / best["tapegrad"] * 1e3
     printf "useful %.3f GFLOP/step: PyTorch %.1f GFLOP/s (%.1f%% of peak), tapegrad %.1f GFLOP/s (%.1f%% of peak)\n",
       flop, r1, 100 * r1 / peak, r2, 100 * r2 / peak
-    printf "peak memory (RSS): PyTorch %.1f MB (lowest run), tapegrad %.1f MB (highest run)\n", mem["pytorch"], mem["tapegrad"]
+    printf "peak memory (RSS): PyTorch %.1f MB (lowest run), tapegrad %.1f MB (highest run); bf16: PyTorch %.1f MB, tapegrad %.1f MB\n",
+      mem["pytorch"], mem["tapegrad"], mem["pytorch_bf16"], mem["tapegrad_bf16"]
   }' "$OUT/train_flops" "$OUT/train"
