@@ -68,7 +68,8 @@ int main(int argc, char** argv) {
   try {
     if (!parse_args(argc, argv, args)) throw std::invalid_argument("bad arguments");
   } catch (const std::invalid_argument&) {
-    std::fprintf(stderr, "usage: bench_mha [--threads N] [--iters K] [--shape NAME] [--precision f32|bf16] [--no-peak]\n");
+    std::fprintf(stderr,
+                 "usage: bench_mha [--threads N] [--iters K] [--shape NAME] [--precision f32|bf16] [--no-peak]\n");
     return 2;
   }
   tg::set_num_threads(args.threads);

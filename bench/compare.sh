@@ -99,8 +99,10 @@ print("peak_rss_mb %.1f" % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss /
     echo "pytorch$([[ $autocast == bf16 ]] && echo _bf16) $ms $mb" >>"$OUT/train"
   done; done
   pause
-  tapegrad "$BUILD/bench/bench_train" --threads 2 --iters "$TRAIN_ITERS" --data "$DATA" --precision bf16 >"$OUT/train_bf16"
-  echo "tapegrad_bf16 $(sed -n 's/^\([0-9.]*\) ms\/iter.*peak memory \([0-9.]*\) MB.*/\1 \2/p' "$OUT/train_bf16")" >>"$OUT/train"
+  tapegrad "$BUILD/bench/bench_train" --threads 2 --iters "$TRAIN_ITERS" --data "$DATA" --precision bf16 \
+    >"$OUT/train_bf16"
+  echo "tapegrad_bf16 $(sed -n 's/^\([0-9.]*\) ms\/iter.*peak memory \([0-9.]*\) MB.*/\1 \2/p' "$OUT/train_bf16")" \
+    >>"$OUT/train"
   pause
   tapegrad "$BUILD/bench/bench_train" --threads 2 --iters "$TRAIN_ITERS" --data "$DATA" >"$OUT/train_run"
   echo "tapegrad $(sed -n 's/^\([0-9.]*\) ms\/iter.*peak memory \([0-9.]*\) MB.*/\1 \2/p' "$OUT/train_run")" >>"$OUT/train"

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "framework/kernels/parallel.h"
+#include "framework/kernels/scratch.h"
 #include "framework/kernels/sbgemm_kernel.h"
 
 namespace tg::kernels {
@@ -30,36 +31,6 @@ constexpr int64_t kTileRowsPerTile = 2;
 constexpr int64_t kPackRows = 32;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-// A buffer of 32-bit words from a per-thread free list, returned to it on destruction (up to 4 MB kept).
-// Re-entrant: a thread that runs another product while waiting for its tasks takes another buffer.
-class Scratch {
- public:
-  explicit Scratch(size_t n) {
-    auto& free = free_list();
-    if (!free.empty()) {
-      buf_ = std::move(free.back());
-      free.pop_back();
-    }
-    if (buf_.size() < n + 16) buf_.resize(n + 16);
-  }
-  ~Scratch() {
-    if (buf_.size() <= (size_t{1} << 20)) free_list().push_back(std::move(buf_));
-  }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  uint32_t* data() {
-    auto addr = reinterpret_cast<uintptr_t>(buf_.data());
-    return buf_.data() + ((64 - addr % 64) % 64) / sizeof(uint32_t);
-  }
-
- private:
-  static std::vector<std::vector<uint32_t>>& free_list() {
-    thread_local std::vector<std::vector<uint32_t>> free;
-    return free;
-  }
-  std::vector<uint32_t> buf_;
-};
 
 // One product, its operands converted: op(A)'s pair (r, p) at a[r * rs + p * ps], op(B)'s panel q at
 // b + q * pairs * 16.
@@ -90,7 +61,8 @@ const uint32_t* tile_a(const Problem& p, int64_t m0, int64_t m1, int64_t& rs, in
   const int64_t rows = m1 - m0;
   buf.resize(static_cast<size_t>(rows * p.pairs + 16));
   if (!p.trans_a) {
-    for (int64_t r = 0; r < rows; ++r) sbgemm_detail::row_pairs(p.a_src + (m0 + r) * p.lda, p.K, buf.data() + r * p.pairs);
+    for (int64_t r = 0; r < rows; ++r)
+      sbgemm_detail::row_pairs(p.a_src + (m0 + r) * p.lda, p.K, buf.data() + r * p.pairs);
     rs = p.pairs;
     ps = 1;
     return buf.data();
@@ -209,7 +181,8 @@ void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
   // then span all columns, so each row is converted once), right before they are used.
   const bool per_tile = split && ceil_div(M, kMc) >= kTileRowsPerTile;
   const int64_t pairs = (K + 1) / 2, panels = ceil_div(N, kNR);
-  Scratch abuf(static_cast<size_t>(per_tile ? 0 : M * pairs)), bbuf(static_cast<size_t>(panels * pairs * kNR));
+  Scratch<uint32_t> abuf(static_cast<size_t>(per_tile ? 0 : M * pairs));
+  Scratch<uint32_t> bbuf(static_cast<size_t>(panels * pairs * kNR));
   Problem p{M, N, pairs, abuf.data(), trans_a ? 1 : pairs, trans_a ? M : 1, bbuf.data(), alpha, beta, bias, C, ldc};
   p.c_transposed = c_transposed;
   if (per_tile) {

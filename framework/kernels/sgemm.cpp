@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "framework/kernels/parallel.h"
+#include "framework/kernels/scratch.h"
 #include "framework/kernels/sgemm_kernel.h"
 
 namespace tg::kernels {
@@ -68,39 +69,6 @@ int64_t kc_for(int64_t K) {
 }
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-// A float buffer from a per-thread free list, returned to it on destruction (up to kKeepFloats floats:
-// a bigger one, e.g. op(B) of a 2048^2 benchmark product, is freed); 64-byte aligned data.
-// Re-entrant: a thread that runs another product while waiting for its tasks takes another buffer.
-class Scratch {
- public:
-  static constexpr size_t kKeepFloats = size_t{1} << 20;   // 4 MB
-
-  explicit Scratch(size_t n) {
-    auto& free = free_list();
-    if (!free.empty()) {
-      buf_ = std::move(free.back());
-      free.pop_back();
-    }
-    if (buf_.size() < n + 16) buf_.resize(n + 16);
-  }
-  ~Scratch() {
-    if (buf_.size() <= kKeepFloats) free_list().push_back(std::move(buf_));
-  }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  float* data() {
-    auto addr = reinterpret_cast<uintptr_t>(buf_.data());
-    return buf_.data() + ((64 - addr % 64) % 64) / sizeof(float);
-  }
-
- private:
-  static std::vector<std::vector<float>>& free_list() {
-    thread_local std::vector<std::vector<float>> free;
-    return free;
-  }
-  std::vector<float> buf_;
-};
 
 struct Problem {
   bool trans_a;
@@ -356,7 +324,7 @@ void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
     return run(parallel, !trans_b, !trans_a, N, M, K, alpha, B, ldb, A, lda, beta, C, ldc, bias, causal, true,
                epilogue);
   const int64_t panels = ceil_div(N, kNR), first_packed = in_place ? N / kNR : 0;
-  Scratch bpack(static_cast<size_t>((panels - first_packed) * K * kNR));
+  Scratch<float> bpack(static_cast<size_t>((panels - first_packed) * K * kNR));
   float* bp = bpack.data();
   Problem p{trans_a, M, N, K, kc_for(K), alpha, beta, A, lda, B, ldb, bp, first_packed, C, ldc, bias,
             sgemm_copies_a(trans_a, lda), 0, causal, c_transposed};

@@ -2,19 +2,25 @@
 // dimensions, alpha/beta/row bias, beta = 0 over NaN and K = 0 against a float64 loop over the
 // bf16-rounded operands; the determinism invariant (the same bits for 1 and 2 threads, whole, row by row
 // or as column blocks); the rounding of the operands (nearest even, NaN kept, denormals to zero).
-#include <bit>
 #include <cmath>
-#include <cstring>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <limits>
-#include <random>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "framework/kernels/bf16.h"
 #include "framework/kernels/sbgemm.h"
+#include "support/gemm_check.h"
+#include "support/process_support.h"
 #include "support/test_support.h"
+#include "tapegrad/framework/autocast.h"
 #include "tapegrad/framework/runtime.h"
 
 using namespace tg;
+using Catch::Matchers::Contains;
 using test::same_bits;
 
 namespace {
@@ -49,37 +55,13 @@ struct Case {
   }
 };
 
-// variant 0: beta = 0 over a C full of NaN; 1: beta = 0.5; 2: row bias. The products of bf16 values are
-// exact in float32, so the float32 sums are within (K + 2) * 2^-23 * (|alpha| sum |a b| + |beta c| +
-// |bias|) of the float64 loop over the same rounded operands.
+// One variant of the case (test::require_gemm_result: the products of bf16 values are exact in float32, so
+// the float32 bound holds against the float64 loop over the same rounded operands), parallel or serial.
 void check_case(const Case& c, int variant, bool parallel) {
-  const float alpha = 1.5f, beta = variant == 1 ? 0.5f : 0.0f;
-  std::vector<float> C = c.C0;
-  if (variant == 0) C.assign(C.size(), std::numeric_limits<float>::quiet_NaN());
-  C = c.run(parallel, alpha, beta, C, variant == 2 ? c.bias.data() : nullptr);
-  for (int64_t i = 0; i < c.M; ++i)
-    for (int64_t j = 0; j < c.N; ++j) {
-      double acc = 0, mag = 0;
-      for (int64_t k = 0; k < c.K; ++k) {
-        acc += c.a(i, k) * c.b(k, j);
-        mag += std::abs(c.a(i, k) * c.b(k, j));
-      }
-      const double c0 = c.C0[static_cast<size_t>(i * c.ldc + j)], bj = c.bias[static_cast<size_t>(j)];
-      const double add = variant == 1 ? beta * c0 : variant == 2 ? bj : 0.0;
-      const double ref = alpha * acc + add;
-      const double tol = static_cast<double>(c.K + 2) * 0x1p-23 * (alpha * mag + std::abs(add)) + 1e-30;
-      const float got = C[static_cast<size_t>(i * c.ldc + j)];
-      if (!(std::abs(got - ref) <= tol)) {
-        INFO("ta=" << c.ta << " tb=" << c.tb << " M=" << c.M << " N=" << c.N << " K=" << c.K << " variant=" << variant
-                   << " parallel=" << parallel << " i=" << i << " j=" << j << " got=" << got << " ref=" << ref);
-        REQUIRE(std::abs(got - ref) <= tol);
-      }
-    }
-  for (int64_t i = 0; i < c.M; ++i)   // the padding columns of C are never written
-    for (int64_t j = c.N; j < c.ldc; ++j) {
-      const float got = C[static_cast<size_t>(i * c.ldc + j)];
-      REQUIRE((variant == 0 ? std::isnan(got) : got == c.C0[static_cast<size_t>(i * c.ldc + j)]));
-    }
+  INFO("parallel=" << parallel);
+  const std::vector<float> C = c.run(parallel, test::kGemmAlpha, test::gemm_variant_beta(variant),
+                                     test::gemm_start(c, variant), variant == 2 ? c.bias.data() : nullptr);
+  test::require_gemm_result(c, C, variant);
 }
 
 bool skip() {
@@ -180,4 +162,39 @@ TEST_CASE("sbgemm: operands round to nearest even, NaN propagates, float32 denor
   REQUIRE(c == 31.0f);
   kernels::sbgemm_serial(false, true, 1, 1, 1, 1.0f, a + 1, 3, b + 1, 3, 0.0f, &c, 1);
   REQUIRE(c == 21.0f);
+}
+
+TEST_CASE("sbgemm child: print the bf16 dispatch", "[.sbgemm_child]") {
+  try {
+    const bool own = kernels::native_bf16_gemm() == kernels::Bf16Gemm::tapegrad;
+    std::printf("gemm=%s\n", own ? "tapegrad" : "onednn");
+    if (bf16_native_available()) {
+      set_bf16_mode(Bf16Mode::native);
+      std::printf("%s\n", bf16_status().c_str());
+    }
+  } catch (const std::invalid_argument& e) {
+    std::printf("threw: %s\n", e.what());
+  }
+}
+
+TEST_CASE("sbgemm: TAPEGRAD_BF16_GEMM chooses the native bf16 GEMM and runtime_info says which",
+          "[kernels][gemm][bf16][runtime]") {
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  const auto child = [&](const std::string& value) {
+    const test::ProcessResult r =
+        test::run_process({"env", "TAPEGRAD_BF16_GEMM=" + value, self, "sbgemm child: print the bf16 dispatch"});
+    REQUIRE(r.status == 0);
+    return r.output;
+  };
+  REQUIRE_THAT(child("mkl"), Contains("threw: [gemm_bf16] TAPEGRAD_BF16_GEMM must be 'tapegrad', 'onednn' or "
+                                      "'auto'; got TAPEGRAD_BF16_GEMM=mkl"));
+  const bool own = kernels::sbgemm_cpu_supported(), onednn = !kernels::onednn_version().empty();
+  // Each choice where it can run; otherwise the other one.
+  const std::string tapegrad = child("tapegrad"), forced_onednn = child("onednn");
+  REQUIRE_THAT(tapegrad, Contains(own || !onednn ? "gemm=tapegrad" : "gemm=onednn"));
+  REQUIRE_THAT(forced_onednn, Contains(onednn || !own ? "gemm=onednn" : "gemm=tapegrad"));
+  if (!skip()) {
+    REQUIRE_THAT(tapegrad, Contains("bf16: native (tapegrad AVX512_BF16 GEMM, "));
+    if (onednn) REQUIRE_THAT(forced_onednn, Contains("bf16: native (oneDNN " + kernels::onednn_version()));
+  }
 }

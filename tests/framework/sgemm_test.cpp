@@ -12,6 +12,7 @@
 
 #include "framework/kernels/gemm.h"
 #include "framework/kernels/sgemm.h"
+#include "support/gemm_check.h"
 #include "support/process_support.h"
 #include "support/test_support.h"
 #include "tapegrad/framework/runtime.h"
@@ -51,38 +52,12 @@ struct Case {
   double b(int64_t k, int64_t j) const { return B[static_cast<size_t>(tb ? j * ldb + k : k * ldb + j)]; }
 };
 
-// variant 0: beta = 0 over a C full of NaN; 1: beta = 0.5; 2: row bias. Checks against a float64 loop
-// within the float32 error bound (K + 2) * 2^-23 * (|alpha| sum |a b| + |beta c| + |bias|).
+// One variant of the case (test::require_gemm_result) through gemm.
 void check_case(Gemm gemm, const Case& c, int variant) {
-  const float alpha = 1.5f, beta = variant == 1 ? 0.5f : 0.0f;
-  std::vector<float> C = c.C0;
-  if (variant == 0) C.assign(C.size(), std::numeric_limits<float>::quiet_NaN());
-  gemm(c.ta, c.tb, c.M, c.N, c.K, alpha, c.A.data(), c.lda, c.B.data(), c.ldb, beta, C.data(), c.ldc,
-       variant == 2 ? c.bias.data() : nullptr);
-  for (int64_t i = 0; i < c.M; ++i)
-    for (int64_t j = 0; j < c.N; ++j) {
-      double acc = 0, mag = 0;
-      for (int64_t k = 0; k < c.K; ++k) {
-        acc += c.a(i, k) * c.b(k, j);
-        mag += std::abs(c.a(i, k) * c.b(k, j));
-      }
-      const double c0 = c.C0[static_cast<size_t>(i * c.ldc + j)], bj = c.bias[static_cast<size_t>(j)];
-      const double add = variant == 1 ? beta * c0 : variant == 2 ? bj : 0.0;
-      const double ref = alpha * acc + add;
-      const double tol = static_cast<double>(c.K + 2) * 0x1p-23 * (alpha * mag + std::abs(add)) + 1e-30;
-      const float got = C[static_cast<size_t>(i * c.ldc + j)];
-      if (!(std::abs(got - ref) <= tol)) {
-        INFO("ta=" << c.ta << " tb=" << c.tb << " M=" << c.M << " N=" << c.N << " K=" << c.K << " variant=" << variant
-                   << " i=" << i << " j=" << j << " got=" << got << " ref=" << ref);
-        REQUIRE(std::abs(got - ref) <= tol);
-      }
-    }
-  // The padding columns of C are never written.
-  for (int64_t i = 0; i < c.M; ++i)
-    for (int64_t j = c.N; j < c.ldc; ++j) {
-      const float got = C[static_cast<size_t>(i * c.ldc + j)];
-      REQUIRE((variant == 0 ? std::isnan(got) : got == c.C0[static_cast<size_t>(i * c.ldc + j)]));
-    }
+  std::vector<float> C = test::gemm_start(c, variant);
+  gemm(c.ta, c.tb, c.M, c.N, c.K, test::kGemmAlpha, c.A.data(), c.lda, c.B.data(), c.ldb,
+       test::gemm_variant_beta(variant), C.data(), c.ldc, variant == 2 ? c.bias.data() : nullptr);
+  test::require_gemm_result(c, C, variant);
 }
 
 void check_all(Gemm gemm) {
@@ -441,7 +416,8 @@ TEST_CASE("sgemm child: print the dispatch", "[.sgemm_child]") {
 TEST_CASE("sgemm: TAPEGRAD_GEMM chooses the kernel and runtime_info says which", "[kernels][gemm][runtime]") {
   const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
   const auto child = [&](const std::string& value) {
-    const test::ProcessResult r = test::run_process({"env", "TAPEGRAD_GEMM=" + value, self, "sgemm child: print the dispatch"});
+    const test::ProcessResult r =
+        test::run_process({"env", "TAPEGRAD_GEMM=" + value, self, "sgemm child: print the dispatch"});
     REQUIRE(r.status == 0);
     return r.output;
   };
@@ -458,7 +434,8 @@ TEST_CASE("sgemm: TAPEGRAD_GEMM chooses the kernel and runtime_info says which",
   } else {
     REQUIRE_THAT(automatic, Contains("active=0"));
   }
-  REQUIRE_THAT(child("mkl"), Contains("threw: [gemm] TAPEGRAD_GEMM must be 'openblas' or 'auto'; got TAPEGRAD_GEMM=mkl"));
+  REQUIRE_THAT(child("mkl"),
+               Contains("threw: [gemm] TAPEGRAD_GEMM must be 'openblas' or 'auto'; got TAPEGRAD_GEMM=mkl"));
   // This process: the default (unless the environment already chose).
   if (std::getenv("TAPEGRAD_GEMM") == nullptr) REQUIRE(kernels::sgemm_active() == kernels::sgemm_cpu_supported());
 }
