@@ -25,29 +25,11 @@ using test::same_bits;
 
 namespace {
 
-// One product's operands: op(A) [M, K] and op(B) [K, N] stored with leading dimensions padded by 3.
-struct Case {
-  bool ta, tb;
-  int64_t M, N, K;
-  int64_t lda, ldb, ldc;
-  std::vector<float> A, B, C0, bias;
-
-  Case(bool ta_, bool tb_, int64_t M_, int64_t N_, int64_t K_, uint32_t seed) : ta(ta_), tb(tb_), M(M_), N(N_), K(K_) {
-    lda = (ta ? M : K) + 3;
-    ldb = (tb ? K : N) + 3;
-    ldc = N + 3;
-    A = test::uniform_floats((ta ? K : M) * lda, seed);
-    B = test::uniform_floats((tb ? N : K) * ldb, seed + 1000);
-    C0 = test::uniform_floats(M * ldc, seed + 2000);
-    bias = test::uniform_floats(N, seed + 3000);
-  }
-  // The operands as the kernel sees them: rounded to bf16 (uniform values in [-1, 1) have no denormals).
-  double a(int64_t i, int64_t k) const {
-    return kernels::round_bf16(A[static_cast<size_t>(ta ? k * lda + i : i * lda + k)]);
-  }
-  double b(int64_t k, int64_t j) const {
-    return kernels::round_bf16(B[static_cast<size_t>(tb ? j * ldb + k : k * ldb + j)]);
-  }
+// A case whose operands are seen rounded to bf16 (uniform values in [-1, 1) have no denormals).
+struct Case : test::GemmCase {
+  using GemmCase::GemmCase;
+  double a(int64_t i, int64_t k) const { return kernels::round_bf16(stored_a(i, k)); }
+  double b(int64_t k, int64_t j) const { return kernels::round_bf16(stored_b(k, j)); }
   std::vector<float> run(bool parallel, float alpha, float beta, std::vector<float> C, const float* row_bias) const {
     (parallel ? kernels::sbgemm : kernels::sbgemm_serial)(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta,
                                                           C.data(), ldc, row_bias);
@@ -98,15 +80,7 @@ TEST_CASE("sbgemm: matches a float64 loop over the bf16-rounded operands (transp
 
 TEST_CASE("sbgemm: K = 0 gives beta * C, the row bias, or 0 over NaN", "[kernels][gemm][bf16]") {
   if (skip()) return;
-  const float bias[3] = {1, 2, 3};
-  std::vector<float> C = {4, 5, 6, 7, 8, 9};
-  kernels::sbgemm(false, false, 2, 3, 0, 1.0f, nullptr, 1, nullptr, 3, 0.5f, C.data(), 3);
-  REQUIRE(C == std::vector<float>{2, 2.5f, 3, 3.5f, 4, 4.5f});
-  kernels::sbgemm_serial(true, true, 2, 3, 0, 1.0f, nullptr, 1, nullptr, 1, 0.0f, C.data(), 3, bias);
-  REQUIRE(C == std::vector<float>{1, 2, 3, 1, 2, 3});
-  C.assign(6, std::numeric_limits<float>::quiet_NaN());
-  kernels::sbgemm(false, true, 2, 3, 0, 1.0f, nullptr, 1, nullptr, 1, 0.0f, C.data(), 3);
-  REQUIRE(C == std::vector<float>(6, 0.0f));
+  test::require_empty_sum_results(kernels::sbgemm, kernels::sbgemm_serial);
 }
 
 TEST_CASE("sbgemm: the same bits for 1 and 2 threads and for any split of the product", "[kernels][gemm][bf16]") {

@@ -23,33 +23,13 @@ using test::same_bits;
 
 namespace {
 
-using Gemm = void (*)(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
-                      float, float*, int64_t, const float*);
+using Gemm = test::GemmFn;
 
-// One product's operands: op(A) [M, K] and op(B) [K, N] stored with leading dimensions padded by 3.
-struct Case {
-  bool ta, tb;
-  int64_t M, N, K;
-  int64_t lda, ldb, ldc;
-  std::vector<float> A, B, C0, bias;
-
-  Case(bool ta_, bool tb_, int64_t M_, int64_t N_, int64_t K_, uint32_t seed) : ta(ta_), tb(tb_), M(M_), N(N_), K(K_) {
-    lda = (ta ? M : K) + 3;
-    ldb = (tb ? K : N) + 3;
-    ldc = N + 3;
-    std::mt19937 gen(seed);
-    std::uniform_real_distribution<float> u(-1, 1);
-    const auto fill = [&](std::vector<float>& v, int64_t n) {
-      v.resize(static_cast<size_t>(n));
-      for (float& x : v) x = u(gen);
-    };
-    fill(A, (ta ? K : M) * lda);
-    fill(B, (tb ? N : K) * ldb);
-    fill(C0, M * ldc);
-    fill(bias, N);
-  }
-  double a(int64_t i, int64_t k) const { return A[static_cast<size_t>(ta ? k * lda + i : i * lda + k)]; }
-  double b(int64_t k, int64_t j) const { return B[static_cast<size_t>(tb ? j * ldb + k : k * ldb + j)]; }
+// A case whose operands are seen as stored.
+struct Case : test::GemmCase {
+  using GemmCase::GemmCase;
+  double a(int64_t i, int64_t k) const { return stored_a(i, k); }
+  double b(int64_t k, int64_t j) const { return stored_b(k, j); }
 };
 
 // One variant of the case (test::require_gemm_result) through gemm.
@@ -124,15 +104,11 @@ TEST_CASE("sgemm: K = 0 gives beta * C, the row bias, or 0 over NaN", "[kernels]
     WARN("not run: this CPU cannot run tapegrad's sgemm (no AVX2/FMA)");
     return;
   }
-  const float bias[3] = {1, 2, 3};
-  std::vector<float> C = {4, 5, 6, 7, 8, 9};
-  kernels::sgemm(false, false, 2, 3, 0, 1.0f, nullptr, 1, nullptr, 3, 0.5f, C.data(), 3);
-  REQUIRE(C == std::vector<float>{2, 2.5f, 3, 3.5f, 4, 4.5f});
-  kernels::sgemm_serial(true, true, 2, 3, 0, 1.0f, nullptr, 1, nullptr, 1, 0.0f, C.data(), 3, bias);
-  REQUIRE(C == std::vector<float>{1, 2, 3, 1, 2, 3});
-  C.assign(6, std::numeric_limits<float>::quiet_NaN());
-  kernels::sgemm(false, true, 2, 3, 0, 1.0f, nullptr, 1, nullptr, 1, 0.0f, C.data(), 3);
-  REQUIRE(C == std::vector<float>(6, 0.0f));
+  test::require_empty_sum_results(tapegrad_gemm, [](bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+                                                    const float* A, int64_t lda, const float* B, int64_t ldb,
+                                                    float beta, float* C, int64_t ldc, const float* bias) {
+    kernels::sgemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias);
+  });
 }
 
 TEST_CASE("sgemm: the same bits for 1 and 2 threads and for any split of the product", "[kernels][gemm][determinism]") {
