@@ -7,6 +7,7 @@
 #include "framework/kernels/fast_math.h"
 #include "framework/kernels/gemm.h"
 #include "framework/kernels/parallel.h"
+#include "framework/kernels/sbgemm.h"
 #include "framework/kernels/sgemm.h"
 #include "framework/kernels/simd.h"
 
@@ -184,6 +185,10 @@ void linear_gelu_forward(Bf16Mode mode, const T* x, const T* w, const T* b, T* y
     if (mode == Bf16Mode::float32 && gemm_uses_sgemm(rows)) {   // where gemm_mixed would run the sgemm
       const GeluTile tile{slope};
       return sgemm(false, true, rows, out, in, 1.0f, x, in, w, in, 0.0f, y, out, b, {gelu_tile, &tile});
+    }
+    if (mode == Bf16Mode::native && native_bf16_gemm() == Bf16Gemm::tapegrad) {   // where gemm_mixed would run it
+      const GeluTile tile{slope};
+      return sbgemm(false, true, rows, out, in, 1.0f, x, in, w, in, 0.0f, y, out, b, {gelu_tile, &tile});
     }
   }
   gemm_mixed<T>(mode, false, true, rows, out, in, T(1), x, in, w, in, T(0), y, out, b);

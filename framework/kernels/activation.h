@@ -24,9 +24,9 @@ template <class T> void gelu_backward_slope(const T* slope, const T* dy, T* dx, 
 
 // y [rows, out] = gelu(x [rows, in] @ w [out, in]^T + b [out]) (b nullable) and, unless slope is null, the
 // slope as gelu_forward_slope: a Linear followed by the GELU, the same bits as gemm_mixed's product and then
-// gelu_forward(_slope) over y. Where that product runs tapegrad's sgemm (mode float32 and gemm_uses_sgemm),
-// the GELU of each tile of y is computed as the tile is finished (SgemmEpilogue), while it is in cache;
-// otherwise the product, then the pass.
+// gelu_forward(_slope) over y. Where that product runs tapegrad's sgemm (mode float32 and gemm_uses_sgemm)
+// or its bf16 GEMM (mode native through kernels/sbgemm.h), the GELU of each tile of y is computed as the
+// tile is finished (SgemmEpilogue), while it is in cache; otherwise the product, then the pass.
 template <class T>
 void linear_gelu_forward(Bf16Mode mode, const T* x, const T* w, const T* b, T* y, T* slope, int64_t rows, int64_t out,
                          int64_t in);

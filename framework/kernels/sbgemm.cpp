@@ -49,6 +49,7 @@ struct Problem {
   int64_t lda = 0, K = 0;
   bool trans_a = false;
   bool c_transposed = false;   // the product computed is C^T: element (i, j) stored at C[j * ldc + i]
+  SgemmEpilogue epilogue = {};
 };
 
 // The pairs of op(A)'s rows [m0, m1) for one tile: from the product's converted op(A), or converted now into
@@ -143,6 +144,11 @@ void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
       sbgemm_detail::micro_kernel(p.pairs, a + (i - m0) * rs, rs, ps, b0, b1, o);
     }
   }
+  // The tile is final: its epilogue, in C's rows and columns (C^T's tile rows are C's columns).
+  if (p.epilogue.apply) {
+    if (p.c_transposed) p.epilogue.apply(p.epilogue.ctx, p.C, p.ldc, n0, n1, m0, m1);
+    else p.epilogue.apply(p.epilogue.ctx, p.C, p.ldc, m0, m1, n0, n1);
+  }
 }
 
 // Tile rows: ceil(M / 96), the slivers spread evenly over them.
@@ -160,7 +166,7 @@ void run_tiles(const Problem& p, int64_t t0, int64_t t1) {
 
 void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* bias,
-         bool c_transposed = false) {
+         SgemmEpilogue epilogue = {}, bool c_transposed = false) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
     for (int64_t i = 0; i < M; ++i)
@@ -168,6 +174,7 @@ void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
         float& c = C[i * ldc + j];
         c = bias ? bias[j] : beta == 0.0f ? 0.0f : beta * c;
       }
+    if (epilogue.apply) epilogue.apply(epilogue.ctx, C, ldc, 0, M, 0, N);
     return;
   }
   const bool split = parallel && M * N * K >= kSplitWork;
@@ -176,7 +183,7 @@ void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
   // to pay for micro-tiles stored element by element. Each element is the same dot products (their exact
   // products commute): the same bits.
   if (split && !c_transposed && !bias && N >= 2 * M && K >= kSwapMinK)
-    return run(parallel, !trans_b, !trans_a, N, M, K, alpha, B, ldb, A, lda, beta, C, ldc, nullptr, true);
+    return run(parallel, !trans_b, !trans_a, N, M, K, alpha, B, ldb, A, lda, beta, C, ldc, nullptr, epilogue, true);
   // A product of at least kTileRowsPerTile tile rows converts each tile's rows of op(A) in its task (tiles
   // then span all columns, so each row is converted once), right before they are used.
   const bool per_tile = split && ceil_div(M, kMc) >= kTileRowsPerTile;
@@ -185,6 +192,7 @@ void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
   Scratch<uint32_t> bbuf(static_cast<size_t>(panels * pairs * kNR));
   Problem p{M, N, pairs, abuf.data(), trans_a ? 1 : pairs, trans_a ? M : 1, bbuf.data(), alpha, beta, bias, C, ldc};
   p.c_transposed = c_transposed;
+  p.epilogue = epilogue;
   if (per_tile) {
     p.a_src = A;
     p.lda = lda;
@@ -218,8 +226,9 @@ bool sbgemm_cpu_supported() {
 }
 
 void sbgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-            const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* row_bias) {
-  run(true, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, row_bias);
+            const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* row_bias,
+            SgemmEpilogue epilogue) {
+  run(true, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, row_bias, epilogue);
 }
 
 void sbgemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,

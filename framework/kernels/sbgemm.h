@@ -17,6 +17,8 @@
 // C = alpha * sum; then C = fma(beta, C_old, C) when beta != 0. beta = 0 never reads C.
 #include <cstdint>
 
+#include "framework/kernels/sgemm.h"
+
 namespace tg::kernels {
 
 // True when this CPU runs the kernel: AVX512F, AVX512BW and AVX512_BF16, with the OS saving zmm state.
@@ -24,9 +26,11 @@ bool sbgemm_cpu_supported();
 
 // The product above, parallel over the fixed tiles of C (serial when it is small). Only call when
 // sbgemm_cpu_supported(). With row_bias, beta is ignored (treated as 1 against the bias). K = 0 gives
-// C = beta * C (or the bias).
+// C = beta * C (or the bias). An epilogue (kernels/sgemm.h: an element-wise step such as the GELU after a
+// Linear) is applied to each finished tile of C while it is in cache; the tiles cover C once.
 void sbgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-            const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* row_bias = nullptr);
+            const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* row_bias = nullptr,
+            SgemmEpilogue epilogue = {});
 
 // The same product on the calling thread only, for tasks that are already parallel. Same bits as sbgemm.
 void sbgemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,

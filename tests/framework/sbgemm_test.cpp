@@ -2,6 +2,7 @@
 // dimensions, alpha/beta/row bias, beta = 0 over NaN and K = 0 against a float64 loop over the
 // bf16-rounded operands; the determinism invariant (the same bits for 1 and 2 threads, whole, row by row
 // or as column blocks); the rounding of the operands (nearest even, NaN kept, denormals to zero).
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -9,6 +10,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "framework/kernels/bf16.h"
@@ -31,8 +33,8 @@ struct Case : test::GemmCase {
   double a(int64_t i, int64_t k) const { return kernels::round_bf16(stored_a(i, k)); }
   double b(int64_t k, int64_t j) const { return kernels::round_bf16(stored_b(k, j)); }
   std::vector<float> run(bool parallel, float alpha, float beta, std::vector<float> C, const float* row_bias) const {
-    (parallel ? kernels::sbgemm : kernels::sbgemm_serial)(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta,
-                                                          C.data(), ldc, row_bias);
+    if (parallel) kernels::sbgemm(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), ldc, row_bias);
+    else kernels::sbgemm_serial(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), ldc, row_bias);
     return C;
   }
 };
@@ -80,7 +82,12 @@ TEST_CASE("sbgemm: matches a float64 loop over the bf16-rounded operands (transp
 
 TEST_CASE("sbgemm: K = 0 gives beta * C, the row bias, or 0 over NaN", "[kernels][gemm][bf16]") {
   if (skip()) return;
-  test::require_empty_sum_results(kernels::sbgemm, kernels::sbgemm_serial);
+  test::require_empty_sum_results(
+      [](bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
+         int64_t ldb, float beta, float* C, int64_t ldc, const float* bias) {
+        kernels::sbgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias);
+      },
+      kernels::sbgemm_serial);
 }
 
 TEST_CASE("sbgemm: the same bits for 1 and 2 threads and for any split of the product", "[kernels][gemm][bf16]") {
@@ -109,6 +116,42 @@ TEST_CASE("sbgemm: the same bits for 1 and 2 threads and for any split of the pr
       }
     }
   set_num_threads(before);
+}
+
+namespace {
+// An epilogue: every element of the tile squared, with a count of the elements it saw.
+struct SquareCount {
+  std::atomic<int64_t> seen{0};
+};
+void square_tile(const void* ctx, float* C, int64_t ldc, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+  for (int64_t r = r0; r < r1; ++r)
+    for (int64_t c = c0; c < c1; ++c) C[r * ldc + c] *= C[r * ldc + c];
+  const_cast<SquareCount*>(static_cast<const SquareCount*>(ctx))->seen += (r1 - r0) * (c1 - c0);
+}
+}  // namespace
+
+TEST_CASE("sbgemm: an epilogue sees every element of C once, after its sum (plain tiles, tiles converting their "
+          "rows of A, C^T, K = 0)", "[kernels][gemm][bf16]") {
+  if (skip()) return;
+  // 50 x 70 x 40: serial, op(A) converted up front; 300 x 70 x 64: per tile; 40 x 200 x 300: C^T.
+  for (const auto& [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{50, 70, 40}, {300, 70, 64}, {40, 200, 300},
+                                {20, 30, 0}})
+    for (bool ta : {false, true}) {
+      INFO("M=" << M << " N=" << N << " K=" << K << " ta=" << ta);
+      const Case c(ta, true, M, N, K, static_cast<uint32_t>(M + K));
+      std::vector<float> want = c.run(true, 0.5f, 0.25f, c.C0, nullptr);
+      for (int64_t i = 0; i < M; ++i)
+        for (int64_t j = 0; j < N; ++j) {
+          float& w = want[static_cast<size_t>(i * c.ldc + j)];
+          w *= w;
+        }
+      SquareCount count;
+      std::vector<float> got = c.C0;
+      kernels::sbgemm(ta, true, M, N, K, 0.5f, c.A.data(), c.lda, c.B.data(), c.ldb, 0.25f, got.data(), c.ldc,
+                      nullptr, {square_tile, &count});
+      REQUIRE(same_bits(got, want));
+      REQUIRE(count.seen == M * N);
+    }
 }
 
 TEST_CASE("sbgemm: operands round to nearest even, NaN propagates, float32 denormals count as zero",
