@@ -12,6 +12,7 @@
 #include "framework/kernels/fast_math.h"
 #include "framework/kernels/gemm.h"
 #include "framework/kernels/parallel.h"
+#include "framework/kernels/sbgemm.h"
 #include "framework/kernels/sgemm.h"
 #include "framework/kernels/simd.h"
 #include "tapegrad/framework/random.h"
@@ -91,6 +92,13 @@ template <class T> bool packs_heads(const AttentionConfig& cfg) {
   else return false;
 }
 
+// True when the products run through tapegrad's bf16 GEMM (native autocast), which takes the causal limits.
+template <class T> bool bf16_gemm_products(const AttentionConfig& cfg) {
+  if constexpr (std::is_same_v<T, float>)
+    return cfg.products == Bf16Mode::native && native_bf16_gemm() == Bf16Gemm::tapegrad;
+  else return false;
+}
+
 // One head's keys or values x [S, D] (row stride ldx) packed for the sgemm: as x^T [D, S] (trans) or x.
 struct HeadPack {
   const float* data = nullptr;   // nullptr: the products take x itself
@@ -147,8 +155,9 @@ class KvPackBuffer {
 
 // c[m, n] = alpha * a[m, kk] @ op(x)[0:kk, 0:n], op(x) = x^T or x for one head's x [S, D], from its
 // packed panels when there are (the same bits: sgemm.h).
-// With the packed panels a causal tile's product skips what the mask makes zero or never reads
-// (sgemm.h, CausalLimits: `kind` for the tile whose first query is i0); the other paths compute it all.
+// Through the float32 sgemm or the bf16 GEMM (native autocast), a causal tile's product skips what the mask
+// makes zero or never reads (sgemm.h, CausalLimits: `kind` for the tile whose first query is i0); the other
+// paths compute it all.
 template <class T>
 inline void times_head(const AttentionConfig& cfg, bool trans, int64_t m, int64_t n, int64_t kk, T alpha, const T* a,
                        int64_t lda, const T* x, int64_t ldx, HeadPack pk, T* c, int64_t ldc,
@@ -158,19 +167,24 @@ inline void times_head(const AttentionConfig& cfg, bool trans, int64_t m, int64_
     if (pk.data) return sgemm_serial_packed_b(false, m, n, kk, alpha, a, lda, pk.data, pk.k, 0.0f, c, ldc, limits);
     if (packs_heads<T>(cfg))   // x not packed beforehand: the sgemm reads it in place or packs it itself
       return sgemm_serial(false, trans, m, n, kk, alpha, a, lda, x, ldx, 0.0f, c, ldc, nullptr, limits);
+    if (bf16_gemm_products<T>(cfg))
+      return sbgemm_serial(false, trans, m, n, kk, alpha, a, lda, x, ldx, 0.0f, c, ldc, nullptr, limits);
   }
   gemm_mixed_serial<T>(cfg.products, false, trans, m, n, kk, alpha, a, lda, x, ldx, T(0), c, ldc);
 }
 
 // c[ncol, D] = a[m, ncol]^T @ x[m, D] + beta * c for the tile whose first query is i0 (dv and dk): under
-// the causal flag key j only gets the queries i >= j, which the float32 sgemm skips before they start.
+// the causal flag key j only gets the queries i >= j, which the float32 sgemm and the bf16 GEMM skip before
+// they start.
 template <class T>
 inline void keys_from_tile(const AttentionConfig& cfg, bool packs, int64_t ncol, int64_t D, int64_t m, const T* a,
                            int64_t lda, const T* x, int64_t ldx, T beta, T* c, int64_t ldc, int64_t i0) {
-  if constexpr (std::is_same_v<T, float>)
-    if (packs)
-      return sgemm_serial(true, false, ncol, D, m, 1.0f, a, lda, x, ldx, beta, c, ldc, nullptr,
-                          {cfg.causal ? CausalLimits::k_from_row : CausalLimits::none, i0});
+  if constexpr (std::is_same_v<T, float>) {
+    const CausalLimits limits{cfg.causal ? CausalLimits::k_from_row : CausalLimits::none, i0};
+    if (packs) return sgemm_serial(true, false, ncol, D, m, 1.0f, a, lda, x, ldx, beta, c, ldc, nullptr, limits);
+    if (bf16_gemm_products<T>(cfg))
+      return sbgemm_serial(true, false, ncol, D, m, 1.0f, a, lda, x, ldx, beta, c, ldc, nullptr, limits);
+  }
   gemm_mixed_serial<T>(cfg.products, true, false, ncol, D, m, T(1), a, lda, x, ldx, beta, c, ldc);
 }
 

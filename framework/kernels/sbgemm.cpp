@@ -50,7 +50,28 @@ struct Problem {
   bool trans_a = false;
   bool c_transposed = false;   // the product computed is C^T: element (i, j) stored at C[j * ldc + i]
   SgemmEpilogue epilogue = {};
+  CausalLimits causal = {};
 };
+
+// The pairs [begin, end) that the sliver of rows i.., m of them, sums over under the causal limits (see
+// sgemm.h: the terms skipped are those whose op(A) element is zero for every row of the sliver).
+struct PairRange {
+  int64_t begin, end;
+};
+PairRange sliver_pairs(const Problem& p, int64_t i, int64_t m) {
+  const int64_t q = p.causal.first_query, K = 2 * p.pairs;
+  switch (p.causal.kind) {
+    case CausalLimits::k_upto_row: return {0, (std::clamp<int64_t>(q + i + m, 0, K) + 1) / 2};
+    case CausalLimits::k_from_row: return {std::min(std::clamp<int64_t>(i - q, 0, K) / 2, p.pairs), p.pairs};
+    default: return {0, p.pairs};
+  }
+}
+
+// Columns of C the sliver of rows i.., m of them, needs: all, or under cols_upto_row up to its last query.
+int64_t sliver_cols_end(const Problem& p, int64_t i, int64_t m, int64_t n1) {
+  if (p.causal.kind != CausalLimits::cols_upto_row) return n1;
+  return std::clamp<int64_t>(p.causal.first_query + i + m, 0, n1);
+}
 
 // The pairs of op(A)'s rows [m0, m1) for one tile: from the product's converted op(A), or converted now into
 // this thread's buffer (p.a_src). Returns the first row's pairs and sets rs, ps (see Problem).
@@ -135,13 +156,21 @@ void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
   for (int64_t j = n0; j < n1; j += 2 * kNR) {
     const uint32_t* b0 = p.b + (j / kNR) * p.pairs * kNR;
     const uint32_t* b1 = j + kNR < n1 ? b0 + p.pairs * kNR : nullptr;
-    o.n = static_cast<int>(std::min<int64_t>(2 * kNR, n1 - j));
     for (int64_t is = 0; is < slivers; ++is) {
-      const int64_t i = start(is);
-      o.m = static_cast<int>((is + 1 < slivers ? start(is + 1) : m1) - i);
+      const int64_t i = start(is), m = (is + 1 < slivers ? start(is + 1) : m1) - i;
+      // Causal limits: the panels beyond the sliver's last query are not computed (left unwritten), and
+      // its sums skip the pairs whose op(A) elements are all zero.
+      const int64_t cols_end = sliver_cols_end(p, i, m, n1);
+      if (j >= cols_end) continue;
+      const PairRange r = sliver_pairs(p, i, m);
+      o.m = static_cast<int>(m);
+      o.n = static_cast<int>(std::min<int64_t>(2 * kNR, n1 - j));
       o.c = p.c_transposed ? p.C + j * p.ldc + i : p.C + i * p.ldc + j;
       o.cin = p.bias ? p.bias + j : o.c;
-      sbgemm_detail::micro_kernel(p.pairs, a + (i - m0) * rs, rs, ps, b0, b1, o);
+      const bool both = b1 && j + kNR < cols_end;
+      if (!both) o.n = std::min(o.n, static_cast<int>(kNR));
+      sbgemm_detail::micro_kernel(r.end - r.begin, a + (i - m0) * rs + r.begin * ps, rs, ps, b0 + r.begin * kNR,
+                                  both ? b1 + r.begin * kNR : nullptr, o);
     }
   }
   // The tile is final: its epilogue, in C's rows and columns (C^T's tile rows are C's columns).
@@ -166,7 +195,7 @@ void run_tiles(const Problem& p, int64_t t0, int64_t t1) {
 
 void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* bias,
-         SgemmEpilogue epilogue = {}, bool c_transposed = false) {
+         SgemmEpilogue epilogue = {}, bool c_transposed = false, CausalLimits causal = {}) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
     for (int64_t i = 0; i < M; ++i)
@@ -182,7 +211,7 @@ void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
   // a layer that narrows, 128 x 512 from 768 tokens: 4 tile rows instead of 2), when its sum is long enough
   // to pay for micro-tiles stored element by element. Each element is the same dot products (their exact
   // products commute): the same bits.
-  if (split && !c_transposed && !bias && N >= 2 * M && K >= kSwapMinK)
+  if (split && !c_transposed && !bias && causal.kind == CausalLimits::none && N >= 2 * M && K >= kSwapMinK)
     return run(parallel, !trans_b, !trans_a, N, M, K, alpha, B, ldb, A, lda, beta, C, ldc, nullptr, epilogue, true);
   // A product of at least kTileRowsPerTile tile rows converts each tile's rows of op(A) in its task (tiles
   // then span all columns, so each row is converted once), right before they are used.
@@ -193,6 +222,7 @@ void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
   Problem p{M, N, pairs, abuf.data(), trans_a ? 1 : pairs, trans_a ? M : 1, bbuf.data(), alpha, beta, bias, C, ldc};
   p.c_transposed = c_transposed;
   p.epilogue = epilogue;
+  p.causal = causal;
   if (per_tile) {
     p.a_src = A;
     p.lda = lda;
@@ -233,8 +263,8 @@ void sbgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float a
 
 void sbgemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                    int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
-                   const float* row_bias) {
-  run(false, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, row_bias);
+                   const float* row_bias, CausalLimits causal) {
+  run(false, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, row_bias, {}, false, causal);
 }
 
 }  // namespace tg::kernels

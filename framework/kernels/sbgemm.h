@@ -33,8 +33,12 @@ void sbgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float a
             SgemmEpilogue epilogue = {});
 
 // The same product on the calling thread only, for tasks that are already parallel. Same bits as sbgemm.
+// With causal limits (kernels/sgemm.h, as sgemm_serial: the attention's tiles), the panels of 16 columns
+// beyond a 12-row sliver's last query are not computed (those elements of C are LEFT UNWRITTEN), and a
+// sliver's sums skip the pairs whose op(A) elements are zero for all its rows (k_upto_row: after its last
+// query's key; k_from_row: before its first key's query). The same bits for any thread count.
 void sbgemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                    int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
-                   const float* row_bias = nullptr);
+                   const float* row_bias = nullptr, CausalLimits causal = {});
 
 }  // namespace tg::kernels

@@ -87,7 +87,10 @@ TEST_CASE("sbgemm: K = 0 gives beta * C, the row bias, or 0 over NaN", "[kernels
          int64_t ldb, float beta, float* C, int64_t ldc, const float* bias) {
         kernels::sbgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias);
       },
-      kernels::sbgemm_serial);
+      [](bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
+         int64_t ldb, float beta, float* C, int64_t ldc, const float* bias) {
+        kernels::sbgemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias);
+      });
 }
 
 TEST_CASE("sbgemm: the same bits for 1 and 2 threads and for any split of the product", "[kernels][gemm][bf16]") {
