@@ -4,11 +4,14 @@
 //   C[M,N] = alpha * bf16(op(A))[M,K] @ bf16(op(B))[K,N] + beta * C   (or + row_bias[N] on every row),
 // op(X) = X or X^T, any lda/ldb/ldc. Autocast's native products (kernels/bf16.h) run through it.
 //
-// Structure: op(A) and op(B) are converted once per product to bf16 pairs (kernels/sbgemm_kernel.h):
-// op(A) as rows of pairs (or, transposed, as pairs of rows), op(B) as 16-column panels of pairs. Tasks
-// are fixed tiles of C (at most 96 rows, the 12-row slivers spread evenly over the tile rows; 128
-// columns, narrower when there would be fewer than 4 tiles) that walk pairs of panels, then slivers,
-// each through a 12 x 32 micro-kernel of VDPBF16PS with 24 zmm accumulators over the whole sum.
+// Structure: op(B) is converted once per product to bf16 pairs (kernels/sbgemm_kernel.h) as 16-column
+// panels, shared by every task; op(A) as rows of pairs (or, transposed, as pairs of rows), up front, or,
+// in a parallel product of 2 or more tile rows, by each tile for its own rows right before it uses them
+// (tiles then span all of C's columns). Tasks are fixed tiles of C (at most 96 rows, the 12-row slivers
+// spread evenly over the tile rows; 128 columns, narrower when there would be fewer than 4 tiles) that walk
+// pairs of panels, then slivers, each through a 12 x 32 micro-kernel of VDPBF16PS with 24 zmm accumulators
+// over the whole sum. A parallel product at least twice as wide as high with a sum of 256 or more is
+// computed as C^T = op(B)^T op(A)^T (its micro-tiles stored element by element).
 //
 // Rounding: each operand to bf16, nearest even, NaN quieted, float32 denormals to zero (VCVTNE2PS2BF16).
 // Determinism: every element C[i, j] is the same sequence of operations whatever the thread count and

@@ -92,6 +92,27 @@ std::vector<Tensor> values(const std::vector<std::pair<std::string, Tensor>>& r)
   return v;
 }
 
+// Runs `run` (one training step's values) in native bf16 with 1 and 2 threads, REQUIREs the same bits, and
+// REQUIREs it close to the emulation: the same bf16 operands, float32 sums in another order; an intermediate
+// that lands on the other side of a bf16 rounding boundary moves by 2^-9 in one element, so allow well below
+// the bf16 error, not 1e-7. False (after a warning) where native bf16 is unavailable.
+bool require_native_steps(const std::function<std::vector<Tensor>(int)>& run) {
+  if (!bf16_native_available()) {
+    WARN("native bf16 unavailable here (" << bf16_status() << "); the emulated tests cover the numerics");
+    REQUIRE(bf16_mode() != Bf16Mode::native);
+    return false;
+  }
+  std::vector<Tensor> emulated;
+  {
+    ModeScope mode(Bf16Mode::emulated);
+    emulated = run(1);
+  }
+  ModeScope mode(Bf16Mode::native);
+  auto [one, two] = require_same_bits_across_threads(run);
+  for (size_t i = 0; i < one.size(); ++i) REQUIRE(relative_error(one[i], emulated[i]) < 1e-3);
+  return true;
+}
+
 }  // namespace
 
 TEST_CASE("bf16 autocast: the README's snippet runs verbatim and computes in bf16", "[autocast][docs]") {
@@ -169,29 +190,29 @@ TEST_CASE("bf16 autocast: emulated encoder-layer training steps are bitwise equa
   REQUIRE(max_abs_diff(one[0], f32[0]) > 1e-4);
 }
 
+TEST_CASE("bf16 autocast: native encoder-layer training steps (the tiny LM's layer shape) are bitwise equal with 1 "
+          "and 2 threads and close to the emulation", "[autocast][native][determinism]") {
+  // 12 x 64 tokens of width 128, FFN 512: the bf16 GEMM's parallel paths (tiles converting their own rows
+  // of A, the FFN weight gradient as C^T, the GELU epilogue) and the causal attention products.
+  Tensor x = rand_tensor({12, 64, 128}, 7, -1, 1, DType::Float32);
+  require_native_steps([&](int) {
+    Generator gen(9);
+    TransformerEncoderLayer layer({.d_model = 128, .nhead = 4, .dim_feedforward = 512, .dropout = 0.1,
+                                   .activation = Activation::gelu, .batch_first = true, .norm_first = true},
+                                  gen);
+    return values(step(layer, x, Precision::bf16,
+                       [&](const Var& in) { return layer.forward(in, {.is_causal = true}); }));
+  });
+}
+
 TEST_CASE("bf16 autocast: native MultiheadAttention steps are bitwise equal with 1 and 2 threads and close to the "
           "emulation", "[autocast][native]") {
-  if (!bf16_native_available()) {
-    WARN("native bf16 unavailable here (" << bf16_status() << "); the emulated tests above cover the numerics");
-    REQUIRE(bf16_mode() != Bf16Mode::native);
-    return;
-  }
   Tensor x = rand_tensor({4, 48, 64}, 6, -1, 1, DType::Float32);
-  auto run = [&](int) {
+  require_native_steps([&](int) {
     Generator gen(2);
     MultiheadAttention mha({.embed_dim = 64, .num_heads = 4, .batch_first = true}, gen);
     return values(step(mha, x, Precision::bf16, [&](const Var& in) {
       return mha.forward(in, in, in, {.need_weights = false, .is_causal = true}).attn_output;
     }));
-  };
-  std::vector<Tensor> emulated;
-  {
-    ModeScope mode(Bf16Mode::emulated);
-    emulated = run(1);
-  }
-  ModeScope mode(Bf16Mode::native);
-  auto [one, two] = require_same_bits_across_threads(run);
-  // Same bf16 operands, float32 sums in another order; an intermediate that lands on the other side of a
-  // bf16 rounding boundary moves by 2^-9 in one element, so allow well below the bf16 error, not 1e-7.
-  for (size_t i = 0; i < one.size(); ++i) REQUIRE(relative_error(one[i], emulated[i]) < 1e-3);
+  });
 }
