@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "tapegrad/framework/autocast.h"
@@ -180,13 +181,15 @@ TEST_CASE("bf16 autocast: emulated encoder-layer training steps are bitwise equa
     TransformerEncoderLayer layer({.d_model = 64, .nhead = 4, .dim_feedforward = 256, .dropout = 0.1,
                                    .batch_first = true},
                                   gen);
-    return values(step(layer, x, Precision::bf16, [&](const Var& in) { return layer.forward(in, {.is_causal = true}); }));
+    return values(step(layer, x, Precision::bf16,
+                       [&](const Var& in) { return layer.forward(in, {.is_causal = true}); }));
   });
   // Not a float32 run in disguise: the same step in float32 differs.
   Generator gen(8);
-  TransformerEncoderLayer layer({.d_model = 64, .nhead = 4, .dim_feedforward = 256, .dropout = 0.1, .batch_first = true},
-                                gen);
-  auto f32 = values(step(layer, x, Precision::f32, [&](const Var& in) { return layer.forward(in, {.is_causal = true}); }));
+  TransformerEncoderLayer layer(
+      {.d_model = 64, .nhead = 4, .dim_feedforward = 256, .dropout = 0.1, .batch_first = true}, gen);
+  auto f32 =
+      values(step(layer, x, Precision::f32, [&](const Var& in) { return layer.forward(in, {.is_causal = true}); }));
   REQUIRE(max_abs_diff(one[0], f32[0]) > 1e-4);
 }
 
