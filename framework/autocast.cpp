@@ -33,8 +33,8 @@ Native& native() {
   std::call_once(n.once, [] {
     n.features = kernels::bf16_cpu_features();
     n.version = kernels::onednn_version();
-    const bool own = n.features.find("AVX512_BF16") != std::string::npos && kernels::sbgemm_cpu_supported();
-    n.available = !n.features.empty() && (own || (!n.version.empty() && kernels::onednn_bf16_matmul_works()));
+    n.available = !n.features.empty() && (kernels::sbgemm_cpu_supported() ||
+                                           (!n.version.empty() && kernels::onednn_bf16_matmul_works()));
     if (!n.available) return;
     if (n.features.find("AMX-BF16") != std::string::npos) {
       n.preferred = true;

@@ -186,7 +186,7 @@ void linear_gelu_forward(Bf16Mode mode, const T* x, const T* w, const T* b, T* y
       const GeluTile tile{slope};
       return sgemm(false, true, rows, out, in, 1.0f, x, in, w, in, 0.0f, y, out, b, {gelu_tile, &tile});
     }
-    if (mode == Bf16Mode::native && native_bf16_gemm() == Bf16Gemm::tapegrad) {   // where gemm_mixed would run it
+    if (uses_sbgemm(mode)) {   // where gemm_mixed would run it
       const GeluTile tile{slope};
       return sbgemm(false, true, rows, out, in, 1.0f, x, in, w, in, 0.0f, y, out, b, {gelu_tile, &tile});
     }

@@ -95,7 +95,7 @@ template <class T> bool packs_heads(const AttentionConfig& cfg) {
 // True when the products run through tapegrad's bf16 GEMM (native autocast), which takes the causal limits.
 template <class T> bool bf16_gemm_products(const AttentionConfig& cfg) {
   if constexpr (std::is_same_v<T, float>)
-    return cfg.products == Bf16Mode::native && native_bf16_gemm() == Bf16Gemm::tapegrad;
+    return uses_sbgemm(cfg.products);
   else return false;
 }
 

@@ -286,7 +286,7 @@ void gemm_bf16_serial(Bf16Mode mode, bool ta, bool tb, int64_t M, int64_t N, int
   if (trivial(M, N, K, beta, C, ldc, nullptr)) return;
   if (mode == Bf16Mode::emulated) return emulated_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   if (mode != Bf16Mode::native) throw std::logic_error("[gemm_bf16] mode must be native or emulated");
-  if (native_bf16_gemm() == Bf16Gemm::tapegrad)
+  if (uses_sbgemm(mode))
     return sbgemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   require_native();
 #ifdef TAPEGRAD_WITH_ONEDNN
@@ -306,7 +306,7 @@ void gemm_bf16(Bf16Mode mode, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
     gemm<float>(ta, tb, M, N, K, alpha, a.data(), sa.cols, b.data(), sb.cols, beta, C, ldc, row_bias);
     return;
   }
-  if (native_bf16_gemm() == Bf16Gemm::tapegrad)
+  if (uses_sbgemm(mode))
     return sbgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, row_bias);
   require_native();
 #ifdef TAPEGRAD_WITH_ONEDNN

@@ -41,6 +41,8 @@ void round_bf16(const float* x, int64_t n, float* y);
 // Throws std::invalid_argument for any other value of TAPEGRAD_BF16_GEMM than those and auto.
 enum class Bf16Gemm { tapegrad, onednn };
 Bf16Gemm native_bf16_gemm();
+// True when products in `mode` run through tapegrad's bf16 GEMM: native, and native_bf16_gemm() is tapegrad.
+inline bool uses_sbgemm(Bf16Mode mode) { return mode == Bf16Mode::native && native_bf16_gemm() == Bf16Gemm::tapegrad; }
 
 // mode must be native or emulated. With row_bias [N] (beta must be 0): C = alpha op(A) op(B) + row_bias.
 void gemm_bf16(Bf16Mode mode, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "framework/kernels/gemm_blocking.h"
 #include "framework/kernels/parallel.h"
 #include "framework/kernels/scratch.h"
 #include "framework/kernels/sbgemm_kernel.h"
@@ -30,7 +31,7 @@ constexpr int64_t kTileRowsPerTile = 2;
 // Rows of op(A) (or pairs of its rows, transposed) per conversion task.
 constexpr int64_t kPackRows = 32;
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+using gemm_blocking::ceil_div;
 
 // One product, its operands converted: op(A)'s pair (r, p) at a[r * rs + p * ps], op(B)'s panel q at
 // b + q * pairs * 16.
@@ -44,33 +45,24 @@ struct Problem {
   float* C;
   int64_t ldc;
   int64_t nc = kNc;   // columns of a task tile
+  int64_t K = 0;
   // Set when each tile converts its own rows of op(A) (tiles then span all of C's columns): float32 op(A).
   const float* a_src = nullptr;
-  int64_t lda = 0, K = 0;
+  int64_t lda = 0;
   bool trans_a = false;
   bool c_transposed = false;   // the product computed is C^T: element (i, j) stored at C[j * ldc + i]
   SgemmEpilogue epilogue = {};
   CausalLimits causal = {};
 };
 
-// The pairs [begin, end) that the sliver of rows i.., m of them, sums over under the causal limits (see
-// sgemm.h: the terms skipped are those whose op(A) element is zero for every row of the sliver).
+// The pairs [begin, end) that the sliver of rows i.., m of them, sums over under the causal limits: those
+// holding its k range (kernels/gemm_blocking.h).
 struct PairRange {
   int64_t begin, end;
 };
 PairRange sliver_pairs(const Problem& p, int64_t i, int64_t m) {
-  const int64_t q = p.causal.first_query, K = 2 * p.pairs;
-  switch (p.causal.kind) {
-    case CausalLimits::k_upto_row: return {0, (std::clamp<int64_t>(q + i + m, 0, K) + 1) / 2};
-    case CausalLimits::k_from_row: return {std::min(std::clamp<int64_t>(i - q, 0, K) / 2, p.pairs), p.pairs};
-    default: return {0, p.pairs};
-  }
-}
-
-// Columns of C the sliver of rows i.., m of them, needs: all, or under cols_upto_row up to its last query.
-int64_t sliver_cols_end(const Problem& p, int64_t i, int64_t m, int64_t n1) {
-  if (p.causal.kind != CausalLimits::cols_upto_row) return n1;
-  return std::clamp<int64_t>(p.causal.first_query + i + m, 0, n1);
+  const gemm_blocking::KRange r = gemm_blocking::causal_k_range(p.causal, i, m, p.K);
+  return {r.begin / 2, (r.end + 1) / 2};
 }
 
 // The pairs of op(A)'s rows [m0, m1) for one tile: from the product's converted op(A), or converted now into
@@ -140,8 +132,7 @@ void convert_b(bool trans_b, const float* B, int64_t ldb, int64_t N, int64_t K, 
 // rows shares the last full sliver's 12 + r rows evenly: kernels of few rows are bound by the dot product's
 // latency). The operations per element do not depend on the sliver, hence neither do the bits.
 void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  const int64_t rows = m1 - m0, full = rows / kMR, rem = rows - full * kMR, slivers = full + (rem != 0);
-  const bool shared = rows > kMR && rem != 0;
+  const gemm_blocking::SliverSplit split(m0, m1, kMR);
   sbgemm_detail::TileOut o;
   o.alpha = p.alpha;
   o.beta = p.bias ? 1.0f : p.beta;
@@ -150,25 +141,20 @@ void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
   o.transposed = p.c_transposed;
   int64_t rs = 0, ps = 0;
   const uint32_t* a = tile_a(p, m0, m1, rs, ps);
-  const auto start = [&](int64_t is) {   // first row of sliver is
-    return shared && is == slivers - 1 ? m0 + (is - 1) * kMR + (kMR + rem + 1) / 2 : m0 + is * kMR;
-  };
   for (int64_t j = n0; j < n1; j += 2 * kNR) {
     const uint32_t* b0 = p.b + (j / kNR) * p.pairs * kNR;
     const uint32_t* b1 = j + kNR < n1 ? b0 + p.pairs * kNR : nullptr;
-    for (int64_t is = 0; is < slivers; ++is) {
-      const int64_t i = start(is), m = (is + 1 < slivers ? start(is + 1) : m1) - i;
+    for (int64_t is = 0; is < split.count; ++is) {
+      const int64_t i = split.start(is), m = split.end(is) - i;
       // Causal limits: the panels beyond the sliver's last query are not computed (left unwritten), and
       // its sums skip the pairs whose op(A) elements are all zero.
-      const int64_t cols_end = sliver_cols_end(p, i, m, n1);
-      if (j >= cols_end) continue;
+      if (!gemm_blocking::causal_wants_panel(p.causal, i, m, j)) continue;
+      const bool both = b1 && gemm_blocking::causal_wants_panel(p.causal, i, m, j + kNR);
       const PairRange r = sliver_pairs(p, i, m);
       o.m = static_cast<int>(m);
-      o.n = static_cast<int>(std::min<int64_t>(2 * kNR, n1 - j));
+      o.n = static_cast<int>(std::min<int64_t>(both ? 2 * kNR : kNR, n1 - j));
       o.c = p.c_transposed ? p.C + j * p.ldc + i : p.C + i * p.ldc + j;
       o.cin = p.bias ? p.bias + j : o.c;
-      const bool both = b1 && j + kNR < cols_end;
-      if (!both) o.n = std::min(o.n, static_cast<int>(kNR));
       sbgemm_detail::micro_kernel(r.end - r.begin, a + (i - m0) * rs + r.begin * ps, rs, ps, b0 + r.begin * kNR,
                                   both ? b1 + r.begin * kNR : nullptr, o);
     }
@@ -198,11 +184,7 @@ void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
          SgemmEpilogue epilogue = {}, bool c_transposed = false, CausalLimits causal = {}) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
-    for (int64_t i = 0; i < M; ++i)
-      for (int64_t j = 0; j < N; ++j) {
-        float& c = C[i * ldc + j];
-        c = bias ? bias[j] : beta == 0.0f ? 0.0f : beta * c;
-      }
+    gemm_blocking::fill_no_k(M, N, beta, C, ldc, bias);
     if (epilogue.apply) epilogue.apply(epilogue.ctx, C, ldc, 0, M, 0, N);
     return;
   }
@@ -223,10 +205,10 @@ void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
   p.c_transposed = c_transposed;
   p.epilogue = epilogue;
   p.causal = causal;
+  p.K = K;
   if (per_tile) {
     p.a_src = A;
     p.lda = lda;
-    p.K = K;
     p.trans_a = trans_a;
     p.nc = ceil_div(N, 2 * kNR) * 2 * kNR;
   }

@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include "framework/kernels/sbgemm_kernel.h"
+#include "framework/kernels/sgemm_kernel.h"
 
 #define TG_BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16")))
 
@@ -46,13 +47,7 @@ TG_BF16_TARGET void kernel_m(int64_t pairs, const uint32_t* a, int64_t rs, int64
     alignas(64) float sums[kM][kP * kNR];
     for (int q = 0; q < kP; ++q)
       for (int r = 0; r < kM; ++r) _mm512_store_ps(&sums[r][q * kNR], c[q][r]);
-    for (int j = 0; j < o.n; ++j)
-      for (int r = 0; r < kM; ++r) {
-        float v = o.alpha * sums[r][j];
-        if (o.beta != 0.0f) v = __builtin_fmaf(o.beta, o.cin[j * o.ldcin + r], v);
-        o.c[j * o.ldc + r] = v;
-      }
-    return;
+    return sgemm_detail::store_transposed(&sums[0][0], kP * kNR, kM, o);
   }
   const __m512 alpha = _mm512_set1_ps(o.alpha), beta = _mm512_set1_ps(o.beta);
 #pragma GCC unroll 2

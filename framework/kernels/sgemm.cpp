@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "framework/kernels/gemm_blocking.h"
 #include "framework/kernels/parallel.h"
 #include "framework/kernels/scratch.h"
 #include "framework/kernels/sgemm_kernel.h"
@@ -68,7 +69,9 @@ int64_t kc_for(int64_t K) {
   return (K + blocks - 1) / blocks;
 }
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+using gemm_blocking::ceil_div;
+using gemm_blocking::fill_no_k;
+using gemm_blocking::KRange;
 
 struct Problem {
   bool trans_a;
@@ -91,26 +94,11 @@ struct Problem {
   SgemmEpilogue epilogue = {};
 };
 
-// The k range [begin, end) one sliver (rows i.., m of them) sums over, from the causal limits; an
-// empty range (begin == end == 0) still writes alpha * 0 + beta * C in the first KC block.
-struct KRange {
-  int64_t begin, end;
-};
-KRange sliver_k(const Problem& p, int64_t i, int64_t m) {
-  const int64_t q = p.causal.first_query;
-  switch (p.causal.kind) {
-    case CausalLimits::k_upto_row: return {0, std::clamp<int64_t>(q + i + m, 0, p.K)};
-    case CausalLimits::k_from_row: {
-      const int64_t b = std::clamp<int64_t>(i - q, 0, p.K);
-      return b < p.K ? KRange{b, p.K} : KRange{0, 0};
-    }
-    default: return {0, p.K};
-  }
-}
-
-// Whether the sliver (rows i.., m of them) needs the 16-column panel at column j.
+// The k range of one sliver (rows i.., m of them) and whether it needs the panel at column j, from the
+// causal limits (kernels/gemm_blocking.h).
+KRange sliver_k(const Problem& p, int64_t i, int64_t m) { return gemm_blocking::causal_k_range(p.causal, i, m, p.K); }
 bool sliver_wants_panel(const Problem& p, int64_t i, int64_t m, int64_t j) {
-  return p.causal.kind != CausalLimits::cols_upto_row || j <= p.causal.first_query + i + m - 1;
+  return gemm_blocking::causal_wants_panel(p.causal, i, m, j);
 }
 
 // Where one KC block of a tile's op(A) rows is read from: A in place, or a contiguous copy of the block
@@ -150,23 +138,16 @@ struct Sliver {
   KRange r;
 };
 
-// The slivers of the tile rows [m0, m1) into sl (their number returned). Slivers are mr rows, except that
-// the last full sliver and a remainder of r rows share their mr + r rows evenly (6-row kernel: 4 + 3, 4 + 4,
-// 5 + 4, 5 + 5): a kernel of 1..3 rows is bound by the FMA latency, 4 cycles per k whatever its rows, against
-// 6 for 6 rows (measured: 6 + 2 rows take 3.3 ns per k, 4 + 4 rows 2.8). Each element's operations do not
-// depend on its sliver (kernels/sgemm_kernel.h), so neither do the bits. One integer division per tile: mr is
-// known at run time only, and four per sliver were 10% of gpt-cpu's attention driver samples.
+// The slivers of the tile rows [m0, m1) into sl (their number returned), split as gemm_blocking::SliverSplit.
+// Each element's operations do not depend on its sliver (kernels/sgemm_kernel.h), so neither do the bits.
 int64_t split_slivers(const Problem& p, int64_t m0, int64_t m1, int64_t mr, Sliver* sl) {
-  const int64_t rows = m1 - m0, full = rows / mr, rem = rows - full * mr, slivers = full + (rem != 0);
-  const bool shared = rows > mr && rem != 0;
-  for (int64_t is = 0; is < slivers; ++is) {
-    const int64_t i = shared && is == slivers - 1 ? m0 + (is - 1) * mr + (mr + rem + 1) / 2 : m0 + is * mr;
-    sl[is].i = i;
-    if (is > 0) sl[is - 1].m = i - sl[is - 1].i;
+  const gemm_blocking::SliverSplit split(m0, m1, mr);
+  for (int64_t is = 0; is < split.count; ++is) {
+    sl[is].i = split.start(is);
+    sl[is].m = split.end(is) - sl[is].i;
+    sl[is].r = sliver_k(p, sl[is].i, sl[is].m);
   }
-  if (slivers > 0) sl[slivers - 1].m = m1 - sl[slivers - 1].i;
-  for (int64_t is = 0; is < slivers; ++is) sl[is].r = sliver_k(p, sl[is].i, sl[is].m);
-  return slivers;
+  return split.count;
 }
 
 // The TileOut fields every micro-tile of the product shares.
@@ -283,15 +264,6 @@ void run_tiles(const Problem& p, int64_t t0, int64_t t1) {
     const int64_t tm = p.narrow_tiles ? t % mt : t / nt, n0 = (p.narrow_tiles ? t / mt : t % nt) * nc;
     run_tile(p, row_of(tm), row_of(tm + 1), n0, std::min(p.N, n0 + nc));
   }
-}
-
-// K = 0: C = row_bias, or beta * C (0 when beta = 0, whatever C held).
-void fill_no_k(int64_t M, int64_t N, float beta, float* C, int64_t ldc, const float* bias) {
-  for (int64_t i = 0; i < M; ++i)
-    for (int64_t j = 0; j < N; ++j) {
-      float& c = C[i * ldc + j];
-      c = bias ? bias[j] : beta == 0.0f ? 0.0f : beta * c;
-    }
 }
 
 void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,

@@ -77,7 +77,7 @@ __attribute__((target("avx2,fma"))) void kernel_mxn(int64_t kc, const float* a, 
   for (int r = 0; r < kM; ++r)
     for (int h = 0; h < kH; ++h) _mm256_storeu_ps(dst + r * kNR + 8 * h, c[r][h]);
   if (!o.last) return;
-  if (o.transposed) return store_transposed(sums, kM, o);
+  if (o.transposed) return store_transposed(sums, kNR, kM, o);
   for (int r = 0; r < kM; ++r)
     for (int h = 0; h < kH; ++h) store_half(_mm256_load_ps(sums + r * kNR + 8 * h), o, r, h);
 }

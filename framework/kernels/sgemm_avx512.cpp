@@ -27,7 +27,7 @@ __attribute__((target("avx512f"), always_inline)) inline void finish(const __m51
   if (o.transposed) {
     alignas(64) float sums[kMRMax * kNR];
     for (int r = 0; r < kM; ++r) _mm512_store_ps(sums + r * kNR, c[r]);
-    return store_transposed(sums, kM, o);
+    return store_transposed(sums, kNR, kM, o);
   }
   const __m512 alpha = _mm512_set1_ps(o.alpha), beta = _mm512_set1_ps(o.beta);
   const __mmask16 cols = lanes(o.n);

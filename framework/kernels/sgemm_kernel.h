@@ -29,13 +29,15 @@ struct TileOut {
   bool transposed = false;
 };
 
-// The epilogue of a micro-tile of C^T (out.transposed), element by element from its m x 16 sums (row
-// stride 16): alpha * sum (one rounding), then one fused multiply-add with beta * cin when beta != 0, as
+// The epilogue of a micro-tile of C^T (out.transposed), element by element from its m x out.n sums (row
+// stride ld): alpha * sum (one rounding), then one fused multiply-add with beta * cin when beta != 0, as
 // the kernels do in lanes; stored transposed. Always inlined, so it takes its caller's instruction set.
-[[gnu::always_inline]] inline void store_transposed(const float* sums, int m, const TileOut& o) {
+// Out: this TileOut, or the bf16 GEMM's (kernels/sbgemm_kernel.h), which have the same fields.
+template <class Out>
+[[gnu::always_inline]] inline void store_transposed(const float* sums, int64_t ld, int m, const Out& o) {
   for (int j = 0; j < o.n; ++j)
     for (int r = 0; r < m; ++r) {
-      float v = o.alpha * sums[r * kNR + j];
+      float v = o.alpha * sums[r * ld + j];
       if (o.beta != 0.0f) v = __builtin_fmaf(o.beta, o.cin[j * o.ldcin + r], v);
       o.c[j * o.ldc + r] = v;
     }
