@@ -114,13 +114,17 @@ TG_BF16_TARGET void row_pairs(const float* x, int64_t n, uint32_t* y) {
   _mm512_mask_storeu_epi32(y + i / 2, lanes((rest + 1) / 2), reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo)));
 }
 
-TG_BF16_TARGET void interleave(const float* x0, const float* x1, int64_t n, uint32_t* y, bool pad) {
+TG_BF16_TARGET void interleave(const float* x0, const float* x1, int64_t n, uint32_t* y) {
   int64_t i = 0;
   for (; i + kNR <= n; i += kNR) _mm512_storeu_si512(y + i, pairs16(x0 + i, x1 ? x1 + i : nullptr, kNR));
-  if (i == n && (!pad || i >= kNR)) return;   // with pad, n < 16: the 16 words are written below
-  const int64_t rest = n - i;
-  const __m512i v = pairs16(x0 + i, x1 ? x1 + i : nullptr, rest);
-  _mm512_mask_storeu_epi32(y + i, pad ? lanes(kNR) : lanes(rest), v);
+  if (i < n) _mm512_mask_storeu_epi32(y + i, lanes(n - i), pairs16(x0 + i, x1 ? x1 + i : nullptr, n - i));
+}
+
+TG_BF16_TARGET void pairs_to_panels(const float* x0, const float* x1, int64_t n, int64_t panel_stride, uint32_t* y) {
+  int64_t j = 0;
+  for (; j + kNR <= n; j += kNR, y += panel_stride)
+    _mm512_storeu_si512(y, pairs16(x0 + j, x1 ? x1 + j : nullptr, kNR));
+  if (j < n) _mm512_storeu_si512(y, pairs16(x0 + j, x1 ? x1 + j : nullptr, n - j));
 }
 
 TG_BF16_TARGET void transpose_pairs16(const uint32_t* rows, int64_t stride, int64_t pairs, uint32_t* panel) {

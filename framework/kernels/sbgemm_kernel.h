@@ -39,8 +39,11 @@ void micro_kernel(int64_t pairs, const uint32_t* a, int64_t rs, int64_t ps, cons
 // y[p] = the pair (x[2p], x[2p + 1]) for p < (n + 1) / 2 (x[n] taken as 0 when n is odd): a contiguous
 // row of floats as pairs.
 void row_pairs(const float* x, int64_t n, uint32_t* y);
-// y[i] = the pair (x0[i], x1[i]) for i < n (x1 null: zeros); with `pad`, y[n .. 16) = 0 too (n <= 16).
-void interleave(const float* x0, const float* x1, int64_t n, uint32_t* y, bool pad);
+// y[i] = the pair (x0[i], x1[i]) for i < n (x1 null: zeros).
+void interleave(const float* x0, const float* x1, int64_t n, uint32_t* y);
+// The pairs (x0[j], x1[j]) of columns j < n (x1 null: zeros) into panels: column j at
+// y[(j / 16) * panel_stride + j % 16], the last panel's columns n.. written as zeros.
+void pairs_to_panels(const float* x0, const float* x1, int64_t n, int64_t panel_stride, uint32_t* y);
 
 // panel[p * 16 + j] = rows[j * stride + p] for p < pairs, j < 16: 16 rows of pairs written down a panel's
 // columns.
