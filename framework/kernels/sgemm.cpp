@@ -163,8 +163,8 @@ sgemm_detail::TileOut problem_out(const Problem& p) {
 
 // The micro-tile of sliver s at the panel whose first column is j (of a tile ending at column n1), from
 // the shared fields in o; acc: its partial sums between KC blocks, or null when there is one block.
-sgemm_detail::TileOut micro_tile(const Problem& p, sgemm_detail::TileOut o, const Sliver& s, int64_t j, int64_t n1,
-                                 float* acc, bool first, bool last) {
+void micro_tile(const Problem& p, sgemm_detail::TileOut& o, const Sliver& s, int64_t j, int64_t n1, float* acc,
+                bool first, bool last) {
   o.n = static_cast<int>(std::min<int64_t>(kNR, n1 - j));
   o.m = static_cast<int>(s.m);
   o.first = first;
@@ -172,7 +172,6 @@ sgemm_detail::TileOut micro_tile(const Problem& p, sgemm_detail::TileOut o, cons
   o.acc = acc;
   o.c = p.c_transposed ? p.C + j * p.ldc + s.i : p.C + s.i * p.ldc + j;
   o.cin = p.bias ? p.bias + (p.c_transposed ? s.i : j) : o.c;
-  return o;
 }
 
 // The C tile rows [m0, m1) x columns [n0, n1) (n0 a multiple of 16): KC blocks, then panels, then slivers.
@@ -184,10 +183,13 @@ void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
   thread_local std::vector<float> acc, apack;   // partial sums between KC blocks; the packed A block
   if (p.K > p.kc) acc.resize(static_cast<size_t>(panels * slivers * kernel.mr * kNR));
   if (p.pack_a) apack.resize(static_cast<size_t>(kMc * (kKcMax + 16)));
-  const sgemm_detail::TileOut base = problem_out(p);
-  const auto out = [&](int64_t q, int64_t is, bool first, bool last) {   // sliver is, panel q of the tile
+  // The micro-tiles' TileOut, filled in place per call: a fresh copy per call had the compiler reload the two
+  // flags as one 16-bit word right after storing them as bytes (a store-forwarding stall per micro-kernel).
+  sgemm_detail::TileOut outs[2] = {problem_out(p), problem_out(p)};
+  const auto out = [&](int slot, int64_t q, int64_t is, bool first, bool last) -> const sgemm_detail::TileOut& {
     float* tile_acc = p.K > p.kc ? acc.data() + (q * slivers + is) * kernel.mr * kNR : nullptr;
-    return micro_tile(p, base, sl[is], n0 + q * kNR, n1, tile_acc, first, last);
+    micro_tile(p, outs[slot], sl[is], n0 + q * kNR, n1, tile_acc, first, last);
+    return outs[slot];
   };
   for (int64_t k0 = 0; k0 < p.K; k0 += p.kc) {
     const int64_t kc = std::min(p.kc, p.K - k0);
@@ -212,10 +214,10 @@ void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
         const int64_t dk = lo - k0, len = std::max<int64_t>(hi - lo, 0);
         const float* ai = p.trans_a ? a.base + (i - m0) + dk * a.ld : a.base + (i - m0) * a.ld + dk;
         if (b2 && sliver_wants_panel(p, i, m, j + kNR))
-          kernel.pair(!p.trans_a, len, ai, a.ld, b + dk * ldb, b2 + dk * ldb, ldb, out(jp, is, first, last),
-                      out(jp + 1, is, first, last));
+          kernel.pair(!p.trans_a, len, ai, a.ld, b + dk * ldb, b2 + dk * ldb, ldb, out(0, jp, is, first, last),
+                      out(1, jp + 1, is, first, last));
         else
-          kernel.run(!p.trans_a, len, ai, a.ld, b + dk * ldb, ldb, out(jp, is, first, last));
+          kernel.run(!p.trans_a, len, ai, a.ld, b + dk * ldb, ldb, out(0, jp, is, first, last));
       }
     }
   }
