@@ -97,8 +97,15 @@ void forward_row(const T* x, const T* w, const T* b, T* y, int64_t n, double eps
 
 // fold16: the 16 lanes of acc (lane 4 k + j in acc[k][j]) plus tail(i) for the tail elements i in [i, n) one by
 // one into lanes 0, 1, ..., combined as the fixed tree.
+// Without tail elements (n a multiple of 16, as the tiny LM's rows) the same tree runs on the vectors: lanes j
+// and j + 8 are lanes of acc[0] / acc[2] and acc[1] / acc[3], and so on down; the same additions, so the same
+// bits, without the round trip through memory (layer-norm forward at 768 x 128, one thread: ~25% faster).
 template <class F>
 [[gnu::always_inline]] inline double fold16(const f64x4 (&acc)[4], int64_t i, int64_t n, F&& tail) {
+  if (i == n) {
+    const f64x4 v = (acc[0] + acc[2]) + (acc[1] + acc[3]);   // lanes 0..3 after the w = 8 and w = 4 levels
+    return (v[0] + v[2]) + (v[1] + v[3]);
+  }
   double l[16];
   for (int k = 0; k < 4; ++k)
     for (int j = 0; j < 4; ++j) l[4 * k + j] = acc[k][j];
