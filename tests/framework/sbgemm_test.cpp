@@ -6,7 +6,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -199,12 +198,8 @@ TEST_CASE("sbgemm child: print the bf16 dispatch", "[.sbgemm_child]") {
 
 TEST_CASE("sbgemm: TAPEGRAD_BF16_GEMM chooses the native bf16 GEMM and runtime_info says which",
           "[kernels][gemm][bf16][runtime]") {
-  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
-  const auto child = [&](const std::string& value) {
-    const test::ProcessResult r =
-        test::run_process({"env", "TAPEGRAD_BF16_GEMM=" + value, self, "sbgemm child: print the bf16 dispatch"});
-    REQUIRE(r.status == 0);
-    return r.output;
+  const auto child = [](const std::string& value) {
+    return test::run_self_test_case("TAPEGRAD_BF16_GEMM=" + value, "sbgemm child: print the bf16 dispatch");
   };
   REQUIRE_THAT(child("mkl"), Contains("threw: [gemm_bf16] TAPEGRAD_BF16_GEMM must be 'tapegrad', 'onednn' or "
                                       "'auto'; got TAPEGRAD_BF16_GEMM=mkl"));

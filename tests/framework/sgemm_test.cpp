@@ -5,7 +5,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <limits>
 #include <random>
 #include <vector>
@@ -390,12 +389,8 @@ TEST_CASE("sgemm child: print the dispatch", "[.sgemm_child]") {
 }
 
 TEST_CASE("sgemm: TAPEGRAD_GEMM chooses the kernel and runtime_info says which", "[kernels][gemm][runtime]") {
-  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
-  const auto child = [&](const std::string& value) {
-    const test::ProcessResult r =
-        test::run_process({"env", "TAPEGRAD_GEMM=" + value, self, "sgemm child: print the dispatch"});
-    REQUIRE(r.status == 0);
-    return r.output;
+  const auto child = [](const std::string& value) {
+    return test::run_self_test_case("TAPEGRAD_GEMM=" + value, "sgemm child: print the dispatch");
   };
   const std::string forced = child("openblas");
   REQUIRE_THAT(forced, Contains("active=0"));

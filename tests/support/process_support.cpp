@@ -121,6 +121,13 @@ ProcessResult run_shell(const std::string& command_line, const ProcessOptions& o
   return run_process({"/bin/sh", "-c", command_line}, options);
 }
 
+std::string run_self_test_case(const std::string& env_assignment, const std::string& test_case) {
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  const ProcessResult r = run_process({"env", env_assignment, self, test_case});
+  REQUIRE(r.status == 0);
+  return r.output;
+}
+
 std::string read_file(const std::filesystem::path& path) {
   std::ifstream f(path, std::ios::binary);
   std::ostringstream s;

@@ -31,6 +31,11 @@ ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOpt
 // run_process({"/bin/sh", "-c", command_line}, options): for pipes, `env`, `ulimit`, traps.
 ProcessResult run_shell(const std::string& command_line, const ProcessOptions& options = {});
 
+// Runs this test program again (/proc/self/exe) on its Catch2 test case `test_case` alone, with
+// `env_assignment` ("NAME=value") added to its environment: how a test sees a setting read once per process.
+// REQUIREs exit status 0; returns what the child wrote.
+std::string run_self_test_case(const std::string& env_assignment, const std::string& test_case);
+
 // What a program wrote: the bytes of a file ("" when it cannot be read).
 std::string read_file(const std::filesystem::path& path);
 
