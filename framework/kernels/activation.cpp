@@ -114,6 +114,21 @@ void gelu_tile(const void* ctx, float* y, int64_t ld, int64_t r0, int64_t r1, in
   });
 }
 
+// SgemmEpilogue of linear_gelu_input_grad: rows [r0, r1), columns [c0, c1) of dz (row stride ld) times the
+// slope at the same index (the slope's rows are ld apart too).
+struct SlopeTile {
+  const float* slope;
+};
+void slope_tile(const void* ctx, float* dz, int64_t ld, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+  const float* slope = static_cast<const SlopeTile*>(ctx)->slope;
+  with_float_lanes([&]<class V>() {
+    for (int64_t r = r0; r < r1; ++r) {
+      float* row = dz + r * ld + c0;
+      scale_by_slope_span<V>(slope + r * ld + c0, row, row, c1 - c0);
+    }
+  });
+}
+
 constexpr double kInvSqrt2 = 0.70710678118654752440;
 constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 
@@ -196,6 +211,24 @@ void linear_gelu_forward(Bf16Mode mode, const T* x, const T* w, const T* b, T* y
   else gelu_forward<T>(y, y, rows * out);
 }
 
+template <class T>
+void linear_gelu_input_grad(Bf16Mode mode, const T* dy, const T* w, const T* slope, T* dz, int64_t rows, int64_t hid,
+                            int64_t out) {
+  if constexpr (std::is_same_v<T, float>) {
+    const SlopeTile tile{slope};
+    if (mode == Bf16Mode::float32 && gemm_uses_sgemm(rows))   // where gemm_mixed would run the sgemm
+      return sgemm(false, false, rows, hid, out, 1.0f, dy, out, w, hid, 0.0f, dz, hid, nullptr, {slope_tile, &tile});
+    if (uses_sbgemm(mode))   // where gemm_mixed would run it
+      return sbgemm(false, false, rows, hid, out, 1.0f, dy, out, w, hid, 0.0f, dz, hid, nullptr, {slope_tile, &tile});
+  }
+  gemm_mixed<T>(mode, false, false, rows, hid, out, T(1), dy, out, w, hid, T(0), dz, hid);
+  gelu_backward_slope<T>(slope, dz, dz, rows * hid);
+}
+
+template void linear_gelu_input_grad<float>(Bf16Mode, const float*, const float*, const float*, float*, int64_t,
+                                            int64_t, int64_t);
+template void linear_gelu_input_grad<double>(Bf16Mode, const double*, const double*, const double*, double*, int64_t,
+                                             int64_t, int64_t);
 template void linear_gelu_forward<float>(Bf16Mode, const float*, const float*, const float*, float*, float*, int64_t,
                                          int64_t, int64_t);
 template void linear_gelu_forward<double>(Bf16Mode, const double*, const double*, const double*, double*, double*,

@@ -31,4 +31,14 @@ template <class T>
 void linear_gelu_forward(Bf16Mode mode, const T* x, const T* w, const T* b, T* y, T* slope, int64_t rows, int64_t out,
                          int64_t in);
 
+// dz [rows, hid] = (dy [rows, out] @ w [out, hid]) * slope [rows, hid]: the input gradient of a Linear (weight w)
+// whose input came from the GELU (slope as gelu_forward_slope), through the GELU's backward. The same bits as
+// gemm_mixed's product and then gelu_backward_slope; where that product runs tapegrad's sgemm or its bf16 GEMM
+// (as linear_gelu_forward), each tile is multiplied by its slopes as it is finished, while it is in cache (the
+// second pass read 1.5 MB of product and slope back from memory per tiny-LM layer); otherwise the product,
+// then the pass.
+template <class T>
+void linear_gelu_input_grad(Bf16Mode mode, const T* dy, const T* w, const T* slope, T* dz, int64_t rows, int64_t hid,
+                            int64_t out);
+
 }  // namespace tg::kernels

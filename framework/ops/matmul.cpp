@@ -244,6 +244,41 @@ void linear_backward(Bf16Mode mode, const T* pg, const Tensor& xv, const Tensor&
   }
 }
 
+// The checks of linear_gelu_linear's second linear (weight2 [out, hidden], bias2 [out]).
+void check_second_linear(const char* op, const Var& x, const Var& weight1, const Var& weight2, const Var& bias2) {
+  check_operands(op, "x", x, "weight2", weight2);
+  if (bias2.defined()) check_operands(op, "x", x, "bias2", bias2);
+  const std::string w = "weight1=" + to_string(weight1.shape()) + ", weight2=" + to_string(weight2.shape());
+  TG_CHECK(weight2.dim() == 2, op, "weight2 must be 2-D [out_features, hidden]; got ", w);
+  TG_CHECK(weight2.size(1) == weight1.size(0), op, "hidden features differ; got ", w);
+  TG_CHECK(!bias2.defined() || (bias2.dim() == 1 && bias2.size(0) == weight2.size(0)), op,
+           "bias2 must have shape [out_features]; got weight2=", to_string(weight2.shape()),
+           ", bias2=", to_string(bias2.shape()));
+}
+
+// The gradients of linear_gelu_linear from gy [rows, out]: the second linear's weight and bias (inputs 3
+// and 4) from gy and its input h, then, through dz = (gy @ weight2) * slope, the first linear's (0 to 2).
+template <class T>
+void linear_gelu_linear_backward(Bf16Mode mode, const T* gy, const Tensor& xv, const Tensor& w1v, const Tensor& w2v,
+                                 const Tensor& h, const Tensor& slope, const LinearDims& d1, int64_t out, Grads& g) {
+  const int64_t hid = d1.out;
+  if (g.wants(3)) {   // dweight2 [out, hid] = gy^T [out, rows] @ h [rows, hid]
+    Tensor dw(w2v.shape(), w2v.dtype());
+    kernels::gemm_mixed<T>(mode, true, false, out, hid, d1.rows, T(1), gy, out, h.data<T>(), hid, T(0),
+                           dw.data<T>(), hid);
+    g.add(3, dw);
+  }
+  if (g.wants(4)) {   // dbias2 [out] = column sums of gy
+    Tensor db({out}, xv.dtype());
+    kernels::column_sums<T>(gy, d1.rows, out, db.data<T>());
+    g.add(4, db);
+  }
+  if (!g.wants(0) && !g.wants(1) && !g.wants(2)) return;
+  Tensor dz(h.shape(), h.dtype());
+  kernels::linear_gelu_input_grad<T>(mode, gy, w2v.data<T>(), slope.data<T>(), dz.data<T>(), d1.rows, hid, out);
+  linear_backward<T>(mode, dz.data<T>(), xv, w1v, d1, g);
+}
+
 }  // namespace
 
 Var matmul(const Var& a, const Var& b) {
@@ -326,6 +361,41 @@ Var linear_gelu(const Var& x, const Var& weight, const Var& bias) {
                     linear_backward<T>(mode, gz.data<T>(), xv, wv, d, g);
                   });
                 }, {x.value(), weight.value()});
+}
+
+Var linear_gelu_linear(const Var& x, const Var& weight1, const Var& bias1, const Var& weight2, const Var& bias2) {
+  const char* op = "linear_gelu_linear";
+  check_linear(op, x, weight1, bias1);
+  check_second_linear(op, x, weight1, weight2, bias2);
+  const LinearDims d1 = linear_dims(x, weight1);
+  const int64_t out = weight2.size(0);
+  Shape y_shape = x.shape();
+  y_shape.back() = out;
+  Tensor h(d1.y_shape, x.dtype(), op), y(y_shape, x.dtype(), op);
+  const Bf16Mode mode = detail::autocast_mode_for(x.dtype());
+  const std::vector<Var> inputs{x, weight1, bias1, weight2, bias2};
+  const bool training = grad_enabled() && std::any_of(inputs.begin(), inputs.end(), [](const Var& v) {
+                          return v.defined() && v.requires_grad();
+                        });
+  Tensor slope = training ? Tensor(d1.y_shape, x.dtype(), op) : Tensor();
+  dispatch_floating(x.dtype(), op, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    kernels::linear_gelu_forward<T>(mode, x.value().data<T>(), weight1.value().data<T>(),
+                                    bias1.defined() ? bias1.value().data<T>() : nullptr, h.data<T>(),
+                                    training ? slope.data<T>() : nullptr, d1.rows, d1.out, d1.in);
+    kernels::gemm_mixed<T>(mode, false, true, d1.rows, out, d1.out, T(1), h.data<T>(), d1.out,
+                           weight2.value().data<T>(), d1.out, T(0), y.data<T>(), out,
+                           bias2.defined() ? bias2.value().data<T>() : nullptr);
+  });
+  if (!training) return record(op, y, inputs, nullptr);
+  return record(op, y, inputs,
+                [xv = x.value(), w1v = weight1.value(), w2v = weight2.value(), h, slope, d1, out, mode](
+                    const Tensor& gy, Grads& g) {
+                  dispatch_floating(gy.dtype(), "linear_gelu_linear", [&](auto tag) {
+                    using T = typename decltype(tag)::type;
+                    linear_gelu_linear_backward<T>(mode, gy.data<T>(), xv, w1v, w2v, h, slope, d1, out, g);
+                  });
+                }, {x.value(), weight1.value(), weight2.value()});
 }
 
 }  // namespace tg

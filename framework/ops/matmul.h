@@ -38,4 +38,17 @@ Var linear(const Var& x, const Var& weight, const Var& bias = Var());
 // "[linear_gelu]" in front of the message.
 Var linear_gelu(const Var& x, const Var& weight, const Var& bias = Var());
 
+// linear(linear_gelu(x, weight1, bias1), weight2, bias2) as one op: a Transformer layer's feed-forward block
+// with activation gelu and no dropout between its linears. x [*, in], weight1 [hidden, in], bias1 [hidden],
+// weight2 [out, hidden], bias2 [out] (biases may be undefined) -> [*, out]. The same values and gradients, bit
+// for bit, as the two ops; in the backward, float32 through tapegrad's own GEMMs, the GELU's gradient is
+// applied to each tile of the product gy @ weight2 as it is finished, instead of in a pass of its own. The
+// Transformer layers use it where their middle dropout is off (p = 0 or eval). Throws as linear, with
+// "[linear_gelu_linear]" in front, naming weight1 and bias1 as weight and bias, e.g.
+//   "[linear_gelu_linear] weight2 must be 2-D [out_features, hidden]; got weight1=[16, 8], weight2=[16]"
+//   "[linear_gelu_linear] hidden features differ; got weight1=[16, 8], weight2=[4, 12]"
+//   "[linear_gelu_linear] bias2 must have shape [out_features]; got weight2=[4, 16], bias2=[16]"
+Var linear_gelu_linear(const Var& x, const Var& weight1, const Var& bias1, const Var& weight2,
+                       const Var& bias2 = Var());
+
 }  // namespace tg
