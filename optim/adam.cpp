@@ -69,11 +69,16 @@ AdamBase<Options>::AdamBase(std::string name, std::vector<ParamGroup<Options>> g
 
 template <class Options> void AdamBase<Options>::step() {
   for (const auto& group : this->groups_) group.options.validate();
+  // Every gradient is checked before any parameter changes; then one multi-tensor update of them all.
+  for (const auto& group : this->groups_)
+    for (const auto& [name, param] : group.params)
+      if (param.grad().defined()) this->check_grad(name, param);
+  std::vector<kernels::AdamTensors> items;
+  std::vector<Var> updated;
   for (const auto& group : this->groups_) {
     const Options& o = group.options;
     for (const auto& [name, param] : group.params) {
       if (!param.grad().defined()) continue;
-      this->check_grad(name, param);
       ParamState& st = this->state_for(name);
       if (st.tensors.empty()) st.tensors.emplace_back("step", detail::scalar_i64(0));
       Tensor step = *st.find("step");   // shares storage: incremented in place
@@ -84,11 +89,12 @@ template <class Options> void AdamBase<Options>::step() {
       kernels::AdamStep h{.lr = o.lr, .beta1 = o.betas.first, .beta2 = o.betas.second, .eps = o.eps,
                           .weight_decay = o.weight_decay, .amsgrad = o.amsgrad, .maximize = o.maximize,
                           .decoupled_weight_decay = decoupled_weight_decay_, .step = count};
-      Var p = param;
-      kernels::adam_update(p.value(), param.grad(), exp_avg, exp_avg_sq, max_exp_avg_sq, h);
-      p.value().increment_version();   // a backward through a graph that saved p now throws
+      items.push_back({param.value(), param.grad(), exp_avg, exp_avg_sq, max_exp_avg_sq, h});
+      updated.push_back(param);
     }
   }
+  kernels::adam_update_many(items);
+  for (Var& p : updated) p.value().increment_version();   // a backward through a graph that saved p now throws
 }
 
 template <class Options>

@@ -4,7 +4,6 @@
 #include <stdexcept>
 
 #include "tapegrad/framework/check.h"
-#include "framework/kernels/basic.h"
 #include "framework/kernels/optim_update.h"
 
 namespace tg::optim {
@@ -35,8 +34,8 @@ double clip_grad_norm_(const std::vector<Var>& params, double max_norm, double n
   std::vector<Tensor> grads = defined_grads(params, op);
   if (grads.empty()) return 0.0;
   // PyTorch: torch.norm(torch.stack([torch.norm(g, p) for g in grads]), p); for p = inf the max.
-  Tensor norms = Tensor::empty({static_cast<int64_t>(grads.size())}, DType::Float64);
-  for (size_t i = 0; i < grads.size(); ++i) norms.data<double>()[i] = kernels::vector_norm(grads[i], norm_type);
+  // The per-gradient norms in one parallel region (the same bits as one vector_norm each).
+  Tensor norms = Tensor::from_vector(kernels::vector_norms(grads, norm_type), {static_cast<int64_t>(grads.size())});
   const double total_norm = kernels::vector_norm(norms, norm_type);
   if (error_if_nonfinite && !std::isfinite(total_norm)) {
     throw std::runtime_error("[clip_grad_norm_] the total norm of order " + detail::format_number(norm_type) +
@@ -47,7 +46,7 @@ double clip_grad_norm_(const std::vector<Var>& params, double max_norm, double n
   const double clip_coef = max_norm / (total_norm + 1e-6);
   // PyTorch multiplies by clamp(clip_coef, max=1): a no-op unless clip_coef < 1 or NaN.
   if (!(clip_coef >= 1.0))
-    for (Tensor& g : grads) kernels::scale_into(g, clip_coef);
+    kernels::scale_many(grads, clip_coef);
   return total_norm;
 }
 

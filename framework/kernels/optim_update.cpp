@@ -1,6 +1,7 @@
 #include "framework/kernels/optim_update.h"
 
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <vector>
 
@@ -15,6 +16,8 @@ namespace {
 constexpr int64_t kUpdateGrain = 8192;
 // Elements summed sequentially per chunk of a norm (fixed, so the sum order depends only on numel).
 constexpr int64_t kNormChunk = 4096;
+// Elements per parallel chunk of scale_many (scale_into's).
+constexpr int64_t kScaleGrain = 16384;
 
 template <class T> T nan_max(T a, T b) {   // torch.maximum: NaN propagates
   if (std::isnan(a) || std::isnan(b)) return std::numeric_limits<T>::quiet_NaN();
@@ -127,41 +130,108 @@ void sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buffer, cons
   });
 }
 
-void adam_update(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, Tensor& max_exp_avg_sq,
-                 const AdamStep& h) {
+namespace {
+
+// One item's update over [b, e) of its elements, with the item's scalars and pointers prepared once.
+using RangeUpdate = std::function<void(int64_t, int64_t)>;
+
+RangeUpdate adam_range_update(AdamTensors& it) {
+  const AdamStep& h = it.h;
   // Python-side scalars of the single-tensor implementation, in double.
   const double step = static_cast<double>(h.step);
   const double bias_correction1 = 1 - std::pow(h.beta1, step);
   const double bias_correction2 = 1 - std::pow(h.beta2, step);
   const double step_size = h.lr / bias_correction1;
   const double bias_correction2_sqrt = std::sqrt(bias_correction2);
-  dispatch_floating(param.dtype(), "adam_update", [&](auto tag) {
+  return dispatch_floating(it.param.dtype(), "adam_update", [&](auto tag) -> RangeUpdate {
     using T = typename decltype(tag)::type;
-    T* p = param.data<T>();
-    const T* g = grad.data<T>();
-    T* m = exp_avg.data<T>();
-    T* v = exp_avg_sq.data<T>();
-    T* vmax = h.amsgrad ? max_exp_avg_sq.data<T>() : nullptr;
-    const T decay = static_cast<T>(1 - h.lr * h.weight_decay), wd = static_cast<T>(h.weight_decay);
-    const T beta1 = static_cast<T>(h.beta1), one_minus_beta1 = static_cast<T>(1 - h.beta1);
-    const T beta2 = static_cast<T>(h.beta2), one_minus_beta2 = static_cast<T>(1 - h.beta2);
-    const T bc2_sqrt = static_cast<T>(bias_correction2_sqrt), eps = static_cast<T>(h.eps);
-    const T neg_step_size = static_cast<T>(-step_size);
-    const AdamScalars<T> sc{decay, wd, beta1, one_minus_beta1, beta2, one_minus_beta2, bc2_sqrt, eps, neg_step_size,
-                            h.maximize ? T(-1) : T(1)};
-    parallel_for(param.numel(), kUpdateGrain, [&](int64_t b, int64_t e) {
+    T* p = it.param.data<T>();
+    const T* g = it.grad.data<T>();
+    T* m = it.exp_avg.data<T>();
+    T* v = it.exp_avg_sq.data<T>();
+    T* vmax = h.amsgrad ? it.max_exp_avg_sq.data<T>() : nullptr;
+    const AdamScalars<T> sc{static_cast<T>(1 - h.lr * h.weight_decay), static_cast<T>(h.weight_decay),
+                            static_cast<T>(h.beta1), static_cast<T>(1 - h.beta1), static_cast<T>(h.beta2),
+                            static_cast<T>(1 - h.beta2), static_cast<T>(bias_correction2_sqrt), static_cast<T>(h.eps),
+                            static_cast<T>(-step_size), h.maximize ? T(-1) : T(1)};
+    const WeightDecay mode = h.decoupled_weight_decay ? WeightDecay::kDecoupled
+                             : h.weight_decay != 0    ? WeightDecay::kL2
+                                                      : WeightDecay::kNone;
+    return [=](int64_t b, int64_t e) {
       T* vm = vmax ? vmax + b : nullptr;
-      if (h.decoupled_weight_decay) adam_range<T, WeightDecay::kDecoupled>(p + b, g + b, m + b, v + b, vm, e - b, sc);
-      else if (h.weight_decay != 0) adam_range<T, WeightDecay::kL2>(p + b, g + b, m + b, v + b, vm, e - b, sc);
-      else adam_range<T, WeightDecay::kNone>(p + b, g + b, m + b, v + b, vm, e - b, sc);
-    });
+      const int64_t n = e - b;
+      if (mode == WeightDecay::kDecoupled) adam_range<T, WeightDecay::kDecoupled>(p + b, g + b, m + b, v + b, vm, n, sc);
+      else if (mode == WeightDecay::kL2) adam_range<T, WeightDecay::kL2>(p + b, g + b, m + b, v + b, vm, n, sc);
+      else adam_range<T, WeightDecay::kNone>(p + b, g + b, m + b, v + b, vm, n, sc);
+    };
   });
+}
+
+}  // namespace
+
+void adam_update(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, Tensor& max_exp_avg_sq,
+                 const AdamStep& h) {
+  std::vector<AdamTensors> one{{param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, h}};
+  adam_update_many(one);
+}
+
+void adam_update_many(std::vector<AdamTensors>& items) {
+  std::vector<RangeUpdate> updates;
+  std::vector<int64_t> sizes;
+  for (AdamTensors& it : items) {
+    updates.push_back(adam_range_update(it));
+    sizes.push_back(it.param.numel());
+  }
+  parallel_for_pieces(sizes, kUpdateGrain, 1, [&](size_t i, int64_t b, int64_t e) { updates[i](b, e); });
 }
 
 double vector_norm(const Tensor& t, double p) {
   return dispatch_floating(t.dtype(), "vector_norm", [&](auto tag) -> double {
     using T = typename decltype(tag)::type;
     return norm_of(t.data<T>(), t.numel(), p);
+  });
+}
+
+std::vector<double> vector_norms(const std::vector<Tensor>& ts, double p) {
+  std::vector<double> out;
+  if (p != 1.0 && p != 2.0) {
+    for (const Tensor& t : ts) out.push_back(vector_norm(t, p));
+    return out;
+  }
+  // norm_of's chunks (kNormChunk, each summed in 8 lanes) and its in-order sum of the chunk partials; a task
+  // takes whole chunks of one tensor, at least kMinReduceItemsPerTask items, as deterministic_chunk_sum's.
+  std::vector<int64_t> sizes;
+  std::vector<std::vector<double>> partials;
+  for (const Tensor& t : ts) {
+    sizes.push_back(t.numel());
+    partials.emplace_back(static_cast<size_t>((t.numel() + kNormChunk - 1) / kNormChunk), 0.0);
+  }
+  parallel_for_pieces(sizes, kNormChunk, grain_for(kNormChunk, kMinReduceItemsPerTask),
+                      [&](size_t i, int64_t b, int64_t e) {
+                        partials[i][static_cast<size_t>(b / kNormChunk)] =
+                            dispatch_floating(ts[i].dtype(), "vector_norm", [&](auto tag) -> double {
+                              using T = typename decltype(tag)::type;
+                              return chunk_power_sum(ts[i].data<T>() + b, e - b, p == 2.0);
+                            });
+                      });
+  for (const std::vector<double>& part : partials) {
+    double total = 0;
+    for (double v : part) total += v;
+    out.push_back(p == 1.0 ? total : std::sqrt(total));
+  }
+  return out;
+}
+
+void scale_many(std::vector<Tensor>& ts, double alpha) {
+  std::vector<int64_t> sizes;
+  for (const Tensor& t : ts) sizes.push_back(t.numel());
+  parallel_for_pieces(sizes, kScaleGrain, 1, [&](size_t i, int64_t b, int64_t e) {
+    dispatch_floating(ts[i].dtype(), "scale_into", [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      T* d = ts[i].data<T>();
+      const T a = static_cast<T>(alpha);
+      for (int64_t k = b; k < e; ++k) d[k] *= a;
+    });
   });
 }
 

@@ -5,6 +5,7 @@
 // and cast to the tensor's element type, as ATen does. Element-wise, so bitwise identical for any
 // thread count. All tensors of one call share shape and float dtype (the caller checks).
 #include <cstdint>
+#include <vector>
 
 #include "tapegrad/framework/tensor.h"
 
@@ -42,12 +43,28 @@ struct AdamStep {
 void adam_update(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, Tensor& max_exp_avg_sq,
                  const AdamStep& h);
 
+// adam_update on each item (its own step and hyper-parameters), all in one parallel region over fixed pieces
+// of every parameter: the same bits as one adam_update per item (element-wise), with one region instead of
+// one per parameter. Items may differ in dtype.
+struct AdamTensors {
+  Tensor param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq;
+  AdamStep h;
+};
+void adam_update_many(std::vector<AdamTensors>& items);
+
 // torch.norm(t, p) of a float tensor, computed in double with a fixed summation order:
 //   p = inf: max |x|;  p = -inf: min |x|;  p = 0: number of non-zero elements;
 //   p = 1: sum |x|;  p = 2: sqrt(sum x^2);  otherwise (sum |x|^p)^(1/p).
 // A NaN element makes the result NaN (for p = 0 it counts as non-zero). An empty tensor gives 0
 // (inf for p = -inf).
 double vector_norm(const Tensor& t, double p);
+
+// vector_norm(t, p) of each tensor, the same bits; for p = 1 and 2 the chunk sums of all tensors in one
+// parallel region (clip_grad_norm_ over a model's gradients).
+std::vector<double> vector_norms(const std::vector<Tensor>& ts, double p);
+
+// dst *= alpha (kernels::scale_into, the same bits) on each tensor, in one parallel region.
+void scale_many(std::vector<Tensor>& ts, double alpha);
 
 // dst = min(max(dst, lo), hi) element-wise (torch.clamp_(min=lo, max=hi)); NaN stays NaN.
 void clamp_into(Tensor& dst, double lo, double hi);

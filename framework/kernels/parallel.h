@@ -24,6 +24,27 @@ template <class F> void parallel_for(int64_t n, int64_t grain, F&& f) {
       [&f](const tbb::blocked_range<int64_t>& r) { f(r.begin(), r.end()); }, tbb::simple_partitioner());
 }
 
+// Runs f(i, begin, end) over pieces of [0, sizes[i]) for every i: each range cut into pieces of at most
+// `piece` items, then `group` consecutive pieces of one range per task, all tasks of all ranges in one
+// parallel region (a multi-tensor update: one region instead of one per tensor, and small tensors share the
+// threads). The pieces depend only on the sizes and `piece`, never on the thread count.
+template <class F> void parallel_for_pieces(const std::vector<int64_t>& sizes, int64_t piece, int64_t group, F&& f) {
+  struct Task {
+    size_t i;
+    int64_t begin, end;
+  };
+  std::vector<Task> tasks;
+  const int64_t span = piece * (group < 1 ? 1 : group);
+  for (size_t i = 0; i < sizes.size(); ++i)
+    for (int64_t b = 0; b < sizes[i]; b += span) tasks.push_back({i, b, b + span < sizes[i] ? b + span : sizes[i]});
+  parallel_for(static_cast<int64_t>(tasks.size()), 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const Task& k = tasks[static_cast<size_t>(t)];
+      for (int64_t b = k.begin; b < k.end; b += piece) f(k.i, b, b + piece < k.end ? b + piece : k.end);
+    }
+  });
+}
+
 // Grain that gives roughly `work_per_chunk` scalar operations per chunk when each item costs
 // `cost_per_item`.
 inline int64_t grain_for(int64_t cost_per_item, int64_t work_per_chunk = 32768) {
