@@ -1,7 +1,9 @@
 #pragma once
 // Caching allocator for tensor storage: 64-byte aligned blocks, freed blocks kept in per-size free
 // lists and handed out again, so a training loop that allocates the same shapes every step stops
-// calling malloc after the first step. Thread-safe.
+// calling malloc after the first step. Blocks of up to 1 GB are carved from one reserved address range backed
+// by transparent huge pages (allocator.cpp, HugePageRange), unless the system refuses the range or under
+// AddressSanitizer. Thread-safe.
 #include <cstddef>
 #include <cstdint>
 
@@ -17,6 +19,7 @@ struct AllocatorStats {
 };
 AllocatorStats allocator_stats();
 void reset_peak_bytes();
-void empty_cache();              // returns every cached block to the system
+void empty_cache();              // returns every cached block (or, in the huge-page range, its pages) to the system
+bool allocator_has_huge_page_range();   // blocks come from the huge-page range (false: aligned_alloc only)
 
 }  // namespace tg::kernels
