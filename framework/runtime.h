@@ -12,7 +12,8 @@ void set_num_threads(int n);
 int get_num_threads();
 
 // One line naming tapegrad's version (TAPEGRAD_VERSION_STRING), the BLAS library, its kernel core
-// (e.g. "Cooperlake"), how the core was chosen, the thread count and the TBB version, e.g.
+// (e.g. "Cooperlake"), how the core was chosen, the thread count and the TBB version, which GEMM runs,
+// where tensor memory comes from (kernels/allocator.h, allocator_status), e.g.
 // "tapegrad 0.2.0 | BLAS OpenBLAS 0.3.21 core=Cooperlake (chosen by tapegrad from cpuid; OpenBLAS chose
 //  Prescott) | threads 2 (TBB 2021.8, OpenBLAS 1 per task) | bf16: unavailable on this CPU (no
 //  AVX512_BF16/AMX), autocast runs float32" -- the last part is bf16_status() (framework/autocast.h).

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <fstream>
+#include <string>
 #include <mutex>
 #include <new>
 #include <unordered_map>
@@ -174,6 +176,15 @@ bool allocator_has_huge_page_range() {
   Pool& p = pool();
   std::lock_guard<std::mutex> lock(p.mu);
   return p.range.active();
+}
+
+std::string allocator_status() {
+  if (!allocator_has_huge_page_range()) return "tensor memory: aligned_alloc";
+  std::ifstream in("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string setting;
+  std::getline(in, setting);
+  const bool thp = setting.find("[always]") != std::string::npos || setting.find("[madvise]") != std::string::npos;
+  return thp ? "tensor memory: huge-page range (THP)" : "tensor memory: huge-page range, THP off (4 KB pages)";
 }
 
 }  // namespace tg::kernels

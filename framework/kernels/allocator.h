@@ -6,6 +6,7 @@
 // AddressSanitizer. Thread-safe.
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace tg::kernels {
 
@@ -21,5 +22,8 @@ AllocatorStats allocator_stats();
 void reset_peak_bytes();
 void empty_cache();              // returns every cached block (or, in the huge-page range, its pages) to the system
 bool allocator_has_huge_page_range();   // blocks come from the huge-page range (false: aligned_alloc only)
+// For runtime_info: "tensor memory: huge-page range (THP)", "... huge-page range, THP off (4 KB pages)" when
+// the kernel's transparent_hugepage setting is never, or "tensor memory: aligned_alloc".
+std::string allocator_status();
 
 }  // namespace tg::kernels

@@ -18,6 +18,7 @@
 #include <tbb/global_control.h>
 #include <tbb/version.h>
 
+#include "framework/kernels/allocator.h"
 #include "framework/kernels/sgemm.h"
 #include "tapegrad/framework/check.h"
 #include "tapegrad/framework/autocast.h"
@@ -167,7 +168,8 @@ std::string runtime_info() {
   return "tapegrad " TAPEGRAD_VERSION_STRING " | BLAS OpenBLAS " + version + " core=" + openblas_get_corename() + " (" +
          blas_state().chosen_by + ") | threads " + std::to_string(get_num_threads()) + " (TBB " +
          std::to_string(TBB_VERSION_MAJOR) + "." + std::to_string(TBB_VERSION_MINOR) +
-         ", OpenBLAS single-threaded inside TBB tasks) | " + gemm_status() + " | " + bf16_status();
+         ", OpenBLAS single-threaded inside TBB tasks) | " + gemm_status() + " | " + kernels::allocator_status() +
+         " | " + bf16_status();
 }
 
 }  // namespace tg

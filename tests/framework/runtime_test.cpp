@@ -37,6 +37,7 @@ TEST_CASE("runtime: OpenBLAS runs the core cpuid calls for, without user setting
   REQUIRE_THAT(info, Contains("core=" + blas_core()));
   REQUIRE_THAT(info, Contains("threads"));
   REQUIRE_THAT(info, Contains("TBB"));
+  REQUIRE_THAT(info, Contains(" | tensor memory: "));
 }
 
 TEST_CASE("runtime: switching the OpenBLAS core at run time works and GEMM stays correct", "[runtime]") {
