@@ -8,6 +8,7 @@
 #include "tapegrad/framework/autocast.h"
 #include "tapegrad/framework/ops/matmul.h"
 #include "tapegrad/framework/runtime.h"
+#include "support/readme_support.h"
 #include "support/test_support.h"
 
 using namespace tg;
@@ -84,6 +85,18 @@ TEST_CASE("linear_gelu_linear: under native bf16 autocast, the bits of the two o
     }
   set_num_threads(before);
   reset_bf16_mode();
+}
+
+TEST_CASE("linear_gelu_linear: the README's example is this code and gives the two ops' bits",
+          "[ops][fused][readme]") {
+  Var x = rand_var({8, 16}, 31, -2, 2, true, DType::Float32);
+  Var w1 = rand_var({32, 16}, 32, -1, 1, true, DType::Float32), b1 = rand_var({32}, 33, -1, 1, true, DType::Float32);
+  Var w2 = rand_var({4, 32}, 34, -1, 1, true, DType::Float32), b2 = rand_var({4}, 35, -1, 1, true, DType::Float32);
+  // --- README block begins
+  tg::Var y = tg::linear_gelu_linear(x, w1, b1, w2, b2);   // the bits of linear(linear_gelu(x, w1, b1), w2, b2)
+  // --- README block ends
+  require_bit_equal({y.value()}, {linear(linear_gelu(x, w1, b1), w2, b2).value()});
+  require_readme_block_matches("### Fused feed-forward block", "tests/framework/ops_linear_gelu_linear_test.cpp");
 }
 
 TEST_CASE("linear_gelu_linear: without a tape it writes the same values and records no backward", "[ops][fused]") {
