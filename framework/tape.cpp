@@ -44,7 +44,9 @@ struct Node {
 };
 
 struct TapeEngine {
-  static Grads grads_for(const Node& n) { return Grads(n.inputs); }
+  static Grads grads_for(const Node& n, std::vector<Tensor*> pending = {}) {
+    return Grads(n.inputs, std::move(pending));
+  }
   static Tensor take(Grads& g, size_t i) { return g.take(i); }
   static const std::shared_ptr<Node>& node(const Var& v) { return v.node_; }
 };
@@ -128,7 +130,14 @@ void run_backward(const std::shared_ptr<Node>& root, Tensor grad_output, bool re
       throw std::logic_error(std::string("[backward] the graph through '") + node->op +
                              "' was freed by a previous backward; pass retain_graph=true to the first "
                              "backward to go through it twice");
-    Grads grads = TapeEngine::grads_for(*node);
+    // Each interior input's accumulated gradient so far (an unordered_map's elements keep their addresses).
+    std::vector<Tensor*> acc(node->inputs.size(), nullptr);
+    for (size_t i = 0; i < node->inputs.size(); ++i) {
+      Node* in = node->inputs[i].get();
+      if (in && !in->is_leaf)
+        if (auto p = pending.find(in); p != pending.end()) acc[i] = &p->second;
+    }
+    Grads grads = TapeEngine::grads_for(*node, std::move(acc));
     node->backward(g, grads);
     g = Tensor();
     for (size_t i = 0; i < node->inputs.size(); ++i) {
@@ -153,7 +162,17 @@ void run_backward(const std::shared_ptr<Node>& root, Tensor grad_output, bool re
 
 }  // namespace
 
-Grads::Grads(const std::vector<std::shared_ptr<Node>>& inputs) : inputs_(inputs), slots_(inputs.size()) {}
+Grads::Grads(const std::vector<std::shared_ptr<Node>>& inputs, std::vector<Tensor*> pending)
+    : inputs_(inputs), slots_(inputs.size()), pending_(std::move(pending)) {}
+
+Tensor Grads::accumulator(size_t i) const {
+  if (!wants(i) || i >= pending_.size() || !pending_[i]) return Tensor();
+  const Tensor& t = *pending_[i];
+  // Undefined, or shared with another tensor still in use (e.g. an add's gradient passed to both its inputs):
+  // adding into it in place would change that tensor too.
+  if (!t.defined() || t.storage_use_count() != 1) return Tensor();
+  return t;
+}
 
 bool Grads::wants(size_t i) const { return i < inputs_.size() && inputs_[i] != nullptr; }
 

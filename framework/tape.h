@@ -26,14 +26,20 @@ class Grads {
   bool wants(size_t i) const;          // false for inputs that do not require grad: skip their work
   // Accumulates; grad must be defined and have input i's shape and dtype (else std::logic_error).
   void add(size_t i, Tensor grad);
+  // The gradient other consumers of input i (an intermediate) have accumulated so far, when there is one that
+  // nothing else shares, else an undefined Tensor. A backward may add its gradient for input i into it in
+  // place, element by element as existing + new (the bits of add), instead of calling add(i, ...): the layer
+  // norm's backward does, sparing a pass over the residual stream's gradient per norm.
+  Tensor accumulator(size_t i) const;
 
  private:
   friend struct TapeEngine;
-  explicit Grads(const std::vector<std::shared_ptr<Node>>& inputs);
+  Grads(const std::vector<std::shared_ptr<Node>>& inputs, std::vector<Tensor*> pending = {});
   Tensor take(size_t i);               // moves slot i out
 
   const std::vector<std::shared_ptr<Node>>& inputs_;
   std::vector<Tensor> slots_;
+  std::vector<Tensor*> pending_;       // per input: the engine's accumulated gradient of an intermediate, or null
 };
 
 using BackwardFn = std::function<void(const Tensor& grad_output, Grads& grads)>;

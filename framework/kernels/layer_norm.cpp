@@ -198,7 +198,8 @@ template <bool HasW>
 }
 
 // gx for one row (see layer_norm_backward): two passes, the first for the two row sums.
-template <class T, bool HasW>
+// With Accumulate, gx holds a gradient already and the row's is added to it (gx + value, the bits of add_into).
+template <class T, bool HasW, bool Accumulate>
 [[gnu::always_inline]] inline void backward_row_gx(const T* gy, const T* x, T mu, T rs, const T* w, T* gx, int64_t n) {
   auto g_at = [&](int64_t j) {
     if constexpr (HasW) return gy[j] * w[j];
@@ -210,7 +211,11 @@ template <class T, bool HasW>
   double inv_n = 1.0 / static_cast<double>(n);
   T mean_g = static_cast<T>(sum_g * inv_n);
   T mean_gxhat = static_cast<T>(sum_gxhat * inv_n);
-  for (int64_t j = 0; j < n; ++j) gx[j] = rs * (g_at(j) - mean_g - (x[j] - mu) * rs * mean_gxhat);
+  for (int64_t j = 0; j < n; ++j) {
+    const T v = rs * (g_at(j) - mean_g - (x[j] - mu) * rs * mean_gxhat);
+    if constexpr (Accumulate) gx[j] = gx[j] + v;
+    else gx[j] = v;
+  }
 }
 
 // acc[j] += v(r, j) for the rows r of [r0, r1) in row order, four rows per pass over acc: the running
@@ -234,11 +239,13 @@ template <class F>
 // Rows [r0, r1) of layer_norm_backward: gx, and the weight/bias partial sums aw/ab (nullable).
 template <class T>
 TG_MULTIVERSION void backward_rows(const T* gy, const T* x, const T* mean, const T* rstd, const T* weight, T* gx,
-                                   double* aw, double* ab, int64_t r0, int64_t r1, int64_t n) {
+                                   bool accumulate, double* aw, double* ab, int64_t r0, int64_t r1, int64_t n) {
   for (int64_t r = r0; gx && r < r1; ++r) {
     const T *g = gy + r * n, *xr = x + r * n;
-    if (weight) backward_row_gx<T, true>(g, xr, mean[r], rstd[r], weight, gx + r * n, n);
-    else backward_row_gx<T, false>(g, xr, mean[r], rstd[r], weight, gx + r * n, n);
+    if (weight && accumulate) backward_row_gx<T, true, true>(g, xr, mean[r], rstd[r], weight, gx + r * n, n);
+    else if (weight) backward_row_gx<T, true, false>(g, xr, mean[r], rstd[r], weight, gx + r * n, n);
+    else if (accumulate) backward_row_gx<T, false, true>(g, xr, mean[r], rstd[r], weight, gx + r * n, n);
+    else backward_row_gx<T, false, false>(g, xr, mean[r], rstd[r], weight, gx + r * n, n);
   }
   if (aw)
     accumulate_rows(r0, r1, n, aw, [&](int64_t r, int64_t j) {
@@ -269,7 +276,7 @@ void layer_norm_forward(const T* x, const T* weight, const T* bias, T* y, T* mea
 
 template <class T>
 void layer_norm_backward(const T* gy, const T* x, const T* mean, const T* rstd, const T* weight, T* gx, T* grad_weight,
-                         T* grad_bias, int64_t rows, int64_t n) {
+                         T* grad_bias, int64_t rows, int64_t n, bool accumulate_gx) {
   RowChunks ch = row_chunks(rows, n);
   std::vector<double> pw(grad_weight ? static_cast<size_t>(ch.count * n) : 0, 0.0);
   std::vector<double> pb(grad_bias ? static_cast<size_t>(ch.count * n) : 0, 0.0);
@@ -277,7 +284,8 @@ void layer_norm_backward(const T* gy, const T* x, const T* mean, const T* rstd, 
     for (int64_t c = c0; c < c1; ++c) {
       double* aw = grad_weight ? pw.data() + c * n : nullptr;
       double* ab = grad_bias ? pb.data() + c * n : nullptr;
-      backward_rows(gy, x, mean, rstd, weight, gx, aw, ab, c * ch.size, std::min(rows, (c + 1) * ch.size), n);
+      backward_rows(gy, x, mean, rstd, weight, gx, accumulate_gx, aw, ab, c * ch.size,
+                    std::min(rows, (c + 1) * ch.size), n);
     }
   });
   if (grad_weight) combine_partials(pw, ch.count, n, grad_weight);
@@ -300,9 +308,9 @@ template void layer_norm_forward<float>(const float*, const float*, const float*
 template void layer_norm_forward<double>(const double*, const double*, const double*, double*, double*, double*,
                                          int64_t, int64_t, double);
 template void layer_norm_backward<float>(const float*, const float*, const float*, const float*, const float*, float*,
-                                         float*, float*, int64_t, int64_t);
+                                         float*, float*, int64_t, int64_t, bool);
 template void layer_norm_backward<double>(const double*, const double*, const double*, const double*, const double*,
-                                          double*, double*, double*, int64_t, int64_t);
+                                          double*, double*, double*, int64_t, int64_t, bool);
 template void column_sums<float>(const float*, int64_t, int64_t, float*);
 template void column_sums<double>(const double*, int64_t, int64_t, double*);
 

@@ -92,7 +92,10 @@ Var layer_norm(const Var& x, const Shape& normalized_shape, const Var& weight, c
   });
   return record("layer_norm", y, {x, weight, bias},
                 [xv = x.value(), wv, mean, rstd, rows, n, ns = normalized_shape](const Tensor& gy, Grads& g) {
-                  Tensor gx = g.wants(0) ? Tensor(xv.shape(), xv.dtype()) : Tensor();
+                  // x's gradient from its other consumers so far (a pre-norm layer's residual add): added into
+                  // in place, no tensor of its own and no pass of the engine's to add the two.
+                  Tensor acc = g.accumulator(0);
+                  Tensor gx = acc.defined() ? acc : g.wants(0) ? Tensor(xv.shape(), xv.dtype()) : Tensor();
                   Tensor gw = g.wants(1) ? Tensor(ns, xv.dtype()) : Tensor();
                   Tensor gb = g.wants(2) ? Tensor(ns, xv.dtype()) : Tensor();
                   dispatch_floating(xv.dtype(), "layer_norm", [&](auto tag) {
@@ -100,9 +103,9 @@ Var layer_norm(const Var& x, const Shape& normalized_shape, const Var& weight, c
                     auto ptr = [](Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };
                     kernels::layer_norm_backward<T>(gy.data<T>(), xv.data<T>(), mean.data<T>(), rstd.data<T>(),
                                                     wv.defined() ? wv.data<T>() : nullptr, ptr(gx), ptr(gw),
-                                                    ptr(gb), rows, n);
+                                                    ptr(gb), rows, n, acc.defined());
                   });
-                  if (gx.defined()) g.add(0, gx);
+                  if (gx.defined() && !acc.defined()) g.add(0, gx);
                   if (gw.defined()) g.add(1, gw);
                   if (gb.defined()) g.add(2, gb);
                 }, {x.value(), wv});
