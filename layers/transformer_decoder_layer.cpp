@@ -59,18 +59,7 @@ void TransformerDecoderLayer::check_cached_memory(const Var& memory, const Cache
 }
 
 Var TransformerDecoderLayer::feed_forward_block(const Var& x, bool with_dropout) {
-  // With gelu, linear_gelu: the same bits as gelu(linear1(x)), the GELU computed on the product's tiles; and
-  // when the dropout between the linears is off (p = 0 or eval), linear_gelu_linear: both linears as one op, the
-  // GELU's gradient computed on the tiles of the backward's product (the same bits again).
-  const bool gelu = options_.activation != Activation::relu;
-  const bool middle_dropout = with_dropout && dropout->is_training() && dropout->options().p > 0;
-  if (gelu && !middle_dropout) {
-    const Var y = linear_gelu_linear(x, linear1->weight(), linear1->bias(), linear2->weight(), linear2->bias());
-    return with_dropout ? dropout3->forward(y) : y;
-  }
-  const Var h = gelu ? linear_gelu(x, linear1->weight(), linear1->bias()) : relu(linear1->forward(x));
-  if (!with_dropout) return linear2->forward(h);
-  return dropout3->forward(linear2->forward(dropout->forward(h)));
+  return detail::feed_forward(x, with_dropout, options_.activation, *linear1, *dropout, *linear2, *dropout3);
 }
 
 Var TransformerDecoderLayer::forward(const Var& tgt, const Var& memory, const TransformerDecoderLayerForwardOptions& f) {

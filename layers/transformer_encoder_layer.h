@@ -89,8 +89,17 @@ void build_transformer_clones(const char* op, ModuleList& layers, int64_t num_la
 }  // namespace detail
 
 enum class Activation { relu, gelu };   // gelu is the exact erf form, as PyTorch's "gelu"
+
 // "relu" or "gelu"; anything else throws "[TransformerEncoderLayer] activation should be relu/gelu, not tanh".
 Activation parse_activation(const std::string& name);
+
+namespace detail {
+// A Transformer layer's feed-forward block: out_dropout(linear2(dropout(activation(linear1(x))))), the dropouts
+// left out when with_dropout is false. With gelu, linear_gelu (the GELU on the product's tiles), and when the
+// middle dropout is off (p = 0 or eval) linear_gelu_linear (both linears as one op): the same bits either way.
+Var feed_forward(const Var& x, bool with_dropout, Activation activation, Linear& linear1, Dropout& dropout,
+                 Linear& linear2, Dropout& out_dropout);
+}  // namespace detail
 
 struct TransformerEncoderLayerOptions {
   int64_t d_model;
