@@ -44,8 +44,8 @@ struct Node {
 };
 
 struct TapeEngine {
-  static Grads grads_for(const Node& n, std::vector<Tensor*> pending = {}) {
-    return Grads(n.inputs, std::move(pending));
+  static Grads grads_for(const Node& n, std::unordered_map<Node*, Tensor>* pending) {
+    return Grads(n.inputs, pending);
   }
   static Tensor take(Grads& g, size_t i) { return g.take(i); }
   static const std::shared_ptr<Node>& node(const Var& v) { return v.node_; }
@@ -130,14 +130,7 @@ void run_backward(const std::shared_ptr<Node>& root, Tensor grad_output, bool re
       throw std::logic_error(std::string("[backward] the graph through '") + node->op +
                              "' was freed by a previous backward; pass retain_graph=true to the first "
                              "backward to go through it twice");
-    // Each interior input's accumulated gradient so far (an unordered_map's elements keep their addresses).
-    std::vector<Tensor*> acc(node->inputs.size(), nullptr);
-    for (size_t i = 0; i < node->inputs.size(); ++i) {
-      Node* in = node->inputs[i].get();
-      if (in && !in->is_leaf)
-        if (auto p = pending.find(in); p != pending.end()) acc[i] = &p->second;
-    }
-    Grads grads = TapeEngine::grads_for(*node, std::move(acc));
+    Grads grads = TapeEngine::grads_for(*node, &pending);   // the intermediates' gradients: Grads::accumulator
     node->backward(g, grads);
     g = Tensor();
     for (size_t i = 0; i < node->inputs.size(); ++i) {
@@ -162,12 +155,14 @@ void run_backward(const std::shared_ptr<Node>& root, Tensor grad_output, bool re
 
 }  // namespace
 
-Grads::Grads(const std::vector<std::shared_ptr<Node>>& inputs, std::vector<Tensor*> pending)
-    : inputs_(inputs), slots_(inputs.size()), pending_(std::move(pending)) {}
+Grads::Grads(const std::vector<std::shared_ptr<Node>>& inputs, std::unordered_map<Node*, Tensor>* pending)
+    : inputs_(inputs), slots_(inputs.size()), pending_(pending) {}
 
 Tensor Grads::accumulator(size_t i) const {
-  if (!wants(i) || i >= pending_.size() || !pending_[i]) return Tensor();
-  const Tensor& t = *pending_[i];
+  if (!wants(i) || !pending_ || inputs_[i]->is_leaf) return Tensor();
+  const auto it = pending_->find(inputs_[i].get());
+  if (it == pending_->end()) return Tensor();
+  const Tensor& t = it->second;
   // Undefined, or shared with another tensor still in use (e.g. an add's gradient passed to both its inputs):
   // adding into it in place would change that tensor too.
   if (!t.defined() || t.storage_use_count() != 1) return Tensor();

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "tapegrad/framework/tensor.h"
@@ -34,12 +35,12 @@ class Grads {
 
  private:
   friend struct TapeEngine;
-  Grads(const std::vector<std::shared_ptr<Node>>& inputs, std::vector<Tensor*> pending = {});
+  Grads(const std::vector<std::shared_ptr<Node>>& inputs, std::unordered_map<Node*, Tensor>* pending = nullptr);
   Tensor take(size_t i);               // moves slot i out
 
   const std::vector<std::shared_ptr<Node>>& inputs_;
   std::vector<Tensor> slots_;
-  std::vector<Tensor*> pending_;       // per input: the engine's accumulated gradient of an intermediate, or null
+  std::unordered_map<Node*, Tensor>* pending_;   // the engine's gradients of intermediates so far (null: none)
 };
 
 using BackwardFn = std::function<void(const Tensor& grad_output, Grads& grads)>;
