@@ -129,6 +129,21 @@ void slope_tile(const void* ctx, float* dz, int64_t ld, int64_t r0, int64_t r1, 
   });
 }
 
+// C [M, N] (row stride N) = op(A) @ op(B) + bias with the epilogue applied to each finished tile, where
+// gemm_mixed<float>(mode, ...) would run the product on tapegrad's sgemm or its bf16 GEMM (then the same bits);
+// false, nothing computed, where it would run elsewhere: the caller then runs gemm_mixed and the epilogue's pass.
+bool own_gemm_with_epilogue(Bf16Mode mode, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                            const float* A, int64_t lda, const float* B, int64_t ldb, float* C, const float* bias,
+                            SgemmEpilogue epilogue) {
+  if (mode == Bf16Mode::float32 && gemm_uses_sgemm(M))
+    sgemm(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, N, bias, epilogue);
+  else if (uses_sbgemm(mode))
+    sbgemm(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, N, bias, epilogue);
+  else
+    return false;
+  return true;
+}
+
 constexpr double kInvSqrt2 = 0.70710678118654752440;
 constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 
@@ -197,14 +212,8 @@ template <class T>
 void linear_gelu_forward(Bf16Mode mode, const T* x, const T* w, const T* b, T* y, T* slope, int64_t rows, int64_t out,
                          int64_t in) {
   if constexpr (std::is_same_v<T, float>) {
-    if (mode == Bf16Mode::float32 && gemm_uses_sgemm(rows)) {   // where gemm_mixed would run the sgemm
-      const GeluTile tile{slope};
-      return sgemm(false, true, rows, out, in, 1.0f, x, in, w, in, 0.0f, y, out, b, {gelu_tile, &tile});
-    }
-    if (uses_sbgemm(mode)) {   // where gemm_mixed would run it
-      const GeluTile tile{slope};
-      return sbgemm(false, true, rows, out, in, 1.0f, x, in, w, in, 0.0f, y, out, b, {gelu_tile, &tile});
-    }
+    const GeluTile tile{slope};
+    if (own_gemm_with_epilogue(mode, false, true, rows, out, in, x, in, w, in, y, b, {gelu_tile, &tile})) return;
   }
   gemm_mixed<T>(mode, false, true, rows, out, in, T(1), x, in, w, in, T(0), y, out, b);
   if (slope) gelu_forward_slope<T>(y, y, slope, rows * out);
@@ -216,10 +225,8 @@ void linear_gelu_input_grad(Bf16Mode mode, const T* dy, const T* w, const T* slo
                             int64_t out) {
   if constexpr (std::is_same_v<T, float>) {
     const SlopeTile tile{slope};
-    if (mode == Bf16Mode::float32 && gemm_uses_sgemm(rows))   // where gemm_mixed would run the sgemm
-      return sgemm(false, false, rows, hid, out, 1.0f, dy, out, w, hid, 0.0f, dz, hid, nullptr, {slope_tile, &tile});
-    if (uses_sbgemm(mode))   // where gemm_mixed would run it
-      return sbgemm(false, false, rows, hid, out, 1.0f, dy, out, w, hid, 0.0f, dz, hid, nullptr, {slope_tile, &tile});
+    if (own_gemm_with_epilogue(mode, false, false, rows, hid, out, dy, out, w, hid, dz, nullptr, {slope_tile, &tile}))
+      return;
   }
   gemm_mixed<T>(mode, false, false, rows, hid, out, T(1), dy, out, w, hid, T(0), dz, hid);
   gelu_backward_slope<T>(slope, dz, dz, rows * hid);
