@@ -222,25 +222,34 @@ LinearDims linear_dims(const Var& x, const Var& weight) {
   return {numel(Shape(x.shape().begin(), x.shape().end() - 1)), weight.size(1), weight.size(0), ys};
 }
 
-// The gradients of y = x @ W^T + b from gy [rows, out] (linear, and linear_gelu after the GELU's slope).
+// Which inputs of the recorded op take a linear layer's gradients; kNoInput: that gradient is not computed
+// here (Grads::wants is false for it).
+constexpr size_t kNoInput = static_cast<size_t>(-1);
+struct LinearInputs {
+  size_t x = 0, weight = 1, bias = 2;
+};
+
+// The gradients of y = x @ W^T + b from gy [rows, out] (linear, and linear_gelu after the GELU's slope); x and
+// xv may be the input of a linear inside a larger op (linear_gelu_linear's second).
 template <class T>
-void linear_backward(Bf16Mode mode, const T* pg, const Tensor& xv, const Tensor& wv, const LinearDims& d, Grads& g) {
-  if (g.wants(0)) {   // dx [rows, in] = gy [rows, out] @ W [out, in]
+void linear_backward(Bf16Mode mode, const T* pg, const Tensor& xv, const Tensor& wv, const LinearDims& d, Grads& g,
+                     LinearInputs in = {}) {
+  if (g.wants(in.x)) {   // dx [rows, in] = gy [rows, out] @ W [out, in]
     Tensor dx(xv.shape(), xv.dtype());
     kernels::gemm_mixed<T>(mode, false, false, d.rows, d.in, d.out, T(1), pg, d.out, wv.data<T>(), d.in, T(0),
                            dx.data<T>(), d.in);
-    g.add(0, dx);
+    g.add(in.x, dx);
   }
-  if (g.wants(1)) {   // dW [out, in] = gy^T [out, rows] @ x [rows, in]
+  if (g.wants(in.weight)) {   // dW [out, in] = gy^T [out, rows] @ x [rows, in]
     Tensor dw(wv.shape(), wv.dtype());
     kernels::gemm_mixed<T>(mode, true, false, d.out, d.in, d.rows, T(1), pg, d.out, xv.data<T>(), d.in, T(0),
                            dw.data<T>(), d.in);
-    g.add(1, dw);
+    g.add(in.weight, dw);
   }
-  if (g.wants(2)) {   // db [out] = column sums of gy [rows, out]
-    Tensor db({d.out}, xv.dtype());
+  if (g.wants(in.bias)) {   // db [out] = column sums of gy [rows, out]
+    Tensor db({d.out}, wv.dtype());
     kernels::column_sums<T>(pg, d.rows, d.out, db.data<T>());
-    g.add(2, db);
+    g.add(in.bias, db);
   }
 }
 
@@ -262,17 +271,7 @@ template <class T>
 void linear_gelu_linear_backward(Bf16Mode mode, const T* gy, const Tensor& xv, const Tensor& w1v, const Tensor& w2v,
                                  const Tensor& h, const Tensor& slope, const LinearDims& d1, int64_t out, Grads& g) {
   const int64_t hid = d1.out;
-  if (g.wants(3)) {   // dweight2 [out, hid] = gy^T [out, rows] @ h [rows, hid]
-    Tensor dw(w2v.shape(), w2v.dtype());
-    kernels::gemm_mixed<T>(mode, true, false, out, hid, d1.rows, T(1), gy, out, h.data<T>(), hid, T(0),
-                           dw.data<T>(), hid);
-    g.add(3, dw);
-  }
-  if (g.wants(4)) {   // dbias2 [out] = column sums of gy
-    Tensor db({out}, xv.dtype());
-    kernels::column_sums<T>(gy, d1.rows, out, db.data<T>());
-    g.add(4, db);
-  }
+  linear_backward<T>(mode, gy, h, w2v, {d1.rows, hid, out, {}}, g, {.x = kNoInput, .weight = 3, .bias = 4});
   if (!g.wants(0) && !g.wants(1) && !g.wants(2)) return;
   Tensor dz(h.shape(), h.dtype());
   kernels::linear_gelu_input_grad<T>(mode, gy, w2v.data<T>(), slope.data<T>(), dz.data<T>(), d1.rows, hid, out);
