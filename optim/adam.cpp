@@ -74,7 +74,6 @@ template <class Options> void AdamBase<Options>::step() {
     for (const auto& [name, param] : group.params)
       if (param.grad().defined()) this->check_grad(name, param);
   std::vector<kernels::AdamTensors> items;
-  std::vector<Var> updated;
   for (const auto& group : this->groups_) {
     const Options& o = group.options;
     for (const auto& [name, param] : group.params) {
@@ -90,11 +89,12 @@ template <class Options> void AdamBase<Options>::step() {
                           .weight_decay = o.weight_decay, .amsgrad = o.amsgrad, .maximize = o.maximize,
                           .decoupled_weight_decay = decoupled_weight_decay_, .step = count};
       items.push_back({param.value(), param.grad(), exp_avg, exp_avg_sq, max_exp_avg_sq, h});
-      updated.push_back(param);
     }
   }
   kernels::adam_update_many(items);
-  for (Var& p : updated) p.value().increment_version();   // a backward through a graph that saved p now throws
+  // The versions live in the storage the items share with the parameters: a backward through a graph that
+  // saved a parameter now throws.
+  for (kernels::AdamTensors& it : items) it.param.increment_version();
 }
 
 template <class Options>
