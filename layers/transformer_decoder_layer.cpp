@@ -58,8 +58,8 @@ void TransformerDecoderLayer::check_cached_memory(const Var& memory, const Cache
            "; got memory=", to_string(memory.shape()), " (reset() the cache for a new memory)");
 }
 
-Var TransformerDecoderLayer::feed_forward_block(const Var& x, bool with_dropout) {
-  return detail::feed_forward(x, with_dropout, options_.activation, *linear1, *dropout, *linear2, *dropout3);
+Var TransformerDecoderLayer::feed_forward_block(const Var& residual, const Var& x, bool with_dropout) {
+  return detail::feed_forward(residual, x, with_dropout, options_.activation, *linear1, *dropout, *linear2, *dropout3);
 }
 
 Var TransformerDecoderLayer::forward(const Var& tgt, const Var& memory, const TransformerDecoderLayerForwardOptions& f) {
@@ -79,11 +79,11 @@ Var TransformerDecoderLayer::forward(const Var& tgt, const Var& memory, const Tr
   if (options_.norm_first) {
     x = x + sa(norm1->forward(x));
     x = x + ca(norm2->forward(x));
-    x = x + feed_forward_block(norm3->forward(x), true);
+    x = feed_forward_block(x, norm3->forward(x), true);
   } else {
     x = norm1->forward(x + sa(x));
     x = norm2->forward(x + ca(x));
-    x = norm3->forward(x + feed_forward_block(x, true));
+    x = norm3->forward(feed_forward_block(x, x, true));
   }
   return x;
 }
@@ -108,11 +108,11 @@ Var TransformerDecoderLayer::forward_step(const Var& tgt_step, const Var& memory
     if (options_.norm_first) {
       x = x + sa(norm1->forward(x));
       x = x + ca(norm2->forward(x));
-      return x + feed_forward_block(norm3->forward(x), false);
+      return feed_forward_block(x, norm3->forward(x), false);
     }
     x = norm1->forward(x + sa(x));
     x = norm2->forward(x + ca(x));
-    return norm3->forward(x + feed_forward_block(x, false));
+    return norm3->forward(feed_forward_block(x, x, false));
   } catch (...) {
     cache = saved;
     throw;

@@ -122,7 +122,7 @@ class TransformerDecoderLayer : public Module {
   void check_memory(const Var& tgt, const Var& memory) const;
   // A filled cross-attention cache holds one memory's projections: a memory of another length throws.
   void check_cached_memory(const Var& memory, const Cache& cache) const;
-  Var feed_forward_block(const Var& x, bool with_dropout);
+  Var feed_forward_block(const Var& residual, const Var& x, bool with_dropout);   // residual + the block
 
   TransformerDecoderLayerOptions options_;
 };

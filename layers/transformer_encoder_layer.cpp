@@ -57,31 +57,33 @@ Var TransformerEncoderLayer::self_attention_block(const Var& x, const Transforme
                                .attn_output);
 }
 
-Var detail::feed_forward(const Var& x, bool with_dropout, Activation activation, Linear& linear1, Dropout& dropout,
-                         Linear& linear2, Dropout& out_dropout) {
+Var detail::feed_forward(const Var& residual, const Var& x, bool with_dropout, Activation activation,
+                         Linear& linear1, Dropout& dropout, Linear& linear2, Dropout& out_dropout) {
   const bool gelu = activation != Activation::relu;
-  const bool middle_dropout = with_dropout && dropout.is_training() && dropout.options().p > 0;
-  if (gelu && !middle_dropout) {
-    const Var y = linear_gelu_linear(x, linear1.weight(), linear1.bias(), linear2.weight(), linear2.bias());
-    return with_dropout ? out_dropout.forward(y) : y;
+  const auto active = [&](const Dropout& d) { return with_dropout && d.is_training() && d.options().p > 0; };
+  if (gelu && !active(dropout)) {
+    if (!active(out_dropout))
+      return linear_gelu_linear(x, linear1.weight(), linear1.bias(), linear2.weight(), linear2.bias(), residual);
+    return residual + out_dropout.forward(
+                          linear_gelu_linear(x, linear1.weight(), linear1.bias(), linear2.weight(), linear2.bias()));
   }
   const Var h = gelu ? linear_gelu(x, linear1.weight(), linear1.bias()) : relu(linear1.forward(x));
-  if (!with_dropout) return linear2.forward(h);
-  return out_dropout.forward(linear2.forward(dropout.forward(h)));
+  if (!with_dropout) return residual + linear2.forward(h);
+  return residual + out_dropout.forward(linear2.forward(dropout.forward(h)));
 }
 
-Var TransformerEncoderLayer::feed_forward_block(const Var& x, bool with_dropout) {
-  return detail::feed_forward(x, with_dropout, options_.activation, *linear1, *dropout, *linear2, *dropout2);
+Var TransformerEncoderLayer::feed_forward_block(const Var& residual, const Var& x, bool with_dropout) {
+  return detail::feed_forward(residual, x, with_dropout, options_.activation, *linear1, *dropout, *linear2, *dropout2);
 }
 
 Var TransformerEncoderLayer::forward(const Var& src, const TransformerEncoderLayerForwardOptions& f) {
   Var x = src;
   if (options_.norm_first) {
     x = x + self_attention_block(norm1->forward(x), f);
-    x = x + feed_forward_block(norm2->forward(x));
+    x = feed_forward_block(x, norm2->forward(x));
   } else {
     x = norm1->forward(x + self_attention_block(x, f));
-    x = norm2->forward(x + feed_forward_block(x));
+    x = norm2->forward(feed_forward_block(x, x));
   }
   return x;
 }
@@ -94,10 +96,10 @@ Var TransformerEncoderLayer::forward_step(const Var& src_step, AttentionCache& c
   Var x = src_step;
   if (options_.norm_first) {
     x = x + sa(norm1->forward(x));
-    x = x + feed_forward_block(norm2->forward(x), false);
+    x = feed_forward_block(x, norm2->forward(x), false);
   } else {
     x = norm1->forward(x + sa(x));
-    x = norm2->forward(x + feed_forward_block(x, false));
+    x = norm2->forward(feed_forward_block(x, x, false));
   }
   return x;
 }

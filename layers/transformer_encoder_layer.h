@@ -94,11 +94,12 @@ enum class Activation { relu, gelu };   // gelu is the exact erf form, as PyTorc
 Activation parse_activation(const std::string& name);
 
 namespace detail {
-// A Transformer layer's feed-forward block: out_dropout(linear2(dropout(activation(linear1(x))))), the dropouts
-// left out when with_dropout is false. With gelu, linear_gelu (the GELU on the product's tiles), and when the
-// middle dropout is off (p = 0 or eval) linear_gelu_linear (both linears as one op): the same bits either way.
-Var feed_forward(const Var& x, bool with_dropout, Activation activation, Linear& linear1, Dropout& dropout,
-                 Linear& linear2, Dropout& out_dropout);
+// residual + a Transformer layer's feed-forward block, out_dropout(linear2(dropout(activation(linear1(x))))),
+// the dropouts left out when with_dropout is false. With gelu, linear_gelu (the GELU on the product's tiles), and
+// when the middle dropout is off (p = 0 or eval) linear_gelu_linear (both linears as one op), which also adds the
+// residual to the product's tiles when the output dropout is off too: the same bits as the ops one by one.
+Var feed_forward(const Var& residual, const Var& x, bool with_dropout, Activation activation, Linear& linear1,
+                 Dropout& dropout, Linear& linear2, Dropout& out_dropout);
 }  // namespace detail
 
 struct TransformerEncoderLayerOptions {
@@ -157,7 +158,7 @@ class TransformerEncoderLayer : public Module {
 
  private:
   Var self_attention_block(const Var& x, const TransformerEncoderLayerForwardOptions& f);
-  Var feed_forward_block(const Var& x, bool with_dropout = true);
+  Var feed_forward_block(const Var& residual, const Var& x, bool with_dropout = true);   // residual + the block
 
   TransformerEncoderLayerOptions options_;
 };

@@ -16,6 +16,11 @@ namespace {
 
 constexpr int64_t kGrain = 16384;
 
+// y[i] = residual[i] + y[i] for i < n: add's bits (residual first, as x + f(x)).
+template <class T> TG_MULTIVERSION void add_rows_into(const T* residual, T* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = residual[i] + y[i];
+}
+
 // Phi(x) = P(N(0,1) <= x) = 0.5 * erfc(-x / sqrt(2)) and e = exp(-x^2 / 2) lane by lane, from ONE exp:
 // with z = |x| / sqrt(2) and t = 1 / (1 + z / 2), erfc(z) = t * exp(-z^2) * R(t), where exp(-z^2) is e
 // itself and R is a degree-9 polynomial fitted (relative minimax, Lawson's iteration) to
@@ -129,6 +134,16 @@ void slope_tile(const void* ctx, float* dz, int64_t ld, int64_t r0, int64_t r1, 
   });
 }
 
+// SgemmEpilogue of linear_residual_forward: rows [r0, r1), columns [c0, c1) of y (row stride ld) become
+// residual + y (the residual's rows are ld apart too).
+struct ResidualTile {
+  const float* residual;
+};
+void residual_tile(const void* ctx, float* y, int64_t ld, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+  const float* residual = static_cast<const ResidualTile*>(ctx)->residual;
+  for (int64_t r = r0; r < r1; ++r) add_rows_into(residual + r * ld + c0, y + r * ld + c0, c1 - c0);
+}
+
 // C [M, N] (row stride N) = op(A) @ op(B) + bias with the epilogue applied to each finished tile, where
 // gemm_mixed<float>(mode, ...) would run the product on tapegrad's sgemm or its bf16 GEMM (then the same bits);
 // false, nothing computed, where it would run elsewhere: the caller then runs gemm_mixed and the epilogue's pass.
@@ -232,6 +247,21 @@ void linear_gelu_input_grad(Bf16Mode mode, const T* dy, const T* w, const T* slo
   gelu_backward_slope<T>(slope, dz, dz, rows * hid);
 }
 
+template <class T>
+void linear_residual_forward(Bf16Mode mode, const T* x, const T* w, const T* b, const T* residual, T* y, int64_t rows,
+                             int64_t out, int64_t in) {
+  if constexpr (std::is_same_v<T, float>) {
+    const ResidualTile tile{residual};
+    if (own_gemm_with_epilogue(mode, false, true, rows, out, in, x, in, w, in, y, b, {residual_tile, &tile})) return;
+  }
+  gemm_mixed<T>(mode, false, true, rows, out, in, T(1), x, in, w, in, T(0), y, out, b);
+  parallel_for(rows * out, kGrain, [&](int64_t i0, int64_t i1) { add_rows_into(residual + i0, y + i0, i1 - i0); });
+}
+
+template void linear_residual_forward<float>(Bf16Mode, const float*, const float*, const float*, const float*, float*,
+                                             int64_t, int64_t, int64_t);
+template void linear_residual_forward<double>(Bf16Mode, const double*, const double*, const double*, const double*,
+                                              double*, int64_t, int64_t, int64_t);
 template void linear_gelu_input_grad<float>(Bf16Mode, const float*, const float*, const float*, float*, int64_t,
                                             int64_t, int64_t);
 template void linear_gelu_input_grad<double>(Bf16Mode, const double*, const double*, const double*, double*, int64_t,

@@ -41,4 +41,12 @@ template <class T>
 void linear_gelu_input_grad(Bf16Mode mode, const T* dy, const T* w, const T* slope, T* dz, int64_t rows, int64_t hid,
                             int64_t out);
 
+// y [rows, out] = residual [rows, out] + (x [rows, in] @ w [out, in]^T + b [out]) (b nullable): a Linear whose
+// output joins a residual stream, the same bits as gemm_mixed's product and then residual + y element by
+// element. Where that product runs tapegrad's sgemm or its bf16 GEMM (as linear_gelu_forward), each tile of y
+// takes its residual as it is finished, while it is in cache; otherwise the product, then the pass.
+template <class T>
+void linear_residual_forward(Bf16Mode mode, const T* x, const T* w, const T* b, const T* residual, T* y, int64_t rows,
+                             int64_t out, int64_t in);
+
 }  // namespace tg::kernels

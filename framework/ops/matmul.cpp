@@ -265,6 +265,14 @@ void check_second_linear(const char* op, const Var& x, const Var& weight1, const
            ", bias2=", to_string(bias2.shape()));
 }
 
+// The check of linear_gelu_linear's residual (undefined: none): the output's shape and x's dtype.
+void check_residual(const char* op, const Var& x, const Var& weight2, const Var& residual, const Shape& y_shape) {
+  if (!residual.defined()) return;
+  check_operands(op, "x", x, "residual", residual);
+  TG_CHECK(residual.shape() == y_shape, op, "residual must have the output's shape ", to_string(y_shape), "; got x=",
+           to_string(x.shape()), ", weight2=", to_string(weight2.shape()), ", residual=", to_string(residual.shape()));
+}
+
 // The gradients of linear_gelu_linear from gy [rows, out]: the second linear's weight and bias (inputs 3
 // and 4) from gy and its input h, then, through dz = (gy @ weight2) * slope, the first linear's (0 to 2).
 template <class T>
@@ -362,7 +370,8 @@ Var linear_gelu(const Var& x, const Var& weight, const Var& bias) {
                 }, {x.value(), weight.value()});
 }
 
-Var linear_gelu_linear(const Var& x, const Var& weight1, const Var& bias1, const Var& weight2, const Var& bias2) {
+Var linear_gelu_linear(const Var& x, const Var& weight1, const Var& bias1, const Var& weight2, const Var& bias2,
+                       const Var& residual) {
   const char* op = "linear_gelu_linear";
   check_linear(op, x, weight1, bias1);
   check_second_linear(op, x, weight1, weight2, bias2);
@@ -370,9 +379,10 @@ Var linear_gelu_linear(const Var& x, const Var& weight1, const Var& bias1, const
   const int64_t out = weight2.size(0);
   Shape y_shape = x.shape();
   y_shape.back() = out;
+  check_residual(op, x, weight2, residual, y_shape);
   Tensor h(d1.y_shape, x.dtype(), op), y(y_shape, x.dtype(), op);
   const Bf16Mode mode = detail::autocast_mode_for(x.dtype());
-  const std::vector<Var> inputs{x, weight1, bias1, weight2, bias2};
+  const std::vector<Var> inputs{x, weight1, bias1, weight2, bias2, residual};
   const bool training = grad_enabled() && std::any_of(inputs.begin(), inputs.end(), [](const Var& v) {
                           return v.defined() && v.requires_grad();
                         });
@@ -382,14 +392,19 @@ Var linear_gelu_linear(const Var& x, const Var& weight1, const Var& bias1, const
     kernels::linear_gelu_forward<T>(mode, x.value().data<T>(), weight1.value().data<T>(),
                                     bias1.defined() ? bias1.value().data<T>() : nullptr, h.data<T>(),
                                     training ? slope.data<T>() : nullptr, d1.rows, d1.out, d1.in);
-    kernels::gemm_mixed<T>(mode, false, true, d1.rows, out, d1.out, T(1), h.data<T>(), d1.out,
-                           weight2.value().data<T>(), d1.out, T(0), y.data<T>(), out,
-                           bias2.defined() ? bias2.value().data<T>() : nullptr);
+    const T* b2 = bias2.defined() ? bias2.value().data<T>() : nullptr;
+    if (residual.defined())
+      kernels::linear_residual_forward<T>(mode, h.data<T>(), weight2.value().data<T>(), b2,
+                                          residual.value().data<T>(), y.data<T>(), d1.rows, out, d1.out);
+    else
+      kernels::gemm_mixed<T>(mode, false, true, d1.rows, out, d1.out, T(1), h.data<T>(), d1.out,
+                             weight2.value().data<T>(), d1.out, T(0), y.data<T>(), out, b2);
   });
   if (!training) return record(op, y, inputs, nullptr);
   return record(op, y, inputs,
                 [xv = x.value(), w1v = weight1.value(), w2v = weight2.value(), h, slope, d1, out, mode](
                     const Tensor& gy, Grads& g) {
+                  if (g.wants(5)) g.add(5, gy);   // the residual's, as add's backward
                   dispatch_floating(gy.dtype(), "linear_gelu_linear", [&](auto tag) {
                     using T = typename decltype(tag)::type;
                     linear_gelu_linear_backward<T>(mode, gy.data<T>(), xv, w1v, w2v, h, slope, d1, out, g);

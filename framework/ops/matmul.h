@@ -48,7 +48,12 @@ Var linear_gelu(const Var& x, const Var& weight, const Var& bias = Var());
 //   "[linear_gelu_linear] weight2 must be 2-D [out_features, hidden]; got weight1=[16, 8], weight2=[16]"
 //   "[linear_gelu_linear] hidden features differ; got weight1=[16, 8], weight2=[4, 12]"
 //   "[linear_gelu_linear] bias2 must have shape [out_features]; got weight2=[4, 16], bias2=[16]"
+// With `residual` (the output's shape and x's dtype), residual + linear(...) as one op: a pre-norm layer's
+// x + feed_forward(norm(x)), the same bits as add; its tiles take the residual as they are finished (float32
+// and bf16 through tapegrad's own GEMMs), instead of a pass over the output. Else
+//   "[linear_gelu_linear] residual must have the output's shape [2, 4]; got x=[2, 8], weight2=[4, 16],
+//    residual=[2, 8]"
 Var linear_gelu_linear(const Var& x, const Var& weight1, const Var& bias1, const Var& weight2,
-                       const Var& bias2 = Var());
+                       const Var& bias2 = Var(), const Var& residual = Var());
 
 }  // namespace tg

@@ -1,11 +1,13 @@
-// linear_gelu_linear: one op for linear(linear_gelu(x, w1, b1), w2, b2), the same bits as the two ops (value and
-// every gradient), in float32 through the sgemm's tile epilogue (the GELU's gradient on the tiles of gy @ w2) and
-// in the other paths; its gradient against finite differences; its errors.
+// linear_gelu_linear: one op for linear(linear_gelu(x, w1, b1), w2, b2) (and r + that, with a residual r), the same
+// bits as the ops one by one (value and every gradient), in float32 through the sgemm's tile epilogues (the GELU's
+// gradient on the tiles of gy @ w2, the residual on the output's) and in the other paths; its gradient against
+// finite differences; its errors.
 #include <utility>
 #include <vector>
 
 #include "framework/kernels/sgemm.h"
 #include "tapegrad/framework/autocast.h"
+#include "tapegrad/framework/ops/elementwise.h"
 #include "tapegrad/framework/ops/matmul.h"
 #include "tapegrad/framework/runtime.h"
 #include "support/readme_support.h"
@@ -25,22 +27,36 @@ struct Case {
 
 // Value and the gradients of one form (fused or not) from the same inputs and upstream gradient. With
 // `only_weights`, x needs no gradient (the fused op then skips nothing it would need: the first linear's
-// weight and bias still take the GELU's gradient).
-std::vector<Tensor> run_form(bool fused, const Case& c, DType dt, bool only_weights = false) {
+// weight and bias still take the GELU's gradient). With `residual`, r + the block (fused: the op's residual).
+std::vector<Tensor> run_form(bool fused, const Case& c, DType dt, bool only_weights = false, bool residual = false) {
   const int64_t in = c.xs.back();
+  Shape ys = c.xs;
+  ys.back() = c.out;
   Var x = rand_var(c.xs, 11, -2, 2, !only_weights, dt);
   Var w1 = rand_var({c.hidden, in}, 12, -0.5, 0.5, true, dt), w2 = rand_var({c.out, c.hidden}, 13, -0.5, 0.5, true, dt);
   Var b1 = c.bias1 ? rand_var({c.hidden}, 14, -1, 1, true, dt) : Var();
   Var b2 = c.bias2 ? rand_var({c.out}, 15, -1, 1, true, dt) : Var();
-  Var y = fused ? linear_gelu_linear(x, w1, b1, w2, b2) : linear(linear_gelu(x, w1, b1), w2, b2);
-  Shape ys = c.xs;
-  ys.back() = c.out;
+  Var r = residual ? rand_var(ys, 17, -3, 3, true, dt) : Var();
+  Var y;
+  if (fused) y = linear_gelu_linear(x, w1, b1, w2, b2, r);
+  else if (residual) y = r + linear(linear_gelu(x, w1, b1), w2, b2);
+  else y = linear(linear_gelu(x, w1, b1), w2, b2);
   y.backward(rand_tensor(ys, 16, -1, 1, dt));
-  std::vector<Tensor> r{y.value(), w1.grad(), w2.grad()};
-  if (!only_weights) r.push_back(x.grad());
-  if (c.bias1) r.push_back(b1.grad());
-  if (c.bias2) r.push_back(b2.grad());
-  return r;
+  std::vector<Tensor> out{y.value(), w1.grad(), w2.grad()};
+  if (!only_weights) out.push_back(x.grad());
+  if (c.bias1) out.push_back(b1.grad());
+  if (c.bias2) out.push_back(b2.grad());
+  if (residual) out.push_back(r.grad());
+  return out;
+}
+
+// Both forms of every case, with and without a residual, equal bit for bit.
+void require_forms_equal(const Case& c, DType dt) {
+  for (const bool residual : {false, true}) {
+    INFO("residual " << residual);
+    require_bit_equal(run_form(true, c, dt, false, residual), run_form(false, c, dt, false, residual));
+    require_bit_equal(run_form(true, c, dt, true, residual), run_form(false, c, dt, true, residual));
+  }
 }
 
 }  // namespace
@@ -60,8 +76,7 @@ TEST_CASE("linear_gelu_linear: the bits of linear(linear_gelu(x, w1, b1), w2, b2
         INFO("dtype " << to_string(dt) << " x " << to_string(c.xs) << " hidden " << c.hidden << " out " << c.out
                       << " threads " << threads);
         set_num_threads(threads);
-        require_bit_equal(run_form(true, c, dt), run_form(false, c, dt));
-        require_bit_equal(run_form(true, c, dt, true), run_form(false, c, dt, true));
+        require_forms_equal(c, dt);
       }
   set_num_threads(before);
 }
@@ -81,7 +96,7 @@ TEST_CASE("linear_gelu_linear: under native bf16 autocast, the bits of the two o
       INFO("x " << to_string(c.xs) << " threads " << threads);
       set_num_threads(threads);
       AutocastGuard autocast(Precision::bf16);
-      require_bit_equal(run_form(true, c, DType::Float32), run_form(false, c, DType::Float32));
+      require_forms_equal(c, DType::Float32);
     }
   set_num_threads(before);
   reset_bf16_mode();
@@ -120,6 +135,9 @@ TEST_CASE("linear_gelu_linear: grad matches finite differences (with and without
                     {x, w1, w2});
   REQUIRE_GRADCHECK([](const std::vector<Var>& v) { return linear_gelu_linear(v[0], v[1], v[2], v[3], v[4]); },
                     {x1, w1, b1, w2, b2});
+  Var r = rand_var({2, 3, 3}, 346);
+  REQUIRE_GRADCHECK([](const std::vector<Var>& v) { return linear_gelu_linear(v[0], v[1], v[2], v[3], v[4], v[5]); },
+                    {x, w1, b1, w2, b2, r});
 }
 
 TEST_CASE("linear_gelu_linear: bad input throws naming the op and every shape", "[ops][errors]") {
@@ -139,4 +157,10 @@ TEST_CASE("linear_gelu_linear: bad input throws naming the op and every shape", 
       Contains("[linear_gelu_linear] dtypes differ; got x=float64[4, 8], weight2=float32[4, 16]"));
   REQUIRE_THROWS_WITH(linear_gelu_linear(x, w1, b1, Var()),
                       Contains("[linear_gelu_linear] weight2 is an undefined Var"));
+  const Var w2 = rand_var({4, 16}, 4), b2 = rand_var({4}, 5);
+  REQUIRE_THROWS_WITH(linear_gelu_linear(x, w1, b1, w2, b2, rand_var({4, 8}, 6)),
+                      Contains("[linear_gelu_linear] residual must have the output's shape [4, 4]; got x=[4, 8], "
+                               "weight2=[4, 16], residual=[4, 8]"));
+  REQUIRE_THROWS_WITH(linear_gelu_linear(x, w1, b1, w2, b2, rand_var({4, 4}, 6, -1, 1, true, DType::Float32)),
+                      Contains("[linear_gelu_linear] dtypes differ; got x=float64[4, 8], residual=float32[4, 4]"));
 }
