@@ -33,7 +33,9 @@ void Linear::reset_parameters(Generator gen) {
   }
 }
 
-Var Linear::forward(const Var& input) const {
+Var Linear::forward(const Var& input) const { return forward_residual(input, Var()); }
+
+Var Linear::forward_residual(const Var& input, const Var& residual) const {
   const std::string op = error_op("Linear");
   TG_CHECK(input.defined(), op.c_str(), "input is undefined");
   TG_CHECK(input.dim() >= 1 && input.size(-1) == options_.in_features, op.c_str(),
@@ -42,7 +44,7 @@ Var Linear::forward(const Var& input) const {
   TG_CHECK(input.dtype() == w.dtype(), op.c_str(), "input dtype must equal the weight's (", to_string(w.dtype()),
            "); got input=", describe(input.value()));
   try {
-    return linear(input, w, bias());
+    return residual.defined() ? linear_residual(input, w, bias(), residual) : linear(input, w, bias());
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument("[" + op + "] " + e.what());
   }

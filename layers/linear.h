@@ -37,6 +37,9 @@ class Linear : public Module {
   // parameters' dtype. Throws std::invalid_argument, prefixed "[Linear <path>]", for a wrong last dim
   // ("input feature size must be in_features=4; got input=[2, 3]") or a dtype differing from the weight's.
   Var forward(const Var& input) const;
+  // residual + forward(input) as one op (tg::linear_residual: add's bits, the residual added to the product's
+  // tiles); residual has the output's shape. Undefined residual: forward(input).
+  Var forward_residual(const Var& input, const Var& residual) const;
 
   // Redraws weight and bias in place (same dtype; handles stay valid), as PyTorch's reset_parameters().
   void reset_parameters(Generator gen = default_generator());

@@ -191,22 +191,37 @@ Var MultiheadAttention::attend_with_weights(const Call& c, const Projected& p, c
   return merge_heads(matmul(probs, split_heads(p.v, H, c.bf)), c.bf);
 }
 
+Var MultiheadAttention::attend(const Call& c, const MultiheadAttentionForwardOptions& f, Var* attn_weights) {
+  if (packed_ && c.self && !c.extra && !f.need_weights)   // one (3E, E) projection, read in place by the kernel
+    return fused_attention_packed(linear(c.q_in, in_proj_weight(), in_proj_bias()), attention_args(c));
+  Projected p = project(c);
+  if (f.need_weights) return attend_with_weights(c, p, f, attn_weights);
+  return fused_attention(p.q, p.k, p.v, attention_args(c));
+}
+
 MultiheadAttentionOutput MultiheadAttention::forward(const Var& query, const Var& key, const Var& value,
                                                      const MultiheadAttentionForwardOptions& f) {
   Call c = prepare(query, key, value, f);
   MultiheadAttentionOutput result;
-  Var attended;
-  if (packed_ && c.self && !c.extra && !f.need_weights) {
-    // One (3E, E) projection, read in place by the fused kernel: (L, N, E) -> (L, N, 3E).
-    attended = fused_attention_packed(linear(c.q_in, in_proj_weight(), in_proj_bias()), attention_args(c));
-  } else {
-    Projected p = project(c);
-    attended = f.need_weights ? attend_with_weights(c, p, f, &result.attn_weights)
-                              : fused_attention(p.q, p.k, p.v, attention_args(c));
-  }
-  Var out = out_proj->forward(attended);
+  Var out = out_proj->forward(attend(c, f, &result.attn_weights));
   result.attn_output = c.s.batched ? out : reshape(out, {out.size(0), options_.embed_dim});
   return result;
+}
+
+Var MultiheadAttention::forward_residual(const Var& residual, const Var& query, const Var& key, const Var& value,
+                                         const MultiheadAttentionForwardOptions& f) {
+  MultiheadAttentionForwardOptions g = f;
+  g.need_weights = false;
+  Call c = prepare(query, key, value, g);
+  check_defined(c.op.c_str(), "residual", residual);
+  Shape want = query.shape();
+  want.back() = options_.embed_dim;
+  TG_CHECK(residual.shape() == want && residual.dtype() == query.dtype(), c.op.c_str(),
+           "residual must have the output's shape and dtype ", to_string(query.dtype()), to_string(want),
+           "; got query=", describe(query.value()), ", residual=", describe(residual.value()));
+  const Var attended = attend(c, g, nullptr);
+  if (!c.s.batched) return residual + reshape(out_proj->forward(attended), {attended.size(0), options_.embed_dim});
+  return out_proj->forward_residual(attended, residual);
 }
 
 }  // namespace tg

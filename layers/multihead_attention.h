@@ -103,6 +103,14 @@ class MultiheadAttention : public Module {
                                                     .is_causal = is_causal});
   }
 
+  // residual + forward(query, key, value, options).attn_output, with the output projection and the residual add as
+  // one op (Linear::forward_residual: add's bits; the residual joins each tile of the product), as a Transformer
+  // layer's x + self_attn(norm(x)). No weights: options.need_weights is ignored. residual has the output's shape
+  // and dtype, else std::invalid_argument "[MultiheadAttention <path>] residual must have the output's shape and
+  // dtype float32[5, 2, 8]; got query=float32[5, 2, 8], residual=float32[5, 8]".
+  Var forward_residual(const Var& residual, const Var& query, const Var& key, const Var& value,
+                       const MultiheadAttentionForwardOptions& options = {});
+
   // Incremental decoding with cache (layers/attention_cache.h): query (L_step, N, qdim), batch-first
   // or unbatched as in forward; key/value this step's new positions (self-attention cache, same length
   // as query) or the whole memory (cross-attention cache; ignored and may be undefined once the cache is
@@ -140,6 +148,8 @@ class MultiheadAttention : public Module {
   Var project_step(const Var& x, int64_t which) const;   // which: 0 q, 1 k, 2 v; x 3-D (.., F)
   Var attend_with_weights(const Call& c, const Projected& p, const MultiheadAttentionForwardOptions& f,
                           Var* attn_weights);
+  // The heads' attention, merged, before the output projection (weights into *attn_weights when asked for).
+  Var attend(const Call& c, const MultiheadAttentionForwardOptions& f, Var* attn_weights);
 
   MultiheadAttentionOptions options_;
   bool packed_;

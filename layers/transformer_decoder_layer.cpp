@@ -64,25 +64,24 @@ Var TransformerDecoderLayer::feed_forward_block(const Var& residual, const Var& 
 
 Var TransformerDecoderLayer::forward(const Var& tgt, const Var& memory, const TransformerDecoderLayerForwardOptions& f) {
   check_memory(tgt, memory);
-  auto sa = [&](const Var& y) {
-    return dropout1->forward(self_attn->forward(y, y, y, {.attn_mask = f.tgt_mask, .key_padding_mask = f.tgt_key_padding_mask,
-                                                          .need_weights = false, .is_causal = f.tgt_is_causal})
-                                 .attn_output);
+  auto sa = [&](const Var& residual, const Var& y) {
+    return detail::attention_residual(residual, *self_attn, *dropout1, y, y, y,
+                                      {.attn_mask = f.tgt_mask, .key_padding_mask = f.tgt_key_padding_mask,
+                                       .need_weights = false, .is_causal = f.tgt_is_causal});
   };
-  auto ca = [&](const Var& y) {
-    return dropout2->forward(multihead_attn->forward(y, memory, memory,
-                                                     {.attn_mask = f.memory_mask, .key_padding_mask = f.memory_key_padding_mask,
-                                                      .need_weights = false, .is_causal = f.memory_is_causal})
-                                 .attn_output);
+  auto ca = [&](const Var& residual, const Var& y) {
+    return detail::attention_residual(residual, *multihead_attn, *dropout2, y, memory, memory,
+                                      {.attn_mask = f.memory_mask, .key_padding_mask = f.memory_key_padding_mask,
+                                       .need_weights = false, .is_causal = f.memory_is_causal});
   };
   Var x = tgt;
   if (options_.norm_first) {
-    x = x + sa(norm1->forward(x));
-    x = x + ca(norm2->forward(x));
+    x = sa(x, norm1->forward(x));
+    x = ca(x, norm2->forward(x));
     x = feed_forward_block(x, norm3->forward(x), true);
   } else {
-    x = norm1->forward(x + sa(x));
-    x = norm2->forward(x + ca(x));
+    x = norm1->forward(sa(x, x));
+    x = norm2->forward(ca(x, x));
     x = norm3->forward(feed_forward_block(x, x, true));
   }
   return x;

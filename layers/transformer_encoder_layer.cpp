@@ -51,10 +51,18 @@ TransformerEncoderLayer::TransformerEncoderLayer(TransformerEncoderLayerOptions 
   dropout2 = p.dropouts[1];
 }
 
-Var TransformerEncoderLayer::self_attention_block(const Var& x, const TransformerEncoderLayerForwardOptions& f) {
-  return dropout1->forward(self_attn->forward(x, x, x, {.attn_mask = f.src_mask, .key_padding_mask = f.src_key_padding_mask,
-                                                        .need_weights = false, .is_causal = f.is_causal})
-                               .attn_output);
+Var TransformerEncoderLayer::self_attention_block(const Var& residual, const Var& x,
+                                                  const TransformerEncoderLayerForwardOptions& f) {
+  return detail::attention_residual(residual, *self_attn, *dropout1, x, x, x,
+                                    {.attn_mask = f.src_mask, .key_padding_mask = f.src_key_padding_mask,
+                                     .need_weights = false, .is_causal = f.is_causal});
+}
+
+Var detail::attention_residual(const Var& residual, MultiheadAttention& attention, Dropout& dropout, const Var& query,
+                               const Var& key, const Var& value, const MultiheadAttentionForwardOptions& options) {
+  if (dropout.is_training() && dropout.options().p > 0)
+    return residual + dropout.forward(attention.forward(query, key, value, options).attn_output);
+  return attention.forward_residual(residual, query, key, value, options);
 }
 
 Var detail::feed_forward(const Var& residual, const Var& x, bool with_dropout, Activation activation,
@@ -79,10 +87,10 @@ Var TransformerEncoderLayer::feed_forward_block(const Var& residual, const Var& 
 Var TransformerEncoderLayer::forward(const Var& src, const TransformerEncoderLayerForwardOptions& f) {
   Var x = src;
   if (options_.norm_first) {
-    x = x + self_attention_block(norm1->forward(x), f);
+    x = self_attention_block(x, norm1->forward(x), f);
     x = feed_forward_block(x, norm2->forward(x));
   } else {
-    x = norm1->forward(x + self_attention_block(x, f));
+    x = norm1->forward(self_attention_block(x, x, f));
     x = norm2->forward(feed_forward_block(x, x));
   }
   return x;

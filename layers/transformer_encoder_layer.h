@@ -100,6 +100,10 @@ namespace detail {
 // residual to the product's tiles when the output dropout is off too: the same bits as the ops one by one.
 Var feed_forward(const Var& residual, const Var& x, bool with_dropout, Activation activation, Linear& linear1,
                  Dropout& dropout, Linear& linear2, Dropout& out_dropout);
+// residual + dropout(attention.forward(query, key, value, options).attn_output): with the dropout off (p = 0 or
+// eval), MultiheadAttention::forward_residual (the output projection and the add as one op): the same bits.
+Var attention_residual(const Var& residual, MultiheadAttention& attention, Dropout& dropout, const Var& query,
+                       const Var& key, const Var& value, const MultiheadAttentionForwardOptions& options);
 }  // namespace detail
 
 struct TransformerEncoderLayerOptions {
@@ -157,7 +161,8 @@ class TransformerEncoderLayer : public Module {
   std::shared_ptr<Dropout> dropout1, dropout2;
 
  private:
-  Var self_attention_block(const Var& x, const TransformerEncoderLayerForwardOptions& f);
+  // residual + the block
+  Var self_attention_block(const Var& residual, const Var& x, const TransformerEncoderLayerForwardOptions& f);
   Var feed_forward_block(const Var& residual, const Var& x, bool with_dropout = true);   // residual + the block
 
   TransformerEncoderLayerOptions options_;

@@ -265,12 +265,14 @@ void check_second_linear(const char* op, const Var& x, const Var& weight1, const
            ", bias2=", to_string(bias2.shape()));
 }
 
-// The check of linear_gelu_linear's residual (undefined: none): the output's shape and x's dtype.
-void check_residual(const char* op, const Var& x, const Var& weight2, const Var& residual, const Shape& y_shape) {
+// The check of a residual added to a linear's output y_shape (undefined: none): that shape and x's dtype. `w` names
+// the weight that gives the output its last dim (weight or weight2).
+void check_residual(const char* op, const Var& x, const char* w, const Var& weight, const Var& residual,
+                    const Shape& y_shape) {
   if (!residual.defined()) return;
   check_operands(op, "x", x, "residual", residual);
   TG_CHECK(residual.shape() == y_shape, op, "residual must have the output's shape ", to_string(y_shape), "; got x=",
-           to_string(x.shape()), ", weight2=", to_string(weight2.shape()), ", residual=", to_string(residual.shape()));
+           to_string(x.shape()), ", ", w, "=", to_string(weight.shape()), ", residual=", to_string(residual.shape()));
 }
 
 // The gradients of linear_gelu_linear from gy [rows, out]: the second linear's weight and bias (inputs 3
@@ -343,6 +345,30 @@ Var linear(const Var& x, const Var& weight, const Var& bias) {
                 }, {x.value(), weight.value()});
 }
 
+Var linear_residual(const Var& x, const Var& weight, const Var& bias, const Var& residual) {
+  const char* op = "linear_residual";
+  check_linear(op, x, weight, bias);
+  const LinearDims d = linear_dims(x, weight);
+  check_defined(op, "residual", residual);
+  check_residual(op, x, "weight", weight, residual, d.y_shape);
+  Tensor y(d.y_shape, x.dtype(), op);
+  const Bf16Mode mode = detail::autocast_mode_for(x.dtype());
+  dispatch_floating(x.dtype(), op, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    kernels::linear_residual_forward<T>(mode, x.value().data<T>(), weight.value().data<T>(),
+                                        bias.defined() ? bias.value().data<T>() : nullptr,
+                                        residual.value().data<T>(), y.data<T>(), d.rows, d.out, d.in);
+  });
+  return record(op, y, {x, weight, bias, residual},
+                [xv = x.value(), wv = weight.value(), d, mode](const Tensor& gy, Grads& g) {
+                  if (g.wants(3)) g.add(3, gy);   // the residual's, as add's backward
+                  dispatch_floating(gy.dtype(), "linear_residual", [&](auto tag) {
+                    using T = typename decltype(tag)::type;
+                    linear_backward<T>(mode, gy.data<T>(), xv, wv, d, g);
+                  });
+                }, {x.value(), weight.value()});
+}
+
 Var linear_gelu(const Var& x, const Var& weight, const Var& bias) {
   check_linear("linear_gelu", x, weight, bias);
   const LinearDims d = linear_dims(x, weight);
@@ -379,7 +405,7 @@ Var linear_gelu_linear(const Var& x, const Var& weight1, const Var& bias1, const
   const int64_t out = weight2.size(0);
   Shape y_shape = x.shape();
   y_shape.back() = out;
-  check_residual(op, x, weight2, residual, y_shape);
+  check_residual(op, x, "weight2", weight2, residual, y_shape);
   Tensor h(d1.y_shape, x.dtype(), op), y(y_shape, x.dtype(), op);
   const Bf16Mode mode = detail::autocast_mode_for(x.dtype());
   const std::vector<Var> inputs{x, weight1, bias1, weight2, bias2, residual};

@@ -31,6 +31,13 @@ Var matmul(const Var& a, const Var& b);
 //   "[linear] weight must be 2-D; ..." and "[linear] x must have at least 1 dim; ..."
 Var linear(const Var& x, const Var& weight, const Var& bias = Var());
 
+// residual + linear(x, weight, bias) as one op (residual: the output's shape, x's dtype, defined): a layer's
+// output joining its residual stream, x + out_proj(attention), with add's bits, value and gradients. Through
+// tapegrad's own GEMMs (float32, native bf16) each tile of the output takes its residual as it is finished,
+// instead of a pass over the stream. Throws as linear, with "[linear_residual]" in front, and
+//   "[linear_residual] residual must have the output's shape [4, 5]; got x=[4, 2], weight=[5, 2], residual=[4, 2]"
+Var linear_residual(const Var& x, const Var& weight, const Var& bias, const Var& residual);
+
 // gelu(linear(x, weight, bias)) (torch.nn.functional.gelu of F.linear, approximate="none") as one op: the
 // same values and gradients, bit for bit, as the two ops; in float32 through tapegrad's own GEMM the GELU
 // runs on each finished tile of the product while it is in cache, instead of in a second pass over the
