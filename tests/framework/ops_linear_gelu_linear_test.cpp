@@ -83,23 +83,14 @@ TEST_CASE("linear_gelu_linear: the bits of linear(linear_gelu(x, w1, b1), w2, b2
 
 TEST_CASE("linear_gelu_linear: under native bf16 autocast, the bits of the two ops (the bf16 GEMM's epilogue)",
           "[ops][fused][autocast][native]") {
-  if (!bf16_native_available()) {
-    WARN("native bf16 unavailable here (" << bf16_status() << ")");
-    return;
-  }
-  set_bf16_mode(Bf16Mode::native);
-  const int before = get_num_threads();
   const Case cases[] = {{{6, 128, 128}, 512, 128, true, true}, {{96, 40}, 130, 24, true, true},
                         {{1, 64}, 200, 48, true, true}};
-  for (const Case& c : cases)
-    for (const int threads : {1, 2}) {
+  for_native_bf16_threads([&](int threads) {
+    for (const Case& c : cases) {
       INFO("x " << to_string(c.xs) << " threads " << threads);
-      set_num_threads(threads);
-      AutocastGuard autocast(Precision::bf16);
       require_forms_equal(c, DType::Float32);
     }
-  set_num_threads(before);
-  reset_bf16_mode();
+  });
 }
 
 TEST_CASE("linear_gelu_linear: the README's example is this code and gives the two ops' bits",

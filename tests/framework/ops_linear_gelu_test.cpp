@@ -57,22 +57,13 @@ TEST_CASE("linear_gelu: the bits of gelu(linear(x, w, b)), value and gradients, 
 
 TEST_CASE("linear_gelu: under native bf16 autocast, the bits of gelu(linear(x, w, b)) (the bf16 GEMM's tile "
           "epilogue)", "[ops][fused][autocast][native]") {
-  if (!bf16_native_available()) {
-    WARN("native bf16 unavailable here (" << bf16_status() << ")");
-    return;
-  }
-  set_bf16_mode(Bf16Mode::native);
-  const int before = get_num_threads();
   // Many tiles converting their own rows (768 x 128 -> 512, the tiny LM's FFN), a few tiles, one row.
-  for (const auto& [xs, out] : {std::pair<Shape, int64_t>{{6, 128, 128}, 512}, {{96, 40}, 130}, {{1, 64}, 200}})
-    for (const int threads : {1, 2}) {
+  for_native_bf16_threads([](int threads) {
+    for (const auto& [xs, out] : {std::pair<Shape, int64_t>{{6, 128, 128}, 512}, {{96, 40}, 130}, {{1, 64}, 200}}) {
       INFO("x " << to_string(xs) << " out " << out << " threads " << threads);
-      set_num_threads(threads);
-      AutocastGuard autocast(Precision::bf16);
       require_bit_equal(run_form(true, xs, out, true, DType::Float32), run_form(false, xs, out, true, DType::Float32));
     }
-  set_num_threads(before);
-  reset_bf16_mode();
+  });
 }
 
 TEST_CASE("linear_gelu: the README's example is this code and gives gelu(linear(x, w, b))", "[ops][fused][readme]") {

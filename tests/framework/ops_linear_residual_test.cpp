@@ -57,21 +57,12 @@ TEST_CASE("linear_residual: the bits of residual + linear(x, weight, bias), valu
 
 TEST_CASE("linear_residual: under native bf16 autocast, the bits of the two ops (the bf16 GEMM's epilogue)",
           "[ops][fused][autocast][native]") {
-  if (!bf16_native_available()) {
-    WARN("native bf16 unavailable here (" << bf16_status() << ")");
-    return;
-  }
-  set_bf16_mode(Bf16Mode::native);
-  const int before = get_num_threads();
-  for (const Case& c : kCases)
-    for (const int threads : {1, 2}) {
+  for_native_bf16_threads([](int threads) {
+    for (const Case& c : kCases) {
       INFO("x " << to_string(c.xs) << " threads " << threads);
-      set_num_threads(threads);
-      AutocastGuard autocast(Precision::bf16);
       require_bit_equal(run_form(true, c, DType::Float32), run_form(false, c, DType::Float32));
     }
-  set_num_threads(before);
-  reset_bf16_mode();
+  });
 }
 
 TEST_CASE("linear_residual: without a tape it writes the same values and records no backward", "[ops][fused]") {

@@ -1,17 +1,49 @@
 // The layers' residual forms: Linear::forward_residual and MultiheadAttention::forward_residual give the bits of
 // residual + forward (value and every gradient: batched, unbatched, cross-attention, float32 through the sgemm's
-// epilogue and float64), their errors; the decoder layer in float32 equals its composition bit for bit.
+// epilogue and float64), their errors; the encoder and decoder layers in float32, whose blocks add the residual
+// to the tiles of their last products, equal their compositions bit for bit.
 #include <vector>
 
 #include "tapegrad/framework/ops/elementwise.h"
 #include "tapegrad/layers/attention_masks.h"
 #include "tapegrad/layers/multihead_attention.h"
 #include "tapegrad/layers/transformer_decoder.h"
+#include "tapegrad/layers/transformer_encoder_layer.h"
 #include "support/test_support.h"
 
 using namespace tg;
 using namespace tg::test;
 using Catch::Matchers::Contains;
+
+namespace {
+
+// y.backward(gy), then y's value, the inputs' gradients and every parameter's gradient of m, in that order.
+std::vector<Tensor> value_and_grads(const Module& m, const Var& y, const Tensor& gy, const std::vector<Var>& inputs) {
+  y.backward(gy);
+  std::vector<Tensor> r{y.value()};
+  for (const Var& v : inputs) r.push_back(v.grad());
+  for (const auto& [name, p] : m.named_parameters()) r.push_back(p.grad());
+  return r;
+}
+
+// For both norm placements, a float32 layer (2 x 96 tokens of 32, 4 heads, FFN 64, GELU, no dropout, batch-first):
+// run(layer, norm_first, composed) gives the same bits from the layer's forward (its blocks add the residual to
+// the tiles of their last products, through tapegrad's sgemm) and from its composition by hand.
+template <class Layer, class Options, class Run> void require_layer_equals_composition(const Run& run) {
+  for (bool norm_first : {false, true}) {
+    INFO("norm_first " << norm_first);
+    Generator gen(4);
+    Layer layer(Options{.d_model = 32, .nhead = 4, .dim_feedforward = 64, .dropout = 0.0,
+                        .activation = Activation::gelu, .batch_first = true, .norm_first = norm_first},
+                gen, DType::Float32);
+    layer.zero_grad();
+    const std::vector<Tensor> fused = run(layer, norm_first, false);
+    layer.zero_grad();
+    require_bit_equal(fused, run(layer, norm_first, true));
+  }
+}
+
+}  // namespace
 
 TEST_CASE("Linear::forward_residual: the bits of residual + forward, value and gradients", "[layers][fused]") {
   for (const DType dt : {DType::Float32, DType::Float64}) {
@@ -22,8 +54,7 @@ TEST_CASE("Linear::forward_residual: the bits of residual + forward, value and g
       fc.zero_grad();
       Var x = rand_var({200, 24}, 5, -2, 2, true, dt), r = rand_var({200, 16}, 6, -2, 2, true, dt);
       Var y = fused ? fc.forward_residual(x, r) : r + fc.forward(x);
-      y.backward(gy);
-      return std::vector<Tensor>{y.value(), x.grad(), r.grad(), fc.weight().grad(), fc.bias().grad()};
+      return value_and_grads(fc, y, gy, {x, r});
     };
     require_bit_equal(run(true), run(false));
   }
@@ -61,11 +92,7 @@ TEST_CASE("MultiheadAttention::forward_residual: the bits of residual + forward(
       Var kv = c.self ? q : rand_var(ks, 2, -1, 1, true, c.dt);
       const MultiheadAttentionForwardOptions f{.need_weights = false, .is_causal = c.self};
       Var y = fused ? mha.forward_residual(r, q, kv, kv, f) : r + mha.forward(q, kv, kv, f).attn_output;
-      y.backward(gy);
-      std::vector<Tensor> out{y.value(), q.grad(), r.grad()};
-      if (!c.self) out.push_back(kv.grad());
-      for (const auto& [name, p] : mha.named_parameters()) out.push_back(p.grad());
-      return out;
+      return value_and_grads(mha, y, gy, c.self ? std::vector<Var>{q, r} : std::vector<Var>{q, r, kv});
     };
     require_bit_equal(run(true), run(false));
   }
@@ -87,41 +114,52 @@ TEST_CASE("MultiheadAttention::forward_residual: a residual of another shape or 
 
 TEST_CASE("TransformerDecoderLayer: float32 forward and gradients are the composition's bits (fused blocks)",
           "[decoder][fused]") {
-  for (bool norm_first : {false, true}) {
-    INFO("norm_first " << norm_first);
-    Generator gen(4);
-    TransformerDecoderLayer layer({.d_model = 32, .nhead = 4, .dim_feedforward = 64, .dropout = 0.0,
-                                   .activation = Activation::gelu, .batch_first = true, .norm_first = norm_first},
-                                  gen, DType::Float32);
-    const Tensor gy = rand_tensor({2, 96, 32}, 6, -1, 1, DType::Float32);
-    auto run = [&](bool composed) {
-      layer.zero_grad();
-      Var x = rand_var({2, 96, 32}, 5, -2, 2, true, DType::Float32);
-      Var mem = rand_var({2, 40, 32}, 7, -2, 2, true, DType::Float32);
-      auto sa = [&](const Var& h) {
-        return layer.self_attn->forward(h, h, h, {.need_weights = false, .is_causal = true}).attn_output;
-      };
-      auto ca = [&](const Var& h) {
-        return layer.multihead_attn->forward(h, mem, mem, {.need_weights = false}).attn_output;
-      };
-      auto ff = [&](const Var& h) { return layer.linear2->forward(gelu(layer.linear1->forward(h))); };
-      Var y;
-      if (!composed) {
-        y = layer.forward(x, mem, {.tgt_is_causal = true});
-      } else if (norm_first) {
-        Var h = x + sa(layer.norm1->forward(x));
-        h = h + ca(layer.norm2->forward(h));
-        y = h + ff(layer.norm3->forward(h));
-      } else {
-        Var h = layer.norm1->forward(x + sa(x));
-        h = layer.norm2->forward(h + ca(h));
-        y = layer.norm3->forward(h + ff(h));
-      }
-      y.backward(gy);
-      std::vector<Tensor> r{y.value(), x.grad(), mem.grad()};
-      for (const auto& [name, p] : layer.named_parameters()) r.push_back(p.grad());
-      return r;
-    };
-    require_bit_equal(run(false), run(true));
-  }
+  const Tensor gy = rand_tensor({2, 96, 32}, 6, -1, 1, DType::Float32);
+  require_layer_equals_composition<TransformerDecoderLayer, TransformerDecoderLayerOptions>(
+      [&](TransformerDecoderLayer& layer, bool norm_first, bool composed) {
+        Var x = rand_var({2, 96, 32}, 5, -2, 2, true, DType::Float32);
+        Var mem = rand_var({2, 40, 32}, 7, -2, 2, true, DType::Float32);
+        auto sa = [&](const Var& h) {
+          return layer.self_attn->forward(h, h, h, {.need_weights = false, .is_causal = true}).attn_output;
+        };
+        auto ca = [&](const Var& h) {
+          return layer.multihead_attn->forward(h, mem, mem, {.need_weights = false}).attn_output;
+        };
+        auto ff = [&](const Var& h) { return layer.linear2->forward(gelu(layer.linear1->forward(h))); };
+        Var y;
+        if (!composed) {
+          y = layer.forward(x, mem, {.tgt_is_causal = true});
+        } else if (norm_first) {
+          Var h = x + sa(layer.norm1->forward(x));
+          h = h + ca(layer.norm2->forward(h));
+          y = h + ff(layer.norm3->forward(h));
+        } else {
+          Var h = layer.norm1->forward(x + sa(x));
+          h = layer.norm2->forward(h + ca(h));
+          y = layer.norm3->forward(h + ff(h));
+        }
+        return value_and_grads(layer, y, gy, {x, mem});
+      });
+}
+
+TEST_CASE("TransformerEncoderLayer: float32 forward and gradients are the composition's bits (fused blocks)",
+          "[encoder][fused]") {
+  const Tensor gy = rand_tensor({2, 96, 32}, 6, -1, 1, DType::Float32);
+  require_layer_equals_composition<TransformerEncoderLayer, TransformerEncoderLayerOptions>(
+      [&](TransformerEncoderLayer& layer, bool norm_first, bool composed) {
+        Var x = rand_var({2, 96, 32}, 5, -2, 2, true, DType::Float32);
+        auto sa = [&](const Var& h) { return layer.self_attn->forward(h, h, h, {.need_weights = false}).attn_output; };
+        auto ff = [&](const Var& h) { return layer.linear2->forward(gelu(layer.linear1->forward(h))); };
+        Var y;
+        if (!composed) {
+          y = layer.forward(x);
+        } else if (norm_first) {
+          Var h = x + sa(layer.norm1->forward(x));
+          y = h + ff(layer.norm2->forward(h));
+        } else {
+          Var h = layer.norm1->forward(x + sa(x));
+          y = layer.norm2->forward(h + ff(h));
+        }
+        return value_and_grads(layer, y, gy, {x});
+      });
 }

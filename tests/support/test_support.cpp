@@ -1,5 +1,6 @@
 #include "support/test_support.h"
 
+#include "tapegrad/framework/autocast.h"
 #include "tapegrad/framework/runtime.h"
 
 #include <cmath>
@@ -91,6 +92,22 @@ void require_bit_equal(const std::vector<Tensor>& a, const std::vector<Tensor>& 
     INFO("result " << i);
     REQUIRE(a[i].bit_equal(b[i]));
   }
+}
+
+void for_native_bf16_threads(const std::function<void(int threads)>& run) {
+  if (!bf16_native_available()) {
+    WARN("native bf16 unavailable here (" << bf16_status() << ")");
+    return;
+  }
+  set_bf16_mode(Bf16Mode::native);
+  const int before = get_num_threads();
+  for (const int threads : {1, 2}) {
+    set_num_threads(threads);
+    AutocastGuard autocast(Precision::bf16);
+    run(threads);
+  }
+  set_num_threads(before);
+  reset_bf16_mode();
 }
 
 std::string golden_dir() {

@@ -50,6 +50,11 @@ std::pair<std::vector<Tensor>, std::vector<Tensor>> require_same_bits_across_thr
 // REQUIREs a and b of equal length, each pair bit-identical (Tensor::bit_equal: shape, dtype, bytes).
 void require_bit_equal(const std::vector<Tensor>& a, const std::vector<Tensor>& b);
 
+// Runs run(threads) with 1 and with 2 threads under native bf16 autocast (set_bf16_mode(native) and an
+// AutocastGuard(bf16) around each call), then restores the thread count and the bf16 mode; WARNs and runs
+// nothing where native bf16 is unavailable.
+void for_native_bf16_threads(const std::function<void(int threads)>& run);
+
 // Directory holding golden .h5 files: $TAPEGRAD_GOLDEN_DIR, else the project's tests/golden.
 std::string golden_dir();
 
