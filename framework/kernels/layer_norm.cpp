@@ -211,10 +211,21 @@ template <class T, bool HasW, bool Accumulate>
   double inv_n = 1.0 / static_cast<double>(n);
   T mean_g = static_cast<T>(sum_g * inv_n);
   T mean_gxhat = static_cast<T>(sum_gxhat * inv_n);
-  for (int64_t j = 0; j < n; ++j) {
-    const T v = rs * (g_at(j) - mean_g - (x[j] - mu) * rs * mean_gxhat);
-    if constexpr (Accumulate) gx[j] = gx[j] + v;
-    else gx[j] = v;
+  const auto value = [&](int64_t j) { return rs * (g_at(j) - mean_g - (x[j] - mu) * rs * mean_gxhat); };
+  if constexpr (!Accumulate) {
+    for (int64_t j = 0; j < n; ++j) gx[j] = value(j);
+  } else {
+    // Each value rounded on its own, then added: computed and added in one loop, the v3/v4 clones would fuse the
+    // last multiply into the add (GCC contracts a * b + c into an FMA by default, also under -std=c++20), which
+    // is not add's bits. The block goes through memory the compiler must assume the asm reads.
+    constexpr int64_t kBlock = 64;
+    T block[kBlock];
+    for (int64_t j0 = 0; j0 < n; j0 += kBlock) {
+      const int64_t m = std::min(kBlock, n - j0);
+      for (int64_t j = 0; j < m; ++j) block[j] = value(j0 + j);
+      asm volatile("" : : "r"(block) : "memory");
+      for (int64_t j = 0; j < m; ++j) gx[j0 + j] = gx[j0 + j] + block[j];
+    }
   }
 }
 

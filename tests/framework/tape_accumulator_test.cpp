@@ -36,7 +36,10 @@ void require_residual_bits(bool with_linear, DType dt) {
   };
   Var x0(x_value.clone(), true);
   const Var x = x0 * 1.0;
-  (x + branch(x)).backward(gy);
+  // gy reaches the add as mul's gradient (1 * gy, exact): a tensor only the engine holds, which the add hands to
+  // both its inputs; once the branch's backward has taken its share nothing else holds it, and the norm's backward
+  // is offered it. (backward(gy) would keep gy itself alive through the whole backward: never offered.)
+  sum((x + branch(x)) * Var(gy)).backward();
   Var x_leaf(x_value.clone(), true);
   branch(x_leaf).backward(gy);
   require_bit_equal({x0.grad()}, {kernels::add(gy, x_leaf.grad())});
