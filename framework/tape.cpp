@@ -159,7 +159,7 @@ Grads::Grads(const std::vector<std::shared_ptr<Node>>& inputs, std::unordered_ma
     : inputs_(inputs), slots_(inputs.size()), pending_(pending) {}
 
 Tensor Grads::accumulator(size_t i) const {
-  if (!wants(i) || !pending_ || inputs_[i]->is_leaf) return Tensor();
+  if (!wants(i) || inputs_[i]->is_leaf) return Tensor();
   const auto it = pending_->find(inputs_[i].get());
   if (it == pending_->end()) return Tensor();
   const Tensor& t = it->second;

@@ -35,12 +35,12 @@ class Grads {
 
  private:
   friend struct TapeEngine;
-  Grads(const std::vector<std::shared_ptr<Node>>& inputs, std::unordered_map<Node*, Tensor>* pending = nullptr);
+  Grads(const std::vector<std::shared_ptr<Node>>& inputs, std::unordered_map<Node*, Tensor>* pending);
   Tensor take(size_t i);               // moves slot i out
 
   const std::vector<std::shared_ptr<Node>>& inputs_;
   std::vector<Tensor> slots_;
-  std::unordered_map<Node*, Tensor>* pending_;   // the engine's gradients of intermediates so far (null: none)
+  std::unordered_map<Node*, Tensor>* pending_;   // the engine's gradients of intermediates so far
 };
 
 using BackwardFn = std::function<void(const Tensor& grad_output, Grads& grads)>;
