@@ -323,50 +323,48 @@ Var matmul(const Var& a, const Var& b) {
   }, {a.value(), b.value()});
 }
 
-Var linear(const Var& x, const Var& weight, const Var& bias) {
-  check_linear("linear", x, weight, bias);
+namespace {
+
+// linear and linear_residual: y = x @ W^T + b, plus the residual when it is defined (with_residual: the op takes
+// one, and an undefined residual throws).
+Var linear_op(const char* op, const Var& x, const Var& weight, const Var& bias, bool with_residual,
+              const Var& residual) {
+  check_linear(op, x, weight, bias);
   // x [*, in] -> rows [R, in]; y [R, out] -> [*, out]
   const LinearDims d = linear_dims(x, weight);
-  Tensor y(d.y_shape, x.dtype(), "linear");
+  if (with_residual) check_defined(op, "residual", residual);
+  check_residual(op, x, "weight", weight, residual, d.y_shape);
+  Tensor y(d.y_shape, x.dtype(), op);
   const Bf16Mode mode = detail::autocast_mode_for(x.dtype());
-  dispatch_floating(x.dtype(), "linear", [&](auto tag) {
+  dispatch_floating(x.dtype(), op, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    // y = bias, then y += x @ W^T, block by block inside the GEMM
-    kernels::gemm_mixed<T>(mode, false, true, d.rows, d.out, d.in, T(1), x.value().data<T>(), d.in,
-                           weight.value().data<T>(), d.in, T(0), y.data<T>(), d.out,
-                           bias.defined() ? bias.value().data<T>() : nullptr);
+    const T *xp = x.value().data<T>(), *wp = weight.value().data<T>();
+    const T* bp = bias.defined() ? bias.value().data<T>() : nullptr;
+    if (residual.defined())
+      kernels::linear_residual_forward<T>(mode, xp, wp, bp, residual.value().data<T>(), y.data<T>(), d.rows, d.out,
+                                          d.in);
+    else   // y = bias, then y += x @ W^T, block by block inside the GEMM
+      kernels::gemm_mixed<T>(mode, false, true, d.rows, d.out, d.in, T(1), xp, d.in, wp, d.in, T(0), y.data<T>(),
+                             d.out, bp);
   });
-  return record("linear", y, {x, weight, bias},
-                [xv = x.value(), wv = weight.value(), d, mode](const Tensor& gy, Grads& g) {
-                  dispatch_floating(gy.dtype(), "linear", [&](auto tag) {
+  return record(op, y, {x, weight, bias, residual},
+                [op, xv = x.value(), wv = weight.value(), d, mode](const Tensor& gy, Grads& g) {
+                  if (g.wants(3)) g.add(3, gy);   // the residual's, as add's backward
+                  dispatch_floating(gy.dtype(), op, [&](auto tag) {
                     using T = typename decltype(tag)::type;
                     linear_backward<T>(mode, gy.data<T>(), xv, wv, d, g);
                   });
                 }, {x.value(), weight.value()});
 }
 
+}  // namespace
+
+Var linear(const Var& x, const Var& weight, const Var& bias) {
+  return linear_op("linear", x, weight, bias, false, Var());
+}
+
 Var linear_residual(const Var& x, const Var& weight, const Var& bias, const Var& residual) {
-  const char* op = "linear_residual";
-  check_linear(op, x, weight, bias);
-  const LinearDims d = linear_dims(x, weight);
-  check_defined(op, "residual", residual);
-  check_residual(op, x, "weight", weight, residual, d.y_shape);
-  Tensor y(d.y_shape, x.dtype(), op);
-  const Bf16Mode mode = detail::autocast_mode_for(x.dtype());
-  dispatch_floating(x.dtype(), op, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    kernels::linear_residual_forward<T>(mode, x.value().data<T>(), weight.value().data<T>(),
-                                        bias.defined() ? bias.value().data<T>() : nullptr,
-                                        residual.value().data<T>(), y.data<T>(), d.rows, d.out, d.in);
-  });
-  return record(op, y, {x, weight, bias, residual},
-                [xv = x.value(), wv = weight.value(), d, mode](const Tensor& gy, Grads& g) {
-                  if (g.wants(3)) g.add(3, gy);   // the residual's, as add's backward
-                  dispatch_floating(gy.dtype(), "linear_residual", [&](auto tag) {
-                    using T = typename decltype(tag)::type;
-                    linear_backward<T>(mode, gy.data<T>(), xv, wv, d, g);
-                  });
-                }, {x.value(), weight.value()});
+  return linear_op("linear_residual", x, weight, bias, true, residual);
 }
 
 Var linear_gelu(const Var& x, const Var& weight, const Var& bias) {
