@@ -81,6 +81,7 @@ struct Problem {
   int64_t lda;
   const float* B;
   int64_t ldb;
+  bool trans_b;
   const float* bpack;      // panels first_packed.. of op(B), K x 16 each
   int64_t first_packed;    // 16-column panels before it are read from B in place (untransposed B only)
   float* C;
@@ -91,6 +92,7 @@ struct Problem {
   CausalLimits causal = {};
   bool c_transposed = false;   // the product computed is C^T (see run): element (i, j) stored at C[j * ldc + i]
   bool narrow_tiles = false;   // tiles of kNc / 2 columns (see tile_cols)
+  bool tile_packs_b = false;   // each tile packs its own panels of op(B), KC block by KC block (see run)
   SgemmEpilogue epilogue = {};
 };
 
@@ -121,9 +123,42 @@ ABlock a_block(const Problem& p, int64_t m0, int64_t m1, int64_t k0, int64_t kc,
   return {buf, kMc};
 }
 
-// Rows k0.. of the 16-column panel at column j of op(B), and their stride.
-const float* b_panel(const Problem& p, int64_t j, int64_t k0, int64_t& ld) {
+// Panels q0..q1 of op(B) (columns 16 q on), each K x 16, into packed (panel q at (q - q0) * K * 16).
+void pack_panels(bool trans_b, const float* B, int64_t ldb, int64_t N, int64_t K, int64_t q0, int64_t q1,
+                 float* packed) {
+  // Untransposed B: its full panels row by row (one contiguous read per row of B, not one 64-byte piece
+  // per panel), then an edge panel.
+  if (!trans_b) {
+    const int64_t full_end = std::clamp(N / kNR, q0, q1);
+    if (full_end > q0) sgemm_detail::pack_b_rows(B + q0 * kNR, ldb, K, full_end - q0, packed);
+    packed += (full_end - q0) * K * kNR;
+    q0 = full_end;
+  }
+  for (int64_t q = q0; q < q1; ++q) {
+    const int64_t j = q * kNR;
+    sgemm_detail::pack_b_panel(trans_b, B, ldb, K, j, static_cast<int>(std::min<int64_t>(kNR, N - j)),
+                               packed + (q - q0) * K * kNR);
+  }
+}
+
+// The KC block k0.. of a tile's panels of op(B) (columns n0..n1), packed kc x 16 each, panel after panel.
+const float* pack_tile_block(const Problem& p, int64_t n0, int64_t n1, int64_t k0, int64_t kc,
+                             std::vector<float>& buf) {
+  const int64_t q0 = n0 / kNR, q1 = ceil_div(n1, kNR);
+  buf.resize(static_cast<size_t>((q1 - q0) * kc * kNR));
+  pack_panels(p.trans_b, p.trans_b ? p.B + k0 : p.B + k0 * p.ldb, p.ldb, p.N, kc, q0, q1, buf.data());
+  return buf.data();
+}
+
+// Rows k0.. of the 16-column panel at column j of op(B), and their stride: from the tile's packed KC
+// block (block: its panels from column n0 on, kc rows each) when it has one.
+const float* b_panel(const Problem& p, int64_t j, int64_t k0, int64_t& ld, const float* block = nullptr,
+                     int64_t n0 = 0, int64_t kc = 0) {
   const int64_t q = j / kNR;
+  if (block) {
+    ld = kNR;
+    return block + (j - n0) / kNR * kc * kNR;
+  }
   if (q < p.first_packed) {
     ld = p.ldb;
     return p.B + k0 * p.ldb + j;
@@ -180,7 +215,7 @@ void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
   Sliver sl[kMc / sgemm_detail::kMR];   // kMc / 6 slivers at most
   const int64_t panels = ceil_div(n1 - n0, kNR), slivers = split_slivers(p, m0, m1, kernel.mr, sl);
   // Per-thread scratch: a task runs start to end on one thread and never waits inside, so one each.
-  thread_local std::vector<float> acc, apack;   // partial sums between KC blocks; the packed A block
+  thread_local std::vector<float> acc, apack, bblock;   // partial sums between KC blocks; packed A and B blocks
   if (p.K > p.kc) acc.resize(static_cast<size_t>(panels * slivers * kernel.mr * kNR));
   if (p.pack_a) apack.resize(static_cast<size_t>(kMc * (kKcMax + 16)));
   // The micro-tiles' TileOut, filled in place per call: a fresh copy per call had the compiler reload the two
@@ -194,13 +229,14 @@ void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
   for (int64_t k0 = 0; k0 < p.K; k0 += p.kc) {
     const int64_t kc = std::min(p.kc, p.K - k0);
     const ABlock a = a_block(p, m0, m1, k0, kc, apack.data());
+    const float* bb = p.tile_packs_b ? pack_tile_block(p, n0, n1, k0, kc, bblock) : nullptr;
     for (int64_t jp = 0, step = 1; jp < panels; jp += step) {
       // With the AVX-512 kernel, two panels at a time when they have the same stride (not one read in
       // place and the next packed).
       const int64_t j = n0 + jp * kNR;
       int64_t ldb = 0, ldb2 = -1;
-      const float* b = b_panel(p, j, k0, ldb);
-      const float* b2 = kernel.pair && jp + 1 < panels ? b_panel(p, j + kNR, k0, ldb2) : nullptr;
+      const float* b = b_panel(p, j, k0, ldb, bb, n0, kc);
+      const float* b2 = kernel.pair && jp + 1 < panels ? b_panel(p, j + kNR, k0, ldb2, bb, n0, kc) : nullptr;
       if (ldb2 != ldb) b2 = nullptr;
       step = b2 ? 2 : 1;
       for (int64_t is = 0; is < slivers; ++is) {
@@ -225,24 +261,6 @@ void run_tile(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
   if (p.epilogue.apply) {
     if (p.c_transposed) p.epilogue.apply(p.epilogue.ctx, p.C, p.ldc, n0, n1, m0, m1);
     else p.epilogue.apply(p.epilogue.ctx, p.C, p.ldc, m0, m1, n0, n1);
-  }
-}
-
-// Panels q0..q1 of op(B) (columns 16 q on), each K x 16, into packed (panel q at (q - q0) * K * 16).
-void pack_panels(bool trans_b, const float* B, int64_t ldb, int64_t N, int64_t K, int64_t q0, int64_t q1,
-                 float* packed) {
-  // Untransposed B: its full panels row by row (one contiguous read per row of B, not one 64-byte piece
-  // per panel), then an edge panel.
-  if (!trans_b) {
-    const int64_t full_end = std::clamp(N / kNR, q0, q1);
-    if (full_end > q0) sgemm_detail::pack_b_rows(B + q0 * kNR, ldb, K, full_end - q0, packed);
-    packed += (full_end - q0) * K * kNR;
-    q0 = full_end;
-  }
-  for (int64_t q = q0; q < q1; ++q) {
-    const int64_t j = q * kNR;
-    sgemm_detail::pack_b_panel(trans_b, B, ldb, K, j, static_cast<int>(std::min<int64_t>(kNR, N - j)),
-                               packed + (q - q0) * K * kNR);
   }
 }
 
@@ -284,25 +302,33 @@ void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
   // bits, are the same either way.
   const bool short_rows = !trans_b && ldb < kInPlaceLd, one_tile = short_rows && M <= kMc;
   const bool in_place = one_tile || (parallel && short_rows && M <= kInPlaceRows && K * N <= kInPlaceFloats);
-  // Two kinds of product compute C^T = op(B)^T op(A)^T instead, packing op(A)^T (K x M) rather than op(B):
-  // - a few rows with a transposed B (a linear layer on a decoding step's tokens: x W^T), which would pack
-  //   all of W for a handful of slivers; C^T reads W's rows in place as its A;
-  // - one at least twice as wide as high that packs op(B) (K x N), whose op(A)^T is the smaller: a weight
-  //   gradient dW = dY^T X of a layer that narrows (the FFN's second linear: 128 x 512 from 768 tokens)
-  //   packs 4x fewer floats. Only for long sums (K >= kSwapMinK): C^T's micro-tiles are stored element by
-  //   element, which short sums (attention scores over 64 dimensions) would not pay for.
-  // Each element is the same fma sequence (a * b = b * a exactly), so the bits are the same; the
-  // micro-tiles are stored transposed.
-  const bool few_rows = trans_b && M <= kMc && N > M, wide = !one_tile && N >= 2 * M && K >= kSwapMinK;
-  if (!c_transposed && causal.kind == CausalLimits::none && (few_rows || wide))
+  // Any other product one tile high (a transposed B: a linear layer x W^T on a few tokens, the seed shape's
+  // 20 x 1536 from 512) packs op(B) in its tiles' tasks, a KC block of the tile's panels at a time, right
+  // before the tile's slivers use it: each panel is packed once (there is one tile row), into L2 rather than
+  // through memory. Zen 5, 2 threads, medians: 20 x 1536 x 512 150 -> 115 us, 20 x 512 x 512 63 -> 39 us,
+  // 2 x 1536 x 512 87 -> 55 us, 96 x 512 x 512 169 -> 137 us, against C^T reading W's rows in place (one
+  // broadcast load per element of W, and 16-column panels of C^T half empty for 20 tokens). Not under causal
+  // limits (the attention's tiles keep their packing).
+  const bool tile_packs_b = M <= kMc && !in_place && causal.kind == CausalLimits::none;
+  // A product at least twice as wide as high that packs op(B) (K x N) computes C^T = op(B)^T op(A)^T instead,
+  // packing op(A)^T (K x M), the smaller: a weight gradient dW = dY^T X of a layer that narrows (the FFN's
+  // second linear: 128 x 512 from 768 tokens) packs 4x fewer floats. Only for long sums (K >= kSwapMinK):
+  // C^T's micro-tiles are stored element by element, which short sums (attention scores over 64 dimensions)
+  // would not pay for. Each element is the same fma sequence (a * b = b * a exactly), so the bits are the
+  // same; the micro-tiles are stored transposed.
+  const bool wide = !one_tile && !tile_packs_b && N >= 2 * M && K >= kSwapMinK;
+  if (!c_transposed && causal.kind == CausalLimits::none && wide)
     return run(parallel, !trans_b, !trans_a, N, M, K, alpha, B, ldb, A, lda, beta, C, ldc, bias, causal, true,
                epilogue);
+  // Panels packed up front, from first_packed on (none when the tiles pack their own).
   const int64_t panels = ceil_div(N, kNR), first_packed = in_place ? N / kNR : 0;
-  Scratch<float> bpack(static_cast<size_t>((panels - first_packed) * K * kNR));
+  const int64_t up_front = tile_packs_b ? 0 : panels - first_packed;
+  Scratch<float> bpack(static_cast<size_t>(up_front * K * kNR));
   float* bp = bpack.data();
-  Problem p{trans_a, M, N, K, kc_for(K), alpha, beta, A, lda, B, ldb, bp, first_packed, C, ldc, bias,
+  Problem p{trans_a, M, N, K, kc_for(K), alpha, beta, A, lda, B, ldb, trans_b, bp, first_packed, C, ldc, bias,
             sgemm_copies_a(trans_a, lda), 0, causal, c_transposed};
   p.epilogue = epilogue;
+  p.tile_packs_b = tile_packs_b;
   const auto pack = [&](int64_t q0, int64_t q1) {
     pack_panels(trans_b, B, ldb, N, K, first_packed + q0, first_packed + q1, bp + q0 * K * kNR);
   };
@@ -313,10 +339,10 @@ void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
   p.narrow_tiles = split && !p.pack_a && tile_count(p) < kMinTasks && N > kNc / 2;
   const auto tiles = [&](int64_t t0, int64_t t1) { run_tiles(p, t0, t1); };
   if (split) {
-    parallel_for(panels - first_packed, grain_for(K * kNR, int64_t{1} << 15), pack);
+    parallel_for(up_front, grain_for(K * kNR, int64_t{1} << 15), pack);
     parallel_for(tile_count(p), 1, tiles);
   } else {
-    pack(0, panels - first_packed);
+    pack(0, up_front);
     tiles(0, tile_count(p));
   }
 }
@@ -381,7 +407,7 @@ void sgemm_serial_packed_b(bool trans_a, int64_t M, int64_t n, int64_t K, float 
   if (M <= 0 || n <= 0) return;
   if (K <= 0) return fill_no_k(M, n, beta, C, ldc, nullptr);
   // As run(), every panel packed: the micro-kernel sees the same values, hence the same bits.
-  const Problem p{trans_a, M, n, K, kc_for(K), alpha, beta, A, lda, nullptr, 0, packed, 0, C, ldc, nullptr,
+  const Problem p{trans_a, M, n, K, kc_for(K), alpha, beta, A, lda, nullptr, 0, false, packed, 0, C, ldc, nullptr,
                   sgemm_copies_a(trans_a, lda), packed_k, causal};
   run_tiles(p, 0, tile_count(p));
 }

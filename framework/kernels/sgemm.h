@@ -17,10 +17,11 @@
 // conflicts (sgemm_copies_a) is each tile's A block copied contiguously. A product one tile high (M <= 96)
 // reads an untransposed B with a short row stride in place (packing it would cost a large part of
 // such a small product, e.g. the attention's per-head products), and so does a parallel product of at
-// most 768 rows whose B is small (<= 512 KB: the tiny LM's and gpt-cpu's backward products). A product
-// one tile high with a transposed B and more columns than rows (a linear layer on a few tokens, x W^T) is
-// computed as C^T = op(B)^T op(A)^T, reading W's rows in place and packing only op(A): its micro-tiles are
-// stored transposed (the same fma sequence per element: the same bits).
+// most 768 rows whose B is small (<= 512 KB: the tiny LM's and gpt-cpu's backward products). Any other
+// product one tile high (a linear layer on a few tokens, x W^T) packs op(B) in its tiles' tasks, one KC
+// block of the tile's panels at a time, right before its slivers use it (each panel once, through L2). A
+// product at least twice as wide as high with K >= 256 is computed as C^T = op(B)^T op(A)^T, packing the
+// smaller operand: its micro-tiles are stored transposed (the same fma sequence per element: the same bits).
 //
 // Determinism invariant: every element C[i, j] is computed by the same sequence of operations whatever
 // the thread count and whatever the M/N tiling: acc = 0; acc = fma(op(A)[i, k], op(B)[k, j], acc) for

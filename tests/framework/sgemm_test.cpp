@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "framework/kernels/gemm.h"
@@ -158,11 +159,12 @@ TEST_CASE("sgemm: uneven tile rows and shared last slivers give the same bits as
   const int before = get_num_threads();
   // M = 32: 6 + 6 + 6 + 6 + 4 + 4 rows; M = 128: tiles of 66 + 62 rows (62 = 9 x 6 + 4 + 4);
   // M = 201: tiles of 66 + 66 + 69 rows, 69 ending 6 + 5 + 4; M = 99: tiles of 48 + 51 rows. Row by row
-  // (and M = 32 whole) runs the C^T form of a short product with a transposed B (micro-tiles stored
-  // transposed), so this also checks that it keeps the plain form's bits.
-  for (const int64_t M : {32, 99, 128, 201}) {
-    INFO("M=" << M);
-    const Case c(false, true, M, 40, 330, static_cast<uint32_t>(M));
+  // (and M = 32 whole) runs products one tile high whose tiles pack their own blocks of the transposed B
+  // (two KC blocks: K = 330); 99 x 300 whole runs as C^T (at least twice as wide as high, micro-tiles stored
+  // transposed). So this also checks that both keep the plain form's bits.
+  for (const auto& [M, N] : {std::pair<int64_t, int64_t>{32, 40}, {99, 40}, {128, 40}, {201, 40}, {99, 300}}) {
+    INFO("M=" << M << " N=" << N);
+    const Case c(false, true, M, N, 330, static_cast<uint32_t>(M + N));
     set_num_threads(2);
     const std::vector<float> whole = product(c, [&](float* C) {
       kernels::sgemm(false, true, c.M, c.N, c.K, 1.25f, c.A.data(), c.lda, c.B.data(), c.ldb, -0.5f, C, c.ldc);
