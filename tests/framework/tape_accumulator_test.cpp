@@ -24,14 +24,15 @@ Var probe(const Var& x, std::vector<bool>& offered) {
 }
 
 // x0.grad of h = x + f(layer_norm(x)), x = x0 * 1 (an intermediate, the same values), f = a linear layer or
-// nothing, against the reference: the layer norm branch's gradient from a graph of its own, then add.
-void require_residual_bits(bool with_linear, DType dt) {
+// nothing, against the reference: the layer norm branch's gradient from a graph of its own, then add. The norm
+// has a weight and a bias, or (affine false) neither: its backward's other accumulate branch.
+void require_residual_bits(bool with_linear, DType dt, bool affine = true) {
   const Shape shape{6, 10, 16};
   const Tensor x_value = rand_tensor(shape, 1, -2, 2, dt), gy = rand_tensor(shape, 2, -1, 1, dt);
   Var w = rand_var({16}, 3, 0.5, 1.5, true, dt), b = rand_var({16}, 4, -1, 1, true, dt);
   Var lw = rand_var({16, 16}, 5, -0.5, 0.5, true, dt), lb = rand_var({16}, 6, -1, 1, true, dt);
   auto branch = [&](const Var& x) {
-    const Var n = layer_norm(x, {16}, w, b);
+    const Var n = affine ? layer_norm(x, {16}, w, b) : layer_norm(x, {16});
     return with_linear ? linear(n, lw, lb) : n;
   };
   Var x0(x_value.clone(), true);
@@ -52,6 +53,7 @@ TEST_CASE("tape: the layer norm adds into a residual stream's gradient with the 
     INFO("dtype " << to_string(dt));
     require_residual_bits(true, dt);    // pre-norm: the add's gradient is x's alone when the norm's backward runs
     require_residual_bits(false, dt);   // x + norm(x): the norm reads the same tensor, so no accumulator
+    require_residual_bits(true, dt, false);   // no weight: gx's value has no g = gy * w, the add the same
   }
 }
 
