@@ -1,6 +1,7 @@
 // fast_math.h's lane-vector forms (f32x4 and f32x8) against the scalar functions they replace in the
 // kernels: exp_nonpositive per lane, lane_max and the fused exp + lane_sum, bit for bit at every length
-// (full runs of 8 and the element-wise tail), with -inf, NaN and all-masked rows.
+// (full runs of 8 and the element-wise tail), with -inf, NaN and all-masked rows; and the reductions again with
+// both sides compiled with FMA, as the kernels' AVX2 / AVX-512 clones run them (GCC then contracts a * b + c).
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -130,6 +131,22 @@ TEST_CASE("lane_max_lanes / exp_shifted_lane_sum on 4, 8 and 16 lanes: the scala
 
 namespace {
 
+// The operands a, b of row n of variant 0..2, each n + 16 long (the 16 beyond n readable, never summed).
+void dot_operands(int64_t n, int variant, std::vector<float>& a, std::vector<float>& b) {
+  a.assign(static_cast<size_t>(n) + 16, 0.0f);
+  b.assign(a.size(), 0.0f);
+  for (size_t j = 0; j < a.size(); ++j) {
+    const auto x = static_cast<float>(j);
+    a[j] = variant == 1 ? 0.0f : std::cos(0.9f * x) * 0.7f;   // variant 1: every product -0
+    b[j] = variant == 1 ? -1.0f - x : std::sin(1.3f * x) * 50.0f;
+    if (variant == 2) a[j] = std::abs(a[j]);
+    if (static_cast<int64_t>(j) >= n) {   // readable beyond the row: never summed
+      a[j] = j % 2 ? kNaN : 1e30f;
+      b[j] = j % 3 ? -kInf : kNaN;
+    }
+  }
+}
+
 // dot_lane_sum<V> against lane_sum<float> of a[j] * b[j] (this file is compiled without FMA, so neither
 // contracts): every length, with rows whose products are all -0 (the sum is +0), mixed signs, and
 // huge and NaN values readable beyond n (avail), which must not reach the sum.
@@ -137,17 +154,8 @@ template <class V> void require_dot_lanes_match_scalar() {
   for (int64_t n = 0; n <= 41; ++n)
     for (int variant = 0; variant < 3; ++variant) {
       INFO(kLanes<V> << " lanes, n=" << n << ", variant " << variant);
-      std::vector<float> a(static_cast<size_t>(n) + 16), b(a.size());
-      for (size_t j = 0; j < a.size(); ++j) {
-        const auto x = static_cast<float>(j);
-        a[j] = variant == 1 ? 0.0f : std::cos(0.9f * x) * 0.7f;   // variant 1: every product -0
-        b[j] = variant == 1 ? -1.0f - x : std::sin(1.3f * x) * 50.0f;
-        if (variant == 2) a[j] = std::abs(a[j]);
-        if (static_cast<int64_t>(j) >= n) {   // readable beyond the row: never summed
-          a[j] = j % 2 ? kNaN : 1e30f;
-          b[j] = j % 3 ? -kInf : kNaN;
-        }
-      }
+      std::vector<float> a, b;
+      dot_operands(n, variant, a, b);
       const float scalar =
           lane_sum<float>(n, [&](int64_t j) { return a[static_cast<size_t>(j)] * b[static_cast<size_t>(j)]; });
       REQUIRE(same_bits(dot_lane_sum<V>(a.data(), b.data(), n), scalar));
@@ -165,4 +173,88 @@ TEST_CASE("dot_lane_sum on 4, 8 and 16 lanes: lane_sum's bits for a[j] * b[j] at
   require_dot_lanes_match_scalar<f32x16>();
   const std::vector<float> a = {1.0f, 2.0f, 3.0f}, b = {4.0f, -5.0f, 0.5f};
   REQUIRE(dot_lane_sum<f32x8>(a.data(), b.data(), 3) == -4.5f);
+}
+
+namespace {
+
+// The kernels run these reductions in their AVX2 and AVX-512 clones (simd.h), where GCC contracts a * b + c into
+// a fused multiply-add (its default, also under -std=c++20), in lane-vector and scalar code alike; the tests
+// above run this file's baseline code, which never contracts. Here each side is compiled with FMA, as there.
+[[gnu::target("avx2,fma")]] float dot_scalar_fma(const float* a, const float* b, int64_t n) {
+  return lane_sum<float>(n, [a, b](int64_t j) { return a[j] * b[j]; });
+}
+[[gnu::target("avx2,fma")]] float dot_lanes_fma8(const float* a, const float* b, int64_t n, int64_t avail) {
+  return dot_lane_sum<f32x8>(a, b, n, avail);
+}
+[[gnu::target("avx512f,avx2,fma")]] float dot_lanes_fma16(const float* a, const float* b, int64_t n,
+                                                           int64_t avail) {
+  return dot_lane_sum<f32x16>(a, b, n, avail);
+}
+// x[j] = exp_nonpositive(clamp_exp_arg(x[j] - shift)) one by one for j < n, and lane_sum of the results.
+[[gnu::target("avx2,fma")]] float exp_scalar_fma(float* x, int64_t n, float shift) {
+  for (int64_t j = 0; j < n; ++j) x[j] = exp_nonpositive(clamp_exp_arg(x[j] - shift));
+  return lane_sum<float>(n, [x](int64_t j) { return x[j]; });
+}
+[[gnu::target("avx2,fma")]] float exp_lanes_fma8(float* x, int64_t n, float shift, int64_t avail) {
+  return exp_shifted_lane_sum<f32x8>(x, n, shift, avail);
+}
+[[gnu::target("avx512f,avx2,fma")]] float exp_lanes_fma16(float* x, int64_t n, float shift, int64_t avail) {
+  return exp_shifted_lane_sum<f32x16>(x, n, shift, avail);
+}
+
+bool same_bits_or_nan(float a, float b) { return std::isnan(a) ? std::isnan(b) : same_bits(a, b); }
+
+using DotLanes = float (*)(const float*, const float*, int64_t, int64_t);
+using ExpLanes = float (*)(float*, int64_t, float, int64_t);
+
+// exp_shifted_lane_sum through `lanes` against the scalar steps, both with FMA, on row(n, variant): the sum
+// and every element, with the row alone and with 8 more readable elements (a last whole run).
+void require_exp_lanes_fma(ExpLanes lanes, int64_t n, int variant) {
+  const std::vector<float> x = row(n, variant);
+  const float m = lane_max(x.data(), n);
+  if (m == -kInf) return;
+  std::vector<float> a = x, b = x, c = x;
+  for (int i = 0; i < 8; ++i) c.push_back(i % 2 ? kNaN : 1e30f);
+  const float scalar = exp_scalar_fma(a.data(), n, m);
+  REQUIRE(same_bits_or_nan(lanes(b.data(), n, m, n), scalar));
+  REQUIRE(same_bits_or_nan(lanes(c.data(), n, m, n + 8), scalar));
+  for (size_t j = 0; j < a.size(); ++j) {
+    REQUIRE(same_bits_or_nan(b[j], a[j]));
+    REQUIRE(same_bits_or_nan(c[j], a[j]));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("dot_lane_sum and exp_shifted_lane_sum compiled with FMA, as the AVX2 / AVX-512 clones run them: the bits "
+          "of the scalar lane_sum compiled so too", "[kernels]") {
+  std::vector<std::pair<DotLanes, ExpLanes>> forms;   // the lane vectors the CPU's clones take (with_float_lanes)
+  if (wide_lanes()) forms.emplace_back(dot_lanes_fma8, exp_lanes_fma8);
+  if (widest_lanes()) forms.emplace_back(dot_lanes_fma16, exp_lanes_fma16);
+  if (forms.empty()) {
+    WARN("no AVX2 + FMA on this CPU: the kernels run their baseline clones, which the tests above cover");
+    return;
+  }
+  int contracted = 0;   // rows whose FMA sum differs from the baseline's: the functions above do contract
+  for (int64_t n = 0; n <= 41; ++n) {
+    for (int variant = 0; variant < 3; ++variant) {
+      std::vector<float> a, b;
+      dot_operands(n, variant, a, b);
+      const float scalar = dot_scalar_fma(a.data(), b.data(), n);
+      contracted += !same_bits(scalar, lane_sum<float>(n, [&](int64_t j) {
+        return a[static_cast<size_t>(j)] * b[static_cast<size_t>(j)];
+      }));
+      for (size_t f = 0; f < forms.size(); ++f) {
+        INFO((f == 0 ? 8 : 16) << " lanes, dot_lane_sum, n=" << n << ", variant " << variant);
+        REQUIRE(same_bits(forms[f].first(a.data(), b.data(), n, n), scalar));
+        REQUIRE(same_bits(forms[f].first(a.data(), b.data(), n, n + 16), scalar));
+      }
+    }
+    for (int variant = 0; variant < 6; ++variant)
+      for (size_t f = 0; f < forms.size(); ++f) {
+        INFO((f == 0 ? 8 : 16) << " lanes, exp_shifted_lane_sum, n=" << n << ", variant " << variant);
+        require_exp_lanes_fma(forms[f].second, n, variant);
+      }
+  }
+  CHECK(contracted > 0);
 }
