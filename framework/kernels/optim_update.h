@@ -1,9 +1,12 @@
 #pragma once
 // Element-wise optimizer updates and gradient-clipping kernels for optim/. Each update is one pass
-// over the elements of a parameter, doing per element exactly the operations (and in the order) of
-// PyTorch 1.13's single-tensor (foreach=False) implementation; Python scalars are computed in double
-// and cast to the tensor's element type, as ATen does. Element-wise, so bitwise identical for any
-// thread count. All tensors of one call share shape and float dtype (the caller checks).
+// over the elements of a parameter, doing per element the operations, in the order, of PyTorch 1.13's
+// single-tensor (foreach=False) implementation; Python scalars are computed in double and cast to the
+// tensor's element type, as ATen does. The AVX2 / AVX-512 clones (simd.h) let GCC fuse a multiply and
+// its add into one FMA, as ATen's vectorised kernels also do in places, so a value may round once where
+// PyTorch rounds twice: trajectories match PyTorch's within a tolerance, not bit for bit
+// (tests/optim/trajectories_test.cpp). Element-wise, so bitwise identical for any thread count. All
+// tensors of one call share shape and float dtype (the caller checks).
 #include <cstdint>
 #include <vector>
 
