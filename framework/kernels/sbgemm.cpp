@@ -127,8 +127,9 @@ void convert_b(bool trans_b, const float* B, int64_t ldb, int64_t N, int64_t K, 
   }
   const int64_t j0 = t * kNR, n = std::min<int64_t>(kNR, N - j0), stride = pairs + 16;
   thread_local std::vector<uint32_t> rows;
-  rows.assign(static_cast<size_t>(kNR * stride), 0u);
+  rows.resize(static_cast<size_t>(kNR * stride));
   for (int64_t jj = 0; jj < n; ++jj) sbgemm_detail::row_pairs(B + (j0 + jj) * ldb, K, rows.data() + jj * stride);
+  std::fill(rows.begin() + n * stride, rows.end(), 0u);   // the panel's columns beyond N
   sbgemm_detail::transpose_pairs16(rows.data(), stride, pairs, b + t * panel_stride(pairs));
 }
 

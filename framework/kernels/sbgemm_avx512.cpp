@@ -127,11 +127,52 @@ TG_BF16_TARGET void pairs_to_panels(const float* x0, const float* x1, int64_t n,
   if (j < n) _mm512_storeu_si512(y, pairs16(x0 + j, x1 ? x1 + j : nullptr, n - j));
 }
 
+namespace {
+
+// GCC 12's unpack and shuffle intrinsics pass _mm512_undefined_epi32() (self-initialised) as their unused
+// merge source, which -Wmaybe-uninitialized reports once inlined here: a false positive.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// 16 x 16 words in registers: r[j] (row j) becomes column j (r[c] lane j = the old r[j] lane c). Unpacks of
+// words, then of pairs of words, then two shuffles of 128-bit lanes.
+TG_BF16_TARGET inline void transpose16x16(__m512i r[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 8; ++i) {   // per 128-bit lane L: t[2i] = (r[2i][4L], r[2i+1][4L], r[2i][4L+1], ..)
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  __m512i q[4][4];   // q[i][k], lane L: column 4L + k of rows 4i..4i+3
+  for (int i = 0; i < 4; ++i) {
+    q[i][0] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    q[i][1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    q[i][2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    q[i][3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int k = 0; k < 4; ++k) {   // column 4L + k: lane i from q[i][k]'s lane L
+    const __m512i x0 = _mm512_shuffle_i32x4(q[0][k], q[1][k], _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512i x1 = _mm512_shuffle_i32x4(q[0][k], q[1][k], _MM_SHUFFLE(3, 2, 3, 2));
+    const __m512i y0 = _mm512_shuffle_i32x4(q[2][k], q[3][k], _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512i y1 = _mm512_shuffle_i32x4(q[2][k], q[3][k], _MM_SHUFFLE(3, 2, 3, 2));
+    r[k] = _mm512_shuffle_i32x4(x0, y0, _MM_SHUFFLE(2, 0, 2, 0));
+    r[4 + k] = _mm512_shuffle_i32x4(x0, y0, _MM_SHUFFLE(3, 1, 3, 1));
+    r[8 + k] = _mm512_shuffle_i32x4(x1, y1, _MM_SHUFFLE(2, 0, 2, 0));
+    r[12 + k] = _mm512_shuffle_i32x4(x1, y1, _MM_SHUFFLE(3, 1, 3, 1));
+  }
+}
+#pragma GCC diagnostic pop
+
+}  // namespace
+
+// 16 pairs of each of the 16 rows at a time, transposed in registers (a gather per panel row took most of the
+// conversion of a transposed B: a linear layer's x W^T on few tokens).
 TG_BF16_TARGET void transpose_pairs16(const uint32_t* rows, int64_t stride, int64_t pairs, uint32_t* panel) {
-  const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                         _mm512_set1_epi32(static_cast<int>(stride)));
-  for (int64_t p = 0; p < pairs; ++p) 
-    _mm512_storeu_si512(panel + p * kNR, _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), 0xffff, idx, rows + p, 4));
+  for (int64_t p = 0; p < pairs; p += kNR) {
+    const int64_t n = pairs - p < kNR ? pairs - p : kNR;
+    __m512i r[kNR];
+    for (int j = 0; j < kNR; ++j) r[j] = _mm512_maskz_loadu_epi32(lanes(n), rows + j * stride + p);
+    transpose16x16(r);
+    for (int64_t c = 0; c < n; ++c) _mm512_storeu_si512(panel + (p + c) * kNR, r[c]);
+  }
 }
 
 }  // namespace tg::kernels::sbgemm_detail
