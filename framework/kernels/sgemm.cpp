@@ -307,7 +307,7 @@ void run(bool parallel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
   // before the tile's slivers use it: each panel is packed once (there is one tile row), into L2 rather than
   // through memory. Zen 5, 2 threads, medians: 20 x 1536 x 512 150 -> 115 us, 20 x 512 x 512 63 -> 39 us,
   // 2 x 1536 x 512 87 -> 55 us, 96 x 512 x 512 169 -> 137 us, against C^T reading W's rows in place (one
-  // broadcast load per element of W, and 16-column panels of C^T half empty for 20 tokens). Not under causal
+  // broadcast load per element of W, and C^T's two 16-column panels 20/32 full for 20 tokens). Not under causal
   // limits (the attention's tiles keep their packing).
   const bool tile_packs_b = M <= kMc && !in_place && causal.kind == CausalLimits::none;
   // A product at least twice as wide as high that packs op(B) (K x N) computes C^T = op(B)^T op(A)^T instead,

@@ -332,8 +332,9 @@ TEST_CASE("sgemm: every element is the documented sequence, bit for bit: fma ove
           "then fma with beta * C or the bias", "[kernels][gemm][determinism]") {
   // 300 products from a fixed stream through sgemm (1 or 2 threads), sgemm_serial and the packed-B entry:
   // sizes around the 6-row slivers, 16-column panels and 96-row tiles, K over several KC blocks, padded
-  // and power-of-two leading dimensions (A copied per tile), products one tile high (B read in place, or
-  // C^T computed). Each against the scalar sequence of kernels/sgemm.h's determinism invariant.
+  // and power-of-two leading dimensions (A copied per tile), products one tile high (B read in place, or packed
+  // by the tiles themselves), wide products (C^T). Each against the scalar sequence of kernels/sgemm.h's
+  // determinism invariant.
   if (!kernels::sgemm_cpu_supported()) {
     WARN("not run: this CPU cannot run tapegrad's sgemm (no AVX2/FMA)");
     return;
