@@ -9,6 +9,7 @@
 #include "tapegrad/layers/multihead_attention.h"
 #include "tapegrad/layers/transformer_decoder.h"
 #include "tapegrad/layers/transformer_encoder_layer.h"
+#include "support/layer_composition.h"
 #include "support/test_support.h"
 
 using namespace tg;
@@ -125,19 +126,8 @@ TEST_CASE("TransformerDecoderLayer: float32 forward and gradients are the compos
         auto ca = [&](const Var& h) {
           return layer.multihead_attn->forward(h, mem, mem, {.need_weights = false}).attn_output;
         };
-        auto ff = [&](const Var& h) { return layer.linear2->forward(gelu(layer.linear1->forward(h))); };
-        Var y;
-        if (!composed) {
-          y = layer.forward(x, mem, {.tgt_is_causal = true});
-        } else if (norm_first) {
-          Var h = x + sa(layer.norm1->forward(x));
-          h = h + ca(layer.norm2->forward(h));
-          y = h + ff(layer.norm3->forward(h));
-        } else {
-          Var h = layer.norm1->forward(x + sa(x));
-          h = layer.norm2->forward(h + ca(h));
-          y = layer.norm3->forward(h + ff(h));
-        }
+        const Var y = composed ? decoder_layer_composition(layer, x, norm_first, sa, ca)
+                               : layer.forward(x, mem, {.tgt_is_causal = true});
         return value_and_grads(layer, y, gy, {x, mem});
       });
 }
@@ -149,17 +139,7 @@ TEST_CASE("TransformerEncoderLayer: float32 forward and gradients are the compos
       [&](TransformerEncoderLayer& layer, bool norm_first, bool composed) {
         Var x = rand_var({2, 96, 32}, 5, -2, 2, true, DType::Float32);
         auto sa = [&](const Var& h) { return layer.self_attn->forward(h, h, h, {.need_weights = false}).attn_output; };
-        auto ff = [&](const Var& h) { return layer.linear2->forward(gelu(layer.linear1->forward(h))); };
-        Var y;
-        if (!composed) {
-          y = layer.forward(x);
-        } else if (norm_first) {
-          Var h = x + sa(layer.norm1->forward(x));
-          y = h + ff(layer.norm2->forward(h));
-        } else {
-          Var h = layer.norm1->forward(x + sa(x));
-          y = layer.norm2->forward(h + ff(h));
-        }
+        const Var y = composed ? encoder_layer_composition(layer, x, norm_first, sa) : layer.forward(x);
         return value_and_grads(layer, y, gy, {x});
       });
 }

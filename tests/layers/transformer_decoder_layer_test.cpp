@@ -7,6 +7,7 @@
 #include "tapegrad/framework/ops/reduce.h"
 #include "tapegrad/layers/attention_masks.h"
 #include "tapegrad/layers/transformer_decoder.h"
+#include "support/layer_composition.h"
 #include "support/test_support.h"
 
 using namespace tg;
@@ -87,17 +88,7 @@ TEST_CASE("TransformerDecoderLayer: forward is the composition of its blocks, me
     auto ca = [&](const Var& h) {
       return layer.multihead_attn->forward(h, mem, mem, {.key_padding_mask = mkpm, .need_weights = false}).attn_output;
     };
-    auto ff = [&](const Var& h) { return layer.linear2->forward(gelu(layer.linear1->forward(h))); };
-    Var ref;
-    if (norm_first) {
-      Var h = x + sa(layer.norm1->forward(x));
-      h = h + ca(layer.norm2->forward(h));
-      ref = h + ff(layer.norm3->forward(h));
-    } else {
-      Var h = layer.norm1->forward(x + sa(x));
-      h = layer.norm2->forward(h + ca(h));
-      ref = layer.norm3->forward(h + ff(h));
-    }
+    const Var ref = decoder_layer_composition(layer, x, norm_first, sa, ca);
     REQUIRE(max_abs_diff(layer.forward(x, mem, tmask, Var(), Var(), mkpm).value(), ref.value()) < 1e-14);
     REQUIRE(max_abs_diff(layer.forward(x, mem, {.memory_key_padding_mask = mkpm, .tgt_is_causal = true}).value(),
                          ref.value()) < 1e-14);

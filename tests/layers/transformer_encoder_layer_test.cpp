@@ -5,6 +5,7 @@
 #include "tapegrad/framework/ops/elementwise.h"
 #include "tapegrad/layers/attention_masks.h"
 #include "tapegrad/layers/transformer_encoder_layer.h"
+#include "support/layer_composition.h"
 #include "support/test_support.h"
 
 using namespace tg;
@@ -41,9 +42,7 @@ TEST_CASE("TransformerEncoderLayer: forward is the composition of its blocks (po
     Var x = rand_var({5, 2, 8}, 3);
     Var mask(causal_mask(5, 5, DType::Float64));
     auto sa = [&](const Var& h) { return layer.self_attn->forward(h, h, h, {.attn_mask = mask, .need_weights = false}).attn_output; };
-    auto ff = [&](const Var& h) { return layer.linear2->forward(gelu(layer.linear1->forward(h))); };
-    Var ref = norm_first ? [&] { Var h = x + sa(layer.norm1->forward(x)); return h + ff(layer.norm2->forward(h)); }()
-                         : [&] { Var h = layer.norm1->forward(x + sa(x)); return layer.norm2->forward(h + ff(h)); }();
+    const Var ref = encoder_layer_composition(layer, x, norm_first, sa);
     REQUIRE(layer.forward(x, mask).value().bit_equal(ref.value()));
     REQUIRE(max_abs_diff(layer.forward(x, {.is_causal = true}).value(), ref.value()) < 1e-14);
   }
