@@ -6,7 +6,8 @@
 //   bench_mha [--threads N] [--iters K] [--shape NAME] [--precision f32|bf16] [--no-peak]
 //   (NAME: gpt-cpu, mid, seed or long; default all. --precision bf16: forward and backward under
 //   tg::AutocastGuard(bf16), as tiny_lm train --precision bf16; the % of peak stays that of the float32
-//   sgemm peak. --no-peak: skip the sgemm peak, for profiling)
+//   sgemm peak, and the bf16 GEMM peak measured after it adds "% of the bf16 peak". --no-peak: skip both
+//   peaks, for profiling)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -76,6 +77,8 @@ int main(int argc, char** argv) {
   std::printf("%s\n", tg::runtime_info().c_str());
   std::printf("precision %s\n", tg::to_string(args.precision).c_str());
   const tg::bench::SgemmPeak peak = tg::bench::sgemm_peak_for_run(args.measure_peak);
+  const tg::bench::GemmPeak bf16_peak =
+      tg::bench::bf16_peak_for_run(args.measure_peak && args.precision == tg::Precision::bf16);
   std::vector<Shape> shapes = {
       {"gpt-cpu  B12 T64 E128 H4 causal", 12, 64, 128, 4, true},
       {"mid      B8 T256 E384 H6 causal", 8, 256, 384, 6, true},
@@ -117,7 +120,8 @@ int main(int argc, char** argv) {
     // Medians, and the best fwd+bwd beside them (its gap to the median shows how disturbed the run was).
     const double mf = median(fwd), mfb = median(fb), best_fb = *std::min_element(fb.begin(), fb.end());
     std::printf("%-34s fwd %8.3f ms (%s)  fwd+bwd %8.3f ms (best %.3f; %s; %.3f GFLOP)\n", s.name, mf,
-                tg::bench::rate_text(f, mf, peak).c_str(), mfb, best_fb, tg::bench::rate_text(fb_flops, mfb, peak).c_str(),
+                tg::bench::rate_text(f, mf, peak, bf16_peak).c_str(), mfb, best_fb,
+                tg::bench::rate_text(fb_flops, mfb, peak, bf16_peak).c_str(),
                 fb_flops / 1e9);
   }
 }

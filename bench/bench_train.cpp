@@ -4,8 +4,9 @@
 // and its fraction of the sgemm peak measured in the same run — after the training steps and after
 // reading the peak memory, so that the peak's 2048^2 matrices (48 MB) do not count as the step's memory.
 //   bench_train [--threads N] [--iters K] [--data FILE] [--precision f32|bf16] [--no-peak]
-//   (default data: the built-in corpus; --precision bf16: autocast as tiny_lm train --precision bf16;
-//   --no-peak: skip the sgemm peak, for profiling;
+//   (default data: the built-in corpus; --precision bf16: autocast as tiny_lm train --precision bf16, and
+//   the bf16 GEMM peak measured after the sgemm peak adds "% of the bf16 peak"; --no-peak: skip both peaks,
+//   for profiling;
 //   the PyTorch peer uses ../shared/data/tinyshakespeare.txt)
 #include <sys/resource.h>
 
@@ -72,8 +73,11 @@ int main(int argc, char** argv) {
               med, static_cast<double>(o.batch_size * o.block_size) / med * 1e3, ru.ru_maxrss / 1024.0, o.threads, iters,
               ms.front(), tg::to_string(o.precision).c_str());
   const tg::bench::SgemmPeak peak = tg::bench::sgemm_peak_for_run(measure_peak);
+  const tg::bench::GemmPeak bf16_peak =
+      tg::bench::bf16_peak_for_run(measure_peak && o.precision == tg::Precision::bf16);
   // A step is the forward and backward of the model on one batch (AdamW and clipping not counted).
   const double step_flops = tg::bench::forward_backward_flops(tg::bench::transformer_forward_flops(
       config.n_layer, o.batch_size, o.block_size, config.n_embd, config.ff(), config.vocab_size, true));
-  std::printf("useful %.3f GFLOP/step: %s\n", step_flops / 1e9, tg::bench::rate_text(step_flops, med, peak).c_str());
+  std::printf("useful %.3f GFLOP/step: %s\n", step_flops / 1e9,
+              tg::bench::rate_text(step_flops, med, peak, bf16_peak).c_str());
 }

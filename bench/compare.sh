@@ -8,7 +8,8 @@
 #   - bf16 mixed precision: bench_mha and bench_train --precision bf16 beside float32, and the PyTorch step
 #     under torch.autocast bf16 (gpt_cpu_torch.py --autocast bf16, 1 and 2 threads, best taken);
 #   - beside the times, the useful GFLOP/s of both sides (causal-aware counts, bench/README.md) and
-#     their fraction of the sgemm peak that bench_mha/bench_train measure in each run.
+#     their fraction of the sgemm peak that bench_mha/bench_train measure in each run; the bf16 figures
+#     also as a fraction of the bf16 GEMM peak that their --precision bf16 runs measure.
 # Both sides run on the same OpenBLAS core: tapegrad picks its core from cpuid (each tapegrad command
 # runs under `env -u OPENBLAS_CORETYPE`, so a stale value in the environment cannot pin it to an
 # older kernel), `bench_sgemm --print-core` names it, and the peers get OPENBLAS_CORETYPE set to that
@@ -66,6 +67,9 @@ fi
 # "name GFLOP peak" from bench_mha: the fwd+bwd useful GFLOP per shape and the run's sgemm peak.
 mha_flops() { sed -n -e 's/^sgemm peak \([0-9.]*\) GFLOP.*/peak \1/p' -e 's/^\([a-z-]*\) .*fwd+bwd .*; \([0-9.]*\) GFLOP).*/\1 \2/p'; }
 
+# "bpeak GFLOP/s" from a --precision bf16 run's bf16 GEMM peak line (none where it has no native bf16).
+bf16_peak() { sed -n 's/^bf16 GEMM peak \([0-9.]*\) GFLOP.*/bpeak \1/p'; }
+
 # "name fwd+bwd-ms" lines from the common output format of libtorch_mha and bench_mha.
 mha_lines() { sed -n 's/^\([a-z-]*\) .*fwd+bwd *\([0-9.]*\) ms.*/\1 \2/p'; }
 
@@ -83,8 +87,9 @@ for r in $(seq "$ROUNDS"); do
   pause
   tapegrad "$BUILD/bench/bench_mha" --threads 1 --iters "$ITERS" --shape mid | mha_lines | sed "s/^/tapegrad1 /" >>"$OUT/mha"
   pause
-  tapegrad "$BUILD/bench/bench_mha" --threads 2 --iters "$ITERS" --precision bf16 | mha_lines |
-    sed "s/^/tapegrad_bf16 /" >>"$OUT/mha"
+  tapegrad "$BUILD/bench/bench_mha" --threads 2 --iters "$ITERS" --precision bf16 >"$OUT/mha_bf16_run"
+  mha_lines <"$OUT/mha_bf16_run" | sed "s/^/tapegrad_bf16 /" >>"$OUT/mha"
+  bf16_peak <"$OUT/mha_bf16_run" >>"$OUT/bf16_peaks"
   for t in 1 2; do for autocast in off bf16; do
     pause
     peer env OPENBLAS_NUM_THREADS=$t "$PY" -c '
@@ -103,6 +108,7 @@ print("peak_rss_mb %.1f" % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss /
     >"$OUT/train_bf16"
   echo "tapegrad_bf16 $(sed -n 's/^\([0-9.]*\) ms\/iter.*peak memory \([0-9.]*\) MB.*/\1 \2/p' "$OUT/train_bf16")" \
     >>"$OUT/train"
+  bf16_peak <"$OUT/train_bf16" >>"$OUT/bf16_peaks"
   pause
   tapegrad "$BUILD/bench/bench_train" --threads 2 --iters "$TRAIN_ITERS" --data "$DATA" >"$OUT/train_run"
   echo "tapegrad $(sed -n 's/^\([0-9.]*\) ms\/iter.*peak memory \([0-9.]*\) MB.*/\1 \2/p' "$OUT/train_run")" >>"$OUT/train"
@@ -117,31 +123,37 @@ if grep -qvix "$CORE" "$OUT/cores"; then
 fi
 # The sgemm peak: the best that any tapegrad run of this comparison measured (2 threads).
 PEAK=$(awk '$1 == "peak" && $2 > p { p = $2 } END { print p }' "$OUT/mha_flops" "$OUT/train_flops")
+# The bf16 GEMM peak likewise (0: not measured, no native bf16 products here).
+touch "$OUT/bf16_peaks"
+BPEAK=$(awk '$2 > p { p = $2 } END { print p + 0 }' "$OUT/bf16_peaks")
 echo
 echo "OpenBLAS core: tapegrad $(sort -u "$OUT/cores" | paste -sd,), peers $PEER_CORE; sgemm peak $PEAK GFLOP/s (2 threads, best of the runs)"
+echo "bf16 GEMM peak $BPEAK GFLOP/s (2 threads, best of the --precision bf16 runs; 0: no native bf16 products here)"
 echo
 echo "MultiheadAttention forward+backward (ms, best median over $ROUNDS rounds; LibTorch: best of 1 and 2 threads;"
-echo "useful GFLOP/s, causal-aware, and % of the float32 sgemm peak; bf16: --precision bf16, its ratio to LibTorch)"
-awk -v peak="$PEAK" '
+echo "useful GFLOP/s, causal-aware, and % of the float32 sgemm peak; bf16: --precision bf16, its ratio to LibTorch,"
+echo "its GFLOP/s as % of the float32 sgemm peak and of the bf16 GEMM peak)"
+awk -v peak="$PEAK" -v bpeak="$BPEAK" '
   FILENAME ~ /mha_flops$/ { if ($1 != "peak") flop[$1] = $2; next }
   { key = $1 SUBSEP $2; if (!(key in best) || $3 < best[key]) best[key] = $3; if ($1 == "tapegrad") order[++n] = $2 }
   END {
-    printf "| %-8s | %13s | %13s | %6s | %17s | %17s | %13s | %6s | %17s |\n", "shape", "LibTorch best", "tapegrad 2thr",
-      "ratio", "LibTorch GFLOP/s", "tapegrad GFLOP/s", "tapegrad bf16", "ratio", "bf16 GFLOP/s"
-    printf "|----------|---------------|---------------|--------|-------------------|-------------------|---------------|--------|-------------------|\n"
+    printf "| %-8s | %13s | %13s | %6s | %17s | %17s | %13s | %6s | %17s | %11s |\n", "shape", "LibTorch best", "tapegrad 2thr",
+      "ratio", "LibTorch GFLOP/s", "tapegrad GFLOP/s", "tapegrad bf16", "ratio", "bf16 GFLOP/s", "% bf16 peak"
+    printf "|----------|---------------|---------------|--------|-------------------|-------------------|---------------|--------|-------------------|-------------|\n"
     for (i = 1; i <= n; i++) {
       s = order[i]; if (s in seen) continue; seen[s] = 1
       lt = best["libtorch" SUBSEP s]; tg = best["tapegrad" SUBSEP s]; r1 = flop[s] / lt * 1e3; r2 = flop[s] / tg * 1e3
       bf = best["tapegrad_bf16" SUBSEP s]; r3 = flop[s] / bf * 1e3
-      printf "| %-8s | %13.3f | %13.3f | %5.2fx | %8.1f (%5.1f%%) | %8.1f (%5.1f%%) | %13.3f | %5.2fx | %8.1f (%5.1f%%) |\n",
-        s, lt, tg, lt / tg, r1, 100 * r1 / peak, r2, 100 * r2 / peak, bf, lt / bf, r3, 100 * r3 / peak
+      printf "| %-8s | %13.3f | %13.3f | %5.2fx | %8.1f (%5.1f%%) | %8.1f (%5.1f%%) | %13.3f | %5.2fx | %8.1f (%5.1f%%) | %10.1f%% |\n",
+        s, lt, tg, lt / tg, r1, 100 * r1 / peak, r2, 100 * r2 / peak, bf, lt / bf, r3, 100 * r3 / peak,
+        bpeak > 0 ? 100 * r3 / bpeak : 0
     }
     m1 = best["tapegrad1" SUBSEP "mid"]; m2 = best["tapegrad" SUBSEP "mid"]
     printf "\nthread scaling, mid: 1 thread %.3f ms, 2 threads %.3f ms: %.2fx\n", m1, m2, m1 / m2
   }' "$OUT/mha_flops" "$OUT/mha"
 echo
 echo "tiny-LM training step (ms/iter, best median over $ROUNDS rounds; PyTorch: best of 1 and 2 threads)"
-awk -v peak="$PEAK" '
+awk -v peak="$PEAK" -v bpeak="$BPEAK" '
   FILENAME ~ /train_flops$/ { if ($1 == "flop") flop = $2; next }
   { if (!($1 in best) || $2 < best[$1]) best[$1] = $2
     if ($1 ~ /^pytorch/ && (pb == "" || $2 < pb)) pb = $2   # PyTorch'"'"'s best, float32 or autocast
@@ -154,6 +166,10 @@ awk -v peak="$PEAK" '
     r1 = flop / best["pytorch"] * 1e3; r2 = flop / best["tapegrad"] * 1e3
     printf "useful %.3f GFLOP/step: PyTorch %.1f GFLOP/s (%.1f%% of peak), tapegrad %.1f GFLOP/s (%.1f%% of peak)\n",
       flop, r1, 100 * r1 / peak, r2, 100 * r2 / peak
+    r3 = flop / best["pytorch_bf16"] * 1e3; r4 = flop / best["tapegrad_bf16"] * 1e3
+    printf "bf16: PyTorch autocast %.1f GFLOP/s (%.1f%% of the bf16 peak), " \
+      "tapegrad %.1f GFLOP/s (%.1f%% of the bf16 peak)\n",
+      r3, bpeak > 0 ? 100 * r3 / bpeak : 0, r4, bpeak > 0 ? 100 * r4 / bpeak : 0
     printf "peak memory (RSS): PyTorch %.1f MB (lowest run), tapegrad %.1f MB (highest run); bf16: PyTorch %.1f MB, tapegrad %.1f MB\n",
       mem["pytorch"], mem["tapegrad"], mem["pytorch_bf16"], mem["tapegrad_bf16"]
   }' "$OUT/train_flops" "$OUT/train"

@@ -325,6 +325,15 @@ void gemm_bf16_batched(Bf16Mode mode, int64_t batch, bool ta, bool tb, int64_t M
   });
 }
 
+void gemm_bf16_onednn(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                      const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  require_native();
+  if (trivial(M, N, K, beta, C, ldc, nullptr)) return;
+#ifdef TAPEGRAD_WITH_ONEDNN
+  native_parallel<uint16_t>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nullptr);
+#endif
+}
+
 #ifdef TAPEGRAD_WITH_ONEDNN
 void gemm_bf16_onednn_f32(bool serial, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,

@@ -97,6 +97,13 @@ void gemm_bf16_onednn_f32(bool serial, bool trans_a, bool trans_b, int64_t M, in
                           const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
                           const float* row_bias = nullptr);
 
+// oneDNN's bf16 matmul on the native path's fixed tiles (what gemm_bf16 runs in Bf16Mode::native when
+// native_bf16_gemm() is oneDNN), whichever GEMM native_bf16_gemm() chose: the benchmarks' bf16 peak takes the
+// better of it and tapegrad's own. Throws std::logic_error when tapegrad was built without oneDNN; oneDNN
+// throws when its bf16 matmul cannot run here (onednn_bf16_matmul_works() says beforehand).
+void gemm_bf16_onednn(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                      int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
 // Native support, probed without caching (tapegrad/framework/autocast.cpp caches it): the bf16 matrix
 // instructions cpuid reports ("AVX512_BF16", "AMX-BF16", both joined by "+", or "" for none), whether
 // oneDNN creates a bf16 matmul primitive, and oneDNN's version ("" when built without it).

@@ -1,5 +1,6 @@
 // Autocast (bf16 mixed precision): the guard, bf16 rounding, which ops and dtypes it touches, the
 // modes and their runtime_info text, and the native oneDNN path when this CPU has it.
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstdio>
@@ -324,4 +325,39 @@ TEST_CASE("autocast: native products match the emulation and are bitwise equal w
   });
   // Same rounded operands, float32 accumulation in another order: float32-level differences only.
   for (size_t i = 0; i < one.size(); ++i) require_close(one[i], emulated[i], 1e-5, "native vs emulated");
+}
+
+TEST_CASE("autocast: oneDNN's bf16 matmul on the native path's tiles (gemm_bf16_onednn, the benchmarks' bf16 peak) "
+          "matches the emulation, bitwise equal with 1 and 2 threads",
+          "[autocast][onednn]") {
+  if (kernels::onednn_version().empty()) {
+    REQUIRE_THROWS_AS(kernels::gemm_bf16_onednn(false, false, 1, 1, 1, 1.0f, nullptr, 1, nullptr, 1, 0.0f, nullptr, 1),
+                      std::logic_error);
+    return;
+  }
+  if (!kernels::onednn_bf16_matmul_works()) {
+    WARN("oneDNN's bf16 matmul cannot run here: only its float32 form was tested");
+    return;
+  }
+  // Row tiles (M >= 64) and column tiles, every transpose, alpha and beta, row strides wider than the matrix.
+  const std::vector<std::array<int64_t, 5>> cases{{200, 70, 50, 0, 0}, {200, 70, 50, 1, 1}, {20, 300, 33, 0, 1},
+                                                  {20, 300, 33, 1, 0}};
+  for (const auto& [M, N, K, ta, tb] : cases) {
+    INFO("M=" << M << " N=" << N << " K=" << K << " ta=" << ta << " tb=" << tb);
+    const int64_t ac = ta ? M : K, bc = tb ? K : N;
+    Tensor a = rand_tensor({ta ? K : M, ac + 3}, 1, -1, 1, DType::Float32);
+    Tensor b = rand_tensor({tb ? N : K, bc + 3}, 2, -1, 1, DType::Float32);
+    Tensor c0 = rand_tensor({M, N + 3}, 3, -1, 1, DType::Float32);
+    Tensor expected = c0.clone();
+    kernels::gemm_bf16(Bf16Mode::emulated, ta, tb, M, N, K, 0.5f, a.data<float>(), ac + 3, b.data<float>(), bc + 3,
+                       0.25f, expected.data<float>(), N + 3);
+    auto [one, two] = require_same_bits_across_threads([&](int) {
+      Tensor got = c0.clone();
+      kernels::gemm_bf16_onednn(ta, tb, M, N, K, 0.5f, a.data<float>(), ac + 3, b.data<float>(), bc + 3, 0.25f,
+                                got.data<float>(), N + 3);
+      return std::vector<Tensor>{got};
+    });
+    require_close(one[0], expected, 1e-5, "oneDNN bf16 tiles vs emulation");
+    REQUIRE(max_abs_diff(one[0], c0) > 0.1);   // the product was written
+  }
 }
