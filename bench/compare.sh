@@ -143,10 +143,9 @@ awk -v peak="$PEAK" -v bpeak="$BPEAK" '
     for (i = 1; i <= n; i++) {
       s = order[i]; if (s in seen) continue; seen[s] = 1
       lt = best["libtorch" SUBSEP s]; tg = best["tapegrad" SUBSEP s]; r1 = flop[s] / lt * 1e3; r2 = flop[s] / tg * 1e3
-      bf = best["tapegrad_bf16" SUBSEP s]; r3 = flop[s] / bf * 1e3
+      bf = best["tapegrad_bf16" SUBSEP s]; r3 = flop[s] / bf * 1e3; b3 = bpeak > 0 ? 100 * r3 / bpeak : 0
       printf "| %-8s | %13.3f | %13.3f | %5.2fx | %8.1f (%5.1f%%) | %8.1f (%5.1f%%) | %13.3f | %5.2fx | %8.1f (%5.1f%%) | %10.1f%% |\n",
-        s, lt, tg, lt / tg, r1, 100 * r1 / peak, r2, 100 * r2 / peak, bf, lt / bf, r3, 100 * r3 / peak,
-        bpeak > 0 ? 100 * r3 / bpeak : 0
+        s, lt, tg, lt / tg, r1, 100 * r1 / peak, r2, 100 * r2 / peak, bf, lt / bf, r3, 100 * r3 / peak, b3
     }
     m1 = best["tapegrad1" SUBSEP "mid"]; m2 = best["tapegrad" SUBSEP "mid"]
     printf "\nthread scaling, mid: 1 thread %.3f ms, 2 threads %.3f ms: %.2fx\n", m1, m2, m1 / m2
@@ -167,9 +166,11 @@ awk -v peak="$PEAK" -v bpeak="$BPEAK" '
     printf "useful %.3f GFLOP/step: PyTorch %.1f GFLOP/s (%.1f%% of peak), tapegrad %.1f GFLOP/s (%.1f%% of peak)\n",
       flop, r1, 100 * r1 / peak, r2, 100 * r2 / peak
     r3 = flop / best["pytorch_bf16"] * 1e3; r4 = flop / best["tapegrad_bf16"] * 1e3
+    # (a ">" among print arguments would redirect the output: the fractions are computed first)
+    b3 = bpeak > 0 ? 100 * r3 / bpeak : 0; b4 = bpeak > 0 ? 100 * r4 / bpeak : 0
     printf "bf16: PyTorch autocast %.1f GFLOP/s (%.1f%% of the bf16 peak), " \
       "tapegrad %.1f GFLOP/s (%.1f%% of the bf16 peak)\n",
-      r3, bpeak > 0 ? 100 * r3 / bpeak : 0, r4, bpeak > 0 ? 100 * r4 / bpeak : 0
+      r3, b3, r4, b4
     printf "peak memory (RSS): PyTorch %.1f MB (lowest run), tapegrad %.1f MB (highest run); bf16: PyTorch %.1f MB, tapegrad %.1f MB\n",
       mem["pytorch"], mem["tapegrad"], mem["pytorch_bf16"], mem["tapegrad_bf16"]
   }' "$OUT/train_flops" "$OUT/train"
