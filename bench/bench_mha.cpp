@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
   tg::set_num_threads(args.threads);
   std::printf("%s\n", tg::runtime_info().c_str());
   std::printf("precision %s\n", tg::to_string(args.precision).c_str());
-  const tg::bench::SgemmPeak peak = tg::bench::sgemm_peak_for_run(args.measure_peak);
+  const tg::bench::GemmPeak peak = tg::bench::sgemm_peak_for_run(args.measure_peak);
   const tg::bench::GemmPeak bf16_peak =
       tg::bench::bf16_peak_for_run(args.measure_peak && args.precision == tg::Precision::bf16);
   std::vector<Shape> shapes = {

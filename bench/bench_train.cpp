@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
   std::printf("%.2f ms/iter  %.0f tokens/s  peak memory %.1f MB  (threads %d, median of %d, best %.2f ms, precision %s)\n",
               med, static_cast<double>(o.batch_size * o.block_size) / med * 1e3, ru.ru_maxrss / 1024.0, o.threads, iters,
               ms.front(), tg::to_string(o.precision).c_str());
-  const tg::bench::SgemmPeak peak = tg::bench::sgemm_peak_for_run(measure_peak);
+  const tg::bench::GemmPeak peak = tg::bench::sgemm_peak_for_run(measure_peak);
   const tg::bench::GemmPeak bf16_peak =
       tg::bench::bf16_peak_for_run(measure_peak && o.precision == tg::Precision::bf16);
   // A step is the forward and backward of the model on one batch (AdamW and clipping not counted).

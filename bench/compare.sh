@@ -124,7 +124,6 @@ fi
 # The sgemm peak: the best that any tapegrad run of this comparison measured (2 threads).
 PEAK=$(awk '$1 == "peak" && $2 > p { p = $2 } END { print p }' "$OUT/mha_flops" "$OUT/train_flops")
 # The bf16 GEMM peak likewise (0: not measured, no native bf16 products here).
-touch "$OUT/bf16_peaks"
 BPEAK=$(awk '$2 > p { p = $2 } END { print p + 0 }' "$OUT/bf16_peaks")
 echo
 echo "OpenBLAS core: tapegrad $(sort -u "$OUT/cores" | paste -sd,), peers $PEER_CORE; sgemm peak $PEAK GFLOP/s (2 threads, best of the runs)"

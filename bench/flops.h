@@ -85,8 +85,7 @@ inline GemmPeak best_gemm_rate(const std::vector<std::pair<std::string, PeakGemm
 // split of single-threaded cblas_sgemm calls) and tapegrad's own AVX2 or AVX-512 kernel (kernels::sgemm, when
 // this CPU runs it): the practical float32 ceiling for this process, measured in the same run as the figures it
 // scales. kernel: "tapegrad AVX2", "tapegrad AVX-512" or "OpenBLAS".
-using SgemmPeak = GemmPeak;
-inline SgemmPeak measure_sgemm_peak(int reps = 3) {
+inline GemmPeak measure_sgemm_peak(int reps = 3) {
   std::vector<std::pair<std::string, PeakGemm>> gemms;
   gemms.emplace_back("OpenBLAS", [](int64_t n, const float* a, const float* b, float* c) {
     tg::kernels::gemm_openblas<float>(false, false, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
@@ -117,20 +116,30 @@ inline GemmPeak measure_bf16_peak(int reps = 3) {
   return best_gemm_rate(gemms, reps);
 }
 
-// The line every bench prints after runtime_info(), which compare.sh reads:
-//   "sgemm peak 181.3 GFLOP/s (n=2048, 2 threads, tapegrad AVX2 kernel, OpenBLAS core Haswell, best of 3)"
-// (or "..., OpenBLAS kernel, OpenBLAS core Haswell, ..." when OpenBLAS was faster).
-inline std::string sgemm_peak_line(const SgemmPeak& p, int reps = 3) {
+// "<what> peak 181.3 GFLOP/s (n=2048, 2 threads, <kernel> kernel, OpenBLAS core <core>, best of 3)", without
+// the core when `core` is empty: the peak lines the benches print and compare.sh reads.
+inline std::string peak_line(const char* what, const GemmPeak& p, int reps, const std::string& core = {}) {
   char buf[200];
-  std::snprintf(buf, sizeof buf, "sgemm peak %.1f GFLOP/s (n=%lld, %d threads, %s kernel, OpenBLAS core %s, best of %d)",
-                p.gflops, static_cast<long long>(p.n), tg::get_num_threads(), p.kernel.c_str(), tg::blas_core().c_str(),
-                reps);
+  std::snprintf(buf, sizeof buf, "%s peak %.1f GFLOP/s (n=%lld, %d threads, %s kernel%s%s, best of %d)", what, p.gflops,
+                static_cast<long long>(p.n), tg::get_num_threads(), p.kernel.c_str(),
+                core.empty() ? "" : ", OpenBLAS core ", core.c_str(), reps);
   return buf;
 }
 
+// The line every bench prints after runtime_info():
+//   "sgemm peak 181.3 GFLOP/s (n=2048, 2 threads, tapegrad AVX2 kernel, OpenBLAS core Haswell, best of 3)"
+// (or "..., OpenBLAS kernel, OpenBLAS core Haswell, ..." when OpenBLAS was faster).
+inline std::string sgemm_peak_line(const GemmPeak& p, int reps = 3) {
+  return peak_line("sgemm", p, reps, tg::blas_core());
+}
+
+// The line of the bf16 peak:
+//   "bf16 GEMM peak 702.3 GFLOP/s (n=2048, 2 threads, tapegrad AVX512_BF16 kernel, best of 3)"
+inline std::string bf16_peak_line(const GemmPeak& p, int reps = 3) { return peak_line("bf16 GEMM", p, reps); }
+
 // "123.4 GFLOP/s, 68% of peak" for `flops` done in `ms` milliseconds ("123.4 GFLOP/s" when the
 // peak was not measured), then ", 34% of the bf16 peak" when a bf16 peak was measured.
-inline std::string rate_text(double flops, double ms, const SgemmPeak& peak, const GemmPeak& bf16_peak = {}) {
+inline std::string rate_text(double flops, double ms, const GemmPeak& peak, const GemmPeak& bf16_peak = {}) {
   const double gflops = flops / ms / 1e6;
   char buf[96];
   int len = std::snprintf(buf, sizeof buf, "%.1f GFLOP/s", gflops);
@@ -143,27 +152,19 @@ inline std::string rate_text(double flops, double ms, const SgemmPeak& peak, con
 
 // The peak for a bench run: measured, or skipped (zero) under --no-peak, which profiling runs use
 // (under valgrind the n=2048 products alone would take minutes).
-inline SgemmPeak sgemm_peak_for_run(bool measure) {
+inline GemmPeak sgemm_peak_for_run(bool measure) {
   if (!measure) {
     std::printf("sgemm peak not measured (--no-peak)\n");
     return {};
   }
-  const SgemmPeak peak = measure_sgemm_peak();
+  const GemmPeak peak = measure_sgemm_peak();
   std::printf("%s\n", sgemm_peak_line(peak).c_str());
   return peak;
 }
 
-// The line of the bf16 peak, which compare.sh reads:
-//   "bf16 GEMM peak 702.3 GFLOP/s (n=2048, 2 threads, tapegrad AVX512_BF16 kernel, best of 3)"
-inline std::string bf16_peak_line(const GemmPeak& p, int reps = 3) {
-  char buf[160];
-  std::snprintf(buf, sizeof buf, "bf16 GEMM peak %.1f GFLOP/s (n=%lld, %d threads, %s kernel, best of %d)", p.gflops,
-                static_cast<long long>(p.n), tg::get_num_threads(), p.kernel.c_str(), reps);
-  return buf;
-}
-
-// The bf16 peak of a --precision bf16 run, printed after the sgemm peak (bf16_peak_line).
-// Zero, and a line saying why, under --no-peak or where autocast(bf16) does not run native bf16 products.
+// The bf16 peak of a --precision bf16 run, printed after the sgemm peak (bf16_peak_line): zero without a line
+// when not asked for (--no-peak, a float32 run), zero and a line saying why where autocast(bf16) does not run
+// native bf16 products.
 inline GemmPeak bf16_peak_for_run(bool measure, int reps = 3) {
   if (!measure) return {};
   const GemmPeak peak = measure_bf16_peak(reps);

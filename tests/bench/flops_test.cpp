@@ -27,11 +27,11 @@ TEST_CASE("bench flops: the tiny-LM training step adds the FFN and the head to t
 }
 
 TEST_CASE("bench flops: rate text with and without a measured peak", "[bench]") {
-  REQUIRE(rate_text(1e9, 10.0, SgemmPeak{200.0, 2048, "OpenBLAS"}) == "100.0 GFLOP/s, 50% of peak");
-  REQUIRE(rate_text(1e9, 10.0, SgemmPeak{}) == "100.0 GFLOP/s");
-  REQUIRE(rate_text(1e9, 10.0, SgemmPeak{200.0, 2048, "OpenBLAS"}, GemmPeak{400.0, 2048, "oneDNN"}) ==
+  REQUIRE(rate_text(1e9, 10.0, GemmPeak{200.0, 2048, "OpenBLAS"}) == "100.0 GFLOP/s, 50% of peak");
+  REQUIRE(rate_text(1e9, 10.0, GemmPeak{}) == "100.0 GFLOP/s");
+  REQUIRE(rate_text(1e9, 10.0, GemmPeak{200.0, 2048, "OpenBLAS"}, GemmPeak{400.0, 2048, "oneDNN"}) ==
           "100.0 GFLOP/s, 50% of peak, 25% of the bf16 peak");
-  REQUIRE(rate_text(1e9, 10.0, SgemmPeak{}, GemmPeak{400.0, 2048, "oneDNN"}) == "100.0 GFLOP/s, 25% of the bf16 peak");
+  REQUIRE(rate_text(1e9, 10.0, GemmPeak{}, GemmPeak{400.0, 2048, "oneDNN"}) == "100.0 GFLOP/s, 25% of the bf16 peak");
 }
 
 TEST_CASE("bench flops: the bf16 peak line names its kernel", "[bench]") {
@@ -68,7 +68,7 @@ TEST_CASE("bench flops: the bf16 peak is measured only where autocast(bf16) runs
 }
 
 TEST_CASE("bench flops: the peak line names the kernel that reached the peak", "[bench]") {
-  const std::string line = sgemm_peak_line(SgemmPeak{181.25, 2048, "tapegrad AVX2"});
+  const std::string line = sgemm_peak_line(GemmPeak{181.25, 2048, "tapegrad AVX2"});
   REQUIRE(line.rfind("sgemm peak 181.2 GFLOP/s (n=2048, ", 0) == 0);
   REQUIRE(line.find(" threads, tapegrad AVX2 kernel, OpenBLAS core " + tg::blas_core() + ", best of 3)") !=
           std::string::npos);

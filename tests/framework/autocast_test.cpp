@@ -1,11 +1,11 @@
 // Autocast (bf16 mixed precision): the guard, bf16 rounding, which ops and dtypes it touches, the
 // modes and their runtime_info text, and the native oneDNN path when this CPU has it.
-#include <array>
 #include <bit>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <random>
 #include <thread>
@@ -62,6 +62,40 @@ struct Inputs {
   Tensor x = rand_tensor({96, 40}, 3, -1, 1, DType::Float32), w = rand_tensor({72, 40}, 4, -0.2, 0.2, DType::Float32);
   Tensor bias = rand_tensor({72}, 5, -0.2, 0.2, DType::Float32);
 };
+
+// A product of the native path's oneDNN tiles: shape, transposes, one serial call or the tiled product, a
+// row bias, alpha and beta.
+struct OnednnCase {
+  int64_t M, N, K;
+  bool ta, tb, serial, bias;
+  float alpha, beta;
+};
+
+// C = alpha op(A) op(B) + beta C, + the bias when given (null: none).
+using OnednnProduct = std::function<void(const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+                                         int64_t ldc, const float* bias)>;
+
+// `product` for case c, on operands and C whose row strides are wider than the matrices, against the emulation:
+// within float32 rounding, bitwise equal with 1 and 2 threads, and C written.
+void require_matches_emulation(const OnednnCase& c, const char* what, const OnednnProduct& product) {
+  INFO("M=" << c.M << " N=" << c.N << " K=" << c.K << " ta=" << c.ta << " tb=" << c.tb << " serial=" << c.serial);
+  const int64_t ar = c.ta ? c.K : c.M, ac = c.ta ? c.M : c.K, br = c.tb ? c.N : c.K, bc = c.tb ? c.K : c.N;
+  Tensor a = rand_tensor({ar, ac + 3}, 1, -1, 1, DType::Float32);
+  Tensor b = rand_tensor({br, bc + 3}, 2, -1, 1, DType::Float32);
+  Tensor c0 = rand_tensor({c.M, c.N + 3}, 3, -1, 1, DType::Float32);
+  Tensor bias = rand_tensor({c.N}, 4, -1, 1, DType::Float32);
+  const float* pb = c.bias ? bias.data<float>() : nullptr;
+  Tensor expected = c0.clone();
+  kernels::gemm_bf16(Bf16Mode::emulated, c.ta, c.tb, c.M, c.N, c.K, c.alpha, a.data<float>(), ac + 3,
+                     b.data<float>(), bc + 3, c.beta, expected.data<float>(), c.N + 3, pb);
+  auto [one, two] = require_same_bits_across_threads([&](int) {
+    Tensor got = c0.clone();
+    product(a.data<float>(), ac + 3, b.data<float>(), bc + 3, got.data<float>(), c.N + 3, pb);
+    return std::vector<Tensor>{got};
+  });
+  require_close(one[0], expected, 1e-5, what);
+  REQUIRE(max_abs_diff(one[0], c0) > 0.1);   // the product was written
+}
 
 }  // namespace
 
@@ -267,39 +301,21 @@ TEST_CASE("autocast: the native path's oneDNN tiles, strides, alpha, beta and bi
                       std::logic_error);
     return;
   }
-  struct Case {
-    int64_t M, N, K;
-    bool ta, tb, serial, bias;
-    float alpha, beta;
-  };
   // Row tiles (M >= 64), column tiles (M < 64), one serial call; every transpose combination; a row
   // stride wider than the matrix (ld = cols + 3).
-  const std::vector<Case> cases{{200, 70, 50, false, false, false, false, 1.0f, 0.0f},
-                                {200, 70, 50, true, true, false, true, 1.0f, 0.0f},
-                                {20, 300, 33, false, true, false, false, 0.5f, 0.25f},
-                                {20, 300, 33, true, false, false, true, 1.0f, 0.0f},
-                                {37, 45, 29, true, true, true, false, 0.75f, 1.0f},
-                                {96, 130, 64, false, true, true, false, 1.0f, 0.0f}};
-  for (const Case& c : cases) {
-    INFO("M=" << c.M << " N=" << c.N << " K=" << c.K << " ta=" << c.ta << " tb=" << c.tb << " serial=" << c.serial);
-    const int64_t ar = c.ta ? c.K : c.M, ac = c.ta ? c.M : c.K, br = c.tb ? c.N : c.K, bc = c.tb ? c.K : c.N;
-    Tensor a = rand_tensor({ar, ac + 3}, 1, -1, 1, DType::Float32);
-    Tensor b = rand_tensor({br, bc + 3}, 2, -1, 1, DType::Float32);
-    Tensor c0 = rand_tensor({c.M, c.N + 3}, 3, -1, 1, DType::Float32);
-    Tensor bias = rand_tensor({c.N}, 4, -1, 1, DType::Float32);
-    const float* pb = c.bias ? bias.data<float>() : nullptr;
-    Tensor expected = c0.clone();
-    kernels::gemm_bf16(Bf16Mode::emulated, c.ta, c.tb, c.M, c.N, c.K, c.alpha, a.data<float>(), ac + 3,
-                       b.data<float>(), bc + 3, c.beta, expected.data<float>(), c.N + 3, pb);
-    auto [one, two] = require_same_bits_across_threads([&](int) {
-      Tensor got = c0.clone();
-      kernels::gemm_bf16_onednn_f32(c.serial, c.ta, c.tb, c.M, c.N, c.K, c.alpha, a.data<float>(), ac + 3,
-                                    b.data<float>(), bc + 3, c.beta, got.data<float>(), c.N + 3, pb);
-      return std::vector<Tensor>{got};
-    });
-    require_close(one[0], expected, 1e-5, "oneDNN tiles vs emulation");
-    REQUIRE(max_abs_diff(one[0], c0) > 0.1);   // the product was written
-  }
+  const std::vector<OnednnCase> cases{{200, 70, 50, false, false, false, false, 1.0f, 0.0f},
+                                      {200, 70, 50, true, true, false, true, 1.0f, 0.0f},
+                                      {20, 300, 33, false, true, false, false, 0.5f, 0.25f},
+                                      {20, 300, 33, true, false, false, true, 1.0f, 0.0f},
+                                      {37, 45, 29, true, true, true, false, 0.75f, 1.0f},
+                                      {96, 130, 64, false, true, true, false, 1.0f, 0.0f}};
+  for (const OnednnCase& c : cases)
+    require_matches_emulation(c, "oneDNN tiles vs emulation",
+                              [&](const float* a, int64_t lda, const float* b, int64_t ldb, float* out, int64_t ldc,
+                                  const float* bias) {
+                                kernels::gemm_bf16_onednn_f32(c.serial, c.ta, c.tb, c.M, c.N, c.K, c.alpha, a, lda, b,
+                                                              ldb, c.beta, out, ldc, bias);
+                              });
 }
 
 TEST_CASE("autocast: native products match the emulation and are bitwise equal with 1 and 2 threads",
@@ -339,25 +355,17 @@ TEST_CASE("autocast: oneDNN's bf16 matmul on the native path's tiles (gemm_bf16_
     WARN("oneDNN's bf16 matmul cannot run here: only its float32 form was tested");
     return;
   }
-  // Row tiles (M >= 64) and column tiles, every transpose, alpha and beta, row strides wider than the matrix.
-  const std::vector<std::array<int64_t, 5>> cases{{200, 70, 50, 0, 0}, {200, 70, 50, 1, 1}, {20, 300, 33, 0, 1},
-                                                  {20, 300, 33, 1, 0}};
-  for (const auto& [M, N, K, ta, tb] : cases) {
-    INFO("M=" << M << " N=" << N << " K=" << K << " ta=" << ta << " tb=" << tb);
-    const int64_t ac = ta ? M : K, bc = tb ? K : N;
-    Tensor a = rand_tensor({ta ? K : M, ac + 3}, 1, -1, 1, DType::Float32);
-    Tensor b = rand_tensor({tb ? N : K, bc + 3}, 2, -1, 1, DType::Float32);
-    Tensor c0 = rand_tensor({M, N + 3}, 3, -1, 1, DType::Float32);
-    Tensor expected = c0.clone();
-    kernels::gemm_bf16(Bf16Mode::emulated, ta, tb, M, N, K, 0.5f, a.data<float>(), ac + 3, b.data<float>(), bc + 3,
-                       0.25f, expected.data<float>(), N + 3);
-    auto [one, two] = require_same_bits_across_threads([&](int) {
-      Tensor got = c0.clone();
-      kernels::gemm_bf16_onednn(ta, tb, M, N, K, 0.5f, a.data<float>(), ac + 3, b.data<float>(), bc + 3, 0.25f,
-                                got.data<float>(), N + 3);
-      return std::vector<Tensor>{got};
-    });
-    require_close(one[0], expected, 1e-5, "oneDNN bf16 tiles vs emulation");
-    REQUIRE(max_abs_diff(one[0], c0) > 0.1);   // the product was written
-  }
+  // Row tiles (M >= 64) and column tiles, every transpose, alpha and beta (no serial call, no bias: the tiled
+  // product alone).
+  const std::vector<OnednnCase> cases{{200, 70, 50, false, false, false, false, 0.5f, 0.25f},
+                                      {200, 70, 50, true, true, false, false, 0.5f, 0.25f},
+                                      {20, 300, 33, false, true, false, false, 0.5f, 0.25f},
+                                      {20, 300, 33, true, false, false, false, 0.5f, 0.25f}};
+  for (const OnednnCase& c : cases)
+    require_matches_emulation(c, "oneDNN bf16 tiles vs emulation",
+                              [&](const float* a, int64_t lda, const float* b, int64_t ldb, float* out, int64_t ldc,
+                                  const float*) {
+                                kernels::gemm_bf16_onednn(c.ta, c.tb, c.M, c.N, c.K, c.alpha, a, lda, b, ldb, c.beta,
+                                                          out, ldc);
+                              });
 }
